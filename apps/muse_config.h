@@ -1,0 +1,87 @@
+// The whole config tree of muse-train: the sections of every subsystem under
+// one root, so one YAML file (and --set overrides) configures a run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config/schema.h"
+#include "dist/dist_config.h"
+#include "telemetry/telemetry_config.h"
+
+namespace muse {
+
+struct RunConfig {
+  std::string name = "run";
+  std::string dir = "runs";
+
+  template <class V>
+  void visit(V& v) {
+    v.field("name", name, {.help = "run name; the run directory is run.dir/run.name"});
+    v.field("dir", dir, {.help = "directory that holds run directories"});
+  }
+};
+
+struct TrainerConfig {
+  int64_t steps = 100;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("steps", steps, {.help = "optimizer steps to train for", .unit = "steps", .ge = 1});
+  }
+};
+
+struct CheckpointConfig {
+  int64_t every = 100;
+  int64_t keep = 2;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("every", every,
+            {.help = "steps between checkpoints (the last step is always saved)",
+             .unit = "steps",
+             .ge = 1});
+    v.field("keep", keep,
+            {.help = "complete checkpoints kept in the run directory; older ones are deleted",
+             .ge = 1});
+  }
+};
+
+struct MuseConfig {
+  std::string stage = "pretrain";
+  int64_t seed = 1234;
+  std::string init_from;
+  RunConfig run;
+  TrainerConfig trainer;
+  CheckpointConfig checkpoint;
+  dist::DistConfig dist;
+  telemetry::TelemetryConfig telemetry;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("stage", stage,
+            {.help = "what to run: pretrain, sft, rl or aggregate",
+             .choices = {"pretrain", "sft", "rl", "aggregate"}});
+    v.field("seed", seed,
+            {.help = "seed of initialisation, data order and sampling", .ge = 0});
+    v.field("init_from", init_from,
+            {.help = "start from: a checkpoint directory, a run directory (its LATEST), hf:DIR, "
+                     "or empty for a fresh model"});
+    v.section("run", run, "Naming and placing the run directory.");
+    v.section("trainer", trainer, "The training loop.");
+    v.section("checkpoint", checkpoint, "Saving training state.");
+    v.section("dist", dist, "Distributed communication.");
+    v.section("telemetry", telemetry, "Progress, metrics and logs.");
+  }
+
+  // Checks that involve more than one field's declaration.
+  void validate() const {
+    if (run.name.empty() || run.name == "." || run.name == ".." ||
+        run.name.find('/') != std::string::npos) {
+      throw config::ConfigError("run.name", "\"" + run.name + "\" is not a directory name");
+    }
+    if (run.dir.empty()) throw config::ConfigError("run.dir", "must not be empty");
+  }
+};
+
+}  // namespace muse

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build and test muse-train, and skips
+# what is already there. Safe to run any number of times.
+#
+#   MUSE_VENV      virtual environment holding the pinned torch wheel
+#                  (default: $HOME/.cache/muse-train/venv)
+#   MUSE_SKIP_APT  set to 1 to never call apt-get (packages must be present)
+set -euo pipefail
+
+TORCH_VERSION="2.15.0"
+MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
+
+say() { printf '[install-deps] %s\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------
+apt_packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  openmpi-bin libopenmpi-dev
+  libhdf5-dev
+  libyaml-cpp-dev
+  libcurl4-openssl-dev
+  libgtest-dev libgmock-dev
+  libstb-dev
+  clang-format
+  python3 python3-venv
+)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+# python3/python3-venv may come from pyenv instead of Debian; accept a working one.
+if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do
+    [[ "$p" == python3 || "$p" == python3-venv ]] || filtered+=("$p")
+  done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+
+if ((${#missing[@]})); then
+  if [[ "${MUSE_SKIP_APT:-0}" == 1 ]]; then
+    echo "error: missing Debian packages and MUSE_SKIP_APT=1: ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo=""
+  if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages present"
+fi
+
+# --- LibTorch through the pinned PyPI torch wheel ---------------------------
+if [[ -x "$MUSE_VENV/bin/python" ]] &&
+  "$MUSE_VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  say "torch $TORCH_VERSION present in $MUSE_VENV"
+else
+  say "installing torch==$TORCH_VERSION into $MUSE_VENV"
+  mkdir -p "$(dirname "$MUSE_VENV")"
+  python3 -m venv "$MUSE_VENV"
+  "$MUSE_VENV/bin/python" -m pip install -q --upgrade pip
+  "$MUSE_VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy
+fi
+say "ready: torch $TORCH_VERSION in $MUSE_VENV"

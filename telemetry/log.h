@@ -1,0 +1,19 @@
+// Console logging that knows its rank: rank 0 speaks for the job; other ranks
+// speak only for warnings and errors, prefixed with their rank.
+#pragma once
+
+#include <string_view>
+
+namespace muse::telemetry {
+
+// Set once, after the distributed session starts (defaults: rank 0 of 1).
+void set_log_rank(int rank, int world_size);
+
+// Progress and results, on stdout, from rank 0 only.
+void log_info(std::string_view message);
+// On stderr from any rank: "warning: ..." or "[rank 3] warning: ...".
+void log_warning(std::string_view message);
+// On stderr from any rank: "error: ..." or "[rank 3] error: ...".
+void log_error(std::string_view message);
+
+}  // namespace muse::telemetry
