@@ -31,6 +31,18 @@ struct TrainerConfig {
   }
 };
 
+struct OptimConfig {
+  double lr = 3e-4;
+  double weight_decay = 0.1;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("lr", lr, {.help = "peak learning rate of AdamW", .gt = 0});
+    v.field("weight_decay", weight_decay,
+            {.help = "decoupled weight decay of AdamW (not applied to norms and biases)", .ge = 0});
+  }
+};
+
 struct CheckpointConfig {
   int64_t every = 100;
   int64_t keep = 2;
@@ -53,6 +65,7 @@ struct MuseConfig {
   std::string init_from;
   RunConfig run;
   TrainerConfig trainer;
+  OptimConfig optim;
   CheckpointConfig checkpoint;
   dist::DistConfig dist;
   telemetry::TelemetryConfig telemetry;
@@ -62,13 +75,13 @@ struct MuseConfig {
     v.field("stage", stage,
             {.help = "what to run: pretrain, sft, rl or aggregate",
              .choices = {"pretrain", "sft", "rl", "aggregate"}});
-    v.field("seed", seed,
-            {.help = "seed of initialisation, data order and sampling", .ge = 0});
+    v.field("seed", seed, {.help = "seed of initialisation, data order and sampling", .ge = 0});
     v.field("init_from", init_from,
             {.help = "start from: a checkpoint directory, a run directory (its LATEST), hf:DIR, "
                      "or empty for a fresh model"});
     v.section("run", run, "Naming and placing the run directory.");
     v.section("trainer", trainer, "The training loop.");
+    v.section("optim", optim, "The optimizer.");
     v.section("checkpoint", checkpoint, "Saving training state.");
     v.section("dist", dist, "Distributed communication.");
     v.section("telemetry", telemetry, "Progress, metrics and logs.");
@@ -80,7 +93,8 @@ struct MuseConfig {
         run.name.find('/') != std::string::npos) {
       throw config::ConfigError("run.name", "\"" + run.name + "\" is not a directory name");
     }
-    if (run.dir.empty()) throw config::ConfigError("run.dir", "must not be empty");
+    if (run.dir.empty())
+      throw config::ConfigError("run.dir", "must not be empty");
   }
 };
 

@@ -41,9 +41,8 @@ const char* kDescription =
     "1 runtime failure, 2 bad command line or config.";
 
 std::string version_text() {
-  return std::string("muse-train ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT +
-         ", LibTorch " + MUSE_TORCH_VERSION + ", backends: mpi" +
-         (dist::has_nccl() ? ", nccl" : "") + ")";
+  return std::string("muse-train ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ", LibTorch " +
+         MUSE_TORCH_VERSION + ", backends: mpi" + (dist::has_nccl() ? ", nccl" : "") + ")";
 }
 
 std::string world_summary(const dist::World& w, std::string_view backend) {
@@ -61,7 +60,8 @@ std::filesystem::path prepare_run_dir(const MuseConfig& cfg) {
   const std::filesystem::path dir = std::filesystem::path(cfg.run.dir) / cfg.run.name;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) throw std::runtime_error(dir.string() + ": cannot create run directory (" + ec.message() + ")");
+  if (ec)
+    throw std::runtime_error(dir.string() + ": cannot create run directory (" + ec.message() + ")");
   config::write_file_atomic(dir / "config.yaml",
                             "# resolved by " + version_text() + "\n" + config::to_yaml(cfg));
   return dir;
@@ -82,15 +82,18 @@ void print_self_check(const std::vector<dist::SelfCheckRow>& rows) {
 int run(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
-  bool help = false, version = false, dry_run = false;
+  bool help = false, version = false, dry_run = false, print_config = false;
   std::string help_config;
   config::ArgParser args("muse-train", "--config FILE [--set key.path=value ...] [--dry-run]",
                          kDescription);
   args.option("--config", "FILE", &config_path, "YAML config to run (see configs/)");
-  args.repeated("--set", "KEY=VALUE", &overrides, "override one config key, e.g. --set trainer.steps=10");
+  args.repeated("--set", "KEY=VALUE", &overrides,
+                "override one config key, e.g. --set trainer.steps=10");
   args.flag("--dry-run", &dry_run,
             "resolve the config, start the communicator, check every collective across ranks, "
             "write the run directory's config.yaml, then stop");
+  args.flag("--print-config", &print_config,
+            "print the resolved config as YAML and exit (nothing is started or written)");
   args.option("--help-config", "FORMAT", &help_config,
               "print the config reference as 'text' or 'markdown' (docs/config.md)");
   args.flag("--version", &version, "print the version and exit");
@@ -133,6 +136,16 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (print_config) {
+    try {
+      std::cout << config::to_yaml(config::load<MuseConfig>(config_path, overrides).config);
+    } catch (const config::ConfigError& e) {
+      telemetry::log_error(e.what());
+      return kExitUsage;
+    }
+    return 0;
+  }
+
   const auto session = dist::Session::start(&argc, &argv);
   const dist::World& world = session->world();
   telemetry::set_log_rank(world.rank, world.size);
@@ -142,7 +155,8 @@ int run(int argc, char** argv) {
   try {
     loaded = config::load<MuseConfig>(config_path, overrides);
   } catch (const config::ConfigError& e) {
-    if (world.is_main()) telemetry::log_error(e.what());
+    if (world.is_main())
+      telemetry::log_error(e.what());
     return kExitUsage;
   }
   const MuseConfig& cfg = loaded.config;
@@ -158,13 +172,19 @@ int run(int argc, char** argv) {
   telemetry::log_info(config::render_table(config::describe_fields(cfg), loaded.origins));
 
   dist::CommOptions comm_options;
-  comm_options.timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(cfg.dist.collective_timeout_s * 1000));
+  comm_options.timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(cfg.dist.collective_timeout_s * 1000));
   comm_options.verify = cfg.dist.verify_collectives;
+  std::unique_ptr<dist::Communicator> comm;
   try {
-    const auto comm = dist::make_communicator(*session, cfg.dist.backend, comm_options);
-    telemetry::log_info(world_summary(world, comm->backend()));
+    comm = dist::make_communicator(*session, cfg.dist.backend, comm_options);
+  } catch (const dist::DistError& e) {
+    telemetry::log_error(std::string("dist.backend: ") + e.what());
+    return kExitFailure;
+  }
+  telemetry::log_info(world_summary(world, comm->backend()));
 
+  try {
     std::string run_dir_error;
     if (world.is_main()) {
       try {
@@ -177,7 +197,8 @@ int run(int argc, char** argv) {
     at::Tensor failed = at::full({1}, run_dir_error.empty() ? 0 : 1, at::kLong);
     comm->broadcast(failed, 0);
     if (failed.item<int64_t>() != 0) {
-      if (world.is_main()) telemetry::log_error(run_dir_error);
+      if (world.is_main())
+        telemetry::log_error(run_dir_error);
       return kExitFailure;
     }
 
@@ -187,7 +208,8 @@ int run(int argc, char** argv) {
                           " rank(s) communicate; stage '" + cfg.stage + "' not started");
     }
   } catch (const dist::DistError& e) {
-    // Ranks may now disagree about what comes next: end the whole job.
+    // A collective failed or timed out: ranks may now disagree about what
+    // comes next, so end the whole job rather than hang.
     telemetry::log_error(e.what());
     session->abort(kExitFailure);
   }
@@ -200,7 +222,9 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    muse::telemetry::log_error(e.what());
+    // Library messages (LibTorch's among them) may span lines; the report is one.
+    const std::string message = e.what();
+    muse::telemetry::log_error(message.substr(0, message.find('\n')));
     return kExitFailure;
   }
 }

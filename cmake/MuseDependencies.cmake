@@ -53,8 +53,20 @@ if(MUSE_CUDA_ENABLED)
   execute_process(COMMAND ${MUSE_PYTHON} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
                   OUTPUT_VARIABLE _muse_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE)
   list(APPEND CMAKE_PREFIX_PATH ${_muse_torch_prefix})
+  # Naming the target GPUs skips torch's probe of the local GPU, which needs one.
+  set(TORCH_CUDA_ARCH_LIST "8.0;9.0" CACHE STRING "GPU architectures (A100, H100)")
+  set(CMAKE_CUDA_STANDARD 17)
   find_package(Torch REQUIRED)
   target_link_libraries(muse_torch INTERFACE torch)
+  # Compile against the toolkit's nccl.h, but link the libnccl.so.2 that
+  # torch_cuda itself loads: a process holds one libnccl.so.2, and torch_cuda
+  # needs the symbols of the (newer) NCCL its wheel ships.
+  set(_muse_wheel_nccl ${MUSE_TORCH_DIR}/../nvidia/nccl/lib/libnccl.so.2)
+  if(EXISTS ${_muse_wheel_nccl})
+    get_filename_component(MUSE_NCCL_LIBRARY ${_muse_wheel_nccl} REALPATH)
+  endif()
+  get_filename_component(_muse_nccl_dir ${MUSE_NCCL_LIBRARY} DIRECTORY)
+  message(STATUS "NCCL: headers ${MUSE_NCCL_INCLUDE_DIR}, library ${MUSE_NCCL_LIBRARY}")
   add_library(muse_nccl INTERFACE)
   target_include_directories(muse_nccl SYSTEM INTERFACE ${MUSE_NCCL_INCLUDE_DIR})
   target_link_libraries(muse_nccl INTERFACE ${MUSE_NCCL_LIBRARY} CUDA::cudart)
@@ -68,7 +80,7 @@ else()
   target_compile_definitions(muse_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)
 endif()
 # Binaries find the wheel's libraries without LD_LIBRARY_PATH.
-set(CMAKE_BUILD_RPATH ${MUSE_TORCH_DIR}/lib)
+set(CMAKE_BUILD_RPATH ${MUSE_TORCH_DIR}/lib ${_muse_nccl_dir})
 
 # --- MPI, yaml-cpp, GoogleTest ----------------------------------------------------
 find_package(MPI REQUIRED COMPONENTS C)

@@ -28,7 +28,8 @@ void ArgParser::repeated(const std::string& name, const std::string& metavar,
 
 const ArgParser::Option* ArgParser::find(const std::string& name) const {
   for (const auto& o : options_) {
-    if (o.name == name) return &o;
+    if (o.name == name)
+      return &o;
   }
   return nullptr;
 }
@@ -48,14 +49,16 @@ void ArgParser::parse(const std::vector<std::string>& args) {
     const Option* o = find(name);
     if (!o) {
       std::vector<std::string> names;
-      for (const auto& opt : options_) names.push_back(opt.name);
+      for (const auto& opt : options_)
+        names.push_back(opt.name);
       const std::string near = suggest_key(name, names);
       throw UsageError("unknown option '" + name + "'" +
                        (near.empty() ? "" : " (did you mean '" + near + "'?)") + " (see " +
                        program_ + " --help)");
     }
     if (o->flag) {
-      if (eq != std::string::npos) throw UsageError("option " + name + " takes no value");
+      if (eq != std::string::npos)
+        throw UsageError("option " + name + " takes no value");
       *o->flag = true;
       continue;
     }
@@ -67,8 +70,10 @@ void ArgParser::parse(const std::vector<std::string>& args) {
     } else {
       throw UsageError("option " + name + " needs a value: " + name + " " + o->metavar);
     }
-    if (o->value) *o->value = value;
-    if (o->values) o->values->push_back(value);
+    if (o->value)
+      *o->value = value;
+    if (o->values)
+      o->values->push_back(value);
   }
 }
 
@@ -76,7 +81,8 @@ std::string ArgParser::usage() const {
   std::ostringstream out;
   out << "usage: " << program_ << " " << synopsis_ << "\n\n" << description_ << "\n\noptions:\n";
   size_t width = 0;
-  for (const auto& o : options_) width = std::max(width, o.name.size() + 1 + o.metavar.size());
+  for (const auto& o : options_)
+    width = std::max(width, o.name.size() + 1 + o.metavar.size());
   for (const auto& o : options_) {
     std::string head = o.name + (o.metavar.empty() ? "" : " " + o.metavar);
     out << "  " << head << std::string(width - head.size() + 2, ' ') << o.help << "\n";

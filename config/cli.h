@@ -24,8 +24,8 @@ class ArgParser {
   void option(const std::string& name, const std::string& metavar, std::string* out,
               const std::string& help);
   // --name VALUE, repeatable, values appended in order
-  void repeated(const std::string& name, const std::string& metavar,
-                std::vector<std::string>* out, const std::string& help);
+  void repeated(const std::string& name, const std::string& metavar, std::vector<std::string>* out,
+                const std::string& help);
 
   // Throws UsageError for unknown options (suggesting the nearest), missing
   // values and stray arguments.

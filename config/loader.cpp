@@ -12,7 +12,8 @@ namespace {
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     size_t diagonal = row[0];
     row[0] = i;
@@ -30,19 +31,25 @@ std::string leaf(const std::string& key) {
   return dot == std::string::npos ? key : key.substr(dot + 1);
 }
 
-std::string scalar_text(const YAML::Node& node) { return node.IsScalar() ? node.Scalar() : ""; }
+std::string scalar_text(const YAML::Node& node) {
+  return node.IsScalar() ? node.Scalar() : "";
+}
 
 }  // namespace
 
 std::string describe_node(const YAML::Node& node) {
-  if (!node || node.IsNull()) return "nothing (null)";
-  if (node.IsMap()) return "a mapping";
-  if (node.IsSequence()) return "a list";
+  if (!node || node.IsNull())
+    return "nothing (null)";
+  if (node.IsMap())
+    return "a mapping";
+  if (node.IsSequence())
+    return "a list";
   return "'" + node.Scalar() + "'";
 }
 
 bool parse_node(const YAML::Node& node, bool& out, std::string& why) {
-  if (node.IsScalar() && YAML::convert<bool>::decode(node, out)) return true;
+  if (node.IsScalar() && YAML::convert<bool>::decode(node, out))
+    return true;
   why = "expected true or false, got " + describe_node(node);
   return false;
 }
@@ -53,12 +60,14 @@ bool parse_node(const YAML::Node& node, int64_t& out, std::string& why) {
     return true;
   }
   why = "expected an integer, got " + describe_node(node);
-  if (!text.empty() && text.find_first_of(".eE") != std::string::npos) why += " (not a whole number)";
+  if (!text.empty() && text.find_first_of(".eE") != std::string::npos)
+    why += " (not a whole number)";
   return false;
 }
 
 bool parse_node(const YAML::Node& node, double& out, std::string& why) {
-  if (node.IsScalar() && node.Tag() != "!" && YAML::convert<double>::decode(node, out)) return true;
+  if (node.IsScalar() && node.Tag() != "!" && YAML::convert<double>::decode(node, out))
+    return true;
   why = "expected a number, got " + describe_node(node);
   return false;
 }
@@ -104,7 +113,8 @@ void fail_at(const std::string& origin, const YAML::Node& node, const std::strin
 void YamlApplier::reject_unknown() const {
   for (const auto& entry : node_) {
     const std::string name = entry.first.as<std::string>();
-    if (std::find(names_.begin(), names_.end(), name) != names_.end()) continue;
+    if (std::find(names_.begin(), names_.end(), name) != names_.end())
+      continue;
     const std::string key = join_key(prefix_, name);
     const std::string suggestion = suggest_key(key, known_keys_);
     fail_at(origin_, entry.first, key,
@@ -114,18 +124,20 @@ void YamlApplier::reject_unknown() const {
 
 YAML::Node load_yaml_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw ConfigError("", path + ": cannot open config file (" + std::strerror(errno) + ")");
+  if (!in)
+    throw ConfigError("", path + ": cannot open config file (" + std::strerror(errno) + ")");
   YAML::Node root;
   try {
     root = YAML::Load(in);
   } catch (const YAML::Exception& e) {
-    throw ConfigError("", path + ":" + std::to_string(e.mark.line + 1) +
-                              ": malformed YAML: " + e.msg);
+    throw ConfigError("",
+                      path + ":" + std::to_string(e.mark.line + 1) + ": malformed YAML: " + e.msg);
   }
-  if (!root || root.IsNull()) return YAML::Node(YAML::NodeType::Map);
+  if (!root || root.IsNull())
+    return YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) {
-    throw ConfigError("", path + ": the top level must be a mapping of keys, got " +
-                              describe_node(root));
+    throw ConfigError(
+        "", path + ": the top level must be a mapping of keys, got " + describe_node(root));
   }
   return root;
 }
@@ -147,10 +159,12 @@ YAML::Node parse_override(const std::string& assignment) {
   std::vector<std::string> parts;
   std::stringstream ss(key);
   for (std::string part; std::getline(ss, part, '.');) {
-    if (part.empty()) throw ConfigError(key, origin + ": '" + key + "' is not a key path");
+    if (part.empty())
+      throw ConfigError(key, origin + ": '" + key + "' is not a key path");
     parts.push_back(part);
   }
-  if (key.back() == '.') throw ConfigError(key, origin + ": '" + key + "' is not a key path");
+  if (key.back() == '.')
+    throw ConfigError(key, origin + ": '" + key + "' is not a key path");
   YAML::Node node = value;
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
     YAML::Node outer(YAML::NodeType::Map);
@@ -166,7 +180,8 @@ std::string fields_to_yaml(const std::vector<FieldInfo>& fields) {
   for (const auto& f : fields) {
     std::vector<std::string> parts;
     std::stringstream ss(f.path);
-    for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+    for (std::string part; std::getline(ss, part, '.');)
+      parts.push_back(part);
     const std::string name = parts.back();
     parts.pop_back();
     size_t common = 0;

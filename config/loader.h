@@ -73,11 +73,13 @@ class YamlApplier {
   void field(std::string_view name, T& value, const FieldSpec& spec) {
     names_.emplace_back(name);
     const YAML::Node child = node_[std::string(name)];
-    if (!child) return;
+    if (!child)
+      return;
     const std::string key = join_key(prefix_, name);
     T parsed{};
     std::string why;
-    if (!parse_node(child, parsed, why)) fail_at(origin_, child, key, why);
+    if (!parse_node(child, parsed, why))
+      fail_at(origin_, child, key, why);
     try {
       check_value(key, spec, parsed);
     } catch (const ConfigError& e) {
@@ -91,7 +93,8 @@ class YamlApplier {
   void section(std::string_view name, S& sub, std::string_view /*help*/) {
     names_.emplace_back(name);
     const YAML::Node child = node_[std::string(name)];
-    if (!child) return;
+    if (!child)
+      return;
     const std::string key = join_key(prefix_, name);
     if (!child.IsMap()) {
       fail_at(origin_, child, key, "expected a mapping of keys, got " + describe_node(child));
@@ -118,8 +121,10 @@ class YamlApplier {
 template <class Root>
 std::vector<std::string> known_keys() {
   std::vector<std::string> keys;
-  for (const auto& s : describe_sections<Root>()) keys.push_back(s.path);
-  for (const auto& f : describe_fields<Root>()) keys.push_back(f.path);
+  for (const auto& s : describe_sections<Root>())
+    keys.push_back(s.path);
+  for (const auto& f : describe_fields<Root>())
+    keys.push_back(f.path);
   return keys;
 }
 
@@ -141,9 +146,11 @@ void apply_yaml(Root& root, const YAML::Node& node, const std::string& origin, O
 // tree's own cross-field checks (`Root::validate()`, throwing ConfigError
 // naming the key), reported against the origin of that key.
 template <class Root>
-Loaded<Root> load(const std::optional<std::string>& file, const std::vector<std::string>& overrides) {
+Loaded<Root> load(const std::optional<std::string>& file,
+                  const std::vector<std::string>& overrides) {
   Loaded<Root> out;
-  if (file) apply_yaml(out.config, load_yaml_file(*file), *file, out.origins);
+  if (file)
+    apply_yaml(out.config, load_yaml_file(*file), *file, out.origins);
   for (const auto& assignment : overrides) {
     apply_yaml(out.config, parse_override(assignment), "--set " + assignment, out.origins);
   }

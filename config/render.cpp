@@ -23,13 +23,15 @@ std::string wrap(const std::string& text, size_t width, const std::string& inden
     }
     line += (line.empty() ? "" : " ") + word;
   }
-  if (!line.empty()) out += indent + line + "\n";
+  if (!line.empty())
+    out += indent + line + "\n";
   return out;
 }
 
 std::string markdown_cell(std::string text) {
   std::string out;
-  for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  for (char c : text)
+    out += c == '|' ? std::string("\\|") : std::string(1, c);
   return out;
 }
 
@@ -39,8 +41,10 @@ std::string render_help(const std::vector<FieldInfo>& fields) {
   std::string out;
   for (const auto& f : fields) {
     std::string attrs = f.type;
-    if (!f.unit.empty()) attrs += ", " + f.unit;
-    if (!f.constraints.empty()) attrs += ", " + f.constraints;
+    if (!f.unit.empty())
+      attrs += ", " + f.unit;
+    if (!f.constraints.empty())
+      attrs += ", " + f.constraints;
     out += "  " + f.path + " (" + attrs + ") = " + f.value + "\n";
     out += wrap(f.help, 72, "      ");
   }
@@ -56,7 +60,8 @@ std::string render_markdown(const std::vector<SectionInfo>& sections,
     out << "\n| key | type | default | unit | allowed | description |\n";
     out << "| --- | --- | --- | --- | --- | --- |\n";
     for (const auto& f : fields) {
-      if (section_of(f.path) != section) continue;
+      if (section_of(f.path) != section)
+        continue;
       out << "| `" << f.path << "` | " << f.type << " | `" << markdown_cell(f.value) << "` | "
           << f.unit << " | " << markdown_cell(f.constraints) << " | " << markdown_cell(f.help)
           << " |\n";
@@ -79,11 +84,13 @@ std::string render_table(const std::vector<FieldInfo>& fields, const Origins& or
   }
   std::array<size_t, 3> width{};
   for (const auto& r : rows) {
-    for (size_t c = 0; c < 3; ++c) width[c] = std::max(width[c], r[c].size());
+    for (size_t c = 0; c < 3; ++c)
+      width[c] = std::max(width[c], r[c].size());
   }
   auto rule = [&] {
     std::string line = "+";
-    for (size_t w : width) line += std::string(w + 2, '-') + "+";
+    for (size_t w : width)
+      line += std::string(w + 2, '-') + "+";
     return line + "\n";
   };
   std::string out = rule();
@@ -93,7 +100,8 @@ std::string render_table(const std::vector<FieldInfo>& fields, const Origins& or
       line += " " + rows[i][c] + std::string(width[c] - rows[i][c].size(), ' ') + " |";
     }
     out += line + "\n";
-    if (i == 0) out += rule();
+    if (i == 0)
+      out += rule();
   }
   return out + rule();
 }

@@ -90,7 +90,8 @@ void check_value(const std::string& key, const FieldSpec& spec, double value);
 void check_value(const std::string& key, const FieldSpec& spec, const std::string& value);
 template <class T>
 void check_value(const std::string& key, const FieldSpec& spec, const std::vector<T>& values) {
-  for (const auto& v : values) check_value(key, spec, v);
+  for (const auto& v : values)
+    check_value(key, spec, v);
 }
 
 // Renders a value the way YAML and the table show it (round-trips exactly for
@@ -102,7 +103,8 @@ std::string format_value(const std::string& value);
 template <class T>
 std::string format_value(const std::vector<T>& values) {
   std::string out = "[";
-  for (size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + format_value(values[i]);
+  for (size_t i = 0; i < values.size(); ++i)
+    out += (i ? ", " : "") + format_value(values[i]);
   return out + "]";
 }
 

@@ -36,12 +36,14 @@ std::string shape_of(const at::Tensor& t) {
 
 void check_tensor(std::string_view what, const at::Tensor& t) {
   const std::string name(what);
-  if (!t.defined()) throw DistError(name + ": tensor is undefined");
+  if (!t.defined())
+    throw DistError(name + ": tensor is undefined");
   if (!is_supported(t.scalar_type())) {
     throw DistError(name + ": dtype " + std::string(c10::toString(t.scalar_type())) +
                     " is not supported (float32, float64, bfloat16, float16, int32, int64, uint8)");
   }
-  if (!t.is_contiguous()) throw DistError(name + ": tensor " + shape_of(t) + " is not contiguous");
+  if (!t.is_contiguous())
+    throw DistError(name + ": tensor " + shape_of(t) + " is not contiguous");
 }
 
 void check_pair(std::string_view what, const at::Tensor& out, const at::Tensor& in,
@@ -71,28 +73,38 @@ void check_op(std::string_view what, const at::Tensor& t, ReduceOp op) {
 
 std::string_view to_string(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kAvg: return "avg";
-    case ReduceOp::kMax: return "max";
-    case ReduceOp::kMin: return "min";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kAvg:
+      return "avg";
+    case ReduceOp::kMax:
+      return "max";
+    case ReduceOp::kMin:
+      return "min";
   }
   return "?";
 }
 
 std::string_view to_string(Collective c) {
   switch (c) {
-    case Collective::kAllGather: return "all_gather";
-    case Collective::kReduceScatter: return "reduce_scatter";
-    case Collective::kAllReduce: return "all_reduce";
-    case Collective::kBroadcast: return "broadcast";
-    case Collective::kBarrier: return "barrier";
+    case Collective::kAllGather:
+      return "all_gather";
+    case Collective::kReduceScatter:
+      return "reduce_scatter";
+    case Collective::kAllReduce:
+      return "all_reduce";
+    case Collective::kBroadcast:
+      return "broadcast";
+    case Collective::kBarrier:
+      return "barrier";
   }
   return "?";
 }
 
 int64_t CommStats::total_wire_bytes() const {
   int64_t total = 0;
-  for (const auto& s : by_collective) total += s.wire_bytes;
+  for (const auto& s : by_collective)
+    total += s.wire_bytes;
   return total;
 }
 
@@ -148,11 +160,20 @@ std::unique_ptr<Work> Communicator::submit(Call call) {
   const int64_t in_bytes = call.in.defined() ? call.in.nbytes() : 0;
   int64_t wire = 0;
   switch (call.kind) {
-    case Collective::kAllGather: wire = in_bytes * (n - 1); break;
-    case Collective::kReduceScatter: wire = in_bytes * (n - 1) / n; break;
-    case Collective::kAllReduce: wire = 2 * in_bytes * (n - 1) / n; break;
-    case Collective::kBroadcast: wire = n > 1 ? in_bytes : 0; break;
-    case Collective::kBarrier: break;
+    case Collective::kAllGather:
+      wire = in_bytes * (n - 1);
+      break;
+    case Collective::kReduceScatter:
+      wire = in_bytes * (n - 1) / n;
+      break;
+    case Collective::kAllReduce:
+      wire = 2 * in_bytes * (n - 1) / n;
+      break;
+    case Collective::kBroadcast:
+      wire = n > 1 ? in_bytes : 0;
+      break;
+    case Collective::kBarrier:
+      break;
   }
   {
     std::lock_guard lock(stats_mutex_);
@@ -173,7 +194,8 @@ Fingerprint fingerprint_of(const Communicator::Call& call) {
   if (call.in.defined()) {
     f.dtype = static_cast<int64_t>(call.in.scalar_type());
     f.ndim = call.in.dim();
-    for (int64_t d = 0; d < f.ndim && d < Fingerprint::kMaxDims; ++d) f.dims[d] = call.in.size(d);
+    for (int64_t d = 0; d < f.ndim && d < Fingerprint::kMaxDims; ++d)
+      f.dims[d] = call.in.size(d);
   }
   return f;
 }
@@ -182,15 +204,19 @@ std::string describe(const Fingerprint& f) {
   std::ostringstream s;
   const auto kind = static_cast<Collective>(f.kind);
   s << to_string(kind) << " #" << f.seq;
-  if (kind == Collective::kBarrier) return s.str();
+  if (kind == Collective::kBarrier)
+    return s.str();
   s << " " << c10::toString(static_cast<at::ScalarType>(f.dtype)) << "[";
-  for (int64_t d = 0; d < f.ndim && d < Fingerprint::kMaxDims; ++d) s << (d ? ", " : "") << f.dims[d];
-  if (f.ndim > Fingerprint::kMaxDims) s << ", ...";
+  for (int64_t d = 0; d < f.ndim && d < Fingerprint::kMaxDims; ++d)
+    s << (d ? ", " : "") << f.dims[d];
+  if (f.ndim > Fingerprint::kMaxDims)
+    s << ", ...";
   s << "]";
   if (kind == Collective::kAllReduce || kind == Collective::kReduceScatter) {
     s << " " << to_string(static_cast<ReduceOp>(f.op));
   }
-  if (kind == Collective::kBroadcast) s << " from rank " << f.root;
+  if (kind == Collective::kBroadcast)
+    s << " from rank " << f.root;
   return s.str();
 }
 
@@ -200,14 +226,16 @@ void check_fingerprints(const std::vector<Fingerprint>& all) {
            a.root == b.root && a.ndim == b.ndim && a.dims == b.dims;
   };
   for (size_t r = 1; r < all.size(); ++r) {
-    if (same(all[r], all[0])) continue;
+    if (same(all[r], all[0]))
+      continue;
     throw DistError("ranks disagree about a collective: rank 0 calls " + describe(all[0]) +
                     " but rank " + std::to_string(r) + " calls " + describe(all[r]));
   }
 }
 
 void DoneWork::wait() {
-  if (!error_.empty()) throw DistError(error_);
+  if (!error_.empty())
+    throw DistError(error_);
 }
 
 bool has_nccl() {
@@ -230,16 +258,15 @@ std::unique_ptr<Communicator> make_communicator(const Session& session, std::str
         "backend 'nccl' is not in this build: configure with -DMUSE_WITH_CUDA=ON on a machine "
         "with the CUDA toolkit and NCCL");
   }
-  bool use_nccl = backend == "nccl";
+  if (w.size == 1)
+    return std::make_unique<SoloCommunicator>();
+  if (!session.uses_mpi())
+    throw DistError("a world of several ranks needs MPI");
 #ifdef MUSE_WITH_NCCL
-  if (backend == "auto") use_nccl = nccl_device_available();
+  if (backend == "nccl" || (backend == "auto" && nccl_device_available())) {
+    return std::make_unique<NcclCommunicator>(w, options);
+  }
 #endif
-  if (w.size == 1) return std::make_unique<SoloCommunicator>();
-  if (!session.uses_mpi()) throw DistError("a world of several ranks needs MPI");
-#ifdef MUSE_WITH_NCCL
-  if (use_nccl) return std::make_unique<NcclCommunicator>(w, options);
-#endif
-  (void)use_nccl;
   return std::make_unique<MpiCommunicator>(options);
 }
 

@@ -113,7 +113,9 @@ class Communicator {
   std::unique_ptr<Work> broadcast_async(const at::Tensor& tensor, int root);
   std::unique_ptr<Work> barrier_async();
 
-  void all_gather(const at::Tensor& out, const at::Tensor& in) { all_gather_async(out, in)->wait(); }
+  void all_gather(const at::Tensor& out, const at::Tensor& in) {
+    all_gather_async(out, in)->wait();
+  }
   void reduce_scatter(const at::Tensor& out, const at::Tensor& in, ReduceOp op = ReduceOp::kSum) {
     reduce_scatter_async(out, in, op)->wait();
   }

@@ -8,7 +8,8 @@ namespace muse::dist {
 namespace {
 
 void check_mpi(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
+  if (rc == MPI_SUCCESS)
+    return;
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(rc, text, &length);
@@ -19,25 +20,37 @@ void check_mpi(int rc, const char* what) {
 // (bfloat16 and float16 have no MPI reduction type: they reduce as float32).
 MPI_Datatype mpi_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kInt: return MPI_INT32_T;
-    case at::kLong: return MPI_INT64_T;
-    case at::kByte: return MPI_UINT8_T;
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kByte:
+      return MPI_UINT8_T;
     case at::kBFloat16:
-    case at::kHalf: return MPI_UINT16_T;
-    default: throw DistError("no MPI type for " + std::string(c10::toString(t)));
+    case at::kHalf:
+      return MPI_UINT16_T;
+    default:
+      throw DistError("no MPI type for " + std::string(c10::toString(t)));
   }
 }
 
-bool reduces_in_float(at::ScalarType t) { return t == at::kBFloat16 || t == at::kHalf; }
+bool reduces_in_float(at::ScalarType t) {
+  return t == at::kBFloat16 || t == at::kHalf;
+}
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::kSum:
-    case ReduceOp::kAvg: return MPI_SUM;  // the average divides afterwards
-    case ReduceOp::kMax: return MPI_MAX;
-    case ReduceOp::kMin: return MPI_MIN;
+    case ReduceOp::kAvg:
+      return MPI_SUM;  // the average divides afterwards
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
   }
   return MPI_SUM;
 }
@@ -50,7 +63,6 @@ int mpi_count(int64_t n) {
   return static_cast<int>(n);
 }
 
-
 }  // namespace
 
 // A collective handed to the worker thread.
@@ -62,7 +74,8 @@ class MpiWork final : public Work {
 
   void wait() override {
     if (finished_) {
-      if (!error_.empty()) throw DistError(error_);
+      if (!error_.empty())
+        throw DistError(error_);
       return;
     }
     if (future_.wait_until(deadline_) == std::future_status::timeout) {
@@ -135,7 +148,13 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 std::unique_ptr<Work> MpiCommunicator::launch(Call call) {
-  if (broken_) throw DistError("communicator unusable after an earlier failure: " + broken_reason_);
+  if (broken_)
+    throw DistError("communicator unusable after an earlier failure: " + broken_reason_);
+  if (call.in.defined() && !call.in.is_cpu()) {
+    throw DistError(std::string(to_string(call.kind)) +
+                    ": the mpi backend takes CPU tensors, got " + call.in.device().str() +
+                    " (use dist.backend: nccl for CUDA tensors)");
+  }
   const Fingerprint what = fingerprint_of(call);
   Task task{std::move(call), {}};
   std::future<double> future = task.done.get_future();
@@ -154,7 +173,8 @@ void MpiCommunicator::serve(const std::shared_ptr<State>& state) {
     {
       std::unique_lock lock(state->mutex);
       state->wake.wait(lock, [&] { return state->stopping || !state->queue.empty(); });
-      if (state->queue.empty()) return;  // stopping, and nothing left to run
+      if (state->queue.empty())
+        return;  // stopping, and nothing left to run
       task = std::move(state->queue.front());
       state->queue.pop_front();
     }
@@ -173,9 +193,9 @@ void MpiCommunicator::run(State& state, const Call& call) {
   if (state.verify) {
     const Fingerprint mine = fingerprint_of(call);
     std::vector<Fingerprint> all(state.size);
-    check_mpi(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE,
-                            state.comm),
-              "MPI_Allgather (collective fingerprints)");
+    check_mpi(
+        MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, state.comm),
+        "MPI_Allgather (collective fingerprints)");
     check_fingerprints(all);
   }
   if (call.kind == Collective::kBarrier) {
@@ -206,18 +226,23 @@ void MpiCommunicator::run(State& state, const Call& call) {
         check_mpi(MPI_Allreduce(MPI_IN_PLACE, in.data_ptr(), mpi_count(in.numel()), type,
                                 mpi_op(call.op), state.comm),
                   "MPI_Allreduce");
-        if (call.op == ReduceOp::kAvg) in.div_(state.size);
-        if (widen) call.out.copy_(in);
+        if (call.op == ReduceOp::kAvg)
+          in.div_(state.size);
+        if (widen)
+          call.out.copy_(in);
       } else {
         check_mpi(MPI_Reduce_scatter_block(in.data_ptr(), out.data_ptr(), mpi_count(out.numel()),
                                            type, mpi_op(call.op), state.comm),
                   "MPI_Reduce_scatter_block");
-        if (call.op == ReduceOp::kAvg) out.div_(state.size);
-        if (widen) call.out.copy_(out);
+        if (call.op == ReduceOp::kAvg)
+          out.div_(state.size);
+        if (widen)
+          call.out.copy_(out);
       }
       return;
     }
-    case Collective::kBarrier: return;
+    case Collective::kBarrier:
+      return;
   }
 }
 

@@ -47,47 +47,78 @@ std::vector<SelfCheckRow> run_self_check(Communicator& comm, int64_t n) {
     at::Tensor gathered = at::empty({world * n}, mine.options());
     at::Tensor gathered_want = at::empty_like(gathered);
     for (int64_t q = 0; q < world; ++q) {
-      gathered_want.slice(0, q * n, (q + 1) * n).copy_(pattern(n, 0, static_cast<double>(q + 1), dtype));
+      gathered_want.slice(0, q * n, (q + 1) * n)
+          .copy_(pattern(n, 0, static_cast<double>(q + 1), dtype));
     }
-    check("all_gather", [&](bool async) {
-      if (async) wait_if(comm.all_gather_async(gathered, mine));
-      else comm.all_gather(gathered, mine);
-    }, gathered, gathered_want);
+    check(
+        "all_gather",
+        [&](bool async) {
+          if (async)
+            wait_if(comm.all_gather_async(gathered, mine));
+          else
+            comm.all_gather(gathered, mine);
+        },
+        gathered, gathered_want);
 
     const at::Tensor full = pattern(world * n, 0, static_cast<double>(r + 1), dtype);
     at::Tensor part = at::empty({n}, full.options());
     const at::Tensor part_sum =
         pattern(n, r * n, 0, at::kDouble).mul(world).add(ranks_sum).to(dtype);
-    check("reduce_scatter(sum)", [&](bool async) {
-      if (async) wait_if(comm.reduce_scatter_async(part, full, ReduceOp::kSum));
-      else comm.reduce_scatter(part, full, ReduceOp::kSum);
-    }, part, part_sum);
+    check(
+        "reduce_scatter(sum)",
+        [&](bool async) {
+          if (async)
+            wait_if(comm.reduce_scatter_async(part, full, ReduceOp::kSum));
+          else
+            comm.reduce_scatter(part, full, ReduceOp::kSum);
+        },
+        part, part_sum);
 
     at::Tensor summed = mine.clone();
-    check("all_reduce(sum)", [&](bool async) {
-      if (async) wait_if(comm.all_reduce_async(summed, ReduceOp::kSum));
-      else comm.all_reduce(summed, ReduceOp::kSum);
-    }, summed, pattern(n, 0, 0, at::kDouble).mul(world).add(ranks_sum).to(dtype));
+    check(
+        "all_reduce(sum)",
+        [&](bool async) {
+          if (async)
+            wait_if(comm.all_reduce_async(summed, ReduceOp::kSum));
+          else
+            comm.all_reduce(summed, ReduceOp::kSum);
+        },
+        summed, pattern(n, 0, 0, at::kDouble).mul(world).add(ranks_sum).to(dtype));
 
     at::Tensor maxed = mine.clone();
-    check("all_reduce(max)", [&](bool async) {
-      if (async) wait_if(comm.all_reduce_async(maxed, ReduceOp::kMax));
-      else comm.all_reduce(maxed, ReduceOp::kMax);
-    }, maxed, pattern(n, 0, static_cast<double>(world), dtype));
+    check(
+        "all_reduce(max)",
+        [&](bool async) {
+          if (async)
+            wait_if(comm.all_reduce_async(maxed, ReduceOp::kMax));
+          else
+            comm.all_reduce(maxed, ReduceOp::kMax);
+        },
+        maxed, pattern(n, 0, static_cast<double>(world), dtype));
 
     if (floating) {
       at::Tensor averaged = mine.clone();
-      check("all_reduce(avg)", [&](bool async) {
-        if (async) wait_if(comm.all_reduce_async(averaged, ReduceOp::kAvg));
-        else comm.all_reduce(averaged, ReduceOp::kAvg);
-      }, averaged, pattern(n, 0, ranks_sum / world, dtype));
+      check(
+          "all_reduce(avg)",
+          [&](bool async) {
+            if (async)
+              wait_if(comm.all_reduce_async(averaged, ReduceOp::kAvg));
+            else
+              comm.all_reduce(averaged, ReduceOp::kAvg);
+          },
+          averaged, pattern(n, 0, ranks_sum / world, dtype));
     }
 
     at::Tensor sent = mine.clone();
-    check("broadcast", [&](bool async) {
-      if (async) wait_if(comm.broadcast_async(sent, static_cast<int>(world - 1)));
-      else comm.broadcast(sent, static_cast<int>(world - 1));
-    }, sent, pattern(n, 0, static_cast<double>(world), dtype));
+    check(
+        "broadcast",
+        [&](bool async) {
+          if (async)
+            wait_if(comm.broadcast_async(sent, static_cast<int>(world - 1)));
+          else
+            comm.broadcast(sent, static_cast<int>(world - 1));
+        },
+        sent, pattern(n, 0, static_cast<double>(world), dtype));
   }
   comm.barrier();
   return rows;

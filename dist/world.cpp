@@ -13,7 +13,8 @@ namespace {
 std::optional<int> env_int(const std::function<const char*(const char*)>& getenv,
                            const char* name) {
   const char* text = getenv(name);
-  if (!text || !*text) return std::nullopt;
+  if (!text || !*text)
+    return std::nullopt;
   char* end = nullptr;
   const long value = std::strtol(text, &end, 10);
   if (*end != '\0' || value < 0) {
@@ -26,12 +27,14 @@ std::optional<int> env_int(const std::function<const char*(const char*)>& getenv
 // SLURM_TASKS_PER_NODE looks like "2(x3),1": the first count is this node's
 // when tasks are spread evenly, which is all we use it for (a hint).
 std::optional<int> first_count(const char* text) {
-  if (!text || !*text) return std::nullopt;
+  if (!text || !*text)
+    return std::nullopt;
   return std::atoi(text);
 }
 
 void check_mpi(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
+  if (rc == MPI_SUCCESS)
+    return;
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(rc, text, &length);
@@ -82,8 +85,8 @@ void check_launch(const LaunchEnv& env, int mpi_rank, int mpi_size) {
                              "or run `mpirun` inside the allocation"
                            : "";
     throw DistError(env.launcher + " started " + std::to_string(*env.size) +
-                    " tasks but MPI sees a world of " + std::to_string(mpi_size) +
-                    " rank(s)" + hint);
+                    " tasks but MPI sees a world of " + std::to_string(mpi_size) + " rank(s)" +
+                    hint);
   }
   if (env.rank && *env.rank != mpi_rank) {
     throw DistError(env.launcher + " says this is rank " + std::to_string(*env.rank) +
@@ -100,7 +103,8 @@ std::unique_ptr<Session> Session::start(int* argc, char*** argv) {
 
   const LaunchEnv env = read_launch_env([](const char* name) { return std::getenv(name); });
   w.launcher = env.launcher;
-  if (env.launcher == "none") return session;  // a world of one, no MPI
+  if (env.launcher == "none")
+    return session;  // a world of one, no MPI
 
   int provided = 0;
   check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
@@ -117,14 +121,13 @@ std::unique_ptr<Session> Session::start(int* argc, char*** argv) {
   // Ranks sharing memory are one node: local rank/size from a shared split,
   // node index by numbering the local leaders.
   MPI_Comm local = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL,
-                                &local),
-            "MPI_Comm_split_type");
+  check_mpi(
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &local),
+      "MPI_Comm_split_type");
   MPI_Comm_rank(local, &w.local_rank);
   MPI_Comm_size(local, &w.local_size);
   MPI_Comm leaders = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, w.local_rank == 0 ? 0 : MPI_UNDEFINED, w.rank,
-                           &leaders),
+  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, w.local_rank == 0 ? 0 : MPI_UNDEFINED, w.rank, &leaders),
             "MPI_Comm_split");
   int node = 0;
   if (w.local_rank == 0) {
@@ -140,14 +143,17 @@ std::unique_ptr<Session> Session::start(int* argc, char*** argv) {
 }
 
 Session::~Session() {
-  if (!uses_mpi_) return;
+  if (!uses_mpi_)
+    return;
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (!finalized)
+    MPI_Finalize();
 }
 
 void Session::abort(int exit_code) const {
-  if (uses_mpi_) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  if (uses_mpi_)
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }
 

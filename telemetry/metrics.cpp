@@ -15,7 +15,8 @@ Record& Record::add(std::string key, Value value) {
 
 const Value* Record::find(std::string_view key) const {
   for (const auto& [k, v] : fields_) {
-    if (k == key) return &v;
+    if (k == key)
+      return &v;
   }
   return nullptr;
 }
@@ -24,11 +25,21 @@ std::string json_quote(std::string_view text) {
   std::string out = "\"";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -46,7 +57,8 @@ std::string to_json(const Record& record) {
   std::string out = "{";
   bool first = true;
   for (const auto& [key, value] : record.fields()) {
-    if (!first) out += ", ";
+    if (!first)
+      out += ", ";
     first = false;
     out += json_quote(key) + ": ";
     if (const auto* i = std::get_if<int64_t>(&value)) {
@@ -69,23 +81,29 @@ std::string to_json(const Record& record) {
 }
 
 JsonlSink::JsonlSink(const std::string& path) : path_(path), out_(path, std::ios::app) {
-  if (!out_) throw std::runtime_error(path + ": cannot open for writing (" + std::strerror(errno) + ")");
+  if (!out_)
+    throw std::runtime_error(path + ": cannot open for writing (" + std::strerror(errno) + ")");
 }
 
 void JsonlSink::write(const Record& record) {
   out_ << to_json(record) << '\n';
   out_.flush();
-  if (!out_) throw std::runtime_error(path_ + ": write failed (" + std::strerror(errno) + ")");
+  if (!out_)
+    throw std::runtime_error(path_ + ": write failed (" + std::strerror(errno) + ")");
 }
 
-void JsonlSink::flush() { out_.flush(); }
+void JsonlSink::flush() {
+  out_.flush();
+}
 
 void Metrics::write(const Record& record) {
-  for (auto& sink : sinks_) sink->write(record);
+  for (auto& sink : sinks_)
+    sink->write(record);
 }
 
 void Metrics::flush() {
-  for (auto& sink : sinks_) sink->flush();
+  for (auto& sink : sinks_)
+    sink->flush();
 }
 
 }  // namespace muse::telemetry

@@ -22,7 +22,9 @@ class Record {
  public:
   Record& add(std::string key, Value value);
   Record& add(std::string key, int value) { return add(std::move(key), int64_t{value}); }
-  Record& add(std::string key, const char* value) { return add(std::move(key), std::string(value)); }
+  Record& add(std::string key, const char* value) {
+    return add(std::move(key), std::string(value));
+  }
   const std::vector<std::pair<std::string, Value>>& fields() const { return fields_; }
   // The value of `key`, or nullptr.
   const Value* find(std::string_view key) const;

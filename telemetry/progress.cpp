@@ -16,7 +16,8 @@ int64_t status_kib(const char* field) {
   std::string line;
   const std::string prefix = std::string(field) + ":";
   while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size()));
+    if (line.rfind(prefix, 0) == 0)
+      return std::stoll(line.substr(prefix.size()));
   }
   return 0;
 }
@@ -30,7 +31,8 @@ std::string printf_string(const char* format, double a, double b = 0) {
 }  // namespace
 
 std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  if (!std::isfinite(seconds) || seconds < 0)
+    return "?";
   const auto s = static_cast<int64_t>(std::llround(seconds));
   char buf[32];
   if (s < 60) {
@@ -49,26 +51,38 @@ std::string format_duration(double seconds) {
 }
 
 std::string format_count(double count) {
-  if (!std::isfinite(count)) return "?";
+  if (!std::isfinite(count))
+    return "?";
   const double a = std::fabs(count);
-  if (a < 1e3) return printf_string("%.0f", count);
-  if (a < 1e6) return printf_string("%.3gk", count / 1e3);
-  if (a < 1e9) return printf_string("%.3gM", count / 1e6);
+  if (a < 1e3)
+    return printf_string("%.0f", count);
+  if (a < 1e6)
+    return printf_string("%.3gk", count / 1e3);
+  if (a < 1e9)
+    return printf_string("%.3gM", count / 1e6);
   return printf_string("%.3gG", count / 1e9);
 }
 
 std::string format_bytes(double bytes) {
-  if (bytes < 1024.0 * 1024 * 1024) return printf_string("%.0f MiB", bytes / (1024.0 * 1024));
+  if (bytes < 1024.0 * 1024 * 1024)
+    return printf_string("%.0f MiB", bytes / (1024.0 * 1024));
   return printf_string("%.1f GiB", bytes / (1024.0 * 1024 * 1024));
 }
 
-int64_t current_rss_bytes() { return status_kib("VmRSS") * 1024; }
-int64_t peak_rss_bytes() { return status_kib("VmHWM") * 1024; }
+int64_t current_rss_bytes() {
+  return status_kib("VmRSS") * 1024;
+}
+int64_t peak_rss_bytes() {
+  return status_kib("VmHWM") * 1024;
+}
 
 ProgressMode progress_mode(const std::string& setting, bool stdout_is_terminal) {
-  if (setting == "auto") return stdout_is_terminal ? ProgressMode::kInPlace : ProgressMode::kLines;
-  if (setting == "lines") return ProgressMode::kLines;
-  if (setting == "off") return ProgressMode::kOff;
+  if (setting == "auto")
+    return stdout_is_terminal ? ProgressMode::kInPlace : ProgressMode::kLines;
+  if (setting == "lines")
+    return ProgressMode::kLines;
+  if (setting == "off")
+    return ProgressMode::kOff;
   throw std::invalid_argument("progress mode '" + setting + "' (expected auto, lines or off)");
 }
 
@@ -102,29 +116,36 @@ double ProgressLine::seconds_per_step() const {
 }
 
 double ProgressLine::eta_seconds() const {
-  if (window_.empty()) return -1;
+  if (window_.empty())
+    return -1;
   return static_cast<double>(total_ - last_step_) * seconds_per_step();
 }
 
 void ProgressLine::update(int64_t step, int64_t tokens,
                           const std::vector<std::pair<std::string, std::string>>& fields,
                           Clock::time_point now) {
-  window_.push_back({step - last_step_, tokens,
-                     std::chrono::duration<double>(now - last_time_).count()});
-  if (window_.size() > kWindow) window_.pop_front();
+  window_.push_back(
+      {step - last_step_, tokens, std::chrono::duration<double>(now - last_time_).count()});
+  if (window_.size() > kWindow)
+    window_.pop_front();
   last_step_ = step;
   last_time_ = now;
 
   text_ = label_ + "  step " + std::to_string(step) + "/" + std::to_string(total_);
-  for (const auto& [name, value] : fields) text_ += " | " + name + " " + value;
-  if (tokens > 0) text_ += " | " + format_count(tokens_per_second()) + " tok/s";
+  for (const auto& [name, value] : fields)
+    text_ += " | " + name + " " + value;
+  if (tokens > 0)
+    text_ += " | " + format_count(tokens_per_second()) + " tok/s";
   text_ += " | " + printf_string("%.3g", seconds_per_step()) + " s/step";
   text_ += " | ETA " + format_duration(eta_seconds());
   text_ += " | mem " + format_bytes(static_cast<double>(current_rss_bytes()));
 
   switch (mode_) {
-    case ProgressMode::kOff: return;
-    case ProgressMode::kLines: out_ << text_ << '\n' << std::flush; return;
+    case ProgressMode::kOff:
+      return;
+    case ProgressMode::kLines:
+      out_ << text_ << '\n' << std::flush;
+      return;
     case ProgressMode::kInPlace:
       out_ << '\r' << text_ << "\x1b[K" << std::flush;
       line_open_ = true;
@@ -133,7 +154,8 @@ void ProgressLine::update(int64_t step, int64_t tokens,
 }
 
 void ProgressLine::finish() {
-  if (line_open_) out_ << '\n' << std::flush;
+  if (line_open_)
+    out_ << '\n' << std::flush;
   line_open_ = false;
 }
 

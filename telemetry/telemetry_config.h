@@ -14,8 +14,9 @@ struct TelemetryConfig {
 
   template <class V>
   void visit(V& v) {
-    v.field("log_every", log_every,
-            {.help = "steps between metrics records and progress updates", .unit = "steps", .ge = 1});
+    v.field(
+        "log_every", log_every,
+        {.help = "steps between metrics records and progress updates", .unit = "steps", .ge = 1});
     v.field("progress", progress,
             {.help = "progress line: auto (rewritten in place on a terminal, one line per update "
                      "otherwise), lines, or off",

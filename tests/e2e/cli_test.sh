@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The muse-* executables from the outside: help, version, config errors (exit
+# code 2 and exactly one `error:` line naming the key), --set precedence.
+#   cli_test.sh BIN_DIR
+set -uo pipefail
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect_config_error NAME YAML-TEXT FRAGMENT [extra muse-train args...]
+expect_config_error() {
+  local name=$1 yaml=$2 fragment=$3
+  shift 3
+  printf '%s\n' "$yaml" >"$tmp/$name.yaml"
+  local out code
+  out=$("$bin/muse-train" --config "$tmp/$name.yaml" "$@" 2>&1 >/dev/null)
+  code=$?
+  [[ $code == 2 ]] || fail "$name: exit code $code, expected 2"
+  [[ $(grep -c '^error: ' <<<"$out") == 1 ]] || fail "$name: expected one error line, got: $out"
+  [[ $(wc -l <<<"$out") == 1 ]] || fail "$name: expected a single line on stderr, got: $out"
+  grep -qF -- "$fragment" <<<"$out" || fail "$name: '$fragment' not in: $out"
+  grep -qF -- "$tmp/$name.yaml" <<<"$out" || [[ $* == *--set* ]] || fail "$name: file not named in: $out"
+}
+
+expect_config_error unknown_key 'stage: pretrain
+wandb_project: x' "unknown key"
+expect_config_error unknown_key_named 'wandb_project: x' "wandb_project"
+expect_config_error typo_nested 'trainer:
+  stpes: 5' "trainer.stpes: unknown key (did you mean 'trainer.steps'?)"
+expect_config_error wrong_section 'trainer:
+  lr: 0.1' "did you mean 'optim.lr'?"
+expect_config_error wrong_type 'trainer:
+  steps: ten' "trainer.steps: expected an integer, got 'ten'"
+expect_config_error negative_lr 'optim:
+  lr: -0.001' "optim.lr: -0.001 is out of range: must be > 0"
+expect_config_error bad_choice 'stage: pretrian' "stage: \"pretrian\" is not allowed"
+expect_config_error malformed 'trainer: [steps: 5' "malformed YAML"
+expect_config_error section_scalar 'trainer: 5' "trainer: expected a mapping"
+expect_config_error bad_run_name 'run:
+  name: a/b' "run.name"
+expect_config_error override_unknown 'stage: pretrain' \
+  "--set trainer.stepz=3: trainer.stepz: unknown key (did you mean 'trainer.steps'?)" \
+  --set trainer.stepz=3
+expect_config_error override_type 'stage: pretrain' "trainer.steps: expected an integer" \
+  --set trainer.steps=many
+
+# A missing file.
+out=$("$bin/muse-train" --config "$tmp/absent.yaml" 2>&1 >/dev/null)
+code=$?
+[[ $code == 2 ]] || fail "missing file: exit code $code"
+grep -q "^error: $tmp/absent.yaml: cannot open config file" <<<"$out" || fail "missing file: $out"
+
+# Bad command lines.
+out=$("$bin/muse-train" --confg x.yaml 2>&1)
+[[ $? == 2 ]] && grep -q "^error: unknown option '--confg' (did you mean '--config'?)" <<<"$out" ||
+  fail "unknown option: $out"
+out=$("$bin/muse-train" 2>&1)
+[[ $? == 2 ]] && grep -q "^error: --config FILE is required" <<<"$out" || fail "no config: $out"
+
+# Help and version of every executable.
+for tool in muse-train muse-data muse-export muse-generate; do
+  "$bin/$tool" --help | grep -q "^usage: $tool" || fail "$tool --help"
+  "$bin/$tool" --version | grep -q "^$tool 0\." || fail "$tool --version"
+done
+"$bin/muse-train" --help | grep -q "trainer.steps (int, steps, >= 1) = 100" || fail "--help lists keys"
+out=$("$bin/muse-export" --format hf 2>&1)
+[[ $? == 2 ]] || fail "muse-export with options should fail"
+out=$("$bin/muse-export" 2>&1)
+[[ $? == 2 ]] && grep -q "^error: muse-export: checkpoint export is not part of" <<<"$out" ||
+  fail "muse-export names what is missing: $out"
+
+# A stage without its loop is an error naming it, before anything is written.
+printf 'stage: rl\nrun:\n  dir: %s\n' "$tmp/runs" >"$tmp/rl.yaml"
+out=$("$bin/muse-train" --config "$tmp/rl.yaml" 2>&1 >/dev/null)
+[[ $? == 2 ]] && grep -q "^error: .*stage: the 'rl' stage is not part of" <<<"$out" || fail "rl: $out"
+[[ ! -e $tmp/runs ]] || fail "a run directory was created for a stage that cannot run"
+
+# --set wins over the file, later --set over earlier, and config.yaml records it.
+printf 'trainer:\n  steps: 7\nrun:\n  name: first\n  dir: %s\n' "$tmp/runs" >"$tmp/ok.yaml"
+"$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set trainer.steps=9 --set trainer.steps=11 \
+  --set run.name=second >"$tmp/ok.out" 2>&1 || fail "dry run: $(cat "$tmp/ok.out")"
+grep -Eq '^\| trainer.steps +\| 11 +\| --set trainer.steps=11 +\|' "$tmp/ok.out" ||
+  fail "table does not show the override: $(cat "$tmp/ok.out")"
+grep -q '^  steps: 11  #' "$tmp/runs/second/config.yaml" || fail "config.yaml lacks the override"
+# The written config is itself a valid config that resolves to the same values.
+cp "$tmp/runs/second/config.yaml" "$tmp/first.yaml"
+"$bin/muse-train" --config "$tmp/first.yaml" --dry-run >"$tmp/again.out" 2>&1 ||
+  fail "config.yaml does not load back: $(cat "$tmp/again.out")"
+diff <(grep -v '^#' "$tmp/first.yaml") <(grep -v '^#' "$tmp/runs/second/config.yaml") ||
+  fail "config.yaml does not round-trip"
+[[ -z $(ls "$tmp/runs/second" | grep -v '^config.yaml$') ]] || fail "stray files in the run directory"
+
+# Every shipped config is valid.
+for f in configs/*/*.yaml; do
+  "$bin/muse-train" --config "$f" --print-config >/dev/null 2>"$tmp/preset.err" ||
+    fail "$f: $(cat "$tmp/preset.err")"
+done
+
+# The config reference in docs/ is generated from the declarations.
+diff <("$bin/muse-train" --help-config markdown) docs/config.md >/dev/null ||
+  fail "docs/config.md is stale: regenerate with build/bin/muse-train --help-config markdown > docs/config.md"
+
+if ((failures)); then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all CLI checks passed"
