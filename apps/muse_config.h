@@ -93,8 +93,7 @@ struct MuseConfig {
         run.name.find('/') != std::string::npos) {
       throw config::ConfigError("run.name", "\"" + run.name + "\" is not a directory name");
     }
-    if (run.dir.empty())
-      throw config::ConfigError("run.dir", "must not be empty");
+    if (run.dir.empty()) throw config::ConfigError("run.dir", "must not be empty");
   }
 };
 

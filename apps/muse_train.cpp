@@ -155,8 +155,7 @@ int run(int argc, char** argv) {
   try {
     loaded = config::load<MuseConfig>(config_path, overrides);
   } catch (const config::ConfigError& e) {
-    if (world.is_main())
-      telemetry::log_error(e.what());
+    if (world.is_main()) telemetry::log_error(e.what());
     return kExitUsage;
   }
   const MuseConfig& cfg = loaded.config;
@@ -197,8 +196,7 @@ int run(int argc, char** argv) {
     at::Tensor failed = at::full({1}, run_dir_error.empty() ? 0 : 1, at::kLong);
     comm->broadcast(failed, 0);
     if (failed.item<int64_t>() != 0) {
-      if (world.is_main())
-        telemetry::log_error(run_dir_error);
+      if (world.is_main()) telemetry::log_error(run_dir_error);
       return kExitFailure;
     }
 

@@ -28,8 +28,7 @@ void ArgParser::repeated(const std::string& name, const std::string& metavar,
 
 const ArgParser::Option* ArgParser::find(const std::string& name) const {
   for (const auto& o : options_) {
-    if (o.name == name)
-      return &o;
+    if (o.name == name) return &o;
   }
   return nullptr;
 }
@@ -57,8 +56,7 @@ void ArgParser::parse(const std::vector<std::string>& args) {
                        program_ + " --help)");
     }
     if (o->flag) {
-      if (eq != std::string::npos)
-        throw UsageError("option " + name + " takes no value");
+      if (eq != std::string::npos) throw UsageError("option " + name + " takes no value");
       *o->flag = true;
       continue;
     }
@@ -70,10 +68,8 @@ void ArgParser::parse(const std::vector<std::string>& args) {
     } else {
       throw UsageError("option " + name + " needs a value: " + name + " " + o->metavar);
     }
-    if (o->value)
-      *o->value = value;
-    if (o->values)
-      o->values->push_back(value);
+    if (o->value) *o->value = value;
+    if (o->values) o->values->push_back(value);
   }
 }
 

@@ -21,13 +21,11 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   const std::filesystem::path tmp =
       path.string() + ".tmp." + std::to_string(static_cast<long>(getpid()));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    fail(tmp, "cannot create");
+  if (fd < 0) fail(tmp, "cannot create");
   size_t written = 0;
   while (written < content.size()) {
     const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR)
-      continue;
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       ::close(fd);
       ::unlink(tmp.c_str());

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <set>
+#include <map>
 #include <sstream>
 
 namespace muse::config {
@@ -31,43 +32,35 @@ std::string leaf(const std::string& key) {
   return dot == std::string::npos ? key : key.substr(dot + 1);
 }
 
-std::string scalar_text(const YAML::Node& node) {
-  return node.IsScalar() ? node.Scalar() : "";
-}
-
 }  // namespace
 
 std::string describe_node(const YAML::Node& node) {
-  if (!node || node.IsNull())
-    return "nothing (null)";
-  if (node.IsMap())
-    return "a mapping";
-  if (node.IsSequence())
-    return "a list";
+  if (!node || node.IsNull()) return "nothing (null)";
+  if (node.IsMap()) return "a mapping";
+  if (node.IsSequence()) return "a list";
   return "'" + node.Scalar() + "'";
 }
 
 bool parse_node(const YAML::Node& node, bool& out, std::string& why) {
-  if (node.IsScalar() && YAML::convert<bool>::decode(node, out))
-    return true;
+  if (node.IsScalar() && YAML::convert<bool>::decode(node, out)) return true;
   why = "expected true or false, got " + describe_node(node);
   return false;
 }
 
 bool parse_node(const YAML::Node& node, int64_t& out, std::string& why) {
-  const std::string text = scalar_text(node);
   if (node.IsScalar() && node.Tag() != "!" && YAML::convert<int64_t>::decode(node, out)) {
     return true;
   }
   why = "expected an integer, got " + describe_node(node);
-  if (!text.empty() && text.find_first_of(".eE") != std::string::npos)
+  double as_number = 0;
+  if (node.IsScalar() && node.Tag() != "!" && YAML::convert<double>::decode(node, as_number)) {
     why += " (not a whole number)";
+  }
   return false;
 }
 
 bool parse_node(const YAML::Node& node, double& out, std::string& why) {
-  if (node.IsScalar() && node.Tag() != "!" && YAML::convert<double>::decode(node, out))
-    return true;
+  if (node.IsScalar() && node.Tag() != "!" && YAML::convert<double>::decode(node, out)) return true;
   why = "expected a number, got " + describe_node(node);
   return false;
 }
@@ -110,11 +103,33 @@ void fail_at(const std::string& origin, const YAML::Node& node, const std::strin
   throw ConfigError(key, where + ": " + (key.empty() ? "" : key + ": ") + message);
 }
 
+void YamlApplier::check_keys() const {
+  std::map<std::string, int> lines;
+  for (const auto& entry : node_) {
+    if (!entry.first.IsScalar()) {
+      fail_at(origin_, entry.first, prefix_,
+              "keys must be plain names, got " + describe_node(entry.first));
+    }
+    const std::string name = entry.first.Scalar();
+    const auto [it, fresh] = lines.emplace(name, entry.first.Mark().line + 1);
+    if (!fresh) {
+      fail_at(origin_, entry.first, join_key(prefix_, name),
+              "duplicate key (first set on line " + std::to_string(it->second) + ")");
+    }
+  }
+}
+
+YAML::Node YamlApplier::key_node(std::string_view name) const {
+  for (const auto& entry : node_) {
+    if (entry.first.Scalar() == name) return entry.first;
+  }
+  return node_;
+}
+
 void YamlApplier::reject_unknown() const {
   for (const auto& entry : node_) {
-    const std::string name = entry.first.as<std::string>();
-    if (std::find(names_.begin(), names_.end(), name) != names_.end())
-      continue;
+    const std::string name = entry.first.Scalar();
+    if (std::find(names_.begin(), names_.end(), name) != names_.end()) continue;
     const std::string key = join_key(prefix_, name);
     const std::string suggestion = suggest_key(key, known_keys_);
     fail_at(origin_, entry.first, key,
@@ -123,18 +138,22 @@ void YamlApplier::reject_unknown() const {
 }
 
 YAML::Node load_yaml_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError("", path + ": is a directory, not a config file");
+  }
   std::ifstream in(path);
-  if (!in)
-    throw ConfigError("", path + ": cannot open config file (" + std::strerror(errno) + ")");
+  if (!in) throw ConfigError("", path + ": cannot open config file (" + std::strerror(errno) + ")");
   YAML::Node root;
   try {
     root = YAML::Load(in);
   } catch (const YAML::Exception& e) {
     throw ConfigError("",
                       path + ":" + std::to_string(e.mark.line + 1) + ": malformed YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    throw ConfigError("", path + ": cannot read config file (" + e.what() + ")");
   }
-  if (!root || root.IsNull())
-    return YAML::Node(YAML::NodeType::Map);
+  if (!root || root.IsNull()) return YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) {
     throw ConfigError(
         "", path + ": the top level must be a mapping of keys, got " + describe_node(root));
@@ -159,12 +178,10 @@ YAML::Node parse_override(const std::string& assignment) {
   std::vector<std::string> parts;
   std::stringstream ss(key);
   for (std::string part; std::getline(ss, part, '.');) {
-    if (part.empty())
-      throw ConfigError(key, origin + ": '" + key + "' is not a key path");
+    if (part.empty()) throw ConfigError(key, origin + ": '" + key + "' is not a key path");
     parts.push_back(part);
   }
-  if (key.back() == '.')
-    throw ConfigError(key, origin + ": '" + key + "' is not a key path");
+  if (key.back() == '.') throw ConfigError(key, origin + ": '" + key + "' is not a key path");
   YAML::Node node = value;
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
     YAML::Node outer(YAML::NodeType::Map);

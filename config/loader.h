@@ -67,23 +67,23 @@ class YamlApplier {
         prefix_(std::move(prefix)),
         origin_(std::move(origin)),
         origins_(origins),
-        known_keys_(known_keys) {}
+        known_keys_(known_keys) {
+    check_keys();
+  }
 
   template <class T>
   void field(std::string_view name, T& value, const FieldSpec& spec) {
     names_.emplace_back(name);
     const YAML::Node child = node_[std::string(name)];
-    if (!child)
-      return;
+    if (!child) return;
     const std::string key = join_key(prefix_, name);
     T parsed{};
     std::string why;
-    if (!parse_node(child, parsed, why))
-      fail_at(origin_, child, key, why);
+    if (!parse_node(child, parsed, why)) fail_at(origin_, key_node(name), key, why);
     try {
       check_value(key, spec, parsed);
     } catch (const ConfigError& e) {
-      fail_at(origin_, child, key, e.what());
+      fail_at(origin_, key_node(name), key, e.what());
     }
     value = std::move(parsed);
     origins_[key] = origin_;
@@ -93,11 +93,11 @@ class YamlApplier {
   void section(std::string_view name, S& sub, std::string_view /*help*/) {
     names_.emplace_back(name);
     const YAML::Node child = node_[std::string(name)];
-    if (!child)
-      return;
+    if (!child) return;
     const std::string key = join_key(prefix_, name);
     if (!child.IsMap()) {
-      fail_at(origin_, child, key, "expected a mapping of keys, got " + describe_node(child));
+      fail_at(origin_, key_node(name), key,
+              "expected a mapping of keys, got " + describe_node(child));
     }
     YamlApplier inner(child, key, origin_, origins_, known_keys_);
     sub.visit(inner);
@@ -109,6 +109,12 @@ class YamlApplier {
   void reject_unknown() const;
 
  private:
+  // Keys must be plain, distinct names (yaml-cpp keeps the first of duplicates).
+  void check_keys() const;
+  // The key node of `name`: errors point at the key's line (an empty value
+  // has the position of whatever follows it).
+  YAML::Node key_node(std::string_view name) const;
+
   const YAML::Node node_;
   std::string prefix_;
   std::string origin_;
@@ -149,8 +155,7 @@ template <class Root>
 Loaded<Root> load(const std::optional<std::string>& file,
                   const std::vector<std::string>& overrides) {
   Loaded<Root> out;
-  if (file)
-    apply_yaml(out.config, load_yaml_file(*file), *file, out.origins);
+  if (file) apply_yaml(out.config, load_yaml_file(*file), *file, out.origins);
   for (const auto& assignment : overrides) {
     apply_yaml(out.config, parse_override(assignment), "--set " + assignment, out.origins);
   }

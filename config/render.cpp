@@ -23,8 +23,7 @@ std::string wrap(const std::string& text, size_t width, const std::string& inden
     }
     line += (line.empty() ? "" : " ") + word;
   }
-  if (!line.empty())
-    out += indent + line + "\n";
+  if (!line.empty()) out += indent + line + "\n";
   return out;
 }
 
@@ -41,10 +40,8 @@ std::string render_help(const std::vector<FieldInfo>& fields) {
   std::string out;
   for (const auto& f : fields) {
     std::string attrs = f.type;
-    if (!f.unit.empty())
-      attrs += ", " + f.unit;
-    if (!f.constraints.empty())
-      attrs += ", " + f.constraints;
+    if (!f.unit.empty()) attrs += ", " + f.unit;
+    if (!f.constraints.empty()) attrs += ", " + f.constraints;
     out += "  " + f.path + " (" + attrs + ") = " + f.value + "\n";
     out += wrap(f.help, 72, "      ");
   }
@@ -60,8 +57,7 @@ std::string render_markdown(const std::vector<SectionInfo>& sections,
     out << "\n| key | type | default | unit | allowed | description |\n";
     out << "| --- | --- | --- | --- | --- | --- |\n";
     for (const auto& f : fields) {
-      if (section_of(f.path) != section)
-        continue;
+      if (section_of(f.path) != section) continue;
       out << "| `" << f.path << "` | " << f.type << " | `" << markdown_cell(f.value) << "` | "
           << f.unit << " | " << markdown_cell(f.constraints) << " | " << markdown_cell(f.help)
           << " |\n";
@@ -100,8 +96,7 @@ std::string render_table(const std::vector<FieldInfo>& fields, const Origins& or
       line += " " + rows[i][c] + std::string(width[c] - rows[i][c].size(), ' ') + " |";
     }
     out += line + "\n";
-    if (i == 0)
-      out += rule();
+    if (i == 0) out += rule();
   }
   return out + rule();
 }

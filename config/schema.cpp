@@ -7,8 +7,7 @@ namespace muse::config {
 namespace {
 
 std::string format_bound(double v) {
-  if (v == std::floor(v) && std::fabs(v) < 1e15)
-    return std::to_string(static_cast<int64_t>(v));
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
   return format_value(v);
 }
 
@@ -24,8 +23,7 @@ void check_bounds(const std::string& key, const FieldSpec& spec, double value,
 
 std::string join_key(std::string_view prefix, std::string_view name) {
   std::string out(prefix);
-  if (!out.empty())
-    out += '.';
+  if (!out.empty()) out += '.';
   out += name;
   return out;
 }
@@ -43,11 +41,9 @@ void check_value(const std::string& key, const FieldSpec& spec, double value) {
 }
 
 void check_value(const std::string& key, const FieldSpec& spec, const std::string& value) {
-  if (spec.choices.empty())
-    return;
+  if (spec.choices.empty()) return;
   for (auto c : spec.choices) {
-    if (value == c)
-      return;
+    if (value == c) return;
   }
   throw ConfigError(key,
                     format_value(value) + " is not allowed: must be " + describe_constraints(spec));
@@ -62,17 +58,14 @@ std::string format_value(int64_t value) {
 }
 
 std::string format_value(double value) {
-  if (std::isnan(value))
-    return ".nan";
-  if (std::isinf(value))
-    return value > 0 ? ".inf" : "-.inf";
+  if (std::isnan(value)) return ".nan";
+  if (std::isinf(value)) return value > 0 ? ".inf" : "-.inf";
   char buf[64];
   // Shortest text that parses back to the same double.
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
   std::string out(buf, end);
   // Keep floats recognisable as floats ("1" would read back as an integer).
-  if (out.find_first_of(".en") == std::string::npos)
-    out += ".0";
+  if (out.find_first_of(".en") == std::string::npos) out += ".0";
   return out;
 }
 
@@ -109,10 +102,8 @@ std::string describe_constraints(const FieldSpec& spec) {
   }
   std::string out;
   auto add = [&](const char* op, const std::optional<double>& bound) {
-    if (!bound)
-      return;
-    if (!out.empty())
-      out += " and ";
+    if (!bound) return;
+    if (!out.empty()) out += " and ";
     out += std::string(op) + " " + format_bound(*bound);
   };
   add(">=", spec.ge);

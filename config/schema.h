@@ -108,7 +108,7 @@ std::string format_value(const std::vector<T>& values) {
   return out + "]";
 }
 
-// "in (0, 1]", "one of: a|b" ... or empty when the field is unconstrained.
+// "> 0 and <= 1", "one of a|b" ... or empty when the field is unconstrained.
 std::string describe_constraints(const FieldSpec& spec);
 
 // "a.b" + "c" -> "a.b.c"; "" + "c" -> "c".

@@ -36,14 +36,12 @@ std::string shape_of(const at::Tensor& t) {
 
 void check_tensor(std::string_view what, const at::Tensor& t) {
   const std::string name(what);
-  if (!t.defined())
-    throw DistError(name + ": tensor is undefined");
+  if (!t.defined()) throw DistError(name + ": tensor is undefined");
   if (!is_supported(t.scalar_type())) {
     throw DistError(name + ": dtype " + std::string(c10::toString(t.scalar_type())) +
                     " is not supported (float32, float64, bfloat16, float16, int32, int64, uint8)");
   }
-  if (!t.is_contiguous())
-    throw DistError(name + ": tensor " + shape_of(t) + " is not contiguous");
+  if (!t.is_contiguous()) throw DistError(name + ": tensor " + shape_of(t) + " is not contiguous");
 }
 
 void check_pair(std::string_view what, const at::Tensor& out, const at::Tensor& in,
@@ -204,19 +202,16 @@ std::string describe(const Fingerprint& f) {
   std::ostringstream s;
   const auto kind = static_cast<Collective>(f.kind);
   s << to_string(kind) << " #" << f.seq;
-  if (kind == Collective::kBarrier)
-    return s.str();
+  if (kind == Collective::kBarrier) return s.str();
   s << " " << c10::toString(static_cast<at::ScalarType>(f.dtype)) << "[";
   for (int64_t d = 0; d < f.ndim && d < Fingerprint::kMaxDims; ++d)
     s << (d ? ", " : "") << f.dims[d];
-  if (f.ndim > Fingerprint::kMaxDims)
-    s << ", ...";
+  if (f.ndim > Fingerprint::kMaxDims) s << ", ...";
   s << "]";
   if (kind == Collective::kAllReduce || kind == Collective::kReduceScatter) {
     s << " " << to_string(static_cast<ReduceOp>(f.op));
   }
-  if (kind == Collective::kBroadcast)
-    s << " from rank " << f.root;
+  if (kind == Collective::kBroadcast) s << " from rank " << f.root;
   return s.str();
 }
 
@@ -226,16 +221,14 @@ void check_fingerprints(const std::vector<Fingerprint>& all) {
            a.root == b.root && a.ndim == b.ndim && a.dims == b.dims;
   };
   for (size_t r = 1; r < all.size(); ++r) {
-    if (same(all[r], all[0]))
-      continue;
+    if (same(all[r], all[0])) continue;
     throw DistError("ranks disagree about a collective: rank 0 calls " + describe(all[0]) +
                     " but rank " + std::to_string(r) + " calls " + describe(all[r]));
   }
 }
 
 void DoneWork::wait() {
-  if (!error_.empty())
-    throw DistError(error_);
+  if (!error_.empty()) throw DistError(error_);
 }
 
 bool has_nccl() {
@@ -258,10 +251,8 @@ std::unique_ptr<Communicator> make_communicator(const Session& session, std::str
         "backend 'nccl' is not in this build: configure with -DMUSE_WITH_CUDA=ON on a machine "
         "with the CUDA toolkit and NCCL");
   }
-  if (w.size == 1)
-    return std::make_unique<SoloCommunicator>();
-  if (!session.uses_mpi())
-    throw DistError("a world of several ranks needs MPI");
+  if (w.size == 1) return std::make_unique<SoloCommunicator>();
+  if (!session.uses_mpi()) throw DistError("a world of several ranks needs MPI");
 #ifdef MUSE_WITH_NCCL
   if (backend == "nccl" || (backend == "auto" && nccl_device_available())) {
     return std::make_unique<NcclCommunicator>(w, options);

@@ -8,8 +8,7 @@ namespace muse::dist {
 namespace {
 
 void check_mpi(int rc, const char* what) {
-  if (rc == MPI_SUCCESS)
-    return;
+  if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(rc, text, &length);
@@ -74,8 +73,7 @@ class MpiWork final : public Work {
 
   void wait() override {
     if (finished_) {
-      if (!error_.empty())
-        throw DistError(error_);
+      if (!error_.empty()) throw DistError(error_);
       return;
     }
     if (future_.wait_until(deadline_) == std::future_status::timeout) {
@@ -148,8 +146,7 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 std::unique_ptr<Work> MpiCommunicator::launch(Call call) {
-  if (broken_)
-    throw DistError("communicator unusable after an earlier failure: " + broken_reason_);
+  if (broken_) throw DistError("communicator unusable after an earlier failure: " + broken_reason_);
   if (call.in.defined() && !call.in.is_cpu()) {
     throw DistError(std::string(to_string(call.kind)) +
                     ": the mpi backend takes CPU tensors, got " + call.in.device().str() +
@@ -173,8 +170,7 @@ void MpiCommunicator::serve(const std::shared_ptr<State>& state) {
     {
       std::unique_lock lock(state->mutex);
       state->wake.wait(lock, [&] { return state->stopping || !state->queue.empty(); });
-      if (state->queue.empty())
-        return;  // stopping, and nothing left to run
+      if (state->queue.empty()) return;  // stopping, and nothing left to run
       task = std::move(state->queue.front());
       state->queue.pop_front();
     }
@@ -226,18 +222,14 @@ void MpiCommunicator::run(State& state, const Call& call) {
         check_mpi(MPI_Allreduce(MPI_IN_PLACE, in.data_ptr(), mpi_count(in.numel()), type,
                                 mpi_op(call.op), state.comm),
                   "MPI_Allreduce");
-        if (call.op == ReduceOp::kAvg)
-          in.div_(state.size);
-        if (widen)
-          call.out.copy_(in);
+        if (call.op == ReduceOp::kAvg) in.div_(state.size);
+        if (widen) call.out.copy_(in);
       } else {
         check_mpi(MPI_Reduce_scatter_block(in.data_ptr(), out.data_ptr(), mpi_count(out.numel()),
                                            type, mpi_op(call.op), state.comm),
                   "MPI_Reduce_scatter_block");
-        if (call.op == ReduceOp::kAvg)
-          out.div_(state.size);
-        if (widen)
-          call.out.copy_(out);
+        if (call.op == ReduceOp::kAvg) out.div_(state.size);
+        if (widen) call.out.copy_(out);
       }
       return;
     }

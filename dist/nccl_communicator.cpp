@@ -9,8 +9,7 @@ namespace muse::dist {
 namespace {
 
 void check_cuda(cudaError_t rc, const char* what) {
-  if (rc != cudaSuccess)
-    throw DistError(std::string(what) + " failed: " + cudaGetErrorString(rc));
+  if (rc != cudaSuccess) throw DistError(std::string(what) + " failed: " + cudaGetErrorString(rc));
 }
 
 void check_nccl(ncclResult_t rc, const char* what) {
@@ -69,8 +68,7 @@ namespace {
 
 int pick_device(const World& world) {
   const int count = c10::cuda::device_count();
-  if (count == 0)
-    throw DistError("backend 'nccl' needs a CUDA device, and this process sees none");
+  if (count == 0) throw DistError("backend 'nccl' needs a CUDA device, and this process sees none");
   return world.local_rank % count;
 }
 
@@ -107,10 +105,8 @@ class NcclWork final : public Work {
 };
 
 NcclCommunicator::Events::~Events() {
-  if (start)
-    cudaEventDestroy(start);
-  if (done)
-    cudaEventDestroy(done);
+  if (start) cudaEventDestroy(start);
+  if (done) cudaEventDestroy(done);
 }
 
 NcclCommunicator::NcclCommunicator(const World& world, const CommOptions& options)
@@ -121,8 +117,7 @@ NcclCommunicator::NcclCommunicator(const World& world, const CommOptions& option
   const c10::cuda::CUDAGuard guard(device_);
   check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &bootstrap_), "MPI_Comm_dup");
   ncclUniqueId id;
-  if (rank() == 0)
-    check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  if (rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   check_mpi(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, bootstrap_), "MPI_Bcast (NCCL id)");
   check_nccl(ncclCommInitRank(&comm_, size(), id, rank()), "ncclCommInitRank");
   barrier_scratch_ =
@@ -141,8 +136,7 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 void NcclCommunicator::throw_if_failed() const {
-  if (!failed_)
-    return;
+  if (!failed_) return;
   std::lock_guard lock(mutex_);
   throw DistError(failure_);
 }
@@ -150,8 +144,7 @@ void NcclCommunicator::throw_if_failed() const {
 void NcclCommunicator::fail(const std::string& reason) {
   {
     std::lock_guard lock(mutex_);
-    if (failed_)
-      return;
+    if (failed_) return;
     failure_ = reason;
   }
   // Aborting releases every kernel of this communicator that is stuck waiting
@@ -164,8 +157,7 @@ void NcclCommunicator::watch() {
   using namespace std::chrono_literals;
   while (!stopping_) {
     std::this_thread::sleep_for(50ms);
-    if (failed_)
-      continue;
+    if (failed_) continue;
     ncclResult_t async_error = ncclSuccess;
     ncclCommGetAsyncError(comm_, &async_error);
     if (async_error != ncclSuccess && async_error != ncclInProgress) {
@@ -229,8 +221,7 @@ std::unique_ptr<Work> NcclCommunicator::launch(Call call) {
   // The caching allocator must not hand these buffers out again before the
   // communicator's stream is done with them.
   for (const at::Tensor& t : {call.in, call.out}) {
-    if (t.defined())
-      c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), stream_);
+    if (t.defined()) c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), stream_);
   }
   {
     std::lock_guard lock(mutex_);

@@ -13,8 +13,7 @@ namespace {
 std::optional<int> env_int(const std::function<const char*(const char*)>& getenv,
                            const char* name) {
   const char* text = getenv(name);
-  if (!text || !*text)
-    return std::nullopt;
+  if (!text || !*text) return std::nullopt;
   char* end = nullptr;
   const long value = std::strtol(text, &end, 10);
   if (*end != '\0' || value < 0) {
@@ -27,14 +26,12 @@ std::optional<int> env_int(const std::function<const char*(const char*)>& getenv
 // SLURM_TASKS_PER_NODE looks like "2(x3),1": the first count is this node's
 // when tasks are spread evenly, which is all we use it for (a hint).
 std::optional<int> first_count(const char* text) {
-  if (!text || !*text)
-    return std::nullopt;
+  if (!text || !*text) return std::nullopt;
   return std::atoi(text);
 }
 
 void check_mpi(int rc, const char* what) {
-  if (rc == MPI_SUCCESS)
-    return;
+  if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(rc, text, &length);
@@ -103,8 +100,7 @@ std::unique_ptr<Session> Session::start(int* argc, char*** argv) {
 
   const LaunchEnv env = read_launch_env([](const char* name) { return std::getenv(name); });
   w.launcher = env.launcher;
-  if (env.launcher == "none")
-    return session;  // a world of one, no MPI
+  if (env.launcher == "none") return session;  // a world of one, no MPI
 
   int provided = 0;
   check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
@@ -143,17 +139,14 @@ std::unique_ptr<Session> Session::start(int* argc, char*** argv) {
 }
 
 Session::~Session() {
-  if (!uses_mpi_)
-    return;
+  if (!uses_mpi_) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized)
-    MPI_Finalize();
+  if (!finalized) MPI_Finalize();
 }
 
 void Session::abort(int exit_code) const {
-  if (uses_mpi_)
-    MPI_Abort(MPI_COMM_WORLD, exit_code);
+  if (uses_mpi_) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }
 

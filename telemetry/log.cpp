@@ -13,8 +13,7 @@ std::atomic<int> g_world_size{1};
 
 void emit(FILE* stream, std::string_view level, std::string_view message) {
   std::string line;
-  if (g_world_size > 1 && g_rank != 0)
-    line = "[rank " + std::to_string(g_rank) + "] ";
+  if (g_world_size > 1 && g_rank != 0) line = "[rank " + std::to_string(g_rank) + "] ";
   line.append(level).append(message).push_back('\n');
   // One write per line so lines of concurrent ranks do not interleave.
   std::fwrite(line.data(), 1, line.size(), stream);
@@ -29,8 +28,7 @@ void set_log_rank(int rank, int world_size) {
 }
 
 void log_info(std::string_view message) {
-  if (g_rank == 0)
-    emit(stdout, "", message);
+  if (g_rank == 0) emit(stdout, "", message);
 }
 
 void log_warning(std::string_view message) {

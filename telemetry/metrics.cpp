@@ -8,15 +8,14 @@
 
 namespace muse::telemetry {
 
-Record& Record::add(std::string key, Value value) {
+Record& Record::add_value(std::string key, Value value) {
   fields_.emplace_back(std::move(key), std::move(value));
   return *this;
 }
 
 const Value* Record::find(std::string_view key) const {
   for (const auto& [k, v] : fields_) {
-    if (k == key)
-      return &v;
+    if (k == key) return &v;
   }
   return nullptr;
 }
@@ -57,8 +56,7 @@ std::string to_json(const Record& record) {
   std::string out = "{";
   bool first = true;
   for (const auto& [key, value] : record.fields()) {
-    if (!first)
-      out += ", ";
+    if (!first) out += ", ";
     first = false;
     out += json_quote(key) + ": ";
     if (const auto* i = std::get_if<int64_t>(&value)) {
@@ -88,8 +86,7 @@ JsonlSink::JsonlSink(const std::string& path) : path_(path), out_(path, std::ios
 void JsonlSink::write(const Record& record) {
   out_ << to_json(record) << '\n';
   out_.flush();
-  if (!out_)
-    throw std::runtime_error(path_ + ": write failed (" + std::strerror(errno) + ")");
+  if (!out_) throw std::runtime_error(path_ + ": write failed (" + std::strerror(errno) + ")");
 }
 
 void JsonlSink::flush() {

@@ -20,16 +20,24 @@ using Value = std::variant<int64_t, double, bool, std::string>;
 
 class Record {
  public:
-  Record& add(std::string key, Value value);
-  Record& add(std::string key, int value) { return add(std::move(key), int64_t{value}); }
+  Record& add(std::string key, Value value) { return add_value(std::move(key), std::move(value)); }
+  // One overload per stored type, so a number never converts to another kind.
+  Record& add(std::string key, int64_t value) { return add_value(std::move(key), value); }
+  Record& add(std::string key, int value) { return add_value(std::move(key), int64_t{value}); }
+  Record& add(std::string key, double value) { return add_value(std::move(key), value); }
+  Record& add(std::string key, bool value) { return add_value(std::move(key), value); }
+  Record& add(std::string key, std::string value) {
+    return add_value(std::move(key), std::move(value));
+  }
   Record& add(std::string key, const char* value) {
-    return add(std::move(key), std::string(value));
+    return add_value(std::move(key), std::string(value));
   }
   const std::vector<std::pair<std::string, Value>>& fields() const { return fields_; }
   // The value of `key`, or nullptr.
   const Value* find(std::string_view key) const;
 
  private:
+  Record& add_value(std::string key, Value value);
   std::vector<std::pair<std::string, Value>> fields_;
 };
 

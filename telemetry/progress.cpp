@@ -1,5 +1,6 @@
 #include "telemetry/progress.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -16,8 +17,7 @@ int64_t status_kib(const char* field) {
   std::string line;
   const std::string prefix = std::string(field) + ":";
   while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0)
-      return std::stoll(line.substr(prefix.size()));
+    if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size()));
   }
   return 0;
 }
@@ -31,8 +31,7 @@ std::string printf_string(const char* format, double a, double b = 0) {
 }  // namespace
 
 std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0)
-    return "?";
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
   const auto s = static_cast<int64_t>(std::llround(seconds));
   char buf[32];
   if (s < 60) {
@@ -51,21 +50,23 @@ std::string format_duration(double seconds) {
 }
 
 std::string format_count(double count) {
-  if (!std::isfinite(count))
-    return "?";
-  const double a = std::fabs(count);
-  if (a < 1e3)
-    return printf_string("%.0f", count);
-  if (a < 1e6)
-    return printf_string("%.3gk", count / 1e3);
-  if (a < 1e9)
-    return printf_string("%.3gM", count / 1e6);
-  return printf_string("%.3gG", count / 1e9);
+  if (!std::isfinite(count)) return "?";
+  // Pick the unit after rounding to 3 significant digits, so 999999 is "1M",
+  // not "1e+03k".
+  static constexpr const char* kUnits[] = {"", "k", "M", "G", "T"};
+  double scaled = count;
+  int unit = 0;
+  while (unit < 4 && std::fabs(scaled) >= 999.5) {
+    scaled /= 1e3;
+    ++unit;
+  }
+  if (unit == 0) return printf_string("%.0f", scaled);
+  return printf_string("%.3g", scaled) + kUnits[unit];
 }
 
 std::string format_bytes(double bytes) {
-  if (bytes < 1024.0 * 1024 * 1024)
-    return printf_string("%.0f MiB", bytes / (1024.0 * 1024));
+  bytes = std::max(0.0, bytes);
+  if (bytes < 1024.0 * 1024 * 1024) return printf_string("%.0f MiB", bytes / (1024.0 * 1024));
   return printf_string("%.1f GiB", bytes / (1024.0 * 1024 * 1024));
 }
 
@@ -77,23 +78,20 @@ int64_t peak_rss_bytes() {
 }
 
 ProgressMode progress_mode(const std::string& setting, bool stdout_is_terminal) {
-  if (setting == "auto")
-    return stdout_is_terminal ? ProgressMode::kInPlace : ProgressMode::kLines;
-  if (setting == "lines")
-    return ProgressMode::kLines;
-  if (setting == "off")
-    return ProgressMode::kOff;
+  if (setting == "auto") return stdout_is_terminal ? ProgressMode::kInPlace : ProgressMode::kLines;
+  if (setting == "lines") return ProgressMode::kLines;
+  if (setting == "off") return ProgressMode::kOff;
   throw std::invalid_argument("progress mode '" + setting + "' (expected auto, lines or off)");
 }
 
 ProgressLine::ProgressLine(std::string label, int64_t total_steps, ProgressMode mode,
-                           std::ostream& out, int64_t first_step)
+                           std::ostream& out, int64_t first_step, Clock::time_point start)
     : label_(std::move(label)),
       total_(total_steps),
       mode_(mode),
       out_(out),
       last_step_(first_step),
-      last_time_(Clock::now()) {}
+      last_time_(start) {}
 
 double ProgressLine::tokens_per_second() const {
   int64_t tokens = 0;
@@ -116,8 +114,7 @@ double ProgressLine::seconds_per_step() const {
 }
 
 double ProgressLine::eta_seconds() const {
-  if (window_.empty())
-    return -1;
+  if (window_.empty()) return -1;
   return static_cast<double>(total_ - last_step_) * seconds_per_step();
 }
 
@@ -126,16 +123,14 @@ void ProgressLine::update(int64_t step, int64_t tokens,
                           Clock::time_point now) {
   window_.push_back(
       {step - last_step_, tokens, std::chrono::duration<double>(now - last_time_).count()});
-  if (window_.size() > kWindow)
-    window_.pop_front();
+  if (window_.size() > kWindow) window_.pop_front();
   last_step_ = step;
   last_time_ = now;
 
   text_ = label_ + "  step " + std::to_string(step) + "/" + std::to_string(total_);
   for (const auto& [name, value] : fields)
     text_ += " | " + name + " " + value;
-  if (tokens > 0)
-    text_ += " | " + format_count(tokens_per_second()) + " tok/s";
+  if (tokens > 0) text_ += " | " + format_count(tokens_per_second()) + " tok/s";
   text_ += " | " + printf_string("%.3g", seconds_per_step()) + " s/step";
   text_ += " | ETA " + format_duration(eta_seconds());
   text_ += " | mem " + format_bytes(static_cast<double>(current_rss_bytes()));
@@ -154,8 +149,7 @@ void ProgressLine::update(int64_t step, int64_t tokens,
 }
 
 void ProgressLine::finish() {
-  if (line_open_)
-    out_ << '\n' << std::flush;
+  if (line_open_) out_ << '\n' << std::flush;
   line_open_ = false;
 }
 

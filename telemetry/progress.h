@@ -16,7 +16,7 @@ namespace muse::telemetry {
 
 // "45s", "6m01s", "2h05m", "3d04h"; "?" for a negative or non-finite value.
 std::string format_duration(double seconds);
-// "950", "12.4k", "3.10M", "1.20G".
+// "950", "12.4k", "3.1M", "1.2G", "1T" (3 significant digits).
 std::string format_count(double count);
 // "512 MiB", "1.3 GiB".
 std::string format_bytes(double bytes);
@@ -36,9 +36,10 @@ class ProgressLine {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // `total_steps` > 0. Steps are counted from `first_step` (non-zero on resume).
+  // `total_steps` > 0. Steps are counted from `first_step` (non-zero on
+  // resume), whose end is `start`.
   ProgressLine(std::string label, int64_t total_steps, ProgressMode mode, std::ostream& out,
-               int64_t first_step = 0);
+               int64_t first_step = 0, Clock::time_point start = Clock::now());
 
   // Records that `step` finished at `now`, having processed `tokens`; `fields`
   // (name, formatted value) are shown after the step counter.

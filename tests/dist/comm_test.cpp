@@ -60,8 +60,7 @@ class CommTest : public ::testing::TestWithParam<Case> {
         acc += x;
       }
     }
-    if (op == ReduceOp::kAvg)
-      acc /= size_;
+    if (op == ReduceOp::kAvg) acc /= size_;
     return acc.to(dtype);
   }
 
@@ -103,8 +102,7 @@ TEST_P(CommTest, AllGather) {
 TEST_P(CommTest, ReduceScatterSumAndAverage) {
   const auto [dtype, async] = GetParam();
   std::vector<ReduceOp> ops = {ReduceOp::kSum};
-  if (at::isFloatingType(dtype))
-    ops.push_back(ReduceOp::kAvg);
+  if (at::isFloatingType(dtype)) ops.push_back(ReduceOp::kAvg);
   for (ReduceOp op : ops) {
     SCOPED_TRACE(std::string(to_string(op)));
     const at::Tensor in = rank_data(rank_, size_ * kN, dtype, 1);
@@ -123,8 +121,7 @@ TEST_P(CommTest, ReduceScatterSumAndAverage) {
 TEST_P(CommTest, AllReduceEveryOp) {
   const auto [dtype, async] = GetParam();
   std::vector<ReduceOp> ops = {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin};
-  if (at::isFloatingType(dtype))
-    ops.push_back(ReduceOp::kAvg);
+  if (at::isFloatingType(dtype)) ops.push_back(ReduceOp::kAvg);
   for (ReduceOp op : ops) {
     SCOPED_TRACE(std::string(to_string(op)));
     const at::Tensor t = rank_data(rank_, kN, dtype, 2).reshape({1, kN});  // any shape

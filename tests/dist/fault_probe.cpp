@@ -25,8 +25,7 @@ int main(int argc, char** argv) {
   comm->barrier();
 
   if (comm->rank() == 1) {
-    if (mode == "die")
-      std::_Exit(7);
+    if (mode == "die") std::_Exit(7);
     std::this_thread::sleep_for(std::chrono::seconds(120));  // hangs
     return 0;
   }

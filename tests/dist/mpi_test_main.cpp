@@ -17,8 +17,7 @@ class FailurePrinter : public ::testing::EmptyTestEventListener {
  public:
   explicit FailurePrinter(int rank) : rank_(rank) {}
   void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed())
-      return;
+    if (!result.failed()) return;
     std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", rank_,
                  result.file_name() ? result.file_name() : "?", result.line_number(),
                  result.message());
@@ -37,8 +36,7 @@ const dist::Session& session() {
 at::Tensor rank_data(int rank, int64_t n, at::ScalarType dtype, int salt) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 * rank + salt + 1);
   const at::Tensor values = at::randn({n}, gen, at::kDouble);
-  if (at::isFloatingType(dtype))
-    return values.to(dtype);
+  if (at::isFloatingType(dtype)) return values.to(dtype);
   return values.mul(1000).round().to(dtype);
 }
 

@@ -109,8 +109,9 @@ TEST(MakeCommunicator, OneRankGetsTheSoloBackendAndUnknownBackendsFail) {
   EXPECT_EQ(make_communicator(*session, "auto", {})->backend(), "solo");
   EXPECT_EQ(make_communicator(*session, "mpi", {})->backend(), "solo");
   EXPECT_THROW(make_communicator(*session, "gloo", {}), DistError);
-  if (!has_nccl())
+  if (!has_nccl()) {
     EXPECT_THROW(make_communicator(*session, "nccl", {}), DistError);
+  }
 }
 
 }  // namespace
