@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 namespace muse::config {
 namespace {
@@ -69,9 +70,10 @@ std::string format_value(double value) {
   return out;
 }
 
+// A JSON string, which is also a YAML double-quoted scalar.
 std::string format_value(const std::string& value) {
   std::string out = "\"";
-  for (char c : value) {
+  for (unsigned char c : value) {
     switch (c) {
       case '"':
         out += "\\\"";
@@ -82,11 +84,20 @@ std::string format_value(const std::string& value) {
       case '\n':
         out += "\\n";
         break;
+      case '\r':
+        out += "\\r";
+        break;
       case '\t':
         out += "\\t";
         break;
       default:
-        out += c;
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
     }
   }
   return out + "\"";

@@ -4,16 +4,10 @@
 
 #include <climits>
 
+#include "dist/mpi_error.h"
+
 namespace muse::dist {
 namespace {
-
-void check_mpi(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(rc, text, &length);
-  throw DistError(std::string(what) + " failed: " + std::string(text, length));
-}
 
 // The MPI type that moves a dtype's bytes unchanged, and that reduces it
 // (bfloat16 and float16 have no MPI reduction type: they reduce as float32).

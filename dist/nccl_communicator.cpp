@@ -5,6 +5,8 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include "dist/mpi_error.h"
+
 namespace muse::dist {
 namespace {
 
@@ -16,11 +18,6 @@ void check_nccl(ncclResult_t rc, const char* what) {
   if (rc != ncclSuccess && rc != ncclInProgress) {
     throw DistError(std::string(what) + " failed: " + ncclGetErrorString(rc));
   }
-}
-
-void check_mpi(int rc, const char* what) {
-  if (rc != MPI_SUCCESS)
-    throw DistError(std::string(what) + " failed (MPI error " + std::to_string(rc) + ")");
 }
 
 ncclDataType_t nccl_type(at::ScalarType t) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "dist/mpi_error.h"
+
 namespace muse::dist {
 namespace {
 
@@ -28,14 +30,6 @@ std::optional<int> env_int(const std::function<const char*(const char*)>& getenv
 std::optional<int> first_count(const char* text) {
   if (!text || !*text) return std::nullopt;
   return std::atoi(text);
-}
-
-void check_mpi(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(rc, text, &length);
-  throw DistError(std::string(what) + " failed: " + std::string(text, length));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "telemetry/metrics.h"
 
+#include "config/schema.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -21,35 +23,7 @@ const Value* Record::find(std::string_view key) const {
 }
 
 std::string json_quote(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
+  return config::format_value(std::string(text));
 }
 
 std::string to_json(const Record& record) {
