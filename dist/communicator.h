@@ -62,7 +62,7 @@ struct CommStats {
   int64_t total_wire_bytes() const;
 };
 
-// A collective in flight.
+// A collective in flight. A Work must not outlive the communicator that made it.
 class Work {
  public:
   virtual ~Work() = default;
