@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "config/loader.h"
+#include "config/render.h"
 
 namespace muse::config {
 
@@ -80,8 +81,12 @@ std::string ArgParser::usage() const {
   for (const auto& o : options_)
     width = std::max(width, o.name.size() + 1 + o.metavar.size());
   for (const auto& o : options_) {
-    std::string head = o.name + (o.metavar.empty() ? "" : " " + o.metavar);
-    out << "  " << head << std::string(width - head.size() + 2, ' ') << o.help << "\n";
+    const std::string head = o.name + (o.metavar.empty() ? "" : " " + o.metavar);
+    const std::string indent(width + 4, ' ');
+    // First help line beside the option, the rest aligned under it.
+    const std::string help = wrap_text(o.help, 96 - indent.size(), indent);
+    out << "  " << head << std::string(width - head.size() + 2, ' ')
+        << (help.empty() ? "\n" : help.substr(indent.size()));
   }
   return out.str();
 }

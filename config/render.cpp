@@ -12,8 +12,16 @@ std::string section_of(const std::string& path) {
   return dot == std::string::npos ? "" : path.substr(0, dot);
 }
 
-// Wraps `text` at `width` columns, each line after the first indented.
-std::string wrap(const std::string& text, size_t width, const std::string& indent) {
+std::string markdown_cell(std::string text) {
+  std::string out;
+  for (char c : text)
+    out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+std::string wrap_text(const std::string& text, size_t width, const std::string& indent) {
   std::istringstream words(text);
   std::string out, line, word;
   while (words >> word) {
@@ -27,15 +35,6 @@ std::string wrap(const std::string& text, size_t width, const std::string& inden
   return out;
 }
 
-std::string markdown_cell(std::string text) {
-  std::string out;
-  for (char c : text)
-    out += c == '|' ? std::string("\\|") : std::string(1, c);
-  return out;
-}
-
-}  // namespace
-
 std::string render_help(const std::vector<FieldInfo>& fields) {
   std::string out;
   for (const auto& f : fields) {
@@ -43,7 +42,7 @@ std::string render_help(const std::vector<FieldInfo>& fields) {
     if (!f.unit.empty()) attrs += ", " + f.unit;
     if (!f.constraints.empty()) attrs += ", " + f.constraints;
     out += "  " + f.path + " (" + attrs + ") = " + f.value + "\n";
-    out += wrap(f.help, 72, "      ");
+    out += wrap_text(f.help, 72, "      ");
   }
   return out;
 }

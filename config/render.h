@@ -11,6 +11,10 @@
 
 namespace muse::config {
 
+// `text` re-flowed into lines of at most `width` characters (longer words
+// stay whole), each prefixed with `indent` and ended by a newline.
+std::string wrap_text(const std::string& text, size_t width, const std::string& indent);
+
 // One block per key: "  trainer.steps (int, steps, >= 1) = 100\n      help...".
 std::string render_help(const std::vector<FieldInfo>& fields);
 
