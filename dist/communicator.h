@@ -10,6 +10,10 @@
 // at once and a blocking form (`async(...)->wait()`). Until wait() returns,
 // the tensors must stay alive and must not be read or written.
 //
+// A communicator is driven by one thread at a time; use one communicator per
+// stream of collectives that should progress independently (they may run
+// concurrently).
+//
 // All ranks must call the same collectives in the same order with matching
 // shapes and dtypes. With `verify` on, every call first compares a
 // fingerprint (sequence number, collective, dtype, shape, op, root) across

@@ -60,10 +60,10 @@ if [[ -x "$MUSE_VENV/bin/python" ]] &&
   "$MUSE_VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   say "torch $TORCH_VERSION present in $MUSE_VENV"
 else
-  say "installing torch==$TORCH_VERSION into $MUSE_VENV"
+  say "installing torch==$TORCH_VERSION into $MUSE_VENV (about 4 GB with its CUDA libraries)"
   mkdir -p "$(dirname "$MUSE_VENV")"
   python3 -m venv "$MUSE_VENV"
   "$MUSE_VENV/bin/python" -m pip install -q --upgrade pip
-  "$MUSE_VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy
+  "$MUSE_VENV/bin/python" -m pip install "torch==$TORCH_VERSION" numpy
 fi
 say "ready: torch $TORCH_VERSION in $MUSE_VENV"

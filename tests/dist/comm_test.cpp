@@ -182,6 +182,27 @@ TEST_F(CommBehaviour, ManyAsyncCollectivesInFlightCompleteInAnyWaitOrder) {
   }
 }
 
+TEST_F(CommBehaviour, TwoCommunicatorsRunCollectivesConcurrently) {
+  // FSDP prefetches all-gathers on one communicator while reduce-scatters of
+  // gradients run on another.
+  auto gather_comm = make();
+  auto reduce_comm = make();
+  const int64_t n = gather_comm->size();
+  const at::Tensor shard =
+      at::full({1 << 16}, static_cast<double>(gather_comm->rank()), at::kFloat);
+  const at::Tensor gathered = at::empty({n << 16}, at::kFloat);
+  const at::Tensor grads = at::ones({n << 16}, at::kFloat);
+  const at::Tensor grad_shard = at::empty({1 << 16}, at::kFloat);
+  auto gather = gather_comm->all_gather_async(gathered, shard);
+  auto reduce = reduce_comm->reduce_scatter_async(grad_shard, grads, ReduceOp::kSum);
+  reduce->wait();
+  gather->wait();
+  for (int64_t r = 0; r < n; ++r) {
+    EXPECT_EQ(gathered[r << 16].item<float>(), static_cast<float>(r));
+  }
+  EXPECT_TRUE(at::all(grad_shard == static_cast<float>(n)).item<bool>());
+}
+
 TEST_F(CommBehaviour, WaitIsIdempotentAndBarrierWorks) {
   auto comm = make();
   auto work = comm->barrier_async();
