@@ -8,6 +8,9 @@
 set -euo pipefail
 
 TORCH_VERSION="2.15.0"
+# Python packages beside torch: test oracles and baselines (tokenizers:
+# tokenizer.json compatibility; scikit-learn: the digits images of the tiny data).
+PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 scikit-learn==1.9.1)
 MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
 
 say() { printf '[install-deps] %s\n' "$*"; }
@@ -16,7 +19,9 @@ say() { printf '[install-deps] %s\n' "$*"; }
 apt_packages=(
   build-essential cmake ninja-build ccache pkg-config git
   openmpi-bin libopenmpi-dev
-  libhdf5-dev
+  libhdf5-dev hdf5-tools
+  libpcre2-dev
+  fortunes
   libyaml-cpp-dev
   libcurl4-openssl-dev
   libgtest-dev libgmock-dev
@@ -64,6 +69,22 @@ else
   mkdir -p "$(dirname "$MUSE_VENV")"
   python3 -m venv "$MUSE_VENV"
   "$MUSE_VENV/bin/python" -m pip install -q --upgrade pip
-  "$MUSE_VENV/bin/python" -m pip install "torch==$TORCH_VERSION" numpy
+  "$MUSE_VENV/bin/python" -m pip install "torch==$TORCH_VERSION"
+fi
+if "$MUSE_VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY'; then
+import sys
+from importlib import metadata
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    try:
+        if metadata.version(name) != version:
+            sys.exit(1)
+    except metadata.PackageNotFoundError:
+        sys.exit(1)
+PY
+  say "Python packages present: ${PY_PACKAGES[*]}"
+else
+  say "installing ${PY_PACKAGES[*]}"
+  "$MUSE_VENV/bin/python" -m pip install -q "${PY_PACKAGES[@]}"
 fi
 say "ready: torch $TORCH_VERSION in $MUSE_VENV"
