@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/schema.h"
 #include "dist/dist_config.h"
@@ -94,6 +95,30 @@ struct MuseConfig {
       throw config::ConfigError("run.name", "\"" + run.name + "\" is not a directory name");
     }
     if (run.dir.empty()) throw config::ConfigError("run.dir", "must not be empty");
+  }
+
+  // Settings that are valid but probably not what was meant, each with a hint.
+  std::vector<std::string> likely_mistakes() const {
+    std::vector<std::string> out;
+    if (checkpoint.every > trainer.steps) {
+      out.push_back("checkpoint.every (" + std::to_string(checkpoint.every) +
+                    ") > trainer.steps (" + std::to_string(trainer.steps) +
+                    "): only the final step will be saved");
+    }
+    if (telemetry.log_every > trainer.steps) {
+      out.push_back("telemetry.log_every (" + std::to_string(telemetry.log_every) +
+                    ") > trainer.steps: nothing is logged until the end");
+    }
+    if (stage != "pretrain" && init_from.empty()) {
+      out.push_back("stage " + stage + " starts from a freshly initialised model: set init_from " +
+                    "to the run or checkpoint it should continue");
+    }
+    if (dist.collective_timeout_s < 10) {
+      out.push_back(
+          "dist.collective_timeout_s is " + config::format_value(dist.collective_timeout_s) +
+          " s: a slow but healthy collective (a large first all-gather) will abort the job");
+    }
+    return out;
   }
 };
 

@@ -170,6 +170,10 @@ int run(int argc, char** argv) {
 
   telemetry::log_info(version_text());
   telemetry::log_info(config::render_table(config::describe_fields(cfg), loaded.origins));
+  if (world.is_main()) {
+    for (const auto& warning : cfg.likely_mistakes())
+      telemetry::log_warning(warning);
+  }
 
   dist::CommOptions comm_options;
   comm_options.timeout =

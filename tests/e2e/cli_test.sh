@@ -84,6 +84,12 @@ printf 'trainer:\n  steps: 7\nrun:\n  name: first\n  dir: %s\n' "$tmp/runs" >"$t
 grep -Eq '^\| trainer.steps +\| 11 +\| --set trainer.steps=11 +\|' "$tmp/ok.out" ||
   fail "table does not show the override: $(cat "$tmp/ok.out")"
 grep -q '^  steps: 11  #' "$tmp/runs/second/config.yaml" || fail "config.yaml lacks the override"
+# Likely mistakes are warned about, once, with a hint.
+"$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set checkpoint.every=500 --set run.name=warn \
+  >/dev/null 2>"$tmp/warn.err" || fail "dry run with a warning: $(cat "$tmp/warn.err")"
+[[ $(grep -c '^warning: checkpoint.every (500) > trainer.steps (7): only the final step' "$tmp/warn.err") == 1 ]] ||
+  fail "no warning for checkpoint.every > trainer.steps: $(cat "$tmp/warn.err")"
+
 # The written config is itself a valid config that resolves to the same values.
 cp "$tmp/runs/second/config.yaml" "$tmp/first.yaml"
 "$bin/muse-train" --config "$tmp/first.yaml" --dry-run >"$tmp/again.out" 2>&1 ||
