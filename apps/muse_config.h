@@ -3,11 +3,15 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "config/loader.h"
 #include "config/schema.h"
+#include "data/data_config.h"
 #include "dist/dist_config.h"
+#include "model/model_config.h"
 #include "telemetry/telemetry_config.h"
 
 namespace muse {
@@ -65,6 +69,8 @@ struct MuseConfig {
   int64_t seed = 1234;
   std::string init_from;
   RunConfig run;
+  model::ModelConfig model;
+  data::DataConfig data;
   TrainerConfig trainer;
   OptimConfig optim;
   CheckpointConfig checkpoint;
@@ -81,6 +87,8 @@ struct MuseConfig {
             {.help = "start from: a checkpoint directory, a run directory (its LATEST), hf:DIR, "
                      "or empty for a fresh model"});
     v.section("run", run, "Naming and placing the run directory.");
+    v.section("model", model, "The multimodal transformer's shape (see docs/model.md).");
+    v.section("data", data, "Training data and batching (see docs/data.md).");
     v.section("trainer", trainer, "The training loop.");
     v.section("optim", optim, "The optimizer.");
     v.section("checkpoint", checkpoint, "Saving training state.");
@@ -88,8 +96,27 @@ struct MuseConfig {
     v.section("telemetry", telemetry, "Progress, metrics and logs.");
   }
 
+  // Fills every model.* key the config did not set from the chosen preset.
+  void resolve(config::Origins& origins) {
+    std::set<std::string> set_keys;
+    for (const auto& entry : origins)
+      set_keys.insert(entry.first);
+    model = model::apply_preset(model, set_keys);
+    if (model.preset == "custom") return;
+    for (const auto& field : config::describe_fields(model)) {
+      const std::string key = config::join_key("model", field.path);
+      if (!set_keys.contains(key)) origins[key] = "preset " + model.preset;
+    }
+  }
+
   // Checks that involve more than one field's declaration.
   void validate() const {
+    model.validate();
+    if (data.seq_len > model.max_seq_len) {
+      throw config::ConfigError("data.seq_len", std::to_string(data.seq_len) +
+                                                    " is longer than model.max_seq_len (" +
+                                                    std::to_string(model.max_seq_len) + ")");
+    }
     if (run.name.empty() || run.name == "." || run.name == ".." ||
         run.name.find('/') != std::string::npos) {
       throw config::ConfigError("run.name", "\"" + run.name + "\" is not a directory name");

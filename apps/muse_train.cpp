@@ -14,17 +14,24 @@
 #include "config/files.h"
 #include "config/loader.h"
 #include "config/render.h"
+#include "data/data_error.h"
+#include "data/loader.h"
+#include "data/shard.h"
 #include "dist/communicator.h"
 #include "dist/self_check.h"
 #include "dist/world.h"
+#include "model/layout.h"
 #include "muse/version.h"
 #include "telemetry/log.h"
+#include "telemetry/progress.h"
 
 namespace {
 
 using muse::MuseConfig;
 namespace config = muse::config;
+namespace data = muse::data;
 namespace dist = muse::dist;
+namespace model = muse::model;
 namespace telemetry = muse::telemetry;
 
 constexpr int kExitFailure = 1;
@@ -47,6 +54,50 @@ std::string world_summary(const dist::World& w, std::string_view backend) {
   s << "world: " << w.size << " rank(s) on " << w.n_nodes << " node(s), launcher " << w.launcher
     << ", backend " << backend;
   return s.str();
+}
+
+// "model: tiny preset, 1.31M parameters (2.69k in the image projector), 9.46M training FLOPs/token"
+std::string model_summary(const model::ModelConfig& m) {
+  const auto layout = model::model_layout(m);
+  const int64_t image_params = layout[model::kEmbedUnit].numel - m.vocab_size * m.dim;
+  return "model: " + m.preset + " preset, " + telemetry::format_count(model::param_count(m)) +
+         " parameters (" + telemetry::format_count(image_params) + " in the image projector), " +
+         telemetry::format_count(model::flops_per_token(m, m.max_seq_len)) +
+         " training FLOPs/token at " + std::to_string(m.max_seq_len) + " tokens";
+}
+
+// Opens the training data the way the loop will and checks it fits the model
+// (vocabulary, image size and channels, the <image> token id); returns a
+// one-line summary. Throws data::DataError naming the shard at fault.
+std::string check_training_data(const MuseConfig& cfg, const dist::World& world) {
+  data::LoaderOptions options = data::loader_options(cfg.data);
+  options.image_tokens = cfg.model.n_patches();
+  options.vocab_size = cfg.model.vocab_size;
+  options.image_size = cfg.model.image_size;
+  options.image_channels = cfg.model.image_channels;
+  const data::ShardReader first(options.shards.front());
+  if (first.header().n_images > 0 && first.header().image_token_id != cfg.model.image_token_id) {
+    throw data::DataError(options.shards.front().string() + ": image_token_id " +
+                          std::to_string(first.header().image_token_id) +
+                          " differs from model.image_token_id " +
+                          std::to_string(cfg.model.image_token_id));
+  }
+  data::Loader loader(options, world.rank, world.size, cfg.seed);
+  const data::Batch batch = loader.next();
+  return "data: " + std::to_string(options.shards.size()) + " shard(s), " +
+         telemetry::format_count(static_cast<double>(loader.n_documents())) + " documents, " +
+         telemetry::format_count(static_cast<double>(loader.n_tokens())) + " tokens, " +
+         std::to_string(loader.sequences_in_epoch(0)) + " sequences of " +
+         std::to_string(options.seq_len) + " per epoch; first batch " +
+         std::to_string(batch.tokens.size(0)) + " rows per rank, " +
+         std::to_string(batch.images.size(0)) + " image(s) on rank 0";
+}
+
+// True on every rank when `failed` is true on any rank.
+bool any_rank(dist::Communicator& comm, bool failed) {
+  const at::Tensor flag = at::full({1}, failed ? 1 : 0, at::kLong);
+  comm.all_reduce(flag, dist::ReduceOp::kMax);
+  return flag.item<int64_t>() != 0;
 }
 
 // The training loops in this build; a config asking for another is an error.
@@ -170,6 +221,7 @@ int run(int argc, char** argv) {
 
   telemetry::log_info(version_text());
   telemetry::log_info(config::render_table(config::describe_fields(cfg), loaded.origins));
+  telemetry::log_info(model_summary(cfg.model));
   if (world.is_main()) {
     for (const auto& warning : cfg.likely_mistakes())
       telemetry::log_warning(warning);
@@ -197,16 +249,27 @@ int run(int argc, char** argv) {
         run_dir_error = e.what();
       }
     }
-    // Every rank learns whether rank 0 could set up the run directory.
-    at::Tensor failed = at::full({1}, run_dir_error.empty() ? 0 : 1, at::kLong);
-    comm->broadcast(failed, 0);
-    if (failed.item<int64_t>() != 0) {
+    if (any_rank(*comm, !run_dir_error.empty())) {
       if (world.is_main()) telemetry::log_error(run_dir_error);
       return kExitFailure;
     }
 
     if (dry_run) {
       print_self_check(dist::run_self_check(*comm, 1024));
+      if (cfg.stage == "pretrain" || cfg.stage == "sft") {
+        // Every rank opens the data; all learn whether any could not.
+        std::string data_error, summary;
+        try {
+          summary = check_training_data(cfg, world);
+        } catch (const data::DataError& e) {
+          data_error = e.what();
+        }
+        if (any_rank(*comm, !data_error.empty())) {
+          if (!data_error.empty()) telemetry::log_error(data_error);
+          return kExitUsage;
+        }
+        telemetry::log_info(summary);
+      }
       telemetry::log_info("dry run complete: config valid, " + std::to_string(world.size) +
                           " rank(s) communicate; stage '" + cfg.stage + "' not started");
     }

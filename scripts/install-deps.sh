@@ -23,6 +23,7 @@ apt_packages=(
   libpcre2-dev
   fortunes
   libyaml-cpp-dev
+  nlohmann-json3-dev
   libcurl4-openssl-dev
   libgtest-dev libgmock-dev
   libstb-dev

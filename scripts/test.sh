@@ -10,7 +10,7 @@ bash scripts/build.sh
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 status=0
-ctest --test-dir build --output-on-failure --timeout 600 "$@" || status=$?
+ctest --test-dir build --output-on-failure --timeout 600 --parallel "$(nproc)" "$@" || status=$?
 
 if [[ "${MUSE_SKIP_CUDA_BUILD:-0}" != 1 ]]; then
   # Cannot run without a GPU; building it keeps the GPU path from rotting.

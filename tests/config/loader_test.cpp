@@ -73,6 +73,16 @@ ConfigError expect_config_error(F&& f) {
   return ConfigError("<nothing thrown>", "");
 }
 
+// The origins of keys set by a file or --set (model.* keys the preset
+// filled in are recorded as "preset NAME" and left out here).
+Origins set_by_user(const Origins& origins) {
+  Origins out;
+  for (const auto& [key, origin] : origins) {
+    if (origin.rfind("preset ", 0) != 0) out.emplace(key, origin);
+  }
+  return out;
+}
+
 // --- defaults --------------------------------------------------------------------
 
 TEST(Load, DefaultsWithoutFileOrOverrides) {
@@ -93,8 +103,9 @@ TEST(Load, DefaultsWithoutFileOrOverrides) {
   EXPECT_TRUE(c.dist.verify_collectives);
   EXPECT_EQ(c.telemetry.log_every, 1);
   EXPECT_EQ(c.telemetry.progress, "auto");
-  // Nothing came from anywhere but the defaults.
-  EXPECT_TRUE(loaded.origins.empty());
+  // Nothing came from anywhere but the defaults and the default model preset.
+  EXPECT_TRUE(set_by_user(loaded.origins).empty());
+  EXPECT_EQ(loaded.origins.at("model.dim"), "preset tiny");
   // The same as a default-constructed tree, key for key.
   EXPECT_EQ(to_yaml(c), to_yaml(MuseConfig{}));
 }
@@ -105,7 +116,7 @@ TEST(Load, EmptyFileGivesDefaults) {
     const std::string path = dir.write("empty.yaml", text);
     const auto loaded = load<MuseConfig>(path, {});
     EXPECT_EQ(to_yaml(loaded.config), to_yaml(MuseConfig{})) << "file text: " << text;
-    EXPECT_TRUE(loaded.origins.empty());
+    EXPECT_TRUE(set_by_user(loaded.origins).empty());
   }
 }
 
@@ -151,7 +162,7 @@ TEST(Load, FileSetsValuesAndOrigins) {
       {"dist.verify_collectives", path},
       {"telemetry.progress", path},
   };
-  EXPECT_EQ(loaded.origins, expected);
+  EXPECT_EQ(set_by_user(loaded.origins), expected);
 }
 
 TEST(Load, OverridesWinOverTheFileInOrder) {
@@ -181,7 +192,7 @@ TEST(Load, OverridesWithoutFile) {
   EXPECT_FALSE(loaded.config.dist.verify_collectives);
   EXPECT_EQ(loaded.config.init_from, "hf:models/tiny");
   EXPECT_EQ(loaded.config.run.name, "a b c");
-  EXPECT_EQ(loaded.origins.size(), 5u);
+  EXPECT_EQ(set_by_user(loaded.origins).size(), 5u);
   EXPECT_EQ(loaded.origins.at("init_from"), "--set init_from=hf:models/tiny");
 }
 
@@ -576,6 +587,33 @@ TEST(FailAt, AddsTheLineForFilesOnly) {
   EXPECT_EQ(std::string(from_set.what()), "--set b=2: b: bad");
   const ConfigError no_key = expect_config_error([&] { fail_at("cfg.yaml", root, "", "bad"); });
   EXPECT_EQ(std::string(no_key.what()), "cfg.yaml:1: bad");
+}
+
+}  // namespace
+}  // namespace muse::config
+
+namespace muse::config {
+namespace {
+
+TEST(Load, ModelPresetFillsTheKeysNotSetAndRecordsIt) {
+  const auto loaded = load<MuseConfig>(std::nullopt, {"model.preset=8b", "model.n_layers=2"});
+  EXPECT_EQ(loaded.config.model.dim, 4096);
+  EXPECT_EQ(loaded.config.model.n_kv_heads, 8);
+  EXPECT_EQ(loaded.config.model.n_layers, 2);  // explicitly set: the preset does not win
+  EXPECT_EQ(loaded.origins.at("model.dim"), "preset 8b");
+  EXPECT_EQ(loaded.origins.at("model.n_layers"), "--set model.n_layers=2");
+}
+
+TEST(Load, ModelChecksRunAfterThePresetAndNameTheKey) {
+  // n_kv_heads 8 is valid for 8b (32 heads) but not for tiny's 4 heads.
+  EXPECT_NO_THROW(load<MuseConfig>(std::nullopt, {"model.preset=8b", "model.n_kv_heads=8"}));
+  try {
+    load<MuseConfig>(std::nullopt, {"model.n_kv_heads=3"});
+    FAIL() << "n_heads 4 with n_kv_heads 3 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "model.n_kv_heads");
+    EXPECT_THAT(e.what(), HasSubstr("--set model.n_kv_heads=3: model.n_kv_heads"));
+  }
 }
 
 }  // namespace

@@ -67,7 +67,8 @@ TEST(RenderHelp, WrapsHelpTextWithoutLosingWords) {
     EXPECT_THAT(lines[i], StartsWith("  " + f.path + " ("));
     std::string joined;
     for (++i; i < lines.size() && lines[i].rfind("      ", 0) == 0; ++i) {
-      joined += (joined.empty() ? "" : " ") + lines[i].substr(6);
+      if (!joined.empty()) joined += ' ';
+      joined += lines[i].substr(6);
     }
     EXPECT_EQ(joined, std::string(f.help)) << f.path;
   }

@@ -60,11 +60,15 @@ out=$("$bin/muse-train" 2>&1)
 [[ $? == 2 ]] && grep -q "^error: --config FILE is required" <<<"$out" || fail "no config: $out"
 
 # Help and version of every executable.
+# (Output is captured first: grep -q closing the pipe early would fail it.)
 for tool in muse-train muse-data muse-export muse-generate; do
-  "$bin/$tool" --help | grep -q "^usage: $tool" || fail "$tool --help"
-  "$bin/$tool" --version | grep -q "^$tool 0\." || fail "$tool --version"
+  out=$("$bin/$tool" --help)
+  grep -q "^usage: $tool" <<<"$out" || fail "$tool --help"
+  out=$("$bin/$tool" --version)
+  grep -q "^$tool 0\." <<<"$out" || fail "$tool --version"
 done
-"$bin/muse-train" --help | grep -q "trainer.steps (int, steps, >= 1) = 100" || fail "--help lists keys"
+out=$("$bin/muse-train" --help)
+grep -q "trainer.steps (int, steps, >= 1) = 100" <<<"$out" || fail "--help lists keys"
 out=$("$bin/muse-export" --format hf 2>&1)
 [[ $? == 2 ]] || fail "muse-export with options should fail"
 out=$("$bin/muse-export" 2>&1)
@@ -84,6 +88,14 @@ printf 'trainer:\n  steps: 7\nrun:\n  name: first\n  dir: %s\n' "$tmp/runs" >"$t
 grep -Eq '^\| trainer.steps +\| 11 +\| --set trainer.steps=11 +\|' "$tmp/ok.out" ||
   fail "table does not show the override: $(cat "$tmp/ok.out")"
 grep -q '^  steps: 11  #' "$tmp/runs/second/config.yaml" || fail "config.yaml lacks the override"
+# A dry run opens the training data and checks that it fits the model.
+out=$("$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set model.image_size=16 2>&1 >/dev/null)
+[[ $? == 2 ]] && grep -q '^error: .*shard_.*\.h5: /images: images of 8x8x1, expected 16x16x1' <<<"$out" ||
+  fail "data that does not fit the model: $out"
+out=$("$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set data.shards="$tmp/none" 2>&1 >/dev/null)
+[[ $? == 2 ]] && grep -q "^error: data.shards: no shard files in '$tmp/none'" <<<"$out" ||
+  fail "missing shards: $out"
+
 # Likely mistakes are warned about, once, with a hint.
 "$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set checkpoint.every=500 --set run.name=warn \
   >/dev/null 2>"$tmp/warn.err" || fail "dry run with a warning: $(cat "$tmp/warn.err")"

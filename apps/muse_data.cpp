@@ -1,0 +1,278 @@
+// muse-data: builds training data.
+//
+//   muse-data build --input X.jsonl [--input ...] --tokenizer tokenizer.json --out DIR
+//                   --shard-tokens N [--image-size S] [--channels C] [--workers K]
+//   muse-data tokenizer train --input FILE [--input ...] --vocab-size V --out tokenizer.json
+//
+// Exit codes: 0 success, 1 runtime failure, 2 bad command line or bad input data.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/cli.h"
+#include "data/data_error.h"
+#include "data/jsonl.h"
+#include "data/shard_builder.h"
+#include "data/tokenizer.h"
+#include "muse/version.h"
+#include "telemetry/log.h"
+#include "telemetry/progress.h"
+
+namespace {
+
+namespace config = muse::config;
+namespace data = muse::data;
+namespace fs = std::filesystem;
+namespace telemetry = muse::telemetry;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+const char* kDescription =
+    "Builds the training data of muse-train. Commands:\n"
+    "  build            tokenize JSON Lines records and their images into HDF5 shards\n"
+    "  tokenizer train  learn a byte-level BPE tokenizer.json from text or JSON Lines files\n"
+    "Run `muse-data COMMAND --help` for a command's options. Exit codes: 0 success,\n"
+    "1 runtime failure, 2 bad command line or bad input data.";
+
+const char* kBuildDescription =
+    "Reads JSON Lines records {\"text\": \"... <image> ...\", \"images\": [\"a.png\", ...]}\n"
+    "(one <image> marker per image; image paths relative to the JSONL file), tokenizes\n"
+    "each as BOS text EOS, decodes PNG/JPEG images, converts them to C channels and\n"
+    "area-resizes them to S x S, and writes OUT/shard_NNNNNN.h5 files of about N tokens\n"
+    "(docs/formats.md). A bad record is an error naming FILE:LINE; the shards written\n"
+    "so far are then removed.";
+
+std::string version_text() {
+  return std::string("muse-data ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ")";
+}
+
+int64_t parse_int(const std::string& option, const std::string& value, int64_t min) {
+  size_t used = 0;
+  int64_t n = 0;
+  try {
+    n = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || n < min) {
+    throw config::UsageError(option + ": expected an integer >= " + std::to_string(min) +
+                             ", got '" + value + "'");
+  }
+  return n;
+}
+
+void require(const std::string& option, bool given) {
+  if (!given) throw config::UsageError(option + " is required");
+}
+
+// "1 shard", "4 shards".
+std::string counted(int64_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
+std::string seconds_text(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f s", seconds);
+  return text;
+}
+
+int build(const std::vector<std::string>& args) {
+  std::vector<std::string> inputs;
+  std::string tokenizer_path, out, shard_tokens, image_size = "32", channels = "3", workers,
+                                                 progress = "auto";
+  bool help = false;
+  config::ArgParser parser(
+      "muse-data build",
+      "--input X.jsonl [--input ...] --tokenizer tokenizer.json --out DIR --shard-tokens N "
+      "[--image-size S] [--channels C] [--workers K]",
+      kBuildDescription);
+  parser.repeated("--input", "X.jsonl", &inputs, "a JSON Lines file of records (repeatable)");
+  parser.option("--tokenizer", "FILE", &tokenizer_path, "the tokenizer.json to tokenize with");
+  parser.option("--out", "DIR", &out,
+                "directory for the shards (created; must not already hold shards)");
+  parser.option("--shard-tokens", "N", &shard_tokens,
+                "tokens per shard: a shard is written once it holds N tokens (documents are "
+                "never split)");
+  parser.option("--image-size", "S", &image_size, "image side after resizing (default 32)");
+  parser.option("--channels", "C", &channels, "image channels: 1 (grayscale) or 3 (RGB, default)");
+  parser.option("--workers", "K", &workers,
+                "threads that tokenize and decode images (default: one per core)");
+  parser.option("--progress", "MODE", &progress,
+                "progress line: auto (in place on a terminal, lines otherwise), lines or off");
+  parser.flag("--help", &help, "print this help and exit");
+  parser.parse(args);
+  if (help) {
+    std::cout << parser.usage();
+    return 0;
+  }
+  require("--input", !inputs.empty());
+  require("--tokenizer", !tokenizer_path.empty());
+  require("--out", !out.empty());
+  require("--shard-tokens", !shard_tokens.empty());
+  data::BuildOptions options;
+  for (const auto& input : inputs)
+    options.inputs.emplace_back(input);
+  options.out_dir = out;
+  options.shard_tokens = parse_int("--shard-tokens", shard_tokens, 1);
+  options.image_size = parse_int("--image-size", image_size, 1);
+  options.image_channels = parse_int("--channels", channels, 1);
+  if (options.image_channels != 1 && options.image_channels != 3)
+    throw config::UsageError("--channels: expected 1 or 3, got '" + channels + "'");
+  options.workers = workers.empty() ? std::max<int64_t>(1, std::thread::hardware_concurrency())
+                                    : parse_int("--workers", workers, 1);
+  telemetry::ProgressMode mode;
+  try {
+    mode = telemetry::progress_mode(progress, ::isatty(STDOUT_FILENO) != 0);
+  } catch (const std::invalid_argument& e) {
+    throw config::UsageError(std::string("--progress: ") + e.what());
+  }
+
+  const auto start = Clock::now();
+  const data::Tokenizer tokenizer = data::Tokenizer::load(tokenizer_path);
+  std::unique_ptr<telemetry::ProgressLine> line;
+  int64_t tokens_before = 0;
+  Clock::time_point last_update = start;
+  const auto on_progress = [&](const data::BuildCounts& c) {
+    // About one update a second, and the last one.
+    const auto now = Clock::now();
+    if (now - last_update < std::chrono::seconds(1) && c.lines_done < c.lines_total) return;
+    last_update = now;
+    if (!line) {
+      line = std::make_unique<telemetry::ProgressLine>("muse-data build", c.lines_total, mode,
+                                                       std::cout, 0, start);
+    }
+    line->update(c.lines_done, c.tokens - tokens_before,
+                 {{"docs", telemetry::format_count(static_cast<double>(c.documents))},
+                  {"images", telemetry::format_count(static_cast<double>(c.images))},
+                  {"shards", std::to_string(c.shards)}});
+    tokens_before = c.tokens;
+  };
+  const data::BuildCounts c = data::build_shards(options, tokenizer, on_progress);
+  if (line) line->finish();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::ostringstream summary;
+  summary << "muse-data build: " << counted(c.documents, "document") << ", "
+          << counted(c.tokens, "token") << ", " << counted(c.images, "image") << ", "
+          << counted(c.shards, "shard") << ", " << counted(c.bytes, "byte") << " in "
+          << seconds_text(seconds) << " -> " << out;
+  telemetry::log_info(summary.str());
+  return 0;
+}
+
+int tokenizer_train(const std::vector<std::string>& args) {
+  std::vector<std::string> inputs;
+  std::string vocab_size, out;
+  bool help = false;
+  config::ArgParser parser(
+      "muse-data tokenizer train", "--input FILE [--input ...] --vocab-size V --out tokenizer.json",
+      "Learns a byte-level BPE tokenizer (Llama-3 pre-tokenizer, muse-train's special\n"
+      "tokens) and writes it as a Hugging Face tokenizer.json. A *.jsonl input\n"
+      "contributes the \"text\" of each record; any other file is read whole as UTF-8 text.");
+  parser.repeated("--input", "FILE", &inputs, "a text or JSON Lines file (repeatable)");
+  parser.option("--vocab-size", "V", &vocab_size,
+                "tokens in the vocabulary, including the 256 bytes and the special tokens");
+  parser.option("--out", "FILE", &out, "the tokenizer.json to write");
+  parser.flag("--help", &help, "print this help and exit");
+  parser.parse(args);
+  if (help) {
+    std::cout << parser.usage();
+    return 0;
+  }
+  require("--input", !inputs.empty());
+  require("--vocab-size", !vocab_size.empty());
+  require("--out", !out.empty());
+  data::TrainOptions options;
+  options.vocab_size = parse_int("--vocab-size", vocab_size, 1);
+
+  const auto start = Clock::now();
+  std::vector<std::string> texts;
+  int64_t bytes = 0;
+  for (const auto& input : inputs) {
+    std::ifstream in(input, std::ios::binary);
+    if (!in) throw data::DataError(input + ": cannot open");
+    if (fs::path(input).extension() == ".jsonl") {
+      std::string line;
+      for (int64_t number = 1; std::getline(in, line); ++number) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        try {
+          texts.push_back(data::parse_record(line).text);
+        } catch (const data::DataError& e) {
+          throw data::DataError(input + ":" + std::to_string(number) + ": " + e.what());
+        }
+        bytes += static_cast<int64_t>(texts.back().size());
+      }
+    } else {
+      texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      bytes += static_cast<int64_t>(texts.back().size());
+    }
+  }
+  const data::Tokenizer tokenizer = data::Tokenizer::train_from_texts(texts, options);
+  tokenizer.save(out);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  telemetry::log_info("muse-data tokenizer train: " + counted(tokenizer.vocab_size(), "token") +
+                      " learned from " + counted(static_cast<int64_t>(texts.size()), "text") +
+                      " (" + counted(bytes, "byte") + ") in " + seconds_text(seconds) + " -> " +
+                      out);
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "build") return build({args.begin() + 1, args.end()});
+  if (args.size() >= 2 && args[0] == "tokenizer" && args[1] == "train")
+    return tokenizer_train({args.begin() + 2, args.end()});
+
+  bool help = false, version = false;
+  config::ArgParser parser("muse-data", "COMMAND [options] | --help | --version", kDescription);
+  parser.flag("--version", &version, "print the version and exit");
+  parser.flag("--help", &help, "print this help and exit");
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    throw config::UsageError("unknown command '" + args[0] +
+                             "' (expected build or tokenizer train; see muse-data --help)");
+  }
+  parser.parse(args);
+  if (help) {
+    std::cout << parser.usage();
+    return 0;
+  }
+  if (version) {
+    std::cout << version_text() << "\n";
+    return 0;
+  }
+  throw config::UsageError(
+      "a command is required: build or tokenizer train (see muse-data --help)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const config::UsageError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  } catch (const data::DataError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  } catch (const data::TokenizerError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    const std::string message = e.what();
+    telemetry::log_error(message.substr(0, message.find('\n')));
+    return kExitFailure;
+  }
+}

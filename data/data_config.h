@@ -1,0 +1,39 @@
+// The `data.*` config section: which shards the loader reads and how it packs
+// them into batches. The seed is the config's top-level `seed`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config/schema.h"
+
+namespace muse::data {
+
+struct DataConfig {
+  std::string shards = "data/tiny/shards/pretrain";
+  int64_t seq_len = 256;
+  int64_t batch_size = 8;
+  bool shuffle = true;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("shards", shards,
+            {.help = "the HDF5 shards to train on: a directory (its *.h5 files) or a glob "
+                     "pattern such as 'data/web/shard_*.h5'"});
+    v.field("seq_len", seq_len,
+            {.help = "tokens per packed sequence (the model's context T); each row holds T+1 "
+                     "tokens so inputs and targets shift by one",
+             .unit = "tokens",
+             .ge = 2});
+    v.field("batch_size", batch_size,
+            {.help = "global batch: sequences per optimizer step over all ranks (must divide "
+                     "evenly by the world size)",
+             .unit = "sequences",
+             .ge = 1});
+    v.field("shuffle", shuffle,
+            {.help = "shuffle the order of documents every epoch (from the top-level seed); "
+                     "false keeps the shards' order"});
+  }
+};
+
+}  // namespace muse::data

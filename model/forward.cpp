@@ -1,0 +1,214 @@
+#include "model/forward.h"
+
+// Shapes: B batch, T time (new positions), S key positions, C model width,
+// V vocab, H heads, KV kv-heads, D head dim, F ffn hidden, P patch size,
+// S_img image side, Ch image channels, Np patches per image, N_img images.
+
+#include <sstream>
+#include <string>
+
+namespace muse::model {
+namespace {
+
+// Pixel normalisation: [0, 1] -> [-1, 1].
+constexpr double kPixelMean = 0.5;
+constexpr double kPixelStd = 0.5;
+
+void check(bool ok, const std::string& message) {
+  if (!ok) throw ModelError(message);
+}
+
+std::string shape_of(const at::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes();
+  return out.str();
+}
+
+// In fp32 whatever the compute dtype, as Hugging Face Llama does.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+// (x1, x2) -> (-x2, x1) on the two halves of the head dim.
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// (B, h, T, D) -> (B, h, T, D) rotated by each position's angles.
+at::Tensor apply_rope(const at::Tensor& x, const AttnContext& ctx) {
+  return x * ctx.cos.to(x.scalar_type()) + rotate_half(x) * ctx.sin.to(x.scalar_type());
+}
+
+// (N_img, S_img, S_img, Ch) uint8 -> (N_img, Np, P*P*Ch) normalised patch vectors.
+at::Tensor patchify(const at::Tensor& images, const ModelConfig& cfg, at::ScalarType dtype) {
+  const int64_t n = images.size(0), g = cfg.grid(), p = cfg.patch_size, ch = cfg.image_channels;
+  const at::Tensor x =
+      images.to(dtype).div(255.0).sub(kPixelMean).div(kPixelStd);  // (N_img,S_img,S_img,Ch)
+  return x.view({n, g, p, g, p, ch})
+      .permute({0, 1, 3, 2, 4, 5})  // (N, grid row, grid col, P, P, Ch)
+      .reshape({n, g * g, p * p * ch});
+}
+
+void check_tokens(const ModelConfig& cfg, const at::Tensor& tokens) {
+  check(tokens.defined() && tokens.dim() == 2 && tokens.size(1) >= 1,
+        "tokens must be (B, T) with T >= 1, got " +
+            (tokens.defined() ? shape_of(tokens) : std::string("none")));
+  check(tokens.scalar_type() == at::kLong || tokens.scalar_type() == at::kInt,
+        "tokens must be int64 or int32");
+  check(tokens.size(1) <= cfg.max_seq_len, "sequence of " + std::to_string(tokens.size(1)) +
+                                               " positions is longer than model.max_seq_len (" +
+                                               std::to_string(cfg.max_seq_len) + ")");
+  const at::Tensor range = at::stack({tokens.min(), tokens.max()}).to(at::kCPU, at::kLong);
+  const int64_t lo = range[0].item<int64_t>(), hi = range[1].item<int64_t>();
+  check(lo >= 0 && hi < cfg.vocab_size, "token id " + std::to_string(lo < 0 ? lo : hi) +
+                                            " is outside the vocabulary [0, " +
+                                            std::to_string(cfg.vocab_size) + ")");
+}
+
+// The (row, position) index pairs, each (N_img * Np) int64, of every patch of
+// every image, after checking that the images fill exactly the placeholders.
+std::pair<at::Tensor, at::Tensor> image_positions(const ModelConfig& cfg, const Inputs& in) {
+  const at::Tensor& img = in.images;
+  const int64_t B = in.tokens.size(0), T = in.tokens.size(1), np = cfg.n_patches();
+  check(img.dim() == 4 && img.size(1) == cfg.image_size && img.size(2) == cfg.image_size &&
+            img.size(3) == cfg.image_channels && img.scalar_type() == at::kByte,
+        "images must be (N_img, " + std::to_string(cfg.image_size) + ", " +
+            std::to_string(cfg.image_size) + ", " + std::to_string(cfg.image_channels) +
+            ") uint8, got " + shape_of(img) + " " + std::string(c10::toString(img.scalar_type())));
+  const int64_t n = img.size(0);
+  check(in.image_slots.defined() && in.image_slots.dim() == 2 && in.image_slots.size(0) == n &&
+            in.image_slots.size(1) == 2,
+        "image_slots must be (N_img, 2) = (" + std::to_string(n) + ", 2)");
+  const at::Tensor slots = in.image_slots.to(at::kCPU, at::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = slots[i][0].item<int64_t>(), start = slots[i][1].item<int64_t>();
+    check(row >= 0 && row < B && start >= 0 && start + np <= T,
+          "image " + std::to_string(i) + " at (row " + std::to_string(row) + ", position " +
+              std::to_string(start) + ") does not fit in (B, T) = (" + std::to_string(B) + ", " +
+              std::to_string(T) + ") with its " + std::to_string(np) + " patches");
+  }
+  const at::Tensor dev_slots = slots.to(in.tokens.device());
+  const at::Tensor rows = dev_slots.select(1, 0).repeat_interleave(np);  // (N_img*Np)
+  const at::Tensor cols =
+      (dev_slots.select(1, 1).unsqueeze(1) + at::arange(np, dev_slots.options())).flatten();
+  // Each placeholder filled by exactly one patch, and nothing else.
+  const at::Tensor placeholders = (in.tokens == cfg.image_token_id).to(at::kLong);  // (B,T)
+  const at::Tensor cover = at::zeros_like(placeholders)
+                               .index_put_({rows, cols}, at::ones({n * np}, placeholders.options()),
+                                           /*accumulate=*/true);
+  check(at::equal(cover, placeholders), std::to_string(n) + " images x " + std::to_string(np) +
+                                            " patches do not fill exactly the " +
+                                            std::to_string(placeholders.sum().item<int64_t>()) +
+                                            " <image> placeholders (id " +
+                                            std::to_string(cfg.image_token_id) + ") of the tokens");
+  return {rows, cols};
+}
+
+}  // namespace
+
+AttnContext attn_context(const ModelConfig& cfg, const Inputs& in) {
+  const int64_t B = in.tokens.size(0), T = in.tokens.size(1);
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(in.tokens.device());
+  const at::Tensor idx = at::arange(T, opts).expand({B, T});  // (B,T)
+  if (!in.segment_ids.defined()) return attn_context(cfg, idx, {}, 0);
+  const at::Tensor& seg = in.segment_ids;
+  check(seg.sizes() == in.tokens.sizes(),
+        "segment_ids " + shape_of(seg) + " must have the shape of tokens " + shape_of(in.tokens));
+  // A segment starts at t = 0 and wherever the id changes.
+  const at::Tensor starts = at::cat(
+      {at::ones({B, 1}, opts.dtype(at::kBool)), seg.narrow(1, 1, T - 1) != seg.narrow(1, 0, T - 1)},
+      1);                                       // (B,T)
+  const at::Tensor segment = starts.cumsum(1);  // (B,T) index of each position's segment
+  const at::Tensor first =
+      std::get<0>(at::cummax(at::where(starts, idx, 0), 1));  // (B,T) its segment's start
+  const at::Tensor causal = at::ones({T, T}, opts.dtype(at::kBool)).tril();  // (T,T)
+  const at::Tensor mask =
+      (segment.unsqueeze(2) == segment.unsqueeze(1)).logical_and(causal).unsqueeze(1);  // (B,1,T,T)
+  return attn_context(cfg, idx - first, mask, 0);
+}
+
+AttnContext attn_context(const ModelConfig& cfg, const at::Tensor& positions,
+                         const at::Tensor& mask, int64_t cache_start) {
+  const int64_t D = cfg.head_dim();
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(positions.device());
+  // Hugging Face Llama's frequencies, computed the same way in fp32 so that
+  // exported models see the same angles.
+  const at::Tensor exponents = at::arange(0, D, 2, opts).to(at::kFloat) / static_cast<double>(D);
+  const at::Tensor inv_freq = 1.0 / at::pow(cfg.rope_theta, exponents);         // (D/2)
+  const at::Tensor angles = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // (B,T,D/2)
+  const at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);            // (B,1,T,D)
+  return {.cos = emb.cos(), .sin = emb.sin(), .mask = mask, .cache_start = cache_start};
+}
+
+at::Tensor embed_forward(const EmbedWeights& w, const ModelConfig& cfg, const Inputs& in) {
+  check_tokens(cfg, in.tokens);
+  const at::Tensor x = at::embedding(w.tok_embed, in.tokens);  // (B,T,C)
+  if (!in.images.defined()) {
+    check(!(in.tokens == cfg.image_token_id).any().item<bool>(),
+          "tokens hold <image> placeholders (id " + std::to_string(cfg.image_token_id) +
+              ") but no images were given");
+    return x;
+  }
+  const auto [rows, cols] = image_positions(cfg, in);  // each (N_img*Np)
+  const at::Tensor patches =
+      patchify(in.images, cfg, w.patch_proj_weight.scalar_type());  // (N_img,Np,P*P*Ch)
+  const at::Tensor vecs =
+      at::linear(patches, w.patch_proj_weight, w.patch_proj_bias) + w.patch_pos;  // (N_img,Np,C)
+  return at::index_put(x, {rows, cols}, vecs.reshape({-1, cfg.dim}));
+}
+
+at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at::Tensor& x,
+                         const AttnContext& ctx, LayerCache* cache) {
+  const int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, KV = cfg.n_kv_heads,
+                D = cfg.head_dim();
+  // Attention.
+  const at::Tensor h = rms_norm(x, w.attn_norm, cfg.norm_eps);                  // (B,T,C)
+  const at::Tensor q = at::linear(h, w.wq).view({B, T, H, D}).transpose(1, 2);  // (B,H,T,D)
+  at::Tensor k = at::linear(h, w.wk).view({B, T, KV, D}).transpose(1, 2);       // (B,KV,T,D)
+  at::Tensor v = at::linear(h, w.wv).view({B, T, KV, D}).transpose(1, 2);       // (B,KV,T,D)
+  const at::Tensor q_rot = apply_rope(q, ctx);
+  k = apply_rope(k, ctx);
+  if (cache) {
+    const int64_t end = ctx.cache_start + T;
+    check(end <= cache->k.size(2), "KV cache full: " + std::to_string(end) + " positions > " +
+                                       std::to_string(cache->k.size(2)));
+    cache->k.narrow(2, ctx.cache_start, T).copy_(k);
+    cache->v.narrow(2, ctx.cache_start, T).copy_(v);
+    k = cache->k.narrow(2, 0, end);  // (B,KV,S,D)
+    v = cache->v.narrow(2, 0, end);
+  }
+  // Without a mask, SDPA's causal flag aligns queries and keys at position 0,
+  // which is only right when the keys are exactly the new positions.
+  check(ctx.mask.defined() || k.size(2) == T, "attention over cached keys needs a mask");
+  const at::Tensor a = at::scaled_dot_product_attention(
+      q_rot, k, v, ctx.mask.defined() ? std::optional<at::Tensor>(ctx.mask) : std::nullopt,
+      /*dropout_p=*/0.0, /*is_causal=*/!ctx.mask.defined(), /*scale=*/std::nullopt,
+      /*enable_gqa=*/KV != H);                                                          // (B,H,T,D)
+  const at::Tensor y = x + at::linear(a.transpose(1, 2).reshape({B, T, H * D}), w.wo);  // (B,T,C)
+  // SwiGLU MLP.
+  const at::Tensor g = rms_norm(y, w.ffn_norm, cfg.norm_eps);                       // (B,T,C)
+  return y + at::linear(at::silu(at::linear(g, w.w_gate)) * at::linear(g, w.w_up),  // (B,T,F)
+                        w.w_down);
+}
+
+at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x) {
+  return at::linear(rms_norm(x, w.norm, cfg.norm_eps), w.output);  // (B,T,V)
+}
+
+TextLoss text_loss(const at::Tensor& logits, const at::Tensor& targets, int64_t image_token_id) {
+  check(
+      targets.dim() == 2 && targets.size(0) == logits.size(0) && targets.size(1) == logits.size(1),
+      "targets " + shape_of(targets) + " must be (B, T) of logits " + shape_of(logits));
+  const at::Tensor counted = (targets != -100).logical_and(targets != image_token_id);  // (B,T)
+  const at::Tensor tgt = at::where(counted, targets.to(at::kLong), -100);               // (B,T)
+  const at::Tensor sum =
+      at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
+                             tgt.reshape({-1}), /*weight=*/{}, at::Reduction::Sum,
+                             /*ignore_index=*/-100);
+  return {.sum = sum, .count = counted.sum()};
+}
+
+}  // namespace muse::model

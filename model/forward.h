@@ -1,0 +1,100 @@
+// The model's forward pass as a chain of pure functions of (weights, inputs),
+// one per unit: embed_forward -> block_forward x n_layers -> head_forward.
+// FSDP gathers a unit's flat buffer, builds its weight views and calls the
+// unit's function; Model chains them for single-process use.
+//
+// Architecture (Llama family): token embedding; per block x += attn(rmsnorm(x)),
+// x += swiglu(rmsnorm(x)); final rmsnorm; output projection. Attention is
+// causal grouped-query attention with rotary embeddings in the half-split
+// ("rotate_half") layout of Hugging Face Llama: dimension i of a head pairs
+// with i + D/2, so q/k weights export as a plain copy.
+//
+// Images (early fusion): an image (S_img, S_img, Ch) uint8 is cut into
+// Np = (S_img/P)^2 patches in row-major order, each flattened in (row, column,
+// channel) order, scaled to [0, 1] and normalised to [-1, 1] ((x - 0.5) / 0.5),
+// projected to width C (weight + bias) plus a learned per-patch-position
+// vector. The Np vectors replace Np consecutive <image> placeholder tokens of
+// the sequence.
+//
+// Shapes: B batch, T time (new positions), S key positions (cache + new),
+// C model width, V vocab, H heads, KV kv-heads, D head dim, F ffn hidden,
+// P patch size, S_img image side, Ch image channels, Np patches per image,
+// N_img images.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace muse::model {
+
+// Inputs that do not fit the model: wrong shapes or dtypes, token ids outside
+// the vocabulary, images that do not match the <image> placeholders.
+class ModelError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Inputs {
+  at::Tensor tokens = {};       // (B, T) int64 or int32 token ids
+  at::Tensor segment_ids = {};  // (B, T) integer, or undefined: one segment per row
+  at::Tensor images = {};       // (N_img, S_img, S_img, Ch) uint8, or undefined: no images
+  // (N_img, 2) int64: (batch row, first placeholder position) of each image.
+  // Together the images must cover exactly the <image> placeholders of tokens.
+  at::Tensor image_slots = {};
+};
+
+// Where the T new positions sit: rotary tables and which keys each may see.
+// A segment is a maximal run of equal segment ids; attention stays inside
+// its segment (block-diagonal causal mask) and positions restart at 0 in each.
+struct AttnContext {
+  at::Tensor cos;  // (B, 1, T, D) fp32
+  at::Tensor sin;  // (B, 1, T, D) fp32
+  // (B, 1, T, S) bool, true where a query may attend to a key; undefined means
+  // plain causal attention over the T new positions (S == T).
+  at::Tensor mask;
+  int64_t cache_start = 0;  // KV-cache index of the first new position (0 without a cache)
+};
+
+// The context of a full sequence: positions 0..T-1 and a causal mask, or per
+// segment when `in.segment_ids` is defined.
+AttnContext attn_context(const ModelConfig& cfg, const Inputs& in);
+
+// The general form, for decoding with a KV cache: rotary positions (B, T)
+// integer, and a mask (B, 1, T, S) bool or undefined (causal, S == T).
+AttnContext attn_context(const ModelConfig& cfg, const at::Tensor& positions,
+                         const at::Tensor& mask, int64_t cache_start);
+
+// One layer's key/value cache for B sequences of up to S_max positions.
+struct LayerCache {
+  at::Tensor k;  // (B, KV, S_max, D)
+  at::Tensor v;  // (B, KV, S_max, D)
+};
+
+// (B, T, C): token embeddings with the images' patch vectors at their slots.
+// Throws ModelError for inputs that do not fit `cfg`.
+at::Tensor embed_forward(const EmbedWeights& w, const ModelConfig& cfg, const Inputs& in);
+
+// (B, T, C) -> (B, T, C). With `cache`, the new keys/values are written at
+// [ctx.cache_start, ctx.cache_start + T) and attention reads cache positions
+// [0, ctx.cache_start + T); `cache` must not be used under autograd.
+at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at::Tensor& x,
+                         const AttnContext& ctx, LayerCache* cache = nullptr);
+
+// (B, T, C) -> (B, T, V) logits.
+at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x);
+
+// Next-token cross-entropy summed over the counted targets, and their number.
+// A target counts unless it is -100 or the <image> placeholder.
+struct TextLoss {
+  at::Tensor sum;    // () fp32, differentiable
+  at::Tensor count;  // () int64
+};
+TextLoss text_loss(const at::Tensor& logits /*(B,T,V)*/, const at::Tensor& targets /*(B,T)*/,
+                   int64_t image_token_id);
+
+}  // namespace muse::model
