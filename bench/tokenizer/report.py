@@ -5,22 +5,11 @@ page docs/bench-tokenizer.md.
 """
 import json
 import os
-import platform
-import subprocess
 import sys
 
-import tokenizers
-
-
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tokenizers  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 
 def mbps(r, key="seconds"):
