@@ -17,9 +17,12 @@ namespace {
 
 }  // namespace
 
+std::filesystem::path temporary_path_for(const std::filesystem::path& path) {
+  return path.string() + ".tmp." + std::to_string(static_cast<long>(getpid()));
+}
+
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
-  const std::filesystem::path tmp =
-      path.string() + ".tmp." + std::to_string(static_cast<long>(getpid()));
+  const std::filesystem::path tmp = temporary_path_for(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(tmp, "cannot create");
   size_t written = 0;
@@ -33,7 +36,18 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    fail(tmp, "close failed");
+  }
+  publish_file(tmp, path);
+}
+
+void publish_file(const std::filesystem::path& tmp, const std::filesystem::path& path) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool flushed = fd >= 0 && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!flushed) {
     ::unlink(tmp.c_str());
     fail(tmp, "flush failed");
   }

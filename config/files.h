@@ -11,4 +11,13 @@ namespace muse::config {
 // never a part. Throws std::runtime_error naming the path on failure.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 
+// The temporary name beside `path` that a complete file is written under
+// before publish_file() gives it its final name.
+std::filesystem::path temporary_path_for(const std::filesystem::path& path);
+
+// For files another library writes (HDF5, checkpoints): flushes the complete
+// file `tmp` to disk, renames it over `path` and makes the rename durable.
+// On failure removes `tmp` and throws std::runtime_error naming the path.
+void publish_file(const std::filesystem::path& tmp, const std::filesystem::path& path);
+
 }  // namespace muse::config

@@ -1,6 +1,6 @@
 #include "data/shard.h"
+#include "config/files.h"
 
-#include <fcntl.h>
 #include <hdf5.h>
 #include <unistd.h>
 
@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "config/files.h"
 #include "data/data_error.h"
 
 namespace muse::data {
@@ -183,16 +184,6 @@ void check_shard(const Shard& s, const fs::path& path) {
          "holds " + std::to_string(s.images.size()) + " bytes, expected n_images * H * W * C");
 }
 
-// Flushes a closed file's data to disk.
-void sync_file(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  const bool ok = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!ok) {
-    throw std::runtime_error(path.string() + ": flush failed (" + std::strerror(errno) + ")");
-  }
-}
-
 void write_shard_file(const fs::path& tmp, const Shard& s) {
   Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) write_failed(tmp, "/");
@@ -217,7 +208,6 @@ void write_shard_file(const fs::path& tmp, const Shard& s) {
   write_dataset(f, "image_positions", H5T_STD_I64LE, H5T_NATIVE_INT64,
                 {n(s.image_positions.size())}, s.image_positions.data(), tmp);
   if (!file.close()) write_failed(tmp, "/");
-  sync_file(tmp);
 }
 
 // --- reading ---------------------------------------------------------------
@@ -290,24 +280,14 @@ void Shard::add_document(std::span<const int32_t> document,
 int64_t write_shard(const fs::path& path, const Shard& shard) {
   silence_hdf5();
   check_shard(shard, path);
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  const fs::path tmp = config::temporary_path_for(path);
   try {
     write_shard_file(tmp, shard);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      throw std::runtime_error(path.string() + ": rename from " + tmp.filename().string() +
-                               " failed (" + std::strerror(errno) + ")");
-    }
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;
   }
-  // Make the rename itself durable.
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  config::publish_file(tmp, path);
   return static_cast<int64_t>(fs::file_size(path));
 }
 
