@@ -13,6 +13,7 @@
 #include "dist/dist_config.h"
 #include "model/model_config.h"
 #include "telemetry/telemetry_config.h"
+#include "trainer/optim_config.h"
 
 namespace muse {
 
@@ -33,18 +34,6 @@ struct TrainerConfig {
   template <class V>
   void visit(V& v) {
     v.field("steps", steps, {.help = "optimizer steps to train for", .unit = "steps", .ge = 1});
-  }
-};
-
-struct OptimConfig {
-  double lr = 3e-4;
-  double weight_decay = 0.1;
-
-  template <class V>
-  void visit(V& v) {
-    v.field("lr", lr, {.help = "peak learning rate of AdamW", .gt = 0});
-    v.field("weight_decay", weight_decay,
-            {.help = "decoupled weight decay of AdamW (not applied to norms and biases)", .ge = 0});
   }
 };
 
@@ -72,7 +61,7 @@ struct MuseConfig {
   model::ModelConfig model;
   data::DataConfig data;
   TrainerConfig trainer;
-  OptimConfig optim;
+  trainer::OptimConfig optim;
   CheckpointConfig checkpoint;
   dist::DistConfig dist;
   telemetry::TelemetryConfig telemetry;
