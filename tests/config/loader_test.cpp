@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "apps/muse_config.h"
+#include "tests/temp_dir.h"
 
 namespace muse::config {
 namespace {
@@ -26,38 +27,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// A fresh directory under the system temporary directory, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    for (;;) {
-      path_ = fs::temp_directory_path() /
-              ("muse_loader_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-      if (fs::create_directory(path_)) break;
-    }
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  // Writes `text` to NAME in the directory and returns its path.
-  std::string write(const std::string& name, const std::string& text) const {
-    const fs::path p = path_ / name;
-    std::ofstream out(p, std::ios::binary);
-    out << text;
-    out.close();
-    EXPECT_TRUE(out) << p;
-    return p.string();
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using muse::testing::TempDir;
 
 template <class F>
 ConfigError expect_config_error(F&& f) {

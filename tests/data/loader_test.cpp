@@ -20,6 +20,7 @@
 #include "config/schema.h"
 #include "data/data_error.h"
 #include "data/shard.h"
+#include "tests/temp_dir.h"
 
 namespace {
 
@@ -38,18 +39,7 @@ constexpr int32_t kPad = 0;
 constexpr int32_t kImageToken = 1;
 constexpr int64_t kImageSide = 2;  // images are 2x2x1: 4 bytes that spell the image's id
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "muse-loader-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using muse::testing::TempDir;
 
 std::vector<uint8_t> image_bytes(int64_t id) {
   return {static_cast<uint8_t>(id), static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id >> 16),

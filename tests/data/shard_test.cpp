@@ -16,6 +16,7 @@
 #include <string>
 
 #include "data/data_error.h"
+#include "tests/temp_dir.h"
 
 namespace {
 
@@ -26,18 +27,7 @@ using muse::data::Shard;
 using muse::data::ShardReader;
 using muse::data::write_shard;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "muse-shard-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using muse::testing::TempDir;
 
 // Three documents, the second with two 2x3 RGB images.
 Shard sample_shard() {
