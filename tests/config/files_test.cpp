@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
+
 namespace muse::config {
 namespace {
 
@@ -20,19 +22,6 @@ using ::testing::HasSubstr;
 
 class WriteFileAtomic : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    for (;;) {
-      dir_ = fs::temp_directory_path() /
-             ("muse_files_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-      if (fs::create_directory(dir_)) break;
-    }
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   static std::string read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::ostringstream s;
@@ -50,7 +39,8 @@ class WriteFileAtomic : public ::testing::Test {
     return names;
   }
 
-  fs::path dir_;
+  muse::testing::TempDir tmp_;
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(WriteFileAtomic, WritesContent) {

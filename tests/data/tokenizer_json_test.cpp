@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "tests/temp_dir.h"
 
 namespace muse::data {
 namespace {
@@ -23,19 +24,6 @@ using ::testing::Not;
 
 class TokenizerJson : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    for (;;) {
-      dir_ = fs::temp_directory_path() / ("muse_tokenizer_test_" + std::to_string(::getpid()) +
-                                          "_" + std::to_string(counter++));
-      if (fs::create_directory(dir_)) break;
-    }
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::string write(const std::string& name, const std::string& content) const {
     const fs::path path = dir_ / name;
     std::ofstream(path, std::ios::binary) << content;
@@ -74,7 +62,8 @@ class TokenizerJson : public ::testing::Test {
     return "(no error)";
   }
 
-  fs::path dir_;
+  muse::testing::TempDir tmp_;
+  const fs::path dir_ = tmp_.path();
   int tiny_files_ = 0;
 };
 

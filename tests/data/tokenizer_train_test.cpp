@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "tests/temp_dir.h"
 
 namespace muse::data {
 namespace {
@@ -37,24 +38,13 @@ std::string train_error(const std::vector<std::string>& files, const TrainOption
 
 class TokenizerTrain : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    for (;;) {
-      dir_ = fs::temp_directory_path() / ("muse_tokenizer_train_" + std::to_string(::getpid()) +
-                                          "_" + std::to_string(counter++));
-      if (fs::create_directory(dir_)) break;
-    }
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   std::string write(const std::string& name, const std::string& content) const {
     std::ofstream(dir_ / name, std::ios::binary) << content;
     return (dir_ / name).string();
   }
 
-  fs::path dir_;
+  muse::testing::TempDir tmp_;
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(TokenizerTrain, MostFrequentPairFirst) {

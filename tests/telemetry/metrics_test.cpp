@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
+
 namespace muse::telemetry {
 namespace {
 
@@ -112,18 +114,6 @@ TEST(JsonQuote, Direct) {
 
 class JsonlSinkTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    for (;;) {
-      dir_ = fs::temp_directory_path() /
-             ("muse_metrics_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-      if (fs::create_directory(dir_)) break;
-    }
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   static std::vector<std::string> read_lines(const fs::path& p, std::string* raw = nullptr) {
     std::ifstream in(p, std::ios::binary);
     std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -136,7 +126,8 @@ class JsonlSinkTest : public ::testing::Test {
     EXPECT_EQ(start, all.size()) << "file does not end with a newline: " << all;
     return lines;
   }
-  fs::path dir_;
+  muse::testing::TempDir tmp_;
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(JsonlSinkTest, OneObjectPerLineFlushedAtOnce) {
