@@ -5,6 +5,7 @@
 //
 // Legend: n unit numel, S shard numel, N world size.
 #include "trainer/adamw.h"
+#include "tests/trainer/test_unit.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -19,19 +20,7 @@ namespace {
 // elements: boundaries fall inside shards for every N, and the unit is large
 // enough for ATen to split element-wise ops over threads.
 model::UnitLayout test_unit() {
-  model::UnitLayout unit{.name = "test"};
-  const std::vector<std::pair<int64_t, bool>> params = {
-      {37, true}, {5, false}, {70001, true}, {3, false}, {11, true}};
-  for (const auto& [n, decay] : params) {
-    unit.params.push_back({.id = model::ParamId::kAttnQ,
-                           .name = std::to_string(unit.params.size()),
-                           .shape = {n},
-                           .offset = unit.numel,
-                           .numel = n,
-                           .weight_decay = decay});
-    unit.numel += n;
-  }
-  return unit;
+  return testing::unit_of("test", {{37, true}, {5, false}, {70001, true}, {3, false}, {11, true}});
 }
 
 at::Tensor random(int64_t n, uint64_t seed) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/trainer/test_unit.h"
 #include "trainer/adamw.h"
 #include "trainer/lr_schedule.h"
 
@@ -36,19 +37,7 @@ struct Case {
 };
 
 model::UnitLayout compat_unit() {
-  model::UnitLayout unit{.name = "compat"};
-  const std::vector<std::pair<int64_t, bool>> params = {
-      {96, true}, {12, false}, {257, true}, {1, false}, {40, true}};
-  for (const auto& [n, decay] : params) {
-    unit.params.push_back({.id = model::ParamId::kAttnQ,
-                           .name = std::to_string(unit.params.size()),
-                           .shape = {n},
-                           .offset = unit.numel,
-                           .numel = n,
-                           .weight_decay = decay});
-    unit.numel += n;
-  }
-  return unit;
+  return testing::unit_of("compat", {{96, true}, {12, false}, {257, true}, {1, false}, {40, true}});
 }
 
 void write_tensor(const fs::path& path, const at::Tensor& t) {
