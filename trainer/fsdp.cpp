@@ -1,0 +1,227 @@
+#include "trainer/fsdp.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <deque>
+#include <utility>
+
+#include "config/schema.h"
+#include "model/weights.h"
+
+namespace muse::trainer {
+
+// A unit's full buffer while (or after) it is all-gathered.
+struct FsdpModel::Gathered {
+  at::Tensor full;    // (N*S) param dtype
+  at::Tensor source;  // this rank's send buffer, alive until the gather completes
+  std::unique_ptr<dist::Work> work;
+
+  const at::Tensor& wait() {
+    if (work) {
+      work->wait();
+      work.reset();
+      source.reset();
+    }
+    return full;
+  }
+};
+
+namespace {
+
+// A gradient reduce-scatter in flight; its result is added to the unit's
+// fp32 gradient shard when it completes.
+struct PendingReduce {
+  FsdpUnit* unit;
+  at::Tensor send;  // (N*S) reduce dtype
+  at::Tensor recv;  // (S) reduce dtype
+  std::unique_ptr<dist::Work> work;
+
+  void finish() {
+    work->wait();
+    unit->grad.add_(recv);
+  }
+};
+
+// Reduce-scatters in flight at once: enough to overlap the next unit's
+// backward, few enough that full-size gradients do not pile up.
+constexpr size_t kMaxPendingReduces = 2;
+
+}  // namespace
+
+FsdpModel::FsdpModel(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+                     const FsdpOptions& options)
+    : cfg_(cfg), options_(options), comm_(&comm) {
+  cfg_.validate();
+  if (!options_.activation_checkpointing && !options_.keep_gathered) {
+    throw config::ConfigError("trainer.activation_checkpointing",
+                              "false needs trainer.keep_gathered: true (without recompute, each "
+                              "unit's autograd graph holds its gathered weights until backward)");
+  }
+  const std::vector<model::UnitLayout> layout = model::model_layout(cfg_);
+  const int rank = comm.rank();
+  const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(options_.device);
+  for (size_t u = 0; u < layout.size(); ++u) {
+    FsdpUnit unit{.layout = layout[u],
+                  .shards = shard_unit(layout[u].numel, comm.size()),
+                  .param = {},
+                  .grad = {}};
+    // Every rank initialises the whole unit from the seed and keeps its
+    // slice: the weights do not depend on the world size.
+    const at::Tensor init = model::init_unit(cfg_, unit.layout, static_cast<int64_t>(u), seed);
+    unit.param = at::zeros({unit.shards.shard_numel}, fp32);
+    unit.param.narrow(0, 0, unit.shards.valid(rank))
+        .copy_(init.narrow(0, unit.shards.begin(rank), unit.shards.valid(rank)));
+    unit.grad = at::zeros_like(unit.param);
+    units_.push_back(std::move(unit));
+  }
+}
+
+std::unique_ptr<FsdpModel::Gathered> FsdpModel::gather(int64_t u) {
+  auto g = std::make_unique<Gathered>();
+  const FsdpUnit& unit = units_[u];
+  g->source = unit.param.to(options_.param_dtype);  // no copy when already fp32
+  g->full = at::empty({unit.shards.padded_numel}, g->source.options());
+  g->work = comm_->all_gather_async(g->full, g->source);
+  return g;
+}
+
+at::Tensor FsdpModel::run_unit(int64_t u, const at::Tensor& flat, const at::Tensor& x,
+                               const model::Inputs& in, const model::AttnContext& ctx,
+                               const at::Tensor& embed_flat) {
+  const model::UnitLayout& layout = units_[u].layout;
+  if (u == model::kEmbedUnit)
+    return model::embed_forward(model::embed_weights(layout, flat), cfg_, in);
+  if (u == model::head_unit(cfg_)) {
+    const at::Tensor tok_embed = cfg_.tie_embeddings
+                                     ? model::param_view(units_[model::kEmbedUnit].layout,
+                                                         embed_flat, model::ParamId::kTokEmbed)
+                                     : at::Tensor();
+    return model::head_forward(model::head_weights(layout, flat, tok_embed), cfg_, x);
+  }
+  return model::block_forward(model::block_weights(layout, flat), cfg_, x, ctx);
+}
+
+at::Tensor FsdpModel::forward_backward(
+    const model::Inputs& in, const std::function<at::Tensor(const at::Tensor&)>& loss_fn) {
+  const int64_t n_units = static_cast<int64_t>(units_.size());
+  const int64_t head = n_units - 1;
+  const bool tied = cfg_.tie_embeddings;
+  const model::AttnContext ctx = model::attn_context(cfg_, in);
+
+  std::vector<std::unique_ptr<Gathered>> gathered(n_units);
+  // Per unit: its gathered buffer as an autograd leaf (its .grad() is the
+  // unit's full gradient), its input and, without recompute, its output.
+  std::vector<at::Tensor> leaves(n_units), inputs(n_units), outputs(n_units);
+  const auto leaf = [&](int64_t u) -> const at::Tensor& {
+    if (!leaves[u].defined()) leaves[u] = gathered[u]->wait().detach().requires_grad_();
+    return leaves[u];
+  };
+  const auto release = [&](int64_t u) {
+    if (tied && u == model::kEmbedUnit) return;  // the head reads it until the end
+    gathered[u].reset();
+    leaves[u].reset();
+  };
+
+  // Forward through every unit but the head, keeping only unit inputs.
+  gathered[0] = gather(0);
+  at::Tensor x;  // (B,T,C) activations between units
+  for (int64_t u = 0; u < head; ++u) {
+    gathered[u + 1] = gather(u + 1);
+    if (options_.activation_checkpointing) {
+      inputs[u] = x;
+      at::NoGradGuard no_grad;
+      x = run_unit(u, gathered[u]->wait(), x, in, ctx, {});
+    } else {
+      inputs[u] = u == 0 ? at::Tensor() : x.requires_grad_();
+      outputs[u] = run_unit(u, leaf(u), inputs[u], in, ctx, {});
+      x = outputs[u].detach();
+    }
+    if (!options_.keep_gathered && !(tied && u == model::kEmbedUnit)) gathered[u].reset();
+  }
+
+  // The head and the loss, forward and backward at once.
+  if (head > 0 && !gathered[head - 1]) gathered[head - 1] = gather(head - 1);
+  std::deque<PendingReduce> pending;
+  const auto reduce_gradient = [&](int64_t u) {
+    const at::Tensor& full_grad = leaves[u].grad();
+    PendingReduce p{.unit = &units_[u], .send = {}, .recv = {}, .work = nullptr};
+    p.send = full_grad.defined() ? full_grad.to(options_.reduce_dtype)
+                                 : at::zeros_like(leaves[u], options_.reduce_dtype);
+    p.recv = at::empty({units_[u].shards.shard_numel}, p.send.options());
+    p.work = comm_->reduce_scatter_async(p.recv, p.send, dist::ReduceOp::kSum);
+    pending.push_back(std::move(p));
+    if (pending.size() > kMaxPendingReduces) {
+      pending.front().finish();
+      pending.pop_front();
+    }
+  };
+
+  const at::Tensor head_in = x.detach().requires_grad_();
+  const at::Tensor logits =
+      run_unit(head, leaf(head), head_in, in, ctx, tied ? leaf(model::kEmbedUnit) : at::Tensor());
+  const at::Tensor loss = loss_fn(logits);
+  loss.backward();
+  at::Tensor grad_x = head_in.grad();
+  reduce_gradient(head);
+  release(head);
+
+  // Backward through the other units, last to first.
+  for (int64_t u = head - 1; u >= 0; --u) {
+    if (u > 0 && !gathered[u - 1]) gathered[u - 1] = gather(u - 1);
+    at::Tensor out = outputs[u];
+    if (options_.activation_checkpointing) {
+      if (u > 0) inputs[u] = inputs[u].detach().requires_grad_();
+      out = run_unit(u, leaf(u), inputs[u], in, ctx, {});
+    }
+    out.backward(grad_x);
+    grad_x = u > 0 ? inputs[u].grad() : at::Tensor();
+    inputs[u].reset();
+    outputs[u].reset();
+    reduce_gradient(u);
+    gathered[u].reset();
+    leaves[u].reset();
+  }
+  for (PendingReduce& p : pending)
+    p.finish();
+  return loss.detach();
+}
+
+at::Tensor FsdpModel::forward(const model::Inputs& in) {
+  at::NoGradGuard no_grad;
+  const int64_t n_units = static_cast<int64_t>(units_.size());
+  const model::AttnContext ctx = model::attn_context(cfg_, in);
+  std::vector<std::unique_ptr<Gathered>> gathered(n_units);
+  gathered[0] = gather(0);
+  at::Tensor x;
+  for (int64_t u = 0; u < n_units; ++u) {
+    if (u + 1 < n_units) gathered[u + 1] = gather(u + 1);
+    x = run_unit(u, gathered[u]->wait(), x, in, ctx,
+                 cfg_.tie_embeddings ? gathered[model::kEmbedUnit]->full : at::Tensor());
+    if (!(cfg_.tie_embeddings && u == model::kEmbedUnit)) gathered[u].reset();
+  }
+  return x;
+}
+
+void FsdpModel::zero_grad() {
+  for (FsdpUnit& unit : units_)
+    unit.grad.zero_();
+}
+
+void FsdpModel::gather_into(model::Model& out) {
+  at::NoGradGuard no_grad;
+  for (size_t u = 0; u < units_.size(); ++u) {
+    const FsdpUnit& unit = units_[u];
+    const at::Tensor full = at::empty({unit.shards.padded_numel}, unit.param.options());
+    comm_->all_gather(full, unit.param);
+    out.flat_params()[u].copy_(full.narrow(0, 0, unit.shards.numel));
+  }
+}
+
+int64_t FsdpModel::shard_bytes() const {
+  int64_t bytes = 0;
+  for (const FsdpUnit& unit : units_)
+    bytes += unit.param.nbytes() + unit.grad.nbytes();
+  return bytes;
+}
+
+}  // namespace muse::trainer

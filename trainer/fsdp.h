@@ -1,0 +1,118 @@
+// Fully sharded data parallelism (ZeRO-3) over the model's units: embed, each
+// block, head. Every rank keeps 1/N of each unit's flat buffer as fp32 master
+// weights and the matching gradient shard; a unit's full buffer exists only
+// while the unit computes.
+//
+// One micro-batch, forward then backward (docs/trainer.md has the timeline):
+//   forward   for u = 0..L-1: all-gather unit u+1 (asynchronous prefetch),
+//             wait for unit u, run it, keep its input, free its buffer.
+//   head      the last unit runs with autograd together with the loss, and
+//             its backward follows at once.
+//   backward  for u = L-2..0: re-gather unit u (prefetched during unit u+1),
+//             recompute its forward with autograd, back-propagate, start the
+//             reduce-scatter of its full gradient (asynchronous, overlapping
+//             unit u-1's backward) and free the buffer.
+// The recompute in backward is activation checkpointing at unit boundaries.
+// `keep_gathered` keeps each unit's gathered buffer from forward to backward
+// (no re-gather); `activation_checkpointing = false` also keeps each unit's
+// autograd graph from forward (no recompute), which needs `keep_gathered`
+// since the graph holds the buffer.
+//
+// Tied embeddings: the head reads the embed unit's token table, so the embed
+// unit's gathered buffer and its gradient live for the whole micro-batch.
+//
+// Gradients: each unit's full gradient is reduce-scattered (sum) in the
+// reduce dtype and added to the fp32 gradient shard, so micro-batches
+// accumulate there. The caller scales the loss so that the sum over ranks and
+// micro-batches is the mean it wants (e.g. divides by the global token count).
+//
+// Legend: N world size, L units, S shard numel, n unit numel, B batch, T time,
+// V vocab.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "model/forward.h"
+#include "model/layout.h"
+#include "model/model.h"
+#include "model/model_config.h"
+#include "trainer/shard_plan.h"
+
+namespace muse::trainer {
+
+struct FsdpOptions {
+  at::Device device = at::kCPU;
+  at::ScalarType param_dtype = at::kFloat;   // gathered weights and compute
+  at::ScalarType reduce_dtype = at::kFloat;  // gradient reduce-scatter
+  bool keep_gathered = false;                // FSDP2's reshard_after_forward = false
+  bool activation_checkpointing = true;      // recompute each unit in backward
+};
+
+// One unit's shard on this rank.
+struct FsdpUnit {
+  model::UnitLayout layout;
+  UnitShards shards;
+  at::Tensor param;  // (S) fp32 master weights; padding is 0
+  at::Tensor grad;   // (S) fp32 accumulated gradient; padding stays 0
+
+  // The real elements (no padding) of param and grad: (valid) views.
+  at::Tensor param_valid(int rank) const { return param.narrow(0, 0, shards.valid(rank)); }
+  at::Tensor grad_valid(int rank) const { return grad.narrow(0, 0, shards.valid(rank)); }
+};
+
+class FsdpModel {
+ public:
+  // Initialises every unit with model::init_unit(cfg, ..., seed) and keeps
+  // this rank's shard, so the weights are the same whatever the world size.
+  // Throws config::ConfigError for an invalid model config or options that
+  // cannot work together.
+  FsdpModel(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+            const FsdpOptions& options);
+
+  const model::ModelConfig& config() const { return cfg_; }
+  const FsdpOptions& options() const { return options_; }
+  int rank() const { return comm_->rank(); }
+  int world_size() const { return comm_->size(); }
+  std::vector<FsdpUnit>& units() { return units_; }
+  const std::vector<FsdpUnit>& units() const { return units_; }
+
+  // Forward and backward of one micro-batch: `loss_fn` maps the logits
+  // (B, T, V) to the scalar to differentiate. Adds the gradient to every
+  // unit's grad shard and returns the loss (detached). Collective: every rank
+  // calls it, with its own inputs.
+  at::Tensor forward_backward(const model::Inputs& in,
+                              const std::function<at::Tensor(const at::Tensor&)>& loss_fn);
+
+  // Logits (B, T, V) in the param dtype without autograd (evaluation).
+  // Collective.
+  at::Tensor forward(const model::Inputs& in);
+
+  void zero_grad();
+
+  // Writes the full fp32 weights into `out` (a Model of the same config) on
+  // every rank, one unit at a time. Collective.
+  void gather_into(model::Model& out);
+
+  // Bytes this rank holds for master weights and gradient shards.
+  int64_t shard_bytes() const;
+
+ private:
+  struct Gathered;
+  std::unique_ptr<Gathered> gather(int64_t unit);
+  at::Tensor run_unit(int64_t unit, const at::Tensor& flat, const at::Tensor& x,
+                      const model::Inputs& in, const model::AttnContext& ctx,
+                      const at::Tensor& embed_flat);
+
+  model::ModelConfig cfg_;
+  FsdpOptions options_;
+  dist::Communicator* comm_;  // [not null]
+  std::vector<FsdpUnit> units_;
+};
+
+}  // namespace muse::trainer
