@@ -14,6 +14,7 @@
 #include "model/model_config.h"
 #include "telemetry/telemetry_config.h"
 #include "trainer/optim_config.h"
+#include "trainer/train_config.h"
 
 namespace muse {
 
@@ -28,31 +29,6 @@ struct RunConfig {
   }
 };
 
-struct TrainerConfig {
-  int64_t steps = 100;
-
-  template <class V>
-  void visit(V& v) {
-    v.field("steps", steps, {.help = "optimizer steps to train for", .unit = "steps", .ge = 1});
-  }
-};
-
-struct CheckpointConfig {
-  int64_t every = 100;
-  int64_t keep = 2;
-
-  template <class V>
-  void visit(V& v) {
-    v.field("every", every,
-            {.help = "steps between checkpoints (the last step is always saved)",
-             .unit = "steps",
-             .ge = 1});
-    v.field("keep", keep,
-            {.help = "complete checkpoints kept in the run directory; older ones are deleted",
-             .ge = 1});
-  }
-};
-
 struct MuseConfig {
   std::string stage = "pretrain";
   int64_t seed = 1234;
@@ -60,9 +36,10 @@ struct MuseConfig {
   RunConfig run;
   model::ModelConfig model;
   data::DataConfig data;
-  TrainerConfig trainer;
+  trainer::TrainerConfig trainer;
   trainer::OptimConfig optim;
-  CheckpointConfig checkpoint;
+  trainer::CheckpointConfig checkpoint;
+  trainer::EvalConfig eval;
   dist::DistConfig dist;
   telemetry::TelemetryConfig telemetry;
 
@@ -81,6 +58,7 @@ struct MuseConfig {
     v.section("trainer", trainer, "The training loop.");
     v.section("optim", optim, "The optimizer.");
     v.section("checkpoint", checkpoint, "Saving training state.");
+    v.section("eval", eval, "Periodic evaluation on held-out data.");
     v.section("dist", dist, "Distributed communication.");
     v.section("telemetry", telemetry, "Progress, metrics and logs.");
   }

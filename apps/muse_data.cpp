@@ -2,6 +2,7 @@
 //
 //   muse-data build --input X.jsonl [--input ...] --tokenizer tokenizer.json --out DIR
 //                   --shard-tokens N [--image-size S] [--channels C] [--workers K]
+//                   [--prompt-key KEY --response-key KEY]
 //   muse-data tokenizer train --input FILE [--input ...] --vocab-size V --out tokenizer.json
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or bad input data.
@@ -52,8 +53,11 @@ const char* kBuildDescription =
     "(one <image> marker per image; image paths relative to the JSONL file), tokenizes\n"
     "each as BOS text EOS, decodes PNG/JPEG images, converts them to C channels and\n"
     "area-resizes them to S x S, and writes OUT/shard_NNNNNN.h5 files of about N tokens\n"
-    "(docs/formats.md). A bad record is an error naming FILE:LINE; the shards written\n"
-    "so far are then removed.";
+    "(docs/formats.md). With --prompt-key and --response-key, each record is a\n"
+    "supervised example instead: BOS prompt response EOS, tokenized as two separate\n"
+    "strings (the response as given, no space added), its <image> markers in the\n"
+    "prompt, and the loss counted only from the response on (/loss_starts). A bad\n"
+    "record is an error naming FILE:LINE; the shards written so far are then removed.";
 
 std::string version_text() {
   return std::string("muse-data ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ")";
@@ -92,12 +96,12 @@ std::string seconds_text(double seconds) {
 int build(const std::vector<std::string>& args) {
   std::vector<std::string> inputs;
   std::string tokenizer_path, out, shard_tokens, image_size = "32", channels = "3", workers,
-                                                 progress = "auto";
+                                                 progress = "auto", prompt_key, response_key;
   bool help = false;
   config::ArgParser parser(
       "muse-data build",
       "--input X.jsonl [--input ...] --tokenizer tokenizer.json --out DIR --shard-tokens N "
-      "[--image-size S] [--channels C] [--workers K]",
+      "[--image-size S] [--channels C] [--workers K] [--prompt-key KEY --response-key KEY]",
       kBuildDescription);
   parser.repeated("--input", "X.jsonl", &inputs, "a JSON Lines file of records (repeatable)");
   parser.option("--tokenizer", "FILE", &tokenizer_path, "the tokenizer.json to tokenize with");
@@ -112,6 +116,12 @@ int build(const std::vector<std::string>& args) {
                 "threads that tokenize and decode images (default: one per core)");
   parser.option("--progress", "MODE", &progress,
                 "progress line: auto (in place on a terminal, lines otherwise), lines or off");
+  parser.option("--prompt-key", "KEY", &prompt_key,
+                "supervised examples: the key of the prompt, whose predictions do not count "
+                "(with --response-key)");
+  parser.option("--response-key", "KEY", &response_key,
+                "supervised examples: the key of the response the loss is computed on (with "
+                "--prompt-key)");
   parser.flag("--help", &help, "print this help and exit");
   parser.parse(args);
   if (help) {
@@ -131,6 +141,10 @@ int build(const std::vector<std::string>& args) {
   options.image_channels = parse_int("--channels", channels, 1);
   if (options.image_channels != 1 && options.image_channels != 3)
     throw config::UsageError("--channels: expected 1 or 3, got '" + channels + "'");
+  if (prompt_key.empty() != response_key.empty())
+    throw config::UsageError("--prompt-key and --response-key go together: give both or neither");
+  options.prompt_key = prompt_key;
+  options.response_key = response_key;
   options.workers = workers.empty() ? std::max<int64_t>(1, std::thread::hardware_concurrency())
                                     : parse_int("--workers", workers, 1);
   telemetry::ProgressMode mode;

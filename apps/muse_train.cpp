@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/muse_config.h"
+#include "checkpoints/checkpoint.h"
 #include "config/cli.h"
 #include "config/files.h"
 #include "config/loader.h"
@@ -17,22 +18,28 @@
 #include "data/data_error.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "dist/agree.h"
 #include "dist/communicator.h"
 #include "dist/self_check.h"
 #include "dist/world.h"
 #include "model/layout.h"
 #include "muse/version.h"
 #include "telemetry/log.h"
+#include "telemetry/metrics.h"
 #include "telemetry/progress.h"
+#include "trainer/memory.h"
+#include "trainer/pretrain.h"
 
 namespace {
 
 using muse::MuseConfig;
+namespace checkpoints = muse::checkpoints;
 namespace config = muse::config;
 namespace data = muse::data;
 namespace dist = muse::dist;
 namespace model = muse::model;
 namespace telemetry = muse::telemetry;
+namespace trainer = muse::trainer;
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
@@ -101,11 +108,44 @@ bool any_rank(dist::Communicator& comm, bool failed) {
 }
 
 // The training loops in this build; a config asking for another is an error.
-const std::set<std::string> kBuiltStages = {};
+const std::set<std::string> kBuiltStages = {"pretrain", "sft"};
+
+std::filesystem::path run_dir_of(const MuseConfig& cfg) {
+  return std::filesystem::path(cfg.run.dir) / cfg.run.name;
+}
+
+// Pretraining or supervised fine-tuning: the trainer's loop, with rank 0
+// writing metrics.jsonl.
+void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communicator& comm) {
+  const trainer::TrainJob job{.stage = cfg.stage,
+                              .seed = static_cast<uint64_t>(cfg.seed),
+                              .run_dir = run_dir_of(cfg),
+                              .init_from = cfg.init_from,
+                              .config_yaml = config::to_yaml(cfg),
+                              .model = cfg.model,
+                              .data = cfg.data,
+                              .trainer = cfg.trainer,
+                              .optim = cfg.optim,
+                              .checkpoint = cfg.checkpoint,
+                              .eval = cfg.eval,
+                              .telemetry = cfg.telemetry,
+                              .local_rank = world.local_rank};
+  telemetry::Metrics metrics;
+  dist::run_agreed(comm, [&] {
+    if (!world.is_main()) return;
+    const std::string path = (job.run_dir / "metrics.jsonl").string();
+    // A resumed run writes the steps after its checkpoint again.
+    const std::filesystem::path latest = checkpoints::latest_checkpoint(job.run_dir);
+    if (!latest.empty())
+      telemetry::drop_records_after(path, checkpoints::Checkpoint(latest).step());
+    metrics.add_sink(std::make_unique<telemetry::JsonlSink>(path));
+  });
+  trainer::train(job, comm, metrics);
+}
 
 // Creates run.dir/run.name and writes the resolved config there (rank 0).
 std::filesystem::path prepare_run_dir(const MuseConfig& cfg) {
-  const std::filesystem::path dir = std::filesystem::path(cfg.run.dir) / cfg.run.name;
+  const std::filesystem::path dir = run_dir_of(cfg);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
@@ -269,10 +309,20 @@ int run(int argc, char** argv) {
           return kExitUsage;
         }
         telemetry::log_info(summary);
+        telemetry::log_info(trainer::format_memory_plan(
+            cfg.model, trainer::plan_inputs(cfg.trainer, cfg.data.batch_size, cfg.data.seq_len,
+                                            world.size, comm->backend())));
       }
       telemetry::log_info("dry run complete: config valid, " + std::to_string(world.size) +
                           " rank(s) communicate; stage '" + cfg.stage + "' not started");
+    } else {
+      run_training(cfg, world, *comm);
     }
+  } catch (const dist::PeerFailure&) {
+    return kExitFailure;  // the rank that failed has said why
+  } catch (const config::ConfigError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
   } catch (const dist::DistError& e) {
     // A collective failed or timed out: ranks may now disagree about what
     // comes next, so end the whole job rather than hang.

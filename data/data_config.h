@@ -11,6 +11,7 @@ namespace muse::data {
 
 struct DataConfig {
   std::string shards = "data/tiny/shards/pretrain";
+  std::string tokenizer = "data/tiny/tokenizer.json";
   int64_t seq_len = 256;
   int64_t batch_size = 8;
   bool shuffle = true;
@@ -20,6 +21,9 @@ struct DataConfig {
     v.field("shards", shards,
             {.help = "the HDF5 shards to train on: a directory (its *.h5 files) or a glob "
                      "pattern such as 'data/web/shard_*.h5'"});
+    v.field("tokenizer", tokenizer,
+            {.help = "the tokenizer.json the shards were built with; prompts (evaluation, RL) "
+                     "are encoded with it"});
     v.field("seq_len", seq_len,
             {.help = "tokens per packed sequence (the model's context T); each row holds T+1 "
                      "tokens so inputs and targets shift by one",

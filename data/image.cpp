@@ -75,6 +75,12 @@ Image load_image(const std::filesystem::path& path, int64_t channels) {
   }
 }
 
+Image load_record_image(const std::filesystem::path& base_dir, const std::string& name,
+                        int64_t size, int64_t channels) {
+  const std::filesystem::path path(name);
+  return resize_area(load_image(path.is_absolute() ? path : base_dir / path, channels), size, size);
+}
+
 Image resize_area(const Image& image, int64_t height, int64_t width) {
   if (image.height == height && image.width == width) return image;
   const int64_t C = image.channels;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace muse::data {
@@ -26,6 +27,13 @@ Image decode_image(std::span<const uint8_t> bytes, int64_t channels);
 // Reads and decodes `path`; DataError names the path ("not found", "cannot
 // read", "cannot decode: REASON").
 Image load_image(const std::filesystem::path& path, int64_t channels);
+
+// A record's image as muse-data stores it and prompt sets load it: `name`
+// (relative to `base_dir`, the JSONL file's directory, unless absolute) read,
+// decoded to `channels` and area-resized to size x size. DataError as
+// load_image.
+Image load_record_image(const std::filesystem::path& base_dir, const std::string& name,
+                        int64_t size, int64_t channels);
 
 // Area (box) resampling to height x width: each output pixel is the mean of
 // the source area it covers, weighted by overlap, rounded to nearest. Shrinking

@@ -52,7 +52,8 @@ struct Document {
   int64_t token_end = 0;
   int64_t image_begin = 0;  // its images [image_begin, image_end) of the shard
   int64_t image_end = 0;
-  int64_t length = 0;  // positions after expansion: tokens + images * (P - 1)
+  int64_t length = 0;      // positions after expansion: tokens + images * (P - 1)
+  int64_t loss_start = 0;  // stored tokens [0, loss_start) of the document are never targets
 };
 
 // How one epoch's stream is laid out.
@@ -67,7 +68,9 @@ struct EpochPlan {
 struct Position {
   int32_t token = 0;
   int32_t piece = 0;  // which document piece of the row
-  bool placeholder = false;
+  // Predicting this position counts: a text token at or after its document's
+  // loss start (image patches are inputs, never predictions).
+  bool target = false;
   int32_t shard = 0;
   int64_t image = -1;  // >= 0 at the first placeholder of an image: its index in the shard
 };
@@ -240,6 +243,7 @@ void Loader::Impl::open_shards() {
     }
     const auto& offsets = shards[i].doc_offsets();
     const auto& positions = shards[i].image_positions();
+    const auto& loss_starts = shards[i].loss_starts();
     for (size_t d = 0; d + 1 < offsets.size(); ++d) {
       Document doc;
       doc.shard = static_cast<int32_t>(i);
@@ -250,6 +254,7 @@ void Loader::Impl::open_shards() {
       doc.image_end =
           std::lower_bound(positions.begin(), positions.end(), doc.token_end) - positions.begin();
       doc.length = doc.token_end - doc.token_begin + (doc.image_end - doc.image_begin) * (P - 1);
+      if (!loss_starts.empty()) doc.loss_start = loss_starts[d];
       documents.push_back(doc);
       length += doc.length;
     }
@@ -309,10 +314,10 @@ void Loader::Impl::expand(const Document& d, int64_t lo, int64_t hi, int32_t pie
   for (size_t i = 0; i < ids.size() && emitted < hi - lo; ++i, ++stored) {
     if (k < d.image_end && positions[static_cast<size_t>(k)] == stored) {
       for (int64_t q = 0; q < P && emitted < hi - lo; ++q, ++emitted)
-        out.push_back({ids[i], piece, true, d.shard, q == 0 ? k : -1});
+        out.push_back({ids[i], piece, false, d.shard, q == 0 ? k : -1});
       ++k;
     } else {
-      out.push_back({ids[i], piece, false, d.shard, -1});
+      out.push_back({ids[i], piece, stored - d.token_begin >= d.loss_start, d.shard, -1});
       ++emitted;
     }
   }
@@ -342,7 +347,7 @@ void Loader::Impl::fill_row(const EpochPlan& p, int64_t row, int64_t b, int64_t*
     segments[b * T + i] = at.piece + 1;
     if (i + 1 < static_cast<int64_t>(positions.size())) {
       const Position& next = positions[static_cast<size_t>(i) + 1];
-      if (next.piece == at.piece && !next.placeholder) targets[b * T + i] = next.token;
+      if (next.piece == at.piece && next.target) targets[b * T + i] = next.token;
     }
     if (at.image >= 0) {
       slots.push_back(b);

@@ -17,7 +17,8 @@
 // (padded) and the image starts the next row. A document therefore continues
 // from one row into the next at a text token. Targets are the next position's
 // token within the same document, -100 where that is padding, an image
-// placeholder or another document.
+// placeholder, another document, or a token before its document's loss start
+// (the prompt of a supervised example: shard.h's loss_starts).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,5 +1,4 @@
 #include "data/shard.h"
-#include "config/files.h"
 
 #include <hdf5.h>
 #include <unistd.h>
@@ -95,6 +94,19 @@ std::string positions_problem(std::span<const int64_t> positions, int64_t n_toke
   return {};
 }
 
+// Assumes valid `offsets` and one loss start per document.
+std::string loss_starts_problem(std::span<const int64_t> loss_starts,
+                                std::span<const int64_t> offsets) {
+  for (size_t d = 0; d < loss_starts.size(); ++d) {
+    const int64_t length = offsets[d + 1] - offsets[d];
+    if (loss_starts[d] < 0 || loss_starts[d] > length) {
+      return "loss_starts[" + std::to_string(d) + "] = " + std::to_string(loss_starts[d]) +
+             " is outside [0, " + std::to_string(length) + "], the document's tokens";
+    }
+  }
+  return {};
+}
+
 // Checks tokens[first, first + ids.size()) of a shard whose image positions
 // are `positions` (sorted).
 std::string tokens_problem(std::span<const int32_t> ids, int64_t first, int64_t vocab_size,
@@ -182,6 +194,14 @@ void check_shard(const Shard& s, const fs::path& path) {
   if (static_cast<int64_t>(s.images.size()) != s.n_images() * s.image_bytes())
     fail("/images",
          "holds " + std::to_string(s.images.size()) + " bytes, expected n_images * H * W * C");
+  if (!s.loss_starts.empty()) {
+    if (static_cast<int64_t>(s.loss_starts.size()) != s.n_documents()) {
+      fail("/loss_starts", "holds " + std::to_string(s.loss_starts.size()) + " entries for " +
+                               std::to_string(s.n_documents()) + " documents");
+    }
+    if (auto p = loss_starts_problem(s.loss_starts, s.doc_offsets); !p.empty())
+      fail("/loss_starts", p);
+  }
 }
 
 void write_shard_file(const fs::path& tmp, const Shard& s) {
@@ -207,6 +227,11 @@ void write_shard_file(const fs::path& tmp, const Shard& s) {
                 s.images.data(), tmp);
   write_dataset(f, "image_positions", H5T_STD_I64LE, H5T_NATIVE_INT64,
                 {n(s.image_positions.size())}, s.image_positions.data(), tmp);
+  // Optional: without it every prediction counts, as readers before it assumed.
+  if (!s.loss_starts.empty()) {
+    write_dataset(f, "loss_starts", H5T_STD_I64LE, H5T_NATIVE_INT64, {n(s.loss_starts.size())},
+                  s.loss_starts.data(), tmp);
+  }
   if (!file.close()) write_failed(tmp, "/");
 }
 
@@ -261,7 +286,12 @@ constexpr ElementType kUint8 = {"uint8", 1, H5T_SGN_NONE};
 }  // namespace
 
 void Shard::add_document(std::span<const int32_t> document,
-                         std::span<const uint8_t> document_images) {
+                         std::span<const uint8_t> document_images, int64_t loss_start) {
+  if (loss_start < 0 || loss_start > static_cast<int64_t>(document.size())) {
+    throw std::invalid_argument("Shard::add_document: loss start " + std::to_string(loss_start) +
+                                " is outside the document's " + std::to_string(document.size()) +
+                                " tokens");
+  }
   const auto n_document_images = std::count(document.begin(), document.end(), image_token_id);
   if (static_cast<int64_t>(document_images.size()) != n_document_images * image_bytes()) {
     throw std::invalid_argument("Shard::add_document: " + std::to_string(n_document_images) +
@@ -274,6 +304,11 @@ void Shard::add_document(std::span<const int32_t> document,
   }
   tokens.insert(tokens.end(), document.begin(), document.end());
   images.insert(images.end(), document_images.begin(), document_images.end());
+  // Created at the first nonzero loss start; every document before had 0.
+  if (loss_start != 0 || !loss_starts.empty()) {
+    loss_starts.resize(static_cast<size_t>(n_documents()), 0);
+    loss_starts.push_back(loss_start);
+  }
   doc_offsets.push_back(static_cast<int64_t>(tokens.size()));
 }
 
@@ -398,6 +433,13 @@ ShardReader::ShardReader(fs::path path)
   image_positions_ = read_all_int64(positions, "image_positions");
   if (auto p = positions_problem(image_positions_, header_.n_tokens); !p.empty())
     throw fail("/image_positions", p);
+  if (H5Lexists(file, "loss_starts", H5P_DEFAULT) > 0) {
+    Dataset loss_starts = open("loss_starts", kInt64, 1);
+    check_extent("loss_starts", loss_starts.dims[0], "n_documents", header_.n_documents);
+    loss_starts_ = read_all_int64(loss_starts, "loss_starts");
+    if (auto p = loss_starts_problem(loss_starts_, doc_offsets_); !p.empty())
+      throw fail("/loss_starts", p);
+  }
 }
 
 ShardReader::~ShardReader() = default;
@@ -459,6 +501,7 @@ Shard ShardReader::read_all() const {
   s.tokens = read_tokens(0, header_.n_tokens);
   s.doc_offsets = doc_offsets_;
   s.image_positions = image_positions_;
+  s.loss_starts = loss_starts_;
   s.images.resize(static_cast<size_t>(header_.n_images * s.image_bytes()));
   if (!s.images.empty() && H5Dread(handles_->images.set.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL,
                                    H5P_DEFAULT, s.images.data()) < 0)

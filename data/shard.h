@@ -6,6 +6,8 @@
 //   /doc_offsets      int64 (n_documents + 1)          document d is tokens[off[d], off[d+1])
 //   /images           uint8 (n_images, H, W, C)        one size per shard
 //   /image_positions  int64 (n_images)                 index in /tokens of image i's <image> token
+//   /loss_starts      int64 (n_documents), optional    first token of document d whose
+//                                                      prediction counts (absent: 0 for all)
 //
 // and root attributes format = "muse-shard", version = 1, vocab_size,
 // image_token_id, pad_token_id, n_tokens, n_documents, n_images.
@@ -26,7 +28,8 @@ inline constexpr int64_t kShardVersion = 1;
 // One shard in memory. Invariants (checked by write_shard and by readers):
 // doc_offsets rises strictly from 0 to tokens.size(); every token id is in
 // [0, vocab_size); image_positions rises strictly and names exactly the
-// tokens equal to image_token_id; images holds H*W*C bytes per position.
+// tokens equal to image_token_id; images holds H*W*C bytes per position;
+// loss_starts is empty or holds, per document, a value in [0, its length].
 struct Shard {
   int64_t vocab_size = 0;
   int32_t image_token_id = 0;
@@ -38,14 +41,21 @@ struct Shard {
   std::vector<int64_t> doc_offsets = {0};  // (n_documents + 1)
   std::vector<int64_t> image_positions;    // (n_images)
   std::vector<uint8_t> images;             // (n_images, H, W, C)
+  // (n_documents) stored-token index, relative to the document's first token,
+  // of the first token whose prediction counts; empty = 0 for every document.
+  std::vector<int64_t> loss_starts;
 
   int64_t n_documents() const { return static_cast<int64_t>(doc_offsets.size()) - 1; }
   int64_t n_images() const { return static_cast<int64_t>(image_positions.size()); }
   int64_t image_bytes() const { return image_height * image_width * image_channels; }
 
   // Appends one document. `images` holds one H*W*C image per image_token_id
-  // in `tokens`, in order; throws std::invalid_argument when the counts differ.
-  void add_document(std::span<const int32_t> document, std::span<const uint8_t> document_images);
+  // in `tokens`, in order. Predictions of document[0, loss_start) do not
+  // count; the first nonzero loss_start creates loss_starts (0 for the
+  // documents before). Throws std::invalid_argument when the image counts
+  // differ or loss_start is outside [0, document.size()].
+  void add_document(std::span<const int32_t> document, std::span<const uint8_t> document_images,
+                    int64_t loss_start = 0);
 };
 
 // Writes `shard` to a temporary file beside `path`, flushes it to disk and
@@ -70,10 +80,10 @@ struct ShardHeader {
 };
 
 // An open shard file. Opening validates the format and version attributes,
-// the presence, types and extents of the datasets, and the document offsets
-// and image positions; reading tokens validates their ids. Every failure is
-// a DataError "FILE: DATASET-OR-ATTRIBUTE: problem". Reads may run on several
-// threads (this HDF5 build is thread-safe).
+// the presence, types and extents of the datasets, and the document offsets,
+// image positions and loss starts; reading tokens validates their ids. Every
+// failure is a DataError "FILE: DATASET-OR-ATTRIBUTE: problem". Reads may run
+// on several threads (this HDF5 build is thread-safe).
 class ShardReader {
  public:
   explicit ShardReader(std::filesystem::path path);
@@ -85,6 +95,8 @@ class ShardReader {
   const ShardHeader& header() const { return header_; }
   const std::vector<int64_t>& doc_offsets() const { return doc_offsets_; }
   const std::vector<int64_t>& image_positions() const { return image_positions_; }
+  // (n_documents), or empty when the shard has no /loss_starts (0 for all).
+  const std::vector<int64_t>& loss_starts() const { return loss_starts_; }
 
   // tokens[begin, end). Throws DataError for an id outside the vocabulary, an
   // image position whose token is not image_token_id, or an image_token_id
@@ -102,6 +114,7 @@ class ShardReader {
   ShardHeader header_;
   std::vector<int64_t> doc_offsets_;      // (n_documents + 1)
   std::vector<int64_t> image_positions_;  // (n_images)
+  std::vector<int64_t> loss_starts_;      // (n_documents) or empty
 };
 
 // ShardReader(path).read_all().

@@ -9,6 +9,7 @@
 #include "data/data_error.h"
 #include "data/image.h"
 #include "data/jsonl.h"
+#include "data/prompts.h"
 #include "data/shard.h"
 
 namespace muse::data {
@@ -26,6 +27,7 @@ struct Line {
 // One record, tokenized with its images decoded; or what is wrong with it.
 struct Processed {
   std::vector<int32_t> tokens;
+  int64_t loss_start = 0;
   std::vector<uint8_t> pixels;  // (n_images, S, S, C)
   std::string error;
 };
@@ -38,21 +40,30 @@ Processed process(const Line& line, const fs::path& base_dir, const BuildOptions
                   const Tokenizer& tokenizer, const SpecialIds& ids) {
   Processed out;
   try {
-    const Record record = parse_record(line.text);
-    out.tokens.push_back(ids.bos);
-    const auto body = tokenizer.encode(record.text);
-    out.tokens.insert(out.tokens.end(), body.begin(), body.end());
-    out.tokens.push_back(ids.eos);
-    const auto image_tokens = std::count(out.tokens.begin(), out.tokens.end(), ids.image);
-    if (image_tokens != static_cast<int64_t>(record.images.size())) {
-      throw DataError("the tokenizer made " + std::to_string(image_tokens) + " image token(s) of " +
-                      std::to_string(record.images.size()) + " " + std::string(kImage) +
-                      " marker(s)");
+    std::vector<std::string> images;
+    if (options.prompt_key.empty()) {
+      Record record = parse_record(line.text);
+      out.tokens.push_back(ids.bos);
+      const auto body = tokenizer.encode(record.text);
+      out.tokens.insert(out.tokens.end(), body.begin(), body.end());
+      out.tokens.push_back(ids.eos);
+      images = std::move(record.images);
+    } else {
+      const std::string keys[] = {options.prompt_key, options.response_key};
+      FieldRecord record = parse_fields(line.text, keys);
+      Example example = encode_example(tokenizer, record.values[0], record.values[1]);
+      out.tokens = std::move(example.tokens);
+      out.loss_start = example.loss_start;
+      images = std::move(record.images);
     }
-    for (const auto& name : record.images) {
-      const fs::path path = fs::path(name).is_absolute() ? fs::path(name) : base_dir / name;
-      const Image image = resize_area(load_image(path, options.image_channels), options.image_size,
-                                      options.image_size);
+    const auto image_tokens = std::count(out.tokens.begin(), out.tokens.end(), ids.image);
+    if (image_tokens != static_cast<int64_t>(images.size())) {
+      throw DataError("the tokenizer made " + std::to_string(image_tokens) + " image token(s) of " +
+                      std::to_string(images.size()) + " " + std::string(kImage) + " marker(s)");
+    }
+    for (const auto& name : images) {
+      const Image image =
+          load_record_image(base_dir, name, options.image_size, options.image_channels);
       out.pixels.insert(out.pixels.end(), image.pixels.begin(), image.pixels.end());
     }
   } catch (const std::exception& e) {
@@ -171,7 +182,7 @@ class Build {
   }
 
   void add(const Processed& doc) {
-    shard_.add_document(doc.tokens, doc.pixels);
+    shard_.add_document(doc.tokens, doc.pixels, doc.loss_start);
     ++counts_.documents;
     counts_.tokens += static_cast<int64_t>(doc.tokens.size());
     counts_.images += static_cast<int64_t>(doc.pixels.size()) / shard_.image_bytes();
@@ -205,6 +216,8 @@ BuildCounts build_shards(const BuildOptions& options, const Tokenizer& tokenizer
     throw std::invalid_argument("build_shards: image_channels must be 1 or 3");
   if (options.image_size < 1 || options.shard_tokens < 1)
     throw std::invalid_argument("build_shards: image_size and shard_tokens must be >= 1");
+  if (options.prompt_key.empty() != options.response_key.empty())
+    throw std::invalid_argument("build_shards: prompt_key and response_key go together");
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (ec) {

@@ -4,14 +4,17 @@
 // Records are read in order; tokenizing and image decoding run on `workers`
 // threads over chunks of records, and the results are appended in record
 // order, so the shards do not depend on the number of workers. Each document
-// is BOS + encode(text) + EOS, with one <image> token per image; a document is
-// never split across shards, and a shard is written once it holds at least
+// is BOS + encode(text) + EOS, with one <image> token per image; a supervised
+// example is BOS + encode(prompt) + encode(response) + EOS with its loss
+// starting at the response (encode_example, prompts.h). A document is never
+// split across shards, and a shard is written once it holds at least
 // `shard_tokens` tokens.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "data/tokenizer.h"
@@ -25,6 +28,10 @@ struct BuildOptions {
   int64_t image_size = 32;                    // images are resized to image_size x image_size
   int64_t image_channels = 3;                 // 1 (grayscale) or 3 (RGB)
   int64_t workers = 1;                        // threads that tokenize and decode
+  // Both set: supervised examples from these keys (markers in the prompt),
+  // with /loss_starts; both empty: documents from "text".
+  std::string prompt_key;
+  std::string response_key;
 };
 
 // Where a build stands; the last one is its result.
@@ -40,12 +47,13 @@ struct BuildCounts {
 };
 
 // Builds the shards; calls `on_progress` after every chunk of records. Throws
-// DataError "FILE:LINE: problem" for a bad record (malformed JSON, a marker
-// count that differs from the images, a missing or undecodable image) and
-// DataError for an output directory that already holds shards or inputs
-// without records; std::runtime_error when writing fails. Whatever the
-// failure, the shards this build wrote are removed again, so an output
-// directory never holds part of a build.
+// DataError "FILE:LINE: problem" for a bad record (malformed JSON, a missing
+// key, a marker count that differs from the images, a missing or undecodable
+// image) and DataError for an output directory that already holds shards or
+// inputs without records; std::invalid_argument for impossible options (one
+// of prompt_key and response_key without the other); std::runtime_error when
+// writing fails. Whatever the failure, the shards this build wrote are
+// removed again, so an output directory never holds part of a build.
 BuildCounts build_shards(const BuildOptions& options, const Tokenizer& tokenizer,
                          const std::function<void(const BuildCounts&)>& on_progress);
 

@@ -4,10 +4,12 @@
 # fortunes (package `fortunes`) and scikit-learn's bundled 8x8 digits.
 #
 #   data/tiny/text.jsonl, captions.jsonl, digits/NNNN.png     pretraining material
+#   data/tiny/captions_heldout.jsonl                           held-out digits: prompts, answers
 #   data/tiny/reasoning_{train,heldout}.jsonl                  RL problems with answers
-#   data/tiny/tokenizer.json                                   trained on all the text
-#   data/tiny/shards/pretrain/   text + captioned digits       (muse-data build)
-#   data/tiny/shards/sft/        worked reasoning problems
+#   data/tiny/tokenizer.json                                   trained on the training text
+#   data/tiny/shards/pretrain/          text + captioned digits (muse-data build)
+#   data/tiny/shards/pretrain_heldout/  captions of the held-out digits, for a held-out loss
+#   data/tiny/shards/sft/               worked reasoning problems, loss on the solutions only
 #
 # Idempotent: the outputs are a function of the inputs; when data/tiny/ is
 # complete and was made by this version of the scripts, nothing is redone
@@ -59,13 +61,18 @@ say "tokenizer: vocabulary of $VOCAB_SIZE"
 "$muse_data" tokenizer train --input "$tmp/text.jsonl" --input "$tmp/captions.jsonl" \
   --input "$tmp/reasoning_train.jsonl" --vocab-size "$VOCAB_SIZE" --out "$tmp/tokenizer.json"
 
-say "shards: pretrain (text and captioned digits), sft (worked reasoning problems)"
-"$muse_data" build --input "$tmp/text.jsonl" --input "$tmp/captions.jsonl" \
-  --tokenizer "$tmp/tokenizer.json" --out "$tmp/shards/pretrain" --shard-tokens "$SHARD_TOKENS" \
-  --image-size "$IMAGE_SIZE" --channels "$CHANNELS" --progress off
-"$muse_data" build --input "$tmp/reasoning_train.jsonl" \
-  --tokenizer "$tmp/tokenizer.json" --out "$tmp/shards/sft" --shard-tokens "$SHARD_TOKENS" \
-  --image-size "$IMAGE_SIZE" --channels "$CHANNELS" --progress off
+say "shards: pretrain (text and captioned digits), pretrain_heldout (held-out digits), sft (worked reasoning problems)"
+build() {  # NAME MUSE-DATA-BUILD-ARGUMENTS...
+  local name=$1
+  shift
+  "$muse_data" build --tokenizer "$tmp/tokenizer.json" --out "$tmp/shards/$name" \
+    --shard-tokens "$SHARD_TOKENS" --image-size "$IMAGE_SIZE" --channels "$CHANNELS" \
+    --progress off "$@"
+}
+build pretrain --input "$tmp/text.jsonl" --input "$tmp/captions.jsonl"
+build pretrain_heldout --input "$tmp/captions_heldout.jsonl"
+# The prompts' predictions do not count: the model learns the solutions.
+build sft --input "$tmp/reasoning_train.jsonl" --prompt-key prompt --response-key solution
 
 echo "$stamp" >"$tmp/COMPLETE"
 rm -rf "$out"

@@ -6,6 +6,8 @@ OUT_DIR receives, all derived deterministically from installed packages:
   text.jsonl               English fortunes (package `fortunes`), one record each
   digits/NNNN.png          scikit-learn's bundled 8x8 digits as 8-bit grayscale PNGs
   captions.jsonl           one captioned digit per record: "<image> the digit seven"
+  captions_heldout.jsonl   the held-out digits as prompts "<image> the digit" with the
+                           name as "answer" (and the whole caption as "text")
   reasoning_train.jsonl    problems over digit images and numbers with step-by-step
   reasoning_heldout.jsonl  solutions "<think>...</think><answer>N</answer>" and the
                            reference answer in "answer" (held-out: other images)
@@ -76,6 +78,16 @@ def caption(rng, digit):
         f"<image> {digit}",
         f"A small picture of a {name}. <image>",
     ])
+
+
+def heldout_caption(i, digit):
+    """A held-out digit as a prompt and its answer; "text" is the caption they make."""
+    return {
+        "prompt": "<image> the digit",
+        "images": [f"digits/{i:04d}.png"],
+        "answer": NAMES[digit],
+        "text": f"<image> the digit {NAMES[digit]}",
+    }
 
 
 def problem(rng, pool, labels):
@@ -155,6 +167,8 @@ def main():
     write_jsonl(os.path.join(out, "captions.jsonl"),
                 [{"text": caption(rng, labels[i]), "images": [f"digits/{i:04d}.png"]}
                  for i in range(HELDOUT_FROM)])
+    write_jsonl(os.path.join(out, "captions_heldout.jsonl"),
+                [heldout_caption(i, labels[i]) for i in range(HELDOUT_FROM, len(labels))])
     train_pool = list(range(HELDOUT_FROM))
     heldout_pool = list(range(HELDOUT_FROM, len(labels)))
     write_jsonl(os.path.join(out, "reasoning_train.jsonl"),

@@ -1,11 +1,14 @@
 #include "telemetry/metrics.h"
 
+#include "config/files.h"
 #include "config/schema.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <optional>
 #include <stdexcept>
 
 namespace muse::telemetry {
@@ -75,6 +78,39 @@ void Metrics::write(const Record& record) {
 void Metrics::flush() {
   for (auto& sink : sinks_)
     sink->flush();
+}
+
+namespace {
+
+// The value of the record's "step" key, or nullopt. Records are written by
+// to_json, so the key appears as "step": N.
+std::optional<int64_t> step_of(std::string_view line) {
+  constexpr std::string_view kKey = "\"step\": ";
+  const size_t at = line.find(kKey);
+  if (at == std::string_view::npos) return std::nullopt;
+  int64_t step = 0;
+  const char* begin = line.data() + at + kKey.size();
+  if (std::from_chars(begin, line.data() + line.size(), step).ec != std::errc())
+    return std::nullopt;
+  return step;
+}
+
+}  // namespace
+
+void drop_records_after(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    const std::optional<int64_t> s = step_of(line);
+    if (s && *s > step) {
+      dropped = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped) config::write_file_atomic(path, kept);
 }
 
 }  // namespace muse::telemetry

@@ -68,6 +68,12 @@ class JsonlSink final : public MetricsSink {
   std::ofstream out_;
 };
 
+// On resume from a checkpoint of step `step`: rewrites the metrics file at
+// `path` (atomically) without the records of later steps, which the resumed
+// run will write again. Lines without a "step" are kept; a missing file is
+// fine. Throws std::runtime_error naming the path when it cannot be rewritten.
+void drop_records_after(const std::string& path, int64_t step);
+
 // Fans records out to every sink.
 class Metrics {
  public:

@@ -1,8 +1,8 @@
 // The loader against an oracle: every epoch covers every position of every
 // document exactly once over any number of ranks, rows never mix documents,
-// targets are the next position of the same document, images are expanded to
-// P placeholders and never cut; order is a function of the seed; a saved
-// position resumes exactly, also on another number of ranks.
+// targets are the next position of the same document from its loss start on,
+// images are expanded to P placeholders and never cut; order is a function of
+// the seed; a saved position resumes exactly, also on another number of ranks.
 #include "data/loader.h"
 
 #include <ATen/ATen.h>
@@ -56,6 +56,7 @@ int64_t image_id(const at::Tensor& image) {  // (H, W, C) uint8
 struct Corpus {
   std::vector<std::vector<int32_t>> docs;        // stored tokens
   std::vector<std::vector<int64_t>> doc_images;  // image ids, in order
+  std::vector<int64_t> loss_starts;              // per document, a stored-token index
   std::vector<fs::path> shards;
 };
 
@@ -70,10 +71,14 @@ Shard empty_shard() {
   return s;
 }
 
-// Writes `docs` round-robin into `n_shards` shard files under `dir`.
-Corpus write_corpus(const fs::path& dir, std::vector<std::vector<int32_t>> docs, int n_shards) {
+// Writes `docs` round-robin into `n_shards` shard files under `dir`, with
+// `loss_starts` (one per document) or none.
+Corpus write_corpus(const fs::path& dir, std::vector<std::vector<int32_t>> docs, int n_shards,
+                    std::vector<int64_t> loss_starts = {}) {
   Corpus c;
   c.docs = std::move(docs);
+  c.loss_starts = std::move(loss_starts);
+  c.loss_starts.resize(c.docs.size(), 0);
   std::vector<Shard> shards(static_cast<size_t>(n_shards), empty_shard());
   int64_t next_image = 0;
   for (size_t d = 0; d < c.docs.size(); ++d) {
@@ -86,7 +91,7 @@ Corpus write_corpus(const fs::path& dir, std::vector<std::vector<int32_t>> docs,
       pixels.insert(pixels.end(), bytes.begin(), bytes.end());
     }
     c.doc_images.push_back(ids);
-    shards[d % shards.size()].add_document(c.docs[d], pixels);
+    shards[d % shards.size()].add_document(c.docs[d], pixels, c.loss_starts[d]);
   }
   for (int i = 0; i < n_shards; ++i) {
     c.shards.push_back(dir / ("shard_" + std::to_string(i) + ".h5"));
@@ -95,20 +100,26 @@ Corpus write_corpus(const fs::path& dir, std::vector<std::vector<int32_t>> docs,
   // Round-robin put document d in shard d % n; the loader reads shard by shard.
   std::vector<std::vector<int32_t>> in_order;
   std::vector<std::vector<int64_t>> images_in_order;
+  std::vector<int64_t> loss_starts_in_order;
   for (int i = 0; i < n_shards; ++i) {
     for (size_t d = static_cast<size_t>(i); d < c.docs.size(); d += static_cast<size_t>(n_shards)) {
       in_order.push_back(c.docs[d]);
       images_in_order.push_back(c.doc_images[d]);
+      loss_starts_in_order.push_back(c.loss_starts[d]);
     }
   }
   c.docs = std::move(in_order);
   c.doc_images = std::move(images_in_order);
+  c.loss_starts = std::move(loss_starts_in_order);
   return c;
 }
 
+// Random documents; those of the first shard have no loss start (that shard
+// has no /loss_starts), the others a random one.
 Corpus random_corpus(const fs::path& dir, int n_docs, int n_shards, uint32_t seed) {
   std::mt19937 random(seed);
   std::vector<std::vector<int32_t>> docs;
+  std::vector<int64_t> loss_starts;
   int32_t next_token = 10;
   for (int d = 0; d < n_docs; ++d) {
     std::vector<int32_t> doc;
@@ -116,8 +127,9 @@ Corpus random_corpus(const fs::path& dir, int n_docs, int n_shards, uint32_t see
     for (int i = 0; i < length; ++i)
       doc.push_back(random() % 6 == 0 ? kImageToken : next_token++);
     docs.push_back(doc);
+    loss_starts.push_back(d % n_shards == 0 ? 0 : static_cast<int64_t>(random() % (length + 1)));
   }
-  return write_corpus(dir, docs, n_shards);
+  return write_corpus(dir, docs, n_shards, loss_starts);
 }
 
 LoaderOptions options_for(const Corpus& c, int64_t seq_len, int64_t batch_size,
@@ -200,19 +212,22 @@ void check_epoch(const Corpus& c, const std::vector<Row>& rows, int64_t P) {
   // Each document expanded: P placeholders per image; where each position
   // comes from; what its target must be.
   std::vector<std::vector<int32_t>> expanded(c.docs.size());
+  std::vector<std::vector<int64_t>> stored(c.docs.size());    // stored index of each position
   std::map<int64_t, std::pair<size_t, int64_t>> where_text;   // token -> (doc, offset)
   std::map<int64_t, std::pair<size_t, int64_t>> where_image;  // image id -> (doc, offset)
   for (size_t d = 0; d < c.docs.size(); ++d) {
     size_t k = 0;
-    for (const int32_t t : c.docs[d]) {
+    for (size_t i = 0; i < c.docs[d].size(); ++i) {
+      const int32_t t = c.docs[d][i];
       const auto offset = static_cast<int64_t>(expanded[d].size());
+      const size_t n = t == kImageToken ? static_cast<size_t>(P) : 1;
       if (t == kImageToken) {
         where_image[c.doc_images[d][k++]] = {d, offset};
-        expanded[d].insert(expanded[d].end(), static_cast<size_t>(P), kImageToken);
       } else {
         where_text[t] = {d, offset};
-        expanded[d].push_back(t);
       }
+      expanded[d].insert(expanded[d].end(), n, t);
+      stored[d].insert(stored[d].end(), n, static_cast<int64_t>(i));
     }
   }
   std::set<std::pair<size_t, int64_t>> run_starts;
@@ -222,7 +237,9 @@ void check_epoch(const Corpus& c, const std::vector<Row>& rows, int64_t P) {
     const auto& e = expanded[d];
     if (offset + 1 >= static_cast<int64_t>(e.size())) return kIgnoreIndex;
     const int32_t next = e[static_cast<size_t>(offset) + 1];
-    return next == kImageToken ? kIgnoreIndex : next;
+    if (next == kImageToken || stored[d][static_cast<size_t>(offset) + 1] < c.loss_starts[d])
+      return kIgnoreIndex;
+    return next;
   };
   std::vector<std::vector<int>> seen(c.docs.size());
   for (size_t d = 0; d < c.docs.size(); ++d)
@@ -373,6 +390,37 @@ TEST(Loader, DocumentsInOneRowAreSeparateSegments) {
   EXPECT_EQ(r1.tokens, (std::vector<int64_t>{26, 27, 28, kPad, kPad, kPad}));
   EXPECT_EQ(r1.targets, (std::vector<int64_t>{27, 28, X, X, X, X}));
   EXPECT_EQ(r1.segments, (std::vector<int32_t>{1, 1, 1, 0, 0, 0}));
+}
+
+TEST(Loader, TargetsBeforeTheLossStartAreIgnored) {
+  TempDir dir;
+  // Stored: A = BOS <image> 7 | 8 9 EOS with its loss from 8 (stored index 3);
+  // B = 20 21 22 23 | 24 25 from 24 (index 4); C = 30 31 with nothing counted.
+  // P = 3, T = 5: A's image is in its prompt, B starts in row 1 and counts in row 2.
+  const Corpus c =
+      write_corpus(dir.path(), {{5, kImageToken, 7, 8, 9, 10}, {20, 21, 22, 23, 24, 25}, {30, 31}},
+                   1, {3, 4, 2});
+  LoaderOptions o = options_for(c, 5, 1, 3);
+  o.shuffle = false;
+  Loader loader(o, 0, 1, 1);
+  const int64_t X = kIgnoreIndex;
+  const auto r0 = rows_of(loader.next()).at(0);
+  EXPECT_EQ(r0.tokens, (std::vector<int64_t>{5, 1, 1, 1, 7}));
+  EXPECT_EQ(r0.targets, (std::vector<int64_t>{X, X, X, X, 8}));  // looks ahead into row 1
+  EXPECT_EQ(r0.images, (std::map<int64_t, int64_t>{{1, 0}}));
+  const auto r1 = rows_of(loader.next()).at(0);
+  EXPECT_EQ(r1.tokens, (std::vector<int64_t>{8, 9, 10, 20, 21}));
+  EXPECT_EQ(r1.targets, (std::vector<int64_t>{9, 10, X, X, X}));
+  EXPECT_EQ(r1.segments, (std::vector<int32_t>{1, 1, 1, 2, 2}));
+  const auto r2 = rows_of(loader.next()).at(0);
+  EXPECT_EQ(r2.tokens, (std::vector<int64_t>{22, 23, 24, 25, 30}));
+  EXPECT_EQ(r2.targets, (std::vector<int64_t>{X, 24, 25, X, X}));
+  const auto r3 = rows_of(loader.next()).at(0);
+  EXPECT_EQ(r3.tokens, (std::vector<int64_t>{31, kPad, kPad, kPad, kPad}));
+  EXPECT_EQ(r3.targets, (std::vector<int64_t>{X, X, X, X, X}));
+  // Masking changes targets only: the data's size and the packing are the same.
+  EXPECT_EQ(loader.n_tokens(), 14);
+  EXPECT_EQ(loader.sequences_in_epoch(0), 4);
 }
 
 class LoaderCorpus : public testing::Test {

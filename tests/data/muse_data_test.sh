@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # muse-data end to end: a tokenizer trained on a small JSON Lines corpus with
 # PNG images written here, shards built from it (checked with h5dump against
-# docs/formats.md), the same shards from 1 and 2 workers, and bad input:
-# exit code 2, one `error: FILE:LINE: ...` line, no shard left behind.
+# docs/formats.md), the same shards from 1 and 2 workers, supervised examples
+# (--prompt-key/--response-key, /loss_starts), and bad input: exit code 2, one
+# `error: FILE:LINE: ...` line, no shard left behind.
 #   muse_data_test.sh BIN_DIR
 set -uo pipefail
 bin=$1
@@ -80,6 +81,7 @@ expect_dataset images H5T_STD_U8LE '[0-9]+, 4, 4, 3'
 expect_dataset image_positions H5T_STD_I64LE '[0-9]+'
 h5dump -a format "$tmp/shards/shard_000000.h5" | grep -q '"muse-shard"' || fail "format attribute"
 h5dump -a version "$tmp/shards/shard_000000.h5" | grep -q '(0): 1$' || fail "version attribute"
+grep -q 'DATASET "loss_starts"' <<<"$header" && fail "plain text shards hold /loss_starts: $header"
 
 # One worker makes the same shards as two.
 out=$(build "$tmp/one" 1 2>&1) || fail "build with one worker: $out"
@@ -93,6 +95,45 @@ done
 out=$(build "$tmp/shards" 1 2>&1)
 [[ $? == 2 ]] && grep -q "^error: $tmp/shards: already holds shards" <<<"$out" ||
   fail "existing shards: $out"
+
+# --- supervised examples -----------------------------------------------------------
+cat >"$tmp/sft.jsonl" <<'EOF'
+{"prompt": "A red square: <image>", "response": " and nothing else.", "images": ["img/red.png"]}
+{"prompt": "Plain text without", "response": " any image at all."}
+EOF
+out=$("$bin/muse-data" build --input "$tmp/sft.jsonl" --tokenizer "$tmp/tokenizer.json" \
+  --out "$tmp/sft" --shard-tokens 1000 --image-size 4 --progress off \
+  --prompt-key prompt --response-key response 2>&1) || fail "build of examples: $out"
+grep -q '^muse-data build: 2 documents, [0-9]* tokens, 1 image, 1 shard, ' <<<"$out" ||
+  fail "summary of examples: $out"
+header=$(h5dump -H "$tmp/sft/shard_000000.h5")
+expect_dataset loss_starts H5T_STD_I64LE 2
+# Each loss start is 1 (BOS) + the prompt's tokens: at least 3 here, and
+# short of the whole document.
+values() {  # DATASET: its values, space-separated
+  h5dump -d "$1" -y -w 0 "$tmp/sft/shard_000000.h5" | sed -n '/DATA {/,/}/p' | tr -cd '0-9 ,' |
+    tr ',' ' '
+}
+read -r -a starts <<<"$(values loss_starts)"
+read -r -a offsets <<<"$(values doc_offsets)"
+[[ ${#starts[@]} == 2 && ${#offsets[@]} == 3 ]] || fail "loss_starts ${starts[*]}, offsets ${offsets[*]}"
+for d in 0 1; do
+  length=$((offsets[d + 1] - offsets[d]))
+  ((starts[d] >= 3 && starts[d] < length)) || fail "loss start ${starts[d]} of document $d ($length tokens)"
+done
+
+expect_bad_build() {  # FRAGMENT ARGS...
+  local fragment=$1
+  shift
+  local out
+  out=$("$bin/muse-data" build --input "$tmp/sft.jsonl" --tokenizer "$tmp/tokenizer.json" \
+    --out "$tmp/sft_bad" --shard-tokens 10 --image-size 4 --progress off "$@" 2>&1)
+  [[ $? == 2 ]] && grep -qF -- "error: $fragment" <<<"$out" || fail "build $*: $out"
+  [[ -z $(ls -A "$tmp/sft_bad" 2>/dev/null) ]] || fail "build $*: files left: $(ls "$tmp/sft_bad")"
+}
+expect_bad_build "--prompt-key and --response-key go together" --prompt-key prompt
+expect_bad_build "$tmp/sft.jsonl:1: missing \"solution\"" --prompt-key prompt --response-key solution
+expect_bad_build "$tmp/sft.jsonl:1: missing \"text\""  # without the keys, records need "text"
 
 # --- bad input -------------------------------------------------------------------
 # Each bad record comes after enough good ones that a shard was already
@@ -115,7 +156,7 @@ expect_bad_record broken_image '{"text": "<image>", "images": ["img/broken.png"]
   "image '$tmp/img/broken.png': cannot decode: "
 expect_bad_record malformed_json '{"text": "unterminated' "malformed JSON: column"
 expect_bad_record marker_mismatch '{"text": "<image> <image>", "images": ["img/red.png"]}' \
-  'the text has 2 <image> marker(s) but "images" lists 1 image(s)'
+  '"text" has 2 <image> marker(s) but "images" lists 1 image(s)'
 expect_bad_record no_text '{"images": []}' 'missing "text"'
 
 out=$("$bin/muse-data" tokenizer train --input "$tmp/malformed_json.jsonl" --vocab-size 300 \

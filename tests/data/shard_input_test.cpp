@@ -12,9 +12,7 @@
 #include "data/data_error.h"
 #include "data/image.h"
 #include "data/jsonl.h"
-
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
+#include "tests/data/image_files.h"
 
 namespace {
 
@@ -24,22 +22,11 @@ using muse::data::DataError;
 using muse::data::decode_image;
 using muse::data::Image;
 using muse::data::load_image;
+using muse::data::parse_fields;
 using muse::data::parse_record;
 using muse::data::resize_area;
 
-std::vector<uint8_t> encode(const Image& image, bool jpeg) {
-  std::vector<uint8_t> out;
-  const auto append = [](void* context, void* data, int size) {
-    auto* bytes = static_cast<std::vector<uint8_t>*>(context);
-    bytes->insert(bytes->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
-  };
-  const int w = static_cast<int>(image.width), h = static_cast<int>(image.height);
-  const int c = static_cast<int>(image.channels);
-  const int ok = jpeg ? stbi_write_jpg_to_func(append, &out, w, h, c, image.pixels.data(), 95)
-                      : stbi_write_png_to_func(append, &out, w, h, c, image.pixels.data(), w * c);
-  EXPECT_NE(ok, 0);
-  return out;
-}
+using muse::testing::encode_image;
 
 Image make(int64_t h, int64_t w, int64_t c, std::vector<uint8_t> pixels) {
   return {h, w, c, std::move(pixels)};
@@ -56,7 +43,7 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST(Image, PngRoundTripsAndConvertsChannels) {
   const Image rgb = make(1, 2, 3, {255, 0, 0, 10, 20, 30});
-  const auto png = encode(rgb, false);
+  const auto png = encode_image(rgb, false);
   const Image back = decode_image(png, 3);
   EXPECT_EQ(back.height, 1);
   EXPECT_EQ(back.width, 2);
@@ -66,13 +53,13 @@ TEST(Image, PngRoundTripsAndConvertsChannels) {
   EXPECT_EQ(gray.channels, 1);
   EXPECT_EQ(gray.pixels, (std::vector<uint8_t>{76, (77 * 10 + 150 * 20 + 29 * 30) >> 8}));
   // A grayscale source is replicated into RGB.
-  const Image replicated = decode_image(encode(make(1, 1, 1, {42}), false), 3);
+  const Image replicated = decode_image(encode_image(make(1, 1, 1, {42}), false), 3);
   EXPECT_EQ(replicated.pixels, (std::vector<uint8_t>{42, 42, 42}));
 }
 
 TEST(Image, JpegDecodes) {
   const Image flat = make(8, 8, 3, std::vector<uint8_t>(8 * 8 * 3, 128));
-  const Image back = decode_image(encode(flat, true), 3);
+  const Image back = decode_image(encode_image(flat, true), 3);
   ASSERT_EQ(back.pixels.size(), flat.pixels.size());
   for (const uint8_t v : back.pixels)
     EXPECT_NEAR(v, 128, 2);
@@ -90,7 +77,7 @@ TEST(Image, UndecodableAndMissingFilesAreErrorsNamingThePath) {
             0);
   EXPECT_EQ(error_of([&] { load_image(dir / "absent.png", 3); }),
             "image '" + (dir / "absent.png").string() + "' not found");
-  const auto png = encode(make(1, 1, 1, {9}), false);
+  const auto png = encode_image(make(1, 1, 1, {9}), false);
   std::ofstream(dir / "ok.png", std::ios::binary)
       .write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
   EXPECT_EQ(load_image(dir / "ok.png", 1).pixels, std::vector<uint8_t>{9});
@@ -135,9 +122,29 @@ TEST(Jsonl, BadRecordsSayWhatIsWrong) {
   EXPECT_EQ(problem(R"({"text": "x <image>", "images": [1]})"),
             "\"images\" must be a list of paths, found number");
   EXPECT_EQ(problem(R"({"text": "<image> <image>", "images": ["a.png"]})"),
-            "the text has 2 <image> marker(s) but \"images\" lists 1 image(s)");
+            "\"text\" has 2 <image> marker(s) but \"images\" lists 1 image(s)");
   EXPECT_EQ(problem(R"({"text": "no marker", "images": ["a.png"]})"),
-            "the text has 0 <image> marker(s) but \"images\" lists 1 image(s)");
+            "\"text\" has 0 <image> marker(s) but \"images\" lists 1 image(s)");
+}
+
+TEST(Jsonl, ParsesNamedFieldsWithTheImagesInTheFirst) {
+  const std::string keys[] = {"prompt", "solution"};
+  const auto r = parse_fields(R"({"prompt": "Add: <image> <image>", "solution": "<think>4</think>",
+                                  "images": ["a.png", "b.png"], "text": "unused"})",
+                              keys);
+  EXPECT_EQ(r.values, (std::vector<std::string>{"Add: <image> <image>", "<think>4</think>"}));
+  EXPECT_EQ(r.images, (std::vector<std::string>{"a.png", "b.png"}));
+
+  const auto problem = [&](std::string_view line) {
+    return error_of([&] { parse_fields(line, keys); });
+  };
+  EXPECT_EQ(problem(R"({"prompt": "x"})"), "missing \"solution\"");
+  EXPECT_EQ(problem(R"({"prompt": "x", "solution": ["y"]})"),
+            "\"solution\" must be a string, got array");
+  EXPECT_EQ(problem(R"({"prompt": "x", "solution": "y", "images": ["a.png"]})"),
+            "\"prompt\" has 0 <image> marker(s) but \"images\" lists 1 image(s)");
+  EXPECT_EQ(problem(R"({"prompt": "<image>", "solution": "<image>", "images": ["a.png"]})"),
+            "\"solution\" holds an <image> marker: images belong in \"prompt\"");
 }
 
 }  // namespace

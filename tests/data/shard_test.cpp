@@ -57,6 +57,7 @@ void expect_equal(const Shard& a, const Shard& b) {
   EXPECT_EQ(a.doc_offsets, b.doc_offsets);
   EXPECT_EQ(a.image_positions, b.image_positions);
   EXPECT_EQ(a.images, b.images);
+  EXPECT_EQ(a.loss_starts, b.loss_starts);
 }
 
 TEST(Shard, AddDocumentRecordsOffsetsAndImagePositions) {
@@ -67,6 +68,38 @@ TEST(Shard, AddDocumentRecordsOffsetsAndImagePositions) {
   EXPECT_EQ(s.n_images(), 2);
   Shard t = sample_shard();
   EXPECT_THROW(t.add_document(std::vector<int32_t>{0, 3, 1}, {}), std::invalid_argument);
+}
+
+TEST(Shard, AddDocumentRecordsLossStartsOnceOneIsGiven) {
+  Shard s = sample_shard();
+  EXPECT_TRUE(s.loss_starts.empty());
+  s.add_document(std::vector<int32_t>{0, 20, 21, 1}, {}, 2);
+  s.add_document(std::vector<int32_t>{0, 22, 1}, {});
+  EXPECT_EQ(s.loss_starts, (std::vector<int64_t>{0, 0, 0, 2, 0}));
+  EXPECT_THROW(s.add_document(std::vector<int32_t>{0, 1}, {}, 3), std::invalid_argument);
+  EXPECT_THROW(s.add_document(std::vector<int32_t>{0, 1}, {}, -1), std::invalid_argument);
+  EXPECT_EQ(s.n_documents(), 5);
+  EXPECT_EQ(s.loss_starts.size(), 5u);
+  Shard first;
+  first.vocab_size = 50;
+  first.add_document(std::vector<int32_t>{5, 20, 6}, {}, 1);  // no image token (0)
+  EXPECT_EQ(first.loss_starts, std::vector<int64_t>{1});
+}
+
+TEST(Shard, RoundTripWithLossStarts) {
+  TempDir dir;
+  Shard s = sample_shard();
+  s.loss_starts = {1, 6, 0};  // a whole document may be masked (6 = its length)
+  write_shard(dir.path() / "a.h5", s);
+  const ShardReader reader(dir.path() / "a.h5");
+  EXPECT_EQ(reader.loss_starts(), s.loss_starts);
+  expect_equal(reader.read_all(), s);
+  // Without them the dataset is absent and the reader reports none.
+  write_shard(dir.path() / "b.h5", sample_shard());
+  EXPECT_TRUE(ShardReader(dir.path() / "b.h5").loss_starts().empty());
+  const hid_t file = H5Fopen((dir.path() / "b.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  EXPECT_EQ(H5Lexists(file, "loss_starts", H5P_DEFAULT), 0);
+  H5Fclose(file);
 }
 
 TEST(Shard, RoundTrip) {
@@ -124,6 +157,18 @@ TEST(Shard, WriterRejectsAShardThatBreaksAnInvariant) {
   s = sample_shard();
   s.images.pop_back();
   EXPECT_THROW(write_shard(dir.path() / "bad.h5", s), std::invalid_argument);
+  s = sample_shard();
+  s.loss_starts = {0, 0};  // one per document
+  EXPECT_THROW(write_shard(dir.path() / "bad.h5", s), std::invalid_argument);
+  s.loss_starts = {0, 7, 0};  // beyond the second document's 6 tokens
+  try {
+    write_shard(dir.path() / "bad.h5", s);
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("/loss_starts: loss_starts[1] = 7 is outside [0, 6]"),
+              std::string::npos)
+        << e.what();
+  }
   EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
@@ -153,6 +198,16 @@ void set_element(hid_t file, const char* dataset, hid_t type, hsize_t index, T v
   H5Sclose(memory);
   H5Sclose(space);
   H5Dclose(set);
+}
+
+// Adds a one-dimensional dataset `name` of `type` holding `values`.
+void add_dataset(hid_t file, const char* name, hid_t type, const std::vector<int64_t>& values) {
+  const hsize_t n = values.size();
+  const hid_t space = H5Screate_simple(1, &n, nullptr);
+  const hid_t set = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(H5Dwrite(set, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+  H5Dclose(set);
+  H5Sclose(space);
 }
 
 struct BadCase {
@@ -259,7 +314,27 @@ INSTANTIATE_TEST_SUITE_P(
                   H5Dclose(set);
                   H5Sclose(space);
                 },
-                "/images", "expected 4 dimension(s), found 2"}),
+                "/images", "expected 4 dimension(s), found 2"},
+        BadCase{"loss_starts_of_another_extent",
+                [](hid_t f) {
+                  add_dataset(f, "loss_starts", H5T_STD_I64LE, {0, 1});
+                },
+                "/loss_starts", "holds 2 entries but attribute n_documents gives 3"},
+        BadCase{"loss_start_beyond_its_document",
+                [](hid_t f) {
+                  add_dataset(f, "loss_starts", H5T_STD_I64LE, {0, 7, 0});
+                },
+                "/loss_starts", "loss_starts[1] = 7 is outside [0, 6]"},
+        BadCase{"negative_loss_start",
+                [](hid_t f) {
+                  add_dataset(f, "loss_starts", H5T_STD_I64LE, {0, 0, -1});
+                },
+                "/loss_starts", "loss_starts[2] = -1"},
+        BadCase{"loss_starts_of_another_type",
+                [](hid_t f) {
+                  add_dataset(f, "loss_starts", H5T_STD_I32LE, {0, 1, 2});
+                },
+                "/loss_starts", "expected int64 elements"}),
     [](const testing::TestParamInfo<BadCase>& c) { return std::string(c.param.name); });
 
 TEST(Shard, NotAShardFileIsAnErrorNamingIt) {

@@ -1,0 +1,352 @@
+#include "trainer/memory.h"
+
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <limits>
+#include <vector>
+
+#include "config/schema.h"
+#include "model/layout.h"
+#include "telemetry/progress.h"
+#include "trainer/shard_plan.h"
+
+namespace muse::trainer {
+namespace {
+
+// ---- The tracking allocator. ----
+
+// Each block starts with a header that records its size and how the wrapped
+// allocator frees it; the caller's data follows at kHeaderBytes, which keeps
+// the default allocator's 64-byte alignment. The data pointer is also the
+// context, so LibTorch's raw_allocate/raw_deallocate (oneDNN uses them) work.
+constexpr size_t kHeaderBytes = 64;
+
+struct BlockHeader {
+  size_t bytes;                    // what the caller asked for; units: bytes
+  void* base_context;              // the wrapped allocator's context
+  c10::DeleterFnPtr base_deleter;  // and its deleter
+};
+static_assert(sizeof(BlockHeader) <= kHeaderBytes);
+
+std::atomic<int64_t> g_current_bytes{0};
+std::atomic<int64_t> g_peak_bytes{0};
+
+void count_allocation(int64_t bytes) {
+  const int64_t now = g_current_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  int64_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void delete_tracked(void* data) {
+  if (data == nullptr) return;
+  const auto* header =
+      reinterpret_cast<const BlockHeader*>(static_cast<char*>(data) - kHeaderBytes);
+  g_current_bytes.fetch_sub(static_cast<int64_t>(header->bytes), std::memory_order_relaxed);
+  header->base_deleter(header->base_context);
+}
+
+class TrackingAllocator final : public c10::Allocator {
+ public:
+  explicit TrackingAllocator(c10::Allocator* base) : base_(base) {}
+
+  c10::DataPtr allocate(size_t bytes) override {
+    // Empty tensors hold no memory; the base returns a null pointer for them.
+    if (bytes == 0) return base_->allocate(0);
+    c10::DataPtr block = base_->allocate(bytes + kHeaderBytes);
+    char* start = static_cast<char*>(block.get());
+    const c10::DeleterFnPtr base_deleter = block.get_deleter();
+    void* base_context = block.release_context();
+    new (start) BlockHeader{bytes, base_context, base_deleter};
+    count_allocation(static_cast<int64_t>(bytes));
+    void* data = start + kHeaderBytes;
+    return {data, data, &delete_tracked, block.device()};
+  }
+
+  c10::DeleterFnPtr raw_deleter() const override { return &delete_tracked; }
+
+  void copy_data(void* dest, const void* src, size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+
+ private:
+  c10::Allocator* base_;  // [not null] LibTorch's CPU allocator at installation
+};
+
+}  // namespace
+
+void track_cpu_memory() {
+  // Installed once, for the life of the process: LibTorch keeps the pointer.
+  [[maybe_unused]] static const bool installed = [] {
+    // The highest priority, so that no later registration bypasses the count.
+    c10::SetCPUAllocator(new TrackingAllocator(c10::GetCPUAllocator()),
+                         std::numeric_limits<uint8_t>::max());
+    return true;
+  }();
+}
+
+MemoryStats cpu_memory_stats() {
+  return {.current_bytes = g_current_bytes.load(std::memory_order_relaxed),
+          .peak_bytes = g_peak_bytes.load(std::memory_order_relaxed)};
+}
+
+void reset_peak_cpu_memory() {
+  g_peak_bytes.store(g_current_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+namespace {
+
+// ---- Planning. ----
+
+// The small all-reduces of one step in trainer/pretrain.cpp, each of one
+// 8-byte element: agreeing that every rank read its data (dist::run_agreed),
+// the global count of targets, the loss, and the gradient norm (grad_clip).
+constexpr int64_t kStepAllReduces = 4;
+constexpr int64_t kScalarBytes = 8;
+
+// Reduce-scatters FsdpModel keeps in flight (kMaxPendingReduces in fsdp.cpp).
+constexpr size_t kPendingReduces = 2;
+
+// Bytes per token of a loader batch: tokens and targets int64, segment ids int32.
+constexpr int64_t kInputBytesPerToken = 8 + 8 + 4;
+
+// What one micro-batch creates, in bytes, from the operations of
+// model/forward.cpp as LibTorch runs them (docs/memory.md has the
+// derivation and the measurements that confirm it). Element counts:
+// c = B*T*C, kv = B*T*KV*D, f = B*T*F, v = B*T*V, m = B*T*T.
+struct ActivationSizes {
+  int64_t unit_io;              // one (B,T,C) tensor between units: p*c
+  int64_t block_graph;          // what autograd saves in one block's forward
+  int64_t block_nograd_peak;    // a block's forward without autograd, output included
+  int64_t block_backward_peak;  // above the graph and output: the MLP's backward
+  int64_t head_peak;            // the head's forward and backward with the loss
+  int64_t logits;               // (B,T,V) in the compute dtype
+  int64_t constant;             // rotary tables, mask and the step's batches
+};
+
+ActivationSizes activation_sizes(const model::ModelConfig& cfg, const PlanInputs& in) {
+  const int64_t p = c10::elementSize(in.fsdp.param_dtype), fp32 = 4;
+  const int64_t B = in.batch_rows, T = in.seq_len, D = cfg.head_dim();
+  const int64_t c = B * T * cfg.dim, kv = B * T * cfg.n_kv_heads * D, f = B * T * cfg.ffn_hidden,
+                v = B * T * cfg.vocab_size, m = B * T * T;
+  ActivationSizes a{};
+  a.unit_io = p * c;
+  // What autograd saves. An RMSNorm (computed in fp32) keeps its fp32 input,
+  // which for the first norm is the unit input itself unless the compute
+  // dtype is lower, its normalised value and output in the compute dtype, and
+  // its (B,T,1) fp32 inverse norm.
+  const int64_t first_norm = (p == fp32 ? 0 : fp32 * c) + 2 * p * c + fp32 * B * T;
+  const int64_t second_norm = fp32 * c + 2 * p * c + fp32 * B * T;
+  // Flash attention keeps rotated q, rotated k, v, the mask converted to the
+  // compute dtype, its output and the (B,H,T) fp32 log-sum-exp; the rotary
+  // tables are cast to the compute dtype for each of q and k.
+  const int64_t attention = p * c + 2 * p * kv + p * m + p * c + fp32 * B * cfg.n_heads * T +
+                            (p == fp32 ? 0 : 4 * p * B * T * D);
+  // The MLP keeps gate, silu(gate), up and their product.
+  a.block_graph = first_norm + attention + second_norm + 4 * p * f;
+  // Without autograd the temporaries of one C++ expression live until its
+  // end: at the MLP, h q q_rot a y g (c each), k v, gate silu up product,
+  // the down projection and the sum; at attention, the mask in the compute dtype.
+  a.block_nograd_peak = std::max(p * (8 * c + 2 * kv + 4 * f), p * (4 * c + 2 * kv + m));
+  // The down projection's backward yields the product's gradient, then the
+  // gate's and up's while the weight gradient waits.
+  a.block_backward_peak = 2 * p * f + p * cfg.dim * cfg.ffn_hidden;
+  // The final norm, logits in the compute dtype, the fp32 log-softmax and,
+  // in backward, the fp32 gradients of the log-softmax's output and input.
+  a.head_peak = first_norm + p * v + 3 * fp32 * v;
+  a.logits = p * v;
+  a.constant = 2 * fp32 * B * T * D + m + kInputBytesPerToken * B * T * in.grad_accum;
+  return a;
+}
+
+struct Phase {
+  int64_t gathered = 0;
+  int64_t activations = 0;
+};
+
+// Walks one micro-batch of FsdpModel::forward_backward (trainer/fsdp.cpp)
+// and returns the moment with the most bytes alive above the shards: which
+// full unit buffers are gathered, which gradients are in flight and which
+// activations exist.
+Phase micro_batch_peak(const model::ModelConfig& cfg, const PlanInputs& in,
+                       const std::vector<UnitShards>& shards) {
+  const int64_t p = c10::elementSize(in.fsdp.param_dtype);
+  const int64_t r = c10::elementSize(in.fsdp.reduce_dtype);
+  const bool ckpt = in.fsdp.activation_checkpointing, keep = in.fsdp.keep_gathered;
+  const bool tied = cfg.tie_embeddings;
+  const int64_t L = cfg.n_layers, head = model::head_unit(cfg);
+  const ActivationSizes a = activation_sizes(cfg, in);
+
+  std::vector<bool> held(shards.size(), false);  // gathered buffers alive
+  std::deque<int64_t> pending;                   // reduce-scatter buffers in flight
+  int64_t tied_grad = 0;  // the embed unit's full gradient, from the head until its reduce
+  Phase peak;
+  const auto full = [&](int64_t u) { return shards[u].padded_numel * p; };
+  const auto observe = [&](int64_t activations, int64_t extra_gathered) {
+    int64_t gathered = extra_gathered + tied_grad;
+    for (size_t u = 0; u < held.size(); ++u)
+      if (held[u]) gathered += full(static_cast<int64_t>(u));
+    for (const int64_t bytes : pending)
+      gathered += bytes;
+    activations += a.constant;
+    if (gathered + activations > peak.gathered + peak.activations) peak = {gathered, activations};
+  };
+  const auto reduce = [&](int64_t u) {
+    pending.push_back((shards[u].padded_numel + shards[u].shard_numel) * r);
+    if (pending.size() > kPendingReduces) pending.pop_front();
+    held[u] = false;
+  };
+
+  // Forward: unit u runs while unit u+1 is gathered; units 1..u-1 left their
+  // inputs (checkpointing) or their graphs and outputs.
+  held[0] = true;
+  for (int64_t u = 0; u < head; ++u) {
+    held[u + 1] = true;
+    const int64_t before = u * a.unit_io + (ckpt ? 0 : std::max<int64_t>(u - 1, 0) * a.block_graph);
+    int64_t running = a.unit_io;  // the unit's own, its output included
+    if (u != model::kEmbedUnit) running = ckpt ? a.block_nograd_peak : a.block_graph + a.unit_io;
+    observe(before + running, 0);
+    if (!keep && !(tied && u == model::kEmbedUnit)) held[u] = false;
+  }
+  // The head with the loss, forward and backward, with the last block
+  // prefetched for backward.
+  held[head - 1] = true;
+  observe((L + 1) * a.unit_io + (ckpt ? 0 : L * a.block_graph) + a.head_peak, 0);
+  if (tied) tied_grad = full(model::kEmbedUnit);
+  reduce(head);
+
+  // Backward, last block to embed: unit u-1 is gathered while unit u
+  // recomputes; the MLP's backward is the peak of activations, the
+  // accumulation of the weights' gradients into the full buffer (two full
+  // buffers and the per-weight gradients) the peak of gathered bytes. The
+  // logits, the head's input and its gradient stay alive until the end.
+  for (int64_t u = head - 1; u >= 0; --u) {
+    if (u > 0) held[u - 1] = true;
+    // Unit inputs, the unit's output and the gradient flowing into it, and
+    // the head's input and its gradient (while they are not these two).
+    const int64_t head_io = u < L ? 2 : ckpt ? 1 : 0;
+    const int64_t io = (u + 2 + head_io) * a.unit_io + a.logits;
+    const int64_t graphs = ckpt ? 1 : u;
+    if (u > 0) observe(io + graphs * a.block_graph + a.block_backward_peak, 0);
+    observe(io + a.unit_io + (ckpt ? 0 : std::max<int64_t>(u - 1, 0)) * a.block_graph,
+            (tied && u == model::kEmbedUnit ? 2 : 3) * full(u));
+    if (tied && u == model::kEmbedUnit) tied_grad = 0;
+    reduce(u);
+  }
+  return peak;
+}
+
+// Bytes one rank sends for a collective over a full buffer of `bytes`, in
+// dist::CollectiveStats' wire convention.
+int64_t ring_bytes(int64_t bytes, int n) {
+  return bytes * (n - 1) / n;
+}
+
+}  // namespace
+
+MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in) {
+  const int n = in.world_size;
+  const int64_t p = c10::elementSize(in.fsdp.param_dtype);
+  const int64_t r = c10::elementSize(in.fsdp.reduce_dtype);
+  const std::vector<model::UnitLayout> layout = model::model_layout(cfg);
+  std::vector<UnitShards> shards;
+  for (const model::UnitLayout& unit : layout)
+    shards.push_back(shard_unit(unit.numel, n));
+
+  MemoryPlan plan;
+  int64_t shard_numel = 0;  // sum of S
+  for (const UnitShards& s : shards)
+    shard_numel += s.shard_numel;
+  plan.param_shard_bytes = 4 * shard_numel;
+  plan.grad_shard_bytes = 4 * shard_numel;
+  plan.optimizer_bytes = 2 * 4 * shard_numel;
+  plan.optimizer_scratch_bytes = 2 * 4 * shard_numel + shard_numel;  // + the bool mask
+  const Phase peak = micro_batch_peak(cfg, in, shards);
+  plan.gathered_bytes = peak.gathered;
+  plan.activation_bytes = peak.activations;
+  plan.total_bytes = plan.param_shard_bytes + plan.grad_shard_bytes + plan.optimizer_bytes +
+                     plan.optimizer_scratch_bytes + plan.gathered_bytes + plan.activation_bytes;
+
+  const double tokens_per_rank = double(in.grad_accum) * in.batch_rows * in.seq_len;
+  plan.flops_per_token = double(model::flops_per_token(cfg, in.seq_len));
+  plan.flops_per_step_rank = plan.flops_per_token * tokens_per_rank;
+  plan.flops_per_step = plan.flops_per_step_rank * n;
+
+  // ZeRO-3 traffic of one micro-batch: every unit is all-gathered for
+  // forward and again for backward, except the head (its backward follows its
+  // forward at once), every unit with keep_gathered, and the tied embed unit
+  // (it stays gathered for the head); every full gradient is reduce-scattered once.
+  int64_t micro_batch = 0;
+  const int64_t head = model::head_unit(cfg);
+  for (int64_t u = 0; u <= head; ++u) {
+    const bool once =
+        u == head || in.fsdp.keep_gathered || (cfg.tie_embeddings && u == model::kEmbedUnit);
+    const int64_t full = shards[u].padded_numel;
+    micro_batch += (once ? 1 : 2) * ring_bytes(full * p, n) + ring_bytes(full * r, n);
+  }
+  plan.comm_wire_bytes_per_step =
+      in.grad_accum * micro_batch + kStepAllReduces * ring_bytes(2 * kScalarBytes, n);
+  return plan;
+}
+
+PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
+                       int world_size, std::string_view backend) {
+  const int64_t split = trainer.grad_accum * world_size;
+  if (batch_size % split != 0) {
+    throw config::ConfigError("data.batch_size", std::to_string(batch_size) +
+                                                     " sequences do not split into " +
+                                                     std::to_string(trainer.grad_accum) +
+                                                     " micro-batch(es) (trainer.grad_accum) on " +
+                                                     std::to_string(world_size) + " rank(s)");
+  }
+  // As trainer/pretrain.cpp picks the device and the compute dtype.
+  const bool gpu = trainer.device == "cuda" || (trainer.device == "auto" && backend == "nccl");
+  PlanInputs in;
+  in.world_size = world_size;
+  in.batch_rows = batch_size / split;
+  in.seq_len = seq_len;
+  in.grad_accum = trainer.grad_accum;
+  in.fsdp.param_dtype = trainer.param_dtype == "bf16" || (trainer.param_dtype == "auto" && gpu)
+                            ? at::kBFloat16
+                            : at::kFloat;
+  in.fsdp.reduce_dtype = trainer.reduce_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  in.fsdp.keep_gathered = trainer.keep_gathered;
+  in.fsdp.activation_checkpointing = trainer.activation_checkpointing;
+  return in;
+}
+
+std::string format_memory_plan(const model::ModelConfig& cfg, const PlanInputs& in) {
+  const MemoryPlan plan = plan_memory(cfg, in);
+  const auto row = [](const char* name, int64_t bytes, const char* note) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-22s %12s  %s\n", name,
+                  telemetry::format_bytes(static_cast<double>(bytes)).c_str(), note);
+    return std::string(line);
+  };
+  std::string out = "memory plan per rank (" + std::to_string(in.world_size) + " rank(s), " +
+                    std::to_string(in.batch_rows) + " x " + std::to_string(in.seq_len) +
+                    " tokens per micro-batch, " + std::to_string(in.grad_accum) +
+                    " micro-batch(es) per step, " +
+                    (in.fsdp.param_dtype == at::kBFloat16 ? "bf16" : "fp32") + " compute):\n";
+  out += row("parameters", plan.param_shard_bytes, "fp32 shard (master weights)");
+  out += row("gradients", plan.grad_shard_bytes, "fp32 shard");
+  out += row("optimizer state", plan.optimizer_bytes, "AdamW exp_avg + exp_avg_sq");
+  out += row("optimizer scratch", plan.optimizer_scratch_bytes, "AdamW update buffers, decay mask");
+  out += row("gathered buffers", plan.gathered_bytes, "full units and gradients in flight");
+  out += row("activations", plan.activation_bytes, "estimate, one micro-batch");
+  out += row("total", plan.total_bytes, "planned peak");
+  out += "  FLOPs per step: " + telemetry::format_count(plan.flops_per_step) + " (" +
+         telemetry::format_count(plan.flops_per_step_rank) + " per rank, " +
+         telemetry::format_count(plan.flops_per_token) + " per token)\n";
+  out += "  communication per step: " +
+         telemetry::format_bytes(static_cast<double>(plan.comm_wire_bytes_per_step)) + " (" +
+         std::to_string(plan.comm_wire_bytes_per_step) + " bytes sent per rank)";
+  return out;
+}
+
+}  // namespace muse::trainer

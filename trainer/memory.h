@@ -1,0 +1,83 @@
+// What one training step costs each rank: bytes of memory (planned before
+// anything is allocated, and measured on the CPU), FLOPs and communication.
+// docs/memory.md derives the formulas and compares them with measurements.
+//
+// Legend: N world size, S shard numel of a unit, n unit numel, B micro-batch
+// rows per rank, T sequence length, C model width, V vocab, H heads, F ffn
+// hidden, p/r bytes per element of the param/reduce dtype.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "model/model_config.h"
+#include "trainer/fsdp.h"
+#include "trainer/train_config.h"
+
+namespace muse::trainer {
+
+// ---- Measuring: a counting wrapper around LibTorch's CPU allocator. ----
+
+struct MemoryStats {
+  int64_t current_bytes = 0;  // live bytes of CPU tensors allocated since tracking began
+  int64_t peak_bytes = 0;     // the most current_bytes has been since the last reset
+};
+
+// Routes every later CPU allocation through the counter; idempotent and
+// thread-safe. Blocks allocated before the call are freed through their own
+// deleter and never counted, so call it first thing in main() (before any
+// tensor exists) for current_bytes to cover everything. CPU only: CUDA builds
+// compare the plan with the CUDA caching allocator's statistics instead.
+void track_cpu_memory();
+
+// Zeros until track_cpu_memory() has been called.
+MemoryStats cpu_memory_stats();
+
+// Starts a new peak from the current live bytes (e.g. at each step).
+void reset_peak_cpu_memory();
+
+// ---- Planning: the same figures from the config alone. ----
+
+// What a plan depends on besides the model's shape.
+struct PlanInputs {
+  int world_size = 1;      // N
+  int64_t batch_rows = 1;  // B: rows of one micro-batch on one rank
+  int64_t seq_len = 1;     // T
+  int64_t grad_accum = 1;  // micro-batches per optimizer step
+  FsdpOptions fsdp = {};   // dtypes, keep_gathered, activation_checkpointing (device unused)
+};
+
+// Per rank; bytes unless named otherwise.
+struct MemoryPlan {
+  int64_t param_shard_bytes = 0;        // fp32 master weights, sum of S over units * 4
+  int64_t grad_shard_bytes = 0;         // fp32 accumulated gradients, the same
+  int64_t optimizer_bytes = 0;          // AdamW exp_avg + exp_avg_sq
+  int64_t optimizer_scratch_bytes = 0;  // AdamW's two update buffers and decay mask
+  // The next two are taken at the moment of a micro-batch with the most
+  // bytes alive in total (forward_backward's peak), so that they add up:
+  // full unit buffers (gathered weights in the param dtype, the prefetched
+  // next unit among them) and full gradients in flight,
+  int64_t gathered_bytes = 0;
+  // and activations and temporaries, an estimate from the model's operations.
+  int64_t activation_bytes = 0;
+  int64_t total_bytes = 0;               // the sum of the above: the planned peak
+  double flops_per_token = 0;            // forward + backward (model::flops_per_token)
+  double flops_per_step = 0;             // all ranks, every micro-batch
+  double flops_per_step_rank = 0;        // this rank's share
+  int64_t comm_wire_bytes_per_step = 0;  // dist::CommStats wire bytes one rank sends
+};
+
+MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in);
+
+// The plan for a training config as the loop of trainer/pretrain.cpp would
+// run it on `world_size` ranks over `backend` ("mpi", "nccl", ...): the
+// micro-batch is data.batch_size / (N * grad_accum) rows of data.seq_len
+// tokens. Throws config::ConfigError when the batch does not split so.
+PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
+                       int world_size, std::string_view backend);
+
+// The plan as a short table per rank, for the dry run.
+std::string format_memory_plan(const model::ModelConfig& cfg, const PlanInputs& in);
+
+}  // namespace muse::trainer

@@ -1,0 +1,495 @@
+#include "trainer/pretrain.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "checkpoints/checkpoint.h"
+#include "config/schema.h"
+#include "data/loader.h"
+#include "data/prompts.h"
+#include "data/tokenizer.h"
+#include "dist/agree.h"
+#include "model/forward.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "telemetry/log.h"
+#include "telemetry/progress.h"
+#include "trainer/adamw.h"
+#include "trainer/fsdp.h"
+#include "trainer/grad_clip.h"
+#include "trainer/lr_schedule.h"
+
+namespace muse::trainer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+at::Device pick_device(const TrainJob& job, const dist::Communicator& comm) {
+  const bool gpu =
+      job.trainer.device == "cuda" || (job.trainer.device == "auto" && comm.backend() == "nccl");
+  if (!gpu) return at::kCPU;
+  if (!at::hasCUDA()) {
+    throw config::ConfigError("trainer.device", "cuda, but this process sees no CUDA device");
+  }
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(job.local_rank));
+}
+
+FsdpOptions fsdp_options(const TrainJob& job, at::Device device) {
+  FsdpOptions o;
+  o.device = device;
+  const std::string& p = job.trainer.param_dtype;
+  o.param_dtype = p == "bf16" || (p == "auto" && device.is_cuda()) ? at::kBFloat16 : at::kFloat;
+  o.reduce_dtype = job.trainer.reduce_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  o.keep_gathered = job.trainer.keep_gathered;
+  o.activation_checkpointing = job.trainer.activation_checkpointing;
+  return o;
+}
+
+data::LoaderOptions loader_options_for(const data::DataConfig& data_cfg,
+                                       const model::ModelConfig& m, int64_t batch_size) {
+  data::LoaderOptions o = data::loader_options(data_cfg);
+  o.batch_size = batch_size;
+  o.image_tokens = m.n_patches();
+  o.vocab_size = m.vocab_size;
+  o.image_size = m.image_size;
+  o.image_channels = m.image_channels;
+  return o;
+}
+
+model::Inputs inputs_of(const data::Batch& b, at::Device device) {
+  return {.tokens = b.tokens.to(device),
+          .segment_ids = b.segment_ids.to(device),
+          .images = b.images.to(device),
+          .image_slots = b.image_slots.to(device)};
+}
+
+// Targets whose prediction the loss counts (see model::text_loss).
+int64_t counted_targets(const at::Tensor& targets, int64_t image_token_id) {
+  return ((targets != data::kIgnoreIndex) & (targets != image_token_id)).sum().item<int64_t>();
+}
+
+// The sum over ranks of a few scalars, in one all-reduce.
+std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values) {
+  const at::Tensor t = at::tensor(values, at::kDouble);
+  comm.all_reduce(t);
+  return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
+}
+
+std::string tensor_name(const FsdpUnit& unit, const char* what) {
+  return unit.layout.name + "/" + what;
+}
+
+// One run of the loop: the sharded model, its optimizer and the data, with
+// the counters a checkpoint saves.
+class Run {
+ public:
+  Run(const TrainJob& job, dist::Communicator& comm, telemetry::Metrics& metrics)
+      : job_(job),
+        comm_(comm),
+        metrics_(metrics),
+        device_(pick_device(job, comm)),
+        model_(job.model, job.seed, comm, fsdp_options(job, device_)),
+        schedule_(make_lr_schedule(job.optim, job.trainer.steps)),
+        loader_(loader_options_for(job.data, job.model, micro_batch_global()), comm.rank(),
+                comm.size(), static_cast<int64_t>(job.seed)) {
+    const AdamWOptions adamw{.beta1 = job.optim.beta1,
+                             .beta2 = job.optim.beta2,
+                             .eps = job.optim.eps,
+                             .weight_decay = job.optim.weight_decay};
+    for (const FsdpUnit& unit : model_.units())
+      optim_.emplace_back(decay_mask(unit.layout, unit.shards, comm.rank()).to(device_), adamw);
+  }
+
+  void start() {
+    const std::filesystem::path latest = checkpoints::latest_checkpoint(job_.run_dir);
+    if (!latest.empty()) {
+      resume(latest);
+    } else if (!job_.init_from.empty()) {
+      init_weights(job_.init_from);
+    }
+  }
+
+  void train() {
+    std::optional<telemetry::ProgressLine> progress;
+    if (comm_.rank() == 0) {
+      progress.emplace(
+          job_.stage, job_.trainer.steps,
+          telemetry::progress_mode(job_.telemetry.progress, ::isatty(STDOUT_FILENO) != 0),
+          std::cout, step_);
+    }
+    const int64_t first_step = step_;
+    while (step_ < job_.trainer.steps) {
+      const telemetry::Record record = train_step();
+      const bool stop =
+          job_.trainer.stop_after > 0 && step_ - first_step == job_.trainer.stop_after;
+      const bool last = step_ == job_.trainer.steps || stop;
+      if (step_ % job_.telemetry.log_every == 0 || last) {
+        if (comm_.rank() == 0) {
+          metrics_.write(record);
+          progress->update(
+              step_, tokens_since_log_,
+              {{"loss", format_loss(record)}, {"lr", format_number(schedule_(step_ - 1))}});
+        }
+        tokens_since_log_ = 0;
+      }
+      if (job_.eval.every > 0 && (step_ % job_.eval.every == 0 || last)) evaluate();
+      if (step_ % job_.checkpoint.every == 0 || last) save();
+      if (stop) {
+        telemetry::log_info("stopping after " + std::to_string(job_.trainer.stop_after) +
+                            " steps (trainer.stop_after); the next launch resumes at step " +
+                            std::to_string(step_));
+        break;
+      }
+    }
+    if (progress) progress->finish();
+  }
+
+ private:
+  int64_t micro_batch_global() const {
+    const int64_t per_step = job_.data.batch_size;
+    const int64_t micro = job_.trainer.grad_accum;
+    if (per_step % (micro * comm_.size()) != 0) {
+      throw config::ConfigError(
+          "data.batch_size", std::to_string(per_step) + " sequences do not split into " +
+                                 std::to_string(micro) + " micro-batch(es) (trainer.grad_accum) " +
+                                 "on " + std::to_string(comm_.size()) + " rank(s)");
+    }
+    return per_step / micro;
+  }
+
+  // One optimizer step over grad_accum micro-batches; returns its record.
+  telemetry::Record train_step() {
+    const Clock::time_point start = Clock::now();
+    const dist::CommStats before = comm_.stats();
+    std::vector<data::Batch> batches;
+    int64_t local_count = 0;
+    dist::run_agreed(comm_, [&] {
+      for (int64_t m = 0; m < job_.trainer.grad_accum; ++m) {
+        batches.push_back(loader_.next());
+        local_count += counted_targets(batches.back().targets, job_.model.image_token_id);
+      }
+    });
+    // The loss is the mean over every counted target of the global batch:
+    // each micro-batch's sum is divided by the global count, so the summed
+    // gradients do not depend on how the batch is split over ranks.
+    const double global_count = std::max(1.0, sum_over_ranks(comm_, {double(local_count)})[0]);
+
+    model_.zero_grad();
+    double local_loss = 0;
+    for (const data::Batch& batch : batches) {
+      const at::Tensor targets = batch.targets.to(device_);
+      const at::Tensor loss =
+          model_.forward_backward(inputs_of(batch, device_), [&](const at::Tensor& logits) {
+            const model::TextLoss l = model::text_loss(logits, targets, job_.model.image_token_id);
+            return l.sum / global_count;
+          });
+      local_loss += loss.item<double>();
+    }
+    const double loss = sum_over_ranks(comm_, {local_loss})[0];
+
+    std::vector<at::Tensor> grads;
+    for (const FsdpUnit& unit : model_.units())
+      grads.push_back(unit.grad_valid(comm_.rank()));
+    const GradNorm norm = clip_grad_norm(grads, job_.optim.grad_clip, comm_);
+    const double lr = schedule_(step_);
+    // loss and norm are the same on every rank, so every rank skips together.
+    const bool skip = !std::isfinite(loss) || !norm.finite();
+    if (skip) {
+      ++skipped_total_;
+      if (++consecutive_skips_ >= job_.trainer.max_consecutive_skips) {
+        throw TrainError("step " + std::to_string(step_ + 1) + ": loss or gradient norm not " +
+                         "finite for " + std::to_string(consecutive_skips_) +
+                         " steps in a row (trainer.max_consecutive_skips); lower optim.lr or "
+                         "check the data");
+      }
+      telemetry::log_warning("step " + std::to_string(step_ + 1) +
+                             ": non-finite loss or gradient norm, update skipped");
+    } else {
+      consecutive_skips_ = 0;
+      for (size_t u = 0; u < optim_.size(); ++u) {
+        FsdpUnit& unit = model_.units()[u];
+        optim_[u].step(unit.param, unit.grad, lr);
+      }
+    }
+    ++step_;
+
+    const double seconds = seconds_since(start);
+    const int64_t tokens = job_.data.batch_size * job_.data.seq_len;
+    tokens_since_log_ += tokens;
+    const int64_t wire = comm_.stats().total_wire_bytes() - before.total_wire_bytes();
+    telemetry::Record r;
+    r.add("step", step_)
+        .add("loss", loss)
+        .add("lr", lr)
+        .add("grad_norm", norm.norm)
+        .add("tokens", tokens)
+        .add("tokens_per_s", static_cast<double>(tokens) / seconds)
+        .add("step_time_s", seconds)
+        .add("peak_rss_bytes", telemetry::peak_rss_bytes())
+        .add("shard_bytes", model_.shard_bytes() + optimizer_bytes())
+        .add("comm_bytes", wire)
+        .add("skipped", skip)
+        .add("skipped_total", skipped_total_);
+    return r;
+  }
+
+  int64_t optimizer_bytes() const {
+    int64_t bytes = 0;
+    for (const AdamWShard& o : optim_)
+      bytes += o.state().exp_avg.nbytes() + o.state().exp_avg_sq.nbytes();
+    return bytes;
+  }
+
+  // The held-out evaluation: one "heldout" record with the loss over
+  // eval.shards and the accuracy of greedy answers to eval.prompts.
+  void evaluate() {
+    telemetry::Record r;
+    r.add("step", step_).add("eval", "heldout");
+    std::string summary = "eval heldout at step " + std::to_string(step_) + ":";
+    if (!job_.eval.shards.empty()) {
+      const double loss = heldout_loss();
+      r.add("loss", loss);
+      summary += " loss " + format_number(loss);
+    }
+    if (!job_.eval.prompts.empty()) {
+      const auto [correct, total] = prompt_accuracy();
+      r.add("accuracy", correct / total).add("prompts", static_cast<int64_t>(total));
+      summary += " accuracy " + format_number(correct / total) + " on " +
+                 std::to_string(static_cast<int64_t>(total)) + " prompts";
+    }
+    if (comm_.rank() == 0) {
+      metrics_.write(r);
+      telemetry::log_info(summary);
+    }
+  }
+
+  // Mean loss over the held-out shards (the same batches every time).
+  double heldout_loss() {
+    data::DataConfig eval_data = job_.data;
+    eval_data.shards = job_.eval.shards;
+    eval_data.shuffle = false;
+    std::vector<data::Batch> batches;
+    dist::run_agreed(comm_, [&] {
+      data::Loader loader(loader_options_for(eval_data, job_.model, job_.data.batch_size),
+                          comm_.rank(), comm_.size(), static_cast<int64_t>(job_.seed));
+      for (int64_t b = 0; b < job_.eval.batches; ++b)
+        batches.push_back(loader.next());
+    });
+    double sum = 0, count = 0;
+    for (const data::Batch& batch : batches) {
+      const at::Tensor logits = model_.forward(inputs_of(batch, device_));
+      const model::TextLoss l =
+          model::text_loss(logits, batch.targets.to(device_), job_.model.image_token_id);
+      sum += l.sum.item<double>();
+      count += static_cast<double>(l.count.item<int64_t>());
+    }
+    const std::vector<double> total = sum_over_ranks(comm_, {sum, count});
+    return total[0] / std::max(1.0, total[1]);
+  }
+
+  // (correct, total) over eval.prompts: each rank answers every N-th prompt
+  // greedily with the full weights gathered into one model.
+  std::pair<double, double> prompt_accuracy() {
+    if (!eval_model_) {
+      dist::run_agreed(comm_, [&] {
+        tokenizer_.emplace(data::Tokenizer::load(job_.data.tokenizer));
+        const data::PromptOptions options{.image_tokens = job_.model.n_patches(),
+                                          .image_size = job_.model.image_size,
+                                          .image_channels = job_.model.image_channels};
+        prompts_ = data::load_prompts(job_.eval.prompts, *tokenizer_, options);
+      });
+      eval_model_.emplace(job_.model, job_.seed, device_);
+    }
+    model_.gather_into(*eval_model_);
+    std::vector<model::Prompt> mine;
+    std::vector<const data::PromptRecord*> records;
+    for (size_t i = comm_.rank(); i < prompts_.size(); i += comm_.size()) {
+      mine.push_back({.tokens = prompts_[i].tokens,
+                      .images = prompts_[i].images,
+                      .max_new_tokens = job_.eval.max_new_tokens});
+      records.push_back(&prompts_[i]);
+    }
+    double correct = 0;
+    if (!mine.empty()) {
+      model::GenerateOptions options;
+      options.sampling.temperature = 0;
+      options.stop_tokens = {tokenizer_->special_id(data::kEndOfText)};
+      const std::vector<model::Generation> out = model::generate(*eval_model_, mine, options);
+      for (size_t i = 0; i < out.size(); ++i)
+        correct += starts_with_answer(decode_answer(out[i]), records[i]->answer) ? 1 : 0;
+    }
+    const std::vector<double> total =
+        sum_over_ranks(comm_, {correct, static_cast<double>(mine.size())});
+    return {total[0], std::max(1.0, total[1])};
+  }
+
+  // The generated text without its stop token.
+  std::string decode_answer(const model::Generation& g) const {
+    std::vector<int32_t> ids(g.tokens.begin(), g.tokens.end());
+    if (g.stop_reason == model::StopReason::kStopToken && !ids.empty()) ids.pop_back();
+    return tokenizer_->decode(ids);
+  }
+
+  // True when `text`, without leading spaces, begins with `answer` as a whole
+  // word ("seven" matches " seven." but not " sevenfold").
+  static bool starts_with_answer(std::string_view text, std::string_view answer) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+      text.remove_prefix(1);
+    if (answer.empty() || !text.starts_with(answer)) return false;
+    return text.size() == answer.size() ||
+           !std::isalnum(static_cast<unsigned char>(text[answer.size()]));
+  }
+
+  std::string train_state() const {
+    return json{{"stage", job_.stage},
+                {"step", step_},
+                {"optimizer_steps", optim_.front().state().step},
+                {"skipped_total", skipped_total_},
+                {"consecutive_skips", consecutive_skips_},
+                {"loader", json::parse(loader_.state().to_json())}}
+        .dump();
+  }
+
+  void save() {
+    checkpoints::SaveRequest request{.step = step_,
+                                     .model = job_.model,
+                                     .config_yaml = job_.config_yaml,
+                                     .train_state = train_state(),
+                                     .rank_state = rng_state(),
+                                     .tensors = {}};
+    const int rank = comm_.rank();
+    for (size_t u = 0; u < optim_.size(); ++u) {
+      const FsdpUnit& unit = model_.units()[u];
+      const int64_t begin = unit.shards.begin(rank), valid = unit.shards.valid(rank);
+      const AdamWState& s = optim_[u].state();
+      request.tensors.push_back(
+          {tensor_name(unit, "param"), unit.shards.numel, begin, unit.param.narrow(0, 0, valid)});
+      request.tensors.push_back(
+          {tensor_name(unit, "exp_avg"), unit.shards.numel, begin, s.exp_avg.narrow(0, 0, valid)});
+      request.tensors.push_back({tensor_name(unit, "exp_avg_sq"), unit.shards.numel, begin,
+                                 s.exp_avg_sq.narrow(0, 0, valid)});
+    }
+    const std::filesystem::path dir =
+        checkpoints::save_checkpoint(job_.run_dir, request, comm_, job_.checkpoint.keep);
+    telemetry::log_info("checkpoint: " + dir.string());
+  }
+
+  // Reads this rank's slice of every unit's tensor `what` into a fresh (S)
+  // fp32 tensor (padding 0).
+  at::Tensor read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
+                        const char* what) const {
+    const at::Tensor out = at::zeros({unit.shards.shard_numel}, unit.param.options());
+    const int rank = comm_.rank();
+    ckpt.read(tensor_name(unit, what), unit.shards.begin(rank),
+              out.narrow(0, 0, unit.shards.valid(rank)));
+    return out;
+  }
+
+  void load_weights(const checkpoints::Checkpoint& ckpt) {
+    ckpt.check_model(job_.model);
+    at::NoGradGuard no_grad;
+    for (FsdpUnit& unit : model_.units())
+      unit.param.copy_(read_shard(ckpt, unit, "param"));
+  }
+
+  // init_from: the weights only; the optimizer, data and step start afresh.
+  void init_weights(const std::string& from) {
+    if (from.starts_with("hf:")) {
+      throw config::ConfigError("init_from", "'" + from + "': loading Hugging Face weights is " +
+                                                 "not part of this build");
+    }
+    const checkpoints::Checkpoint ckpt(checkpoints::resolve_checkpoint(from));
+    load_weights(ckpt);
+    telemetry::log_info("initialised from " + ckpt.dir().string() + " (step " +
+                        std::to_string(ckpt.step()) + ")");
+  }
+
+  // The whole training state, so the run continues as if never stopped.
+  void resume(const std::filesystem::path& dir) {
+    const checkpoints::Checkpoint ckpt(dir);
+    load_weights(ckpt);
+    const json state = json::parse(ckpt.train_state());
+    for (size_t u = 0; u < optim_.size(); ++u) {
+      const FsdpUnit& unit = model_.units()[u];
+      optim_[u].load_state({.exp_avg = read_shard(ckpt, unit, "exp_avg"),
+                            .exp_avg_sq = read_shard(ckpt, unit, "exp_avg_sq"),
+                            .step = state.at("optimizer_steps").get<int64_t>()});
+    }
+    step_ = state.at("step").get<int64_t>();
+    skipped_total_ = state.at("skipped_total").get<int64_t>();
+    consecutive_skips_ = state.at("consecutive_skips").get<int64_t>();
+    loader_.restore(data::LoaderState::from_json(state.at("loader").dump()));
+    if (ckpt.world_size() == comm_.size()) set_rng_state(ckpt.rank_state(comm_.rank()));
+    telemetry::log_info(
+        "resumed from " + dir.string() + " at step " + std::to_string(step_) +
+        (ckpt.world_size() == comm_.size()
+             ? std::string()
+             : " (saved on " + std::to_string(ckpt.world_size()) + " ranks, resharded)"));
+  }
+
+  static std::string rng_state() {
+    const at::Tensor s = at::detail::getDefaultCPUGenerator().get_state();
+    return {reinterpret_cast<const char*>(s.data_ptr<uint8_t>()), static_cast<size_t>(s.numel())};
+  }
+  static void set_rng_state(const std::string& bytes) {
+    const at::Tensor s = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
+    std::memcpy(s.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(s);
+  }
+
+  static std::string format_number(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", x);
+    return buf;
+  }
+  static std::string format_loss(const telemetry::Record& r) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4f", std::get<double>(*r.find("loss")));
+    return buf;
+  }
+
+  const TrainJob& job_;
+  dist::Communicator& comm_;
+  telemetry::Metrics& metrics_;
+  at::Device device_;
+  FsdpModel model_;
+  std::vector<AdamWShard> optim_;
+  LrSchedule schedule_;
+  data::Loader loader_;
+  int64_t step_ = 0;
+  int64_t skipped_total_ = 0;
+  int64_t consecutive_skips_ = 0;
+  int64_t tokens_since_log_ = 0;
+  // Evaluation prompts, loaded on first use.
+  std::optional<data::Tokenizer> tokenizer_;
+  std::vector<data::PromptRecord> prompts_;
+  std::optional<model::Model> eval_model_;
+};
+
+}  // namespace
+
+void train(const TrainJob& job, dist::Communicator& comm, telemetry::Metrics& metrics) {
+  std::unique_ptr<Run> run;
+  dist::run_agreed(comm, [&] { run = std::make_unique<Run>(job, comm, metrics); });
+  dist::run_agreed(comm, [&] { run->start(); });
+  run->train();
+}
+
+}  // namespace muse::trainer
