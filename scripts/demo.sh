@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Builds muse-train and runs the tiny end-to-end job as far as this version
-# goes: the tiny data set (tokenizer and HDF5 shards made from packaged text
-# and images), then the tiny pretraining config resolved, checked and launched
-# on 2 ranks under mpirun with every collective verified across the ranks.
+# Builds muse-train and runs the tiny end-to-end job: the tiny data set
+# (tokenizer and HDF5 shards made from packaged text and images), the tiny
+# pretraining on 2 ranks under mpirun (text and captioned digits; held-out
+# digits are captioned every eval.every steps), then the supervised warm-up
+# on worked reasoning problems from the pretrained weights, and the loss
+# curves of both as a plot. Runs land in runs/; a rerun resumes or, when a
+# run is complete, starts nothing new (delete runs/tiny-* to train again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 
 echo "== tiny data: data/tiny/"
 bash scripts/make-tiny-data.sh
-h5dump -H data/tiny/shards/pretrain/shard_000000.h5 | grep -E 'DATASET|DATASPACE' | paste - - |
-  sed -E 's/ +/ /g; s/^/  /'
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-echo "== muse-train --dry-run on 2 ranks"
-mpirun -np 2 --oversubscribe --bind-to none build/bin/muse-train \
-  --config configs/tiny/pretrain.yaml --dry-run --set run.name=demo
-echo "== resolved config: runs/demo/config.yaml"
-head -n 12 runs/demo/config.yaml
+mpirun_2=(mpirun -np 2 --oversubscribe --bind-to none)
+
+echo "== pretraining on 2 ranks: runs/tiny-pretrain"
+"${mpirun_2[@]}" build/bin/muse-train --config configs/tiny/pretrain.yaml
+
+echo "== supervised warm-up on 2 ranks: runs/tiny-sft"
+"${mpirun_2[@]}" build/bin/muse-train --config configs/tiny/sft.yaml
+
+echo "== loss curves: runs/tiny-curves.png"
+"$HOME/.cache/muse-train/venv/bin/python" scripts/plot_metrics.py --out runs/tiny-curves.png \
+  runs/tiny-pretrain/metrics.jsonl runs/tiny-sft/metrics.jsonl
+grep '"eval"' runs/tiny-pretrain/metrics.jsonl | tail -n 1
+grep '"eval"' runs/tiny-sft/metrics.jsonl | tail -n 1

@@ -10,6 +10,7 @@
 #   data/tiny/shards/pretrain/          text + captioned digits (muse-data build)
 #   data/tiny/shards/pretrain_heldout/  captions of the held-out digits, for a held-out loss
 #   data/tiny/shards/sft/               worked reasoning problems, loss on the solutions only
+#   data/tiny/shards/sft_heldout/       the held-out problems, for a held-out SFT loss
 #
 # Idempotent: the outputs are a function of the inputs; when data/tiny/ is
 # complete and was made by this version of the scripts, nothing is redone
@@ -61,7 +62,7 @@ say "tokenizer: vocabulary of $VOCAB_SIZE"
 "$muse_data" tokenizer train --input "$tmp/text.jsonl" --input "$tmp/captions.jsonl" \
   --input "$tmp/reasoning_train.jsonl" --vocab-size "$VOCAB_SIZE" --out "$tmp/tokenizer.json"
 
-say "shards: pretrain (text and captioned digits), pretrain_heldout (held-out digits), sft (worked reasoning problems)"
+say "shards: pretrain (text and captioned digits), pretrain_heldout (held-out digits), sft and sft_heldout (worked reasoning problems)"
 build() {  # NAME MUSE-DATA-BUILD-ARGUMENTS...
   local name=$1
   shift
@@ -73,6 +74,7 @@ build pretrain --input "$tmp/text.jsonl" --input "$tmp/captions.jsonl"
 build pretrain_heldout --input "$tmp/captions_heldout.jsonl"
 # The prompts' predictions do not count: the model learns the solutions.
 build sft --input "$tmp/reasoning_train.jsonl" --prompt-key prompt --response-key solution
+build sft_heldout --input "$tmp/reasoning_heldout.jsonl" --prompt-key prompt --response-key solution
 
 echo "$stamp" >"$tmp/COMPLETE"
 rm -rf "$out"

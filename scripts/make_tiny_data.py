@@ -5,7 +5,8 @@
 OUT_DIR receives, all derived deterministically from installed packages:
   text.jsonl               English fortunes (package `fortunes`), one record each
   digits/NNNN.png          scikit-learn's bundled 8x8 digits as 8-bit grayscale PNGs
-  captions.jsonl           one captioned digit per record: "<image> the digit seven"
+  captions.jsonl           one captioned digit per record: "<image> the digit seven",
+                           CAPTIONS_PER_DIGIT records per training digit
   captions_heldout.jsonl   the held-out digits as prompts "<image> the digit" with the
                            name as "answer" (and the whole caption as "text")
   reasoning_train.jsonl    problems over digit images and numbers with step-by-step
@@ -25,7 +26,8 @@ from sklearn.datasets import load_digits
 
 FORTUNES_DIR = "/usr/share/games/fortunes"
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-HELDOUT_FROM = 1600  # digits [0, 1600) for training records, the rest held out
+HELDOUT_FROM = 1600
+CAPTIONS_PER_DIGIT = 4  # digits [0, 1600) for training records, the rest held out
 N_TRAIN_PROBLEMS = 1200
 N_HELDOUT_PROBLEMS = 150
 
@@ -164,9 +166,12 @@ def main():
         write_png(os.path.join(out, "digits", f"{i:04d}.png"), rows)
 
     rng = random.Random(1234)
+    # Several captions per digit: images are a small share of the tokens, and
+    # the model must see each one a few times to learn to read digits.
+    caption_rng = random.Random(4321)
     write_jsonl(os.path.join(out, "captions.jsonl"),
-                [{"text": caption(rng, labels[i]), "images": [f"digits/{i:04d}.png"]}
-                 for i in range(HELDOUT_FROM)])
+                [{"text": caption(caption_rng, labels[i]), "images": [f"digits/{i:04d}.png"]}
+                 for _ in range(CAPTIONS_PER_DIGIT) for i in range(HELDOUT_FROM)])
     write_jsonl(os.path.join(out, "captions_heldout.jsonl"),
                 [heldout_caption(i, labels[i]) for i in range(HELDOUT_FROM, len(labels))])
     train_pool = list(range(HELDOUT_FROM))

@@ -126,6 +126,11 @@ class Run {
   }
 
   void train() {
+    if (step_ >= job_.trainer.steps) {
+      telemetry::log_info("run already complete at step " + std::to_string(step_) +
+                          " (trainer.steps); nothing to do");
+      return;
+    }
     std::optional<telemetry::ProgressLine> progress;
     if (comm_.rank() == 0) {
       progress.emplace(
@@ -332,7 +337,7 @@ class Run {
       options.stop_tokens = {tokenizer_->special_id(data::kEndOfText)};
       const std::vector<model::Generation> out = model::generate(*eval_model_, mine, options);
       for (size_t i = 0; i < out.size(); ++i)
-        correct += starts_with_answer(decode_answer(out[i]), records[i]->answer) ? 1 : 0;
+        correct += answer_matches(decode_answer(out[i]), records[i]->answer) ? 1 : 0;
     }
     const std::vector<double> total =
         sum_over_ranks(comm_, {correct, static_cast<double>(mine.size())});
@@ -346,11 +351,23 @@ class Run {
     return tokenizer_->decode(ids);
   }
 
-  // True when `text`, without leading spaces, begins with `answer` as a whole
-  // word ("seven" matches " seven." but not " sevenfold").
-  static bool starts_with_answer(std::string_view text, std::string_view answer) {
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-      text.remove_prefix(1);
+  // The model's answer is right when the text inside <answer>...</answer>
+  // equals the reference (trimmed), or, without such tags (captions), when
+  // the text begins with the reference as a whole word: " seven." matches
+  // "seven", " sevenfold" does not.
+  static bool answer_matches(std::string_view text, std::string_view answer) {
+    const auto trim = [](std::string_view t) {
+      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front())))
+        t.remove_prefix(1);
+      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back())))
+        t.remove_suffix(1);
+      return t;
+    };
+    if (const size_t open = text.find("<answer>"); open != std::string_view::npos) {
+      const std::string_view rest = text.substr(open + std::string_view("<answer>").size());
+      return trim(rest.substr(0, rest.find("</answer>"))) == trim(answer);
+    }
+    text = trim(text);
     if (answer.empty() || !text.starts_with(answer)) return false;
     return text.size() == answer.size() ||
            !std::isalnum(static_cast<unsigned char>(text[answer.size()]));

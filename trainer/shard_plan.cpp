@@ -57,24 +57,4 @@ std::vector<ShardPiece> shard_pieces(const model::UnitLayout& unit, const UnitSh
   return pieces;
 }
 
-std::vector<ReshardRun> reshard_runs(const UnitShards& src, const UnitShards& dst, int dst_rank) {
-  if (src.numel != dst.numel)
-    throw std::invalid_argument("cannot reshard a unit of " + std::to_string(src.numel) +
-                                " elements into one of " + std::to_string(dst.numel));
-  check_rank(dst, dst_rank);
-  const int64_t lo = dst.begin(dst_rank), hi = dst.end(dst_rank);
-  std::vector<ReshardRun> runs;
-  if (lo >= hi) return runs;
-  // Source ranks whose real elements intersect [lo, hi), in order.
-  for (int s = static_cast<int>(lo / src.shard_numel); s < src.world_size; ++s) {
-    const int64_t first = std::max(lo, src.begin(s)), last = std::min(hi, src.end(s));
-    if (first >= last) break;
-    runs.push_back({.src_rank = s,
-                    .src_offset = first - src.begin(s),
-                    .dst_offset = first - lo,
-                    .numel = last - first});
-  }
-  return runs;
-}
-
 }  // namespace muse::trainer

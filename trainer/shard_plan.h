@@ -57,21 +57,4 @@ struct ShardPiece {
 std::vector<ShardPiece> shard_pieces(const model::UnitLayout& unit, const UnitShards& shards,
                                      int rank);
 
-// A run of elements that a shard of one world size shares with a shard of
-// another: elements [src_offset, src_offset + numel) of source rank
-// `src_rank`'s shard are elements [dst_offset, dst_offset + numel) of the
-// destination shard. Only real elements are mapped; padding is not.
-struct ReshardRun {
-  int src_rank;
-  int64_t src_offset;
-  int64_t dst_offset;
-  int64_t numel;
-};
-
-// What rank `dst_rank` of `dst` reads from the shards of `src` (e.g. a
-// checkpoint saved on another world size), in order of dst_offset. The runs
-// tile [0, dst.valid(dst_rank)). Both plans must be of the same unit (same
-// numel); throws std::invalid_argument otherwise.
-std::vector<ReshardRun> reshard_runs(const UnitShards& src, const UnitShards& dst, int dst_rank);
-
 }  // namespace muse::trainer

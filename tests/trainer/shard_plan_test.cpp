@@ -1,6 +1,6 @@
 // The shard arithmetic: every element of a unit on exactly one rank, pieces
-// that tile each shard, resharding runs that cover exactly. Pure arithmetic,
-// no tensors.
+// that tile each shard. Pure arithmetic, no tensors. (Loading a checkpoint
+// saved on another world size is range arithmetic in checkpoints/.)
 #include "trainer/shard_plan.h"
 
 #include <gtest/gtest.h>
@@ -147,65 +147,6 @@ TEST(ShardPieces, RejectsAMismatchedPlanOrRank) {
   const model::UnitLayout unit = make_unit({3, 4});
   EXPECT_THROW(shard_pieces(unit, shard_unit(8, 2), 0), std::invalid_argument);
   EXPECT_THROW(shard_pieces(unit, shard_unit(7, 2), 2), std::out_of_range);
-}
-
-TEST(ReshardRuns, CoverEveryDestinationElementOnceFromTheRightSource) {
-  for (int64_t numel : kNumels)
-    for (int from : kWorldSizes)
-      for (int to : kWorldSizes)
-        for (int64_t align : {1, 16}) {
-          const UnitShards src = shard_unit(numel, from, align);
-          const UnitShards dst = shard_unit(numel, to, 16 / align);
-          int64_t total = 0;
-          for (int r = 0; r < to; ++r) {
-            int64_t next = 0;
-            for (const ReshardRun& run : reshard_runs(src, dst, r)) {
-              ASSERT_EQ(run.dst_offset, next);
-              ASSERT_GT(run.numel, 0);
-              ASSERT_GE(run.src_offset, 0);
-              ASSERT_LE(run.src_offset + run.numel, src.valid(run.src_rank));
-              // Same global element on both sides.
-              ASSERT_EQ(src.begin(run.src_rank) + run.src_offset, dst.begin(r) + run.dst_offset);
-              next += run.numel;
-            }
-            EXPECT_EQ(next, dst.valid(r)) << numel << ": " << from << " -> " << to;
-            total += next;
-          }
-          EXPECT_EQ(total, numel);
-        }
-}
-
-TEST(ReshardRuns, WorkedExample) {
-  // docs/trainer.md: the 10-element unit saved on 3 ranks (alignment 4), loaded on 2.
-  const UnitShards src = shard_unit(10, 3, 4), dst = shard_unit(10, 2, 4);
-  auto as_tuples = [&](int rank) {
-    std::vector<std::array<int64_t, 4>> out;
-    for (const ReshardRun& r : reshard_runs(src, dst, rank))
-      out.push_back({r.src_rank, r.src_offset, r.dst_offset, r.numel});
-    return out;
-  };
-  using Runs = std::vector<std::array<int64_t, 4>>;
-  EXPECT_EQ(as_tuples(0), (Runs{{0, 0, 0, 4}, {1, 0, 4, 4}}));
-  EXPECT_EQ(as_tuples(1), (Runs{{2, 0, 0, 2}}));
-}
-
-TEST(ReshardRuns, TwoRanksIntoThree) {
-  // 40 elements: shards of 32 on 2 ranks, of 16 on 3 ranks.
-  const UnitShards src = shard_unit(40, 2), dst = shard_unit(40, 3);
-  const std::vector<ReshardRun> r1 = reshard_runs(src, dst, 1);
-  ASSERT_EQ(r1.size(), 1u);
-  EXPECT_EQ(r1[0].src_rank, 0);
-  EXPECT_EQ(r1[0].src_offset, 16);
-  EXPECT_EQ(r1[0].numel, 16);
-  const std::vector<ReshardRun> r2 = reshard_runs(src, dst, 2);
-  ASSERT_EQ(r2.size(), 1u);
-  EXPECT_EQ(r2[0].src_rank, 1);
-  EXPECT_EQ(r2[0].src_offset, 0);
-  EXPECT_EQ(r2[0].numel, 8);
-}
-
-TEST(ReshardRuns, RejectsADifferentUnit) {
-  EXPECT_THROW(reshard_runs(shard_unit(10, 2), shard_unit(11, 2), 0), std::invalid_argument);
 }
 
 }  // namespace
