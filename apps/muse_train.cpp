@@ -3,11 +3,16 @@
 //   muse-train --config configs/tiny/pretrain.yaml [--set key.path=value ...] [--dry-run]
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or config.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <thread>
+
+#include <ATen/Parallel.h>
 
 #include "apps/muse_config.h"
 #include "checkpoints/checkpoint.h"
@@ -141,6 +146,21 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
     metrics.add_sink(std::make_unique<telemetry::JsonlSink>(path));
   });
   trainer::train(job, comm, metrics);
+}
+
+// Ranks on one node share its cores: unless OMP_NUM_THREADS says otherwise,
+// each rank's LibTorch thread pool gets cores / ranks-per-node threads
+// instead of every rank starting one thread per core (as torchrun does).
+void share_cores(const dist::World& world) {
+  if (world.local_size <= 1 || std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = std::max(1, cores / world.local_size);
+  at::set_num_threads(threads);
+  if (world.is_main()) {
+    telemetry::log_info(std::to_string(world.local_size) + " ranks share " + std::to_string(cores) +
+                        " cores: " + std::to_string(threads) +
+                        " compute thread(s) per rank (set OMP_NUM_THREADS to choose)");
+  }
 }
 
 // Creates run.dir/run.name and writes the resolved config there (rank 0).
@@ -279,6 +299,7 @@ int run(int argc, char** argv) {
     return kExitFailure;
   }
   telemetry::log_info(world_summary(world, comm->backend()));
+  share_cores(world);
 
   try {
     std::string run_dir_error;
@@ -335,6 +356,8 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any tensor exists, so metrics can report the peak of CPU tensors.
+  muse::trainer::track_cpu_memory();
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -156,12 +156,19 @@ at::Tensor FsdpModel::forward_backward(
     }
   };
 
-  const at::Tensor head_in = x.detach().requires_grad_();
-  const at::Tensor logits =
-      run_unit(head, leaf(head), head_in, in, ctx, tied ? leaf(model::kEmbedUnit) : at::Tensor());
-  const at::Tensor loss = loss_fn(logits);
-  loss.backward();
-  at::Tensor grad_x = head_in.grad();
+  at::Tensor loss, grad_x;
+  {
+    // Scoped: the logits' graph references the head's gathered buffer and
+    // its full gradient, which must not outlive the head's backward.
+    const at::Tensor head_in = x.detach().requires_grad_();
+    const at::Tensor logits = run_unit(head, leaf(head), head_in, in, ctx,
+                                       tied ? leaf(model::kEmbedUnit) : at::Tensor());
+    const at::Tensor head_loss = loss_fn(logits);
+    head_loss.backward();
+    loss = head_loss.detach();
+    grad_x = head_in.grad();
+  }
+  x.reset();
   reduce_gradient(head);
   release(head);
 
@@ -183,7 +190,7 @@ at::Tensor FsdpModel::forward_backward(
   }
   for (PendingReduce& p : pending)
     p.finish();
-  return loss.detach();
+  return loss;
 }
 
 at::Tensor FsdpModel::forward(const model::Inputs& in) {

@@ -125,7 +125,6 @@ struct ActivationSizes {
   int64_t block_nograd_peak;    // a block's forward without autograd, output included
   int64_t block_backward_peak;  // above the graph and output: the MLP's backward
   int64_t head_peak;            // the head's forward and backward with the loss
-  int64_t logits;               // (B,T,V) in the compute dtype
   int64_t constant;             // rotary tables, mask and the step's batches
 };
 
@@ -159,7 +158,6 @@ ActivationSizes activation_sizes(const model::ModelConfig& cfg, const PlanInputs
   // The final norm, logits in the compute dtype, the fp32 log-softmax and,
   // in backward, the fp32 gradients of the log-softmax's output and input.
   a.head_peak = first_norm + p * v + 3 * fp32 * v;
-  a.logits = p * v;
   a.constant = 2 * fp32 * B * T * D + m + kInputBytesPerToken * B * T * in.grad_accum;
   return a;
 }
@@ -196,8 +194,10 @@ Phase micro_batch_peak(const model::ModelConfig& cfg, const PlanInputs& in,
     activations += a.constant;
     if (gathered + activations > peak.gathered + peak.activations) peak = {gathered, activations};
   };
-  const auto reduce = [&](int64_t u) {
-    pending.push_back((shards[u].padded_numel + shards[u].shard_numel) * r);
+  // A reduce-scatter sends the full gradient in the reduce dtype (a copy
+  // unless that is the param dtype) into an (S) result.
+  const auto reduce = [&](int64_t u, int64_t send_bytes) {
+    pending.push_back(send_bytes + shards[u].shard_numel * r);
     if (pending.size() > kPendingReduces) pending.pop_front();
     held[u] = false;
   };
@@ -218,31 +218,29 @@ Phase micro_batch_peak(const model::ModelConfig& cfg, const PlanInputs& in,
   held[head - 1] = true;
   observe((L + 1) * a.unit_io + (ckpt ? 0 : L * a.block_graph) + a.head_peak, 0);
   if (tied) tied_grad = full(model::kEmbedUnit);
-  reduce(head);
+  reduce(head, r == p ? 0 : shards[head].padded_numel * r);
 
   // Backward, last block to embed: unit u-1 is gathered while unit u
   // recomputes; the MLP's backward is the peak of activations, the
   // accumulation of the weights' gradients into the full buffer (two full
   // buffers and the per-weight gradients) the peak of gathered bytes. The
-  // logits, the head's input and its gradient stay alive until the end.
+  // logits and the head's input are gone; its input's gradient flows on.
   for (int64_t u = head - 1; u >= 0; --u) {
     if (u > 0) held[u - 1] = true;
-    // Unit inputs, the unit's output and the gradient flowing into it, and
-    // the head's input and its gradient (while they are not these two).
-    const int64_t head_io = u < L ? 2 : ckpt ? 1 : 0;
-    const int64_t io = (u + 2 + head_io) * a.unit_io + a.logits;
+    // Unit inputs, the unit's output and the gradient flowing into it.
+    const int64_t io = (u + 2) * a.unit_io;
     const int64_t graphs = ckpt ? 1 : u;
     if (u > 0) observe(io + graphs * a.block_graph + a.block_backward_peak, 0);
     observe(io + a.unit_io + (ckpt ? 0 : std::max<int64_t>(u - 1, 0)) * a.block_graph,
             (tied && u == model::kEmbedUnit ? 2 : 3) * full(u));
     if (tied && u == model::kEmbedUnit) tied_grad = 0;
-    reduce(u);
+    reduce(u, shards[u].padded_numel * r);
   }
   return peak;
 }
 
-// Bytes one rank sends for a collective over a full buffer of `bytes`, in
-// dist::CollectiveStats' wire convention.
+// Bytes one rank sends to all-gather or reduce-scatter a full buffer of
+// `bytes` (dist::CollectiveStats' wire convention).
 int64_t ring_bytes(int64_t bytes, int n) {
   return bytes * (n - 1) / n;
 }
@@ -289,9 +287,14 @@ MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in) {
     const int64_t full = shards[u].padded_numel;
     micro_batch += (once ? 1 : 2) * ring_bytes(full * p, n) + ring_bytes(full * r, n);
   }
+  // An all-reduce sends 2(N-1)/N of its buffer.
   plan.comm_wire_bytes_per_step =
-      in.grad_accum * micro_batch + kStepAllReduces * ring_bytes(2 * kScalarBytes, n);
+      in.grad_accum * micro_batch + kStepAllReduces * (2 * kScalarBytes * (n - 1) / n);
   return plan;
+}
+
+bool uses_gpu(const TrainerConfig& trainer, std::string_view backend) {
+  return trainer.device == "cuda" || (trainer.device == "auto" && backend == "nccl");
 }
 
 PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
@@ -304,8 +307,7 @@ PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t
                                                      " micro-batch(es) (trainer.grad_accum) on " +
                                                      std::to_string(world_size) + " rank(s)");
   }
-  // As trainer/pretrain.cpp picks the device and the compute dtype.
-  const bool gpu = trainer.device == "cuda" || (trainer.device == "auto" && backend == "nccl");
+  const bool gpu = uses_gpu(trainer, backend);
   PlanInputs in;
   in.world_size = world_size;
   in.batch_rows = batch_size / split;

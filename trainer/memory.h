@@ -74,6 +74,10 @@ MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in);
 // run it on `world_size` ranks over `backend` ("mpi", "nccl", ...): the
 // micro-batch is data.batch_size / (N * grad_accum) rows of data.seq_len
 // tokens. Throws config::ConfigError when the batch does not split so.
+// Whether training runs on the GPU: trainer.device cuda, or auto with the
+// nccl backend.
+bool uses_gpu(const TrainerConfig& trainer, std::string_view backend);
+
 PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
                        int world_size, std::string_view backend);
 

@@ -29,6 +29,7 @@
 #include "trainer/fsdp.h"
 #include "trainer/grad_clip.h"
 #include "trainer/lr_schedule.h"
+#include "trainer/memory.h"
 
 namespace muse::trainer {
 namespace {
@@ -40,24 +41,23 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The device of the rank's weights and compute (see uses_gpu).
 at::Device pick_device(const TrainJob& job, const dist::Communicator& comm) {
-  const bool gpu =
-      job.trainer.device == "cuda" || (job.trainer.device == "auto" && comm.backend() == "nccl");
-  if (!gpu) return at::kCPU;
+  if (!uses_gpu(job.trainer, comm.backend())) return at::kCPU;
   if (!at::hasCUDA()) {
     throw config::ConfigError("trainer.device", "cuda, but this process sees no CUDA device");
   }
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(job.local_rank));
 }
 
-FsdpOptions fsdp_options(const TrainJob& job, at::Device device) {
-  FsdpOptions o;
+PlanInputs plan_of(const TrainJob& job, const dist::Communicator& comm) {
+  return plan_inputs(job.trainer, job.data.batch_size, job.data.seq_len, comm.size(),
+                     comm.backend());
+}
+
+FsdpOptions fsdp_options(const PlanInputs& plan, at::Device device) {
+  FsdpOptions o = plan.fsdp;
   o.device = device;
-  const std::string& p = job.trainer.param_dtype;
-  o.param_dtype = p == "bf16" || (p == "auto" && device.is_cuda()) ? at::kBFloat16 : at::kFloat;
-  o.reduce_dtype = job.trainer.reduce_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-  o.keep_gathered = job.trainer.keep_gathered;
-  o.activation_checkpointing = job.trainer.activation_checkpointing;
   return o;
 }
 
@@ -103,11 +103,12 @@ class Run {
       : job_(job),
         comm_(comm),
         metrics_(metrics),
+        plan_(plan_of(job, comm)),
         device_(pick_device(job, comm)),
-        model_(job.model, job.seed, comm, fsdp_options(job, device_)),
+        model_(job.model, job.seed, comm, fsdp_options(plan_, device_)),
         schedule_(make_lr_schedule(job.optim, job.trainer.steps)),
-        loader_(loader_options_for(job.data, job.model, micro_batch_global()), comm.rank(),
-                comm.size(), static_cast<int64_t>(job.seed)) {
+        loader_(loader_options_for(job.data, job.model, plan_.batch_rows * comm.size()),
+                comm.rank(), comm.size(), static_cast<int64_t>(job.seed)) {
     const AdamWOptions adamw{.beta1 = job.optim.beta1,
                              .beta2 = job.optim.beta2,
                              .eps = job.optim.eps,
@@ -133,6 +134,7 @@ class Run {
     }
     std::optional<telemetry::ProgressLine> progress;
     if (comm_.rank() == 0) {
+      telemetry::log_info(format_memory_plan(job_.model, plan_));
       progress.emplace(
           job_.stage, job_.trainer.steps,
           telemetry::progress_mode(job_.telemetry.progress, ::isatty(STDOUT_FILENO) != 0),
@@ -166,22 +168,11 @@ class Run {
   }
 
  private:
-  int64_t micro_batch_global() const {
-    const int64_t per_step = job_.data.batch_size;
-    const int64_t micro = job_.trainer.grad_accum;
-    if (per_step % (micro * comm_.size()) != 0) {
-      throw config::ConfigError(
-          "data.batch_size", std::to_string(per_step) + " sequences do not split into " +
-                                 std::to_string(micro) + " micro-batch(es) (trainer.grad_accum) " +
-                                 "on " + std::to_string(comm_.size()) + " rank(s)");
-    }
-    return per_step / micro;
-  }
-
   // One optimizer step over grad_accum micro-batches; returns its record.
   telemetry::Record train_step() {
     const Clock::time_point start = Clock::now();
     const dist::CommStats before = comm_.stats();
+    reset_peak_cpu_memory();
     std::vector<data::Batch> batches;
     int64_t local_count = 0;
     dist::run_agreed(comm_, [&] {
@@ -246,6 +237,7 @@ class Run {
         .add("tokens", tokens)
         .add("tokens_per_s", static_cast<double>(tokens) / seconds)
         .add("step_time_s", seconds)
+        .add("peak_cpu_bytes", cpu_memory_stats().peak_bytes)
         .add("peak_rss_bytes", telemetry::peak_rss_bytes())
         .add("shard_bytes", model_.shard_bytes() + optimizer_bytes())
         .add("comm_bytes", wire)
@@ -485,6 +477,7 @@ class Run {
   const TrainJob& job_;
   dist::Communicator& comm_;
   telemetry::Metrics& metrics_;
+  PlanInputs plan_;  // the batch split and FSDP options, as the dry run plans them
   at::Device device_;
   FsdpModel model_;
   std::vector<AdamWShard> optim_;
