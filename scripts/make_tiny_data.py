@@ -27,7 +27,7 @@ from sklearn.datasets import load_digits
 FORTUNES_DIR = "/usr/share/games/fortunes"
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 HELDOUT_FROM = 1600
-CAPTIONS_PER_DIGIT = 4  # digits [0, 1600) for training records, the rest held out
+CAPTIONS_PER_DIGIT = 10  # digits [0, 1600) for training records, the rest held out
 N_TRAIN_PROBLEMS = 1200
 N_HELDOUT_PROBLEMS = 150
 
