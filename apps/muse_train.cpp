@@ -105,6 +105,12 @@ std::string check_training_data(const MuseConfig& cfg, const dist::World& world)
          std::to_string(batch.images.size(0)) + " image(s) on rank 0";
 }
 
+// Library messages (LibTorch's among them) may span lines; the report is one.
+void log_first_line(const std::exception& e) {
+  const std::string message = e.what();
+  telemetry::log_error(message.substr(0, message.find('\n')));
+}
+
 // True on every rank when `failed` is true on any rank.
 bool any_rank(dist::Communicator& comm, bool failed) {
   const at::Tensor flag = at::full({1}, failed ? 1 : 0, at::kLong);
@@ -139,10 +145,11 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
   dist::run_agreed(comm, [&] {
     if (!world.is_main()) return;
     const std::string path = (job.run_dir / "metrics.jsonl").string();
-    // A resumed run writes the steps after its checkpoint again.
+    // A resumed run writes the steps after its checkpoint again (all of
+    // them when there is no checkpoint to resume from).
     const std::filesystem::path latest = checkpoints::latest_checkpoint(job.run_dir);
-    if (!latest.empty())
-      telemetry::drop_records_after(path, checkpoints::Checkpoint(latest).step());
+    telemetry::drop_records_after(path,
+                                  latest.empty() ? 0 : checkpoints::Checkpoint(latest).step());
     metrics.add_sink(std::make_unique<telemetry::JsonlSink>(path));
   });
   trainer::train(job, comm, metrics);
@@ -349,6 +356,11 @@ int run(int argc, char** argv) {
     // comes next, so end the whole job rather than hang.
     telemetry::log_error(e.what());
     session->abort(kExitFailure);
+  } catch (const std::exception& e) {
+    // Reported here, before the session ends: once this rank finalizes MPI,
+    // the launcher may stop the others.
+    log_first_line(e);
+    return kExitFailure;
   }
   return 0;
 }
@@ -361,9 +373,7 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    // Library messages (LibTorch's among them) may span lines; the report is one.
-    const std::string message = e.what();
-    muse::telemetry::log_error(message.substr(0, message.find('\n')));
+    log_first_line(e);
     return kExitFailure;
   }
 }

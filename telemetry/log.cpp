@@ -12,9 +12,11 @@ std::atomic<int> g_rank{0};
 std::atomic<int> g_world_size{1};
 
 void emit(FILE* stream, std::string_view level, std::string_view message) {
-  std::string line;
-  if (g_world_size > 1 && g_rank != 0) line = "[rank " + std::to_string(g_rank) + "] ";
-  line.append(level).append(message).push_back('\n');
+  // The level comes first ("error: [rank 3] ..."), so every error line of
+  // any rank starts with "error:".
+  std::string line(level);
+  if (g_world_size > 1 && g_rank != 0) line += "[rank " + std::to_string(g_rank) + "] ";
+  line.append(message).push_back('\n');
   // One write per line so lines of concurrent ranks do not interleave.
   std::fwrite(line.data(), 1, line.size(), stream);
   std::fflush(stream);

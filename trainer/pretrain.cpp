@@ -209,6 +209,8 @@ class Run {
     if (skip) {
       ++skipped_total_;
       if (++consecutive_skips_ >= job_.trainer.max_consecutive_skips) {
+        // Every rank stops here together; rank 0 says why.
+        if (comm_.rank() != 0) throw dist::PeerFailure("stopped with rank 0");
         throw TrainError("step " + std::to_string(step_ + 1) + ": loss or gradient norm not " +
                          "finite for " + std::to_string(consecutive_skips_) +
                          " steps in a row (trainer.max_consecutive_skips); lower optim.lr or "
@@ -423,7 +425,13 @@ class Run {
       throw config::ConfigError("init_from", "'" + from + "': loading Hugging Face weights is " +
                                                  "not part of this build");
     }
-    const checkpoints::Checkpoint ckpt(checkpoints::resolve_checkpoint(from));
+    std::filesystem::path dir;
+    try {
+      dir = checkpoints::resolve_checkpoint(from);
+    } catch (const checkpoints::CheckpointError& e) {
+      throw config::ConfigError("init_from", e.what());
+    }
+    const checkpoints::Checkpoint ckpt(dir);
     load_weights(ckpt);
     telemetry::log_info("initialised from " + ckpt.dir().string() + " (step " +
                         std::to_string(ckpt.step()) + ")");

@@ -57,7 +57,7 @@ TEST_F(Log, OtherRanksOnlyWarnAndErrWithPrefix) {
     log_error("e");
   });
   EXPECT_EQ(o.out, "");
-  EXPECT_EQ(o.err, "[rank 3] warning: w\n[rank 3] error: e\n");
+  EXPECT_EQ(o.err, "warning: [rank 3] w\nerror: [rank 3] e\n");
 }
 
 }  // namespace
