@@ -21,12 +21,14 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
+#include "tests/checkpoints/error_of.h"
 #include "tests/dist/mpi_test_env.h"
 
 namespace muse::checkpoints {
 namespace {
 
 namespace fs = std::filesystem;
+using muse::checkpoints::testing::error_of;
 using muse::testing::session;
 using ::testing::HasSubstr;
 
@@ -51,16 +53,6 @@ std::pair<int64_t, int64_t> shard_range(int64_t n, int world, int rank) {
 at::Tensor full_tensor(size_t index) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(100 + index);
   return at::randn({kSpecs[index].numel}, gen, at::kFloat);  // (n)
-}
-
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no CheckpointError";
-  return {};
 }
 
 class CheckpointMpiTest : public ::testing::Test {

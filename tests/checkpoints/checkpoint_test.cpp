@@ -20,29 +20,20 @@
 #include "config/schema.h"
 #include "dist/solo_communicator.h"
 #include "model/layout.h"
+#include "tests/checkpoints/error_of.h"
 #include "tests/temp_dir.h"
 
 namespace muse::checkpoints {
 namespace {
 
 namespace fs = std::filesystem;
+using muse::checkpoints::testing::error_of;
 using nlohmann::json;
 using ::testing::HasSubstr;
 
 at::Tensor values(int64_t n, int seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return at::randn({n}, gen, at::kFloat);  // (n)
-}
-
-// The message of the CheckpointError `call` throws (a test failure if none).
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no CheckpointError";
-  return {};
 }
 
 std::string read_text(const fs::path& path) {

@@ -20,6 +20,7 @@
 #include "config/schema.h"
 #include "model/model.h"
 #include "tests/dist/mpi_test_env.h"
+#include "tests/model/model_test_util.h"
 
 namespace muse::trainer {
 namespace {
@@ -30,29 +31,12 @@ constexpr int64_t kGlobalRows = 4;  // G, divisible by 1, 2 and 4 ranks
 constexpr int64_t kTime = 12;       // T
 constexpr uint64_t kSeed = 7;
 
-model::ModelConfig small_config(bool tied) {
-  model::ModelConfig cfg;
-  cfg.preset = "custom";
-  cfg.vocab_size = 64;
-  cfg.dim = 32;
-  cfg.n_layers = 2;
-  cfg.n_heads = 4;
-  cfg.n_kv_heads = 2;
-  cfg.ffn_hidden = 48;
-  cfg.max_seq_len = 32;
-  cfg.tie_embeddings = tied;
-  cfg.image_size = 4;
-  cfg.patch_size = 2;
-  cfg.image_channels = 1;
-  return cfg;
-}
-
 // The global batch: random tokens, an image in row 1 at position 2 (its
 // n_patches placeholders), targets = tokens shifted by one.
 struct GlobalBatch {
   at::Tensor tokens;       // (G, T)
   at::Tensor targets;      // (G, T)
-  at::Tensor images;       // (N_img, S, S, 1)
+  at::Tensor images;       // (N_img, S, S, Ch)
   at::Tensor image_slots;  // (N_img, 2)
 };
 
@@ -65,7 +49,8 @@ GlobalBatch make_batch(const model::ModelConfig& cfg, int salt) {
   b.tokens.select(0, 1).narrow(0, 2, np).fill_(cfg.image_token_id);
   b.targets = b.tokens.narrow(1, 1, kTime).contiguous();
   b.tokens = b.tokens.narrow(1, 0, kTime).contiguous();
-  b.images = at::randint(0, 256, {1, cfg.image_size, cfg.image_size, 1}, gen, at::kByte);
+  b.images =
+      at::randint(0, 256, {1, cfg.image_size, cfg.image_size, cfg.image_channels}, gen, at::kByte);
   b.image_slots = at::tensor({1, 2}, at::kLong).reshape({1, 2});
   return b;
 }
@@ -96,7 +81,7 @@ class FsdpTest : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {
   // Runs `micro_batches` global batches through FSDP and the reference model
   // and compares the gathered gradient and the losses.
   void check_gradients(const FsdpOptions& options, bool tied, int micro_batches, double tolerance) {
-    const model::ModelConfig cfg = small_config(tied);
+    const model::ModelConfig cfg = model::testing::test_config(tied);
     FsdpModel fsdp(cfg, kSeed, *comm_, options);
     const model::Model reference(cfg, kSeed);
     const int64_t rows = kGlobalRows / comm_->size();
@@ -171,7 +156,7 @@ TEST_F(FsdpTest, Bf16ComputeStaysCloseToFp32) {
 }
 
 TEST_F(FsdpTest, ShardsHoldTheSeededWeights) {
-  const model::ModelConfig cfg = small_config(true);
+  const model::ModelConfig cfg = model::testing::test_config(true);
   FsdpModel fsdp(cfg, kSeed, *comm_, FsdpOptions{});
   const model::Model reference(cfg, kSeed);
   for (size_t u = 0; u < fsdp.units().size(); ++u) {
@@ -183,7 +168,7 @@ TEST_F(FsdpTest, ShardsHoldTheSeededWeights) {
 }
 
 TEST_F(FsdpTest, ForwardAndGatherMatchTheUnshardedModel) {
-  const model::ModelConfig cfg = small_config(false);
+  const model::ModelConfig cfg = model::testing::test_config(false);
   FsdpModel fsdp(cfg, kSeed, *comm_, FsdpOptions{});
   const model::Model reference(cfg, kSeed);
   const GlobalBatch b = make_batch(cfg, 0);
@@ -202,7 +187,8 @@ TEST_F(FsdpTest, RecomputeWithoutKeptWeightsIsRejected) {
   FsdpOptions options;
   options.activation_checkpointing = false;
   options.keep_gathered = false;
-  EXPECT_THROW(FsdpModel(small_config(true), kSeed, *comm_, options), config::ConfigError);
+  EXPECT_THROW(FsdpModel(model::testing::test_config(true), kSeed, *comm_, options),
+               config::ConfigError);
 }
 
 }  // namespace
