@@ -85,20 +85,42 @@ std::unique_ptr<FsdpModel::Gathered> FsdpModel::gather(int64_t u) {
   return g;
 }
 
-at::Tensor FsdpModel::run_unit(int64_t u, const at::Tensor& flat, const at::Tensor& x,
+at::Tensor FsdpModel::run_unit(int64_t u, const UnitBuffers& unit, const at::Tensor& x,
                                const model::Inputs& in, const model::AttnContext& ctx,
-                               const at::Tensor& embed_flat) {
+                               const UnitBuffers& embed) {
   const model::UnitLayout& layout = units_[u].layout;
-  if (u == model::kEmbedUnit)
-    return model::embed_forward(model::embed_weights(layout, flat), cfg_, in);
-  if (u == model::head_unit(cfg_)) {
-    const at::Tensor tok_embed = cfg_.tie_embeddings
-                                     ? model::param_view(units_[model::kEmbedUnit].layout,
-                                                         embed_flat, model::ParamId::kTokEmbed)
-                                     : at::Tensor();
-    return model::head_forward(model::head_weights(layout, flat, tok_embed), cfg_, x);
+  // Views of the gathered buffer, or autograd leaves sharing their storage
+  // when the unit's gradient is wanted: one leaf per parameter, because the
+  // backward of a view of one flat leaf would materialise a gradient the size
+  // of the whole buffer for every parameter.
+  const auto weight = [](const UnitBuffers& b, const at::Tensor& view) {
+    if (b.leaves == nullptr) return view;
+    at::Tensor leaf = view.detach().requires_grad_();
+    b.leaves->push_back({leaf, view.storage_offset() - b.flat.storage_offset()});
+    return leaf;
+  };
+  if (u == model::kEmbedUnit) {
+    model::EmbedWeights w = model::embed_weights(layout, unit.flat);
+    for (at::Tensor* t : {&w.tok_embed, &w.patch_proj_weight, &w.patch_proj_bias, &w.patch_pos})
+      *t = weight(unit, *t);
+    return model::embed_forward(w, cfg_, in);
   }
-  return model::block_forward(model::block_weights(layout, flat), cfg_, x, ctx);
+  if (u == model::head_unit(cfg_)) {
+    const at::Tensor tok_embed =
+        cfg_.tie_embeddings
+            ? weight(embed, model::param_view(units_[model::kEmbedUnit].layout, embed.flat,
+                                              model::ParamId::kTokEmbed))
+            : at::Tensor();
+    model::HeadWeights w = model::head_weights(layout, unit.flat, tok_embed);
+    w.norm = weight(unit, w.norm);
+    if (!cfg_.tie_embeddings) w.output = weight(unit, w.output);
+    return model::head_forward(w, cfg_, x);
+  }
+  model::BlockWeights w = model::block_weights(layout, unit.flat);
+  for (at::Tensor* t :
+       {&w.attn_norm, &w.wq, &w.wk, &w.wv, &w.wo, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down})
+    *t = weight(unit, *t);
+  return model::block_forward(w, cfg_, x, ctx);
 }
 
 at::Tensor FsdpModel::forward_backward(
@@ -109,17 +131,28 @@ at::Tensor FsdpModel::forward_backward(
   const model::AttnContext ctx = model::attn_context(cfg_, in);
 
   std::vector<std::unique_ptr<Gathered>> gathered(n_units);
-  // Per unit: its gathered buffer as an autograd leaf (its .grad() is the
-  // unit's full gradient), its input and, without recompute, its output.
-  std::vector<at::Tensor> leaves(n_units), inputs(n_units), outputs(n_units);
-  const auto leaf = [&](int64_t u) -> const at::Tensor& {
-    if (!leaves[u].defined()) leaves[u] = gathered[u]->wait().detach().requires_grad_();
-    return leaves[u];
+  // Per unit: its weights' autograd leaves, its full gradient buffer (while
+  // it accumulates), its input and, without recompute, its output.
+  std::vector<std::vector<ParamLeaf>> leaves(n_units);
+  std::vector<at::Tensor> grads(n_units), inputs(n_units), outputs(n_units);
+  const auto with_grad = [&](int64_t u) -> UnitBuffers {
+    return {.flat = gathered[u]->wait(), .leaves = &leaves[u]};
+  };
+  // Points the unit's leaves' gradients into one flat buffer, just before its
+  // backward, so autograd accumulates in place into the unit's full gradient.
+  const auto attach_gradient = [&](int64_t u) {
+    if (!grads[u].defined()) grads[u] = at::zeros_like(gathered[u]->full);
+    for (ParamLeaf& p : leaves[u]) {
+      if (p.leaf.grad().defined()) continue;
+      p.leaf.mutable_grad() = grads[u].as_strided(p.leaf.sizes(), p.leaf.strides(),
+                                                  grads[u].storage_offset() + p.offset);
+    }
   };
   const auto release = [&](int64_t u) {
     if (tied && u == model::kEmbedUnit) return;  // the head reads it until the end
     gathered[u].reset();
-    leaves[u].reset();
+    leaves[u].clear();
+    grads[u].reset();
   };
 
   // Forward through every unit but the head, keeping only unit inputs.
@@ -130,10 +163,10 @@ at::Tensor FsdpModel::forward_backward(
     if (options_.activation_checkpointing) {
       inputs[u] = x;
       at::NoGradGuard no_grad;
-      x = run_unit(u, gathered[u]->wait(), x, in, ctx, {});
+      x = run_unit(u, {.flat = gathered[u]->wait(), .leaves = nullptr}, x, in, ctx, {});
     } else {
       inputs[u] = u == 0 ? at::Tensor() : x.requires_grad_();
-      outputs[u] = run_unit(u, leaf(u), inputs[u], in, ctx, {});
+      outputs[u] = run_unit(u, with_grad(u), inputs[u], in, ctx, {});
       x = outputs[u].detach();
     }
     if (!options_.keep_gathered && !(tied && u == model::kEmbedUnit)) gathered[u].reset();
@@ -143,10 +176,8 @@ at::Tensor FsdpModel::forward_backward(
   if (head > 0 && !gathered[head - 1]) gathered[head - 1] = gather(head - 1);
   std::deque<PendingReduce> pending;
   const auto reduce_gradient = [&](int64_t u) {
-    const at::Tensor& full_grad = leaves[u].grad();
     PendingReduce p{.unit = &units_[u], .send = {}, .recv = {}, .work = nullptr};
-    p.send = full_grad.defined() ? full_grad.to(options_.reduce_dtype)
-                                 : at::zeros_like(leaves[u], options_.reduce_dtype);
+    p.send = grads[u].to(options_.reduce_dtype);
     p.recv = at::empty({units_[u].shards.shard_numel}, p.send.options());
     p.work = comm_->reduce_scatter_async(p.recv, p.send, dist::ReduceOp::kSum);
     pending.push_back(std::move(p));
@@ -161,9 +192,11 @@ at::Tensor FsdpModel::forward_backward(
     // Scoped: the logits' graph references the head's gathered buffer and
     // its full gradient, which must not outlive the head's backward.
     const at::Tensor head_in = x.detach().requires_grad_();
-    const at::Tensor logits = run_unit(head, leaf(head), head_in, in, ctx,
-                                       tied ? leaf(model::kEmbedUnit) : at::Tensor());
+    const at::Tensor logits = run_unit(head, with_grad(head), head_in, in, ctx,
+                                       tied ? with_grad(model::kEmbedUnit) : UnitBuffers{});
     const at::Tensor head_loss = loss_fn(logits);
+    attach_gradient(head);
+    if (tied) attach_gradient(model::kEmbedUnit);
     head_loss.backward();
     loss = head_loss.detach();
     grad_x = head_in.grad();
@@ -178,15 +211,17 @@ at::Tensor FsdpModel::forward_backward(
     at::Tensor out = outputs[u];
     if (options_.activation_checkpointing) {
       if (u > 0) inputs[u] = inputs[u].detach().requires_grad_();
-      out = run_unit(u, leaf(u), inputs[u], in, ctx, {});
+      out = run_unit(u, with_grad(u), inputs[u], in, ctx, {});
     }
+    attach_gradient(u);
     out.backward(grad_x);
     grad_x = u > 0 ? inputs[u].grad() : at::Tensor();
     inputs[u].reset();
     outputs[u].reset();
     reduce_gradient(u);
     gathered[u].reset();
-    leaves[u].reset();
+    leaves[u].clear();
+    grads[u].reset();
   }
   for (PendingReduce& p : pending)
     p.finish();
@@ -202,8 +237,10 @@ at::Tensor FsdpModel::forward(const model::Inputs& in) {
   at::Tensor x;
   for (int64_t u = 0; u < n_units; ++u) {
     if (u + 1 < n_units) gathered[u + 1] = gather(u + 1);
-    x = run_unit(u, gathered[u]->wait(), x, in, ctx,
-                 cfg_.tie_embeddings ? gathered[model::kEmbedUnit]->full : at::Tensor());
+    const UnitBuffers embed{
+        .flat = cfg_.tie_embeddings ? gathered[model::kEmbedUnit]->full : at::Tensor(),
+        .leaves = nullptr};
+    x = run_unit(u, {.flat = gathered[u]->wait(), .leaves = nullptr}, x, in, ctx, embed);
     if (!(cfg_.tie_embeddings && u == model::kEmbedUnit)) gathered[u].reset();
   }
   return x;

@@ -104,10 +104,24 @@ class FsdpModel {
 
  private:
   struct Gathered;
+  // A weight as an autograd leaf sharing storage with its unit's gathered
+  // buffer, at element `offset` of it.
+  struct ParamLeaf {
+    at::Tensor leaf;
+    int64_t offset;
+  };
+  // A unit's gathered buffer and, when its gradient is wanted, where the
+  // leaves made for its weights are collected.
+  struct UnitBuffers {
+    at::Tensor flat;                           // (N*S) param dtype
+    std::vector<ParamLeaf>* leaves = nullptr;  // null: no autograd for the weights
+  };
   std::unique_ptr<Gathered> gather(int64_t unit);
-  at::Tensor run_unit(int64_t unit, const at::Tensor& flat, const at::Tensor& x,
+  // Runs unit `unit` on `x`; `embed` is the embed unit's buffers, which the
+  // head reads when embeddings are tied.
+  at::Tensor run_unit(int64_t unit, const UnitBuffers& buffers, const at::Tensor& x,
                       const model::Inputs& in, const model::AttnContext& ctx,
-                      const at::Tensor& embed_flat);
+                      const UnitBuffers& embed);
 
   model::ModelConfig cfg_;
   FsdpOptions options_;

@@ -15,8 +15,11 @@ double clip_coefficient(double norm, double max_norm) {
 double global_grad_norm(std::span<const at::Tensor> grads, dist::Communicator& comm) {
   const at::Device device = grads.empty() ? at::Device(at::kCPU) : grads.front().device();
   at::Tensor sum_sq = at::zeros({1}, at::TensorOptions(at::kDouble).device(device));  // (1)
+  // Each shard's norm in its own dtype (ATen's reduction is accurate, and an
+  // fp64 copy of every gradient would cost a pass and memory), squared and
+  // summed over shards and ranks in fp64.
   for (const at::Tensor& g : grads)
-    sum_sq.add_(at::linalg_vector_norm(g, 2, std::nullopt, false, at::kDouble).square());
+    sum_sq.add_(at::linalg_vector_norm(g, 2).to(at::kDouble).square());
   comm.all_reduce(sum_sq, dist::ReduceOp::kSum);
   return std::sqrt(sum_sq.item<double>());
 }

@@ -215,9 +215,11 @@ Phase micro_batch_peak(const model::ModelConfig& cfg, const PlanInputs& in,
   }
   // The head with the loss, forward and backward, with the last block
   // prefetched for backward.
+  // The head's (and tied embed's) gradient buffers exist from just before its
+  // backward.
   held[head - 1] = true;
-  observe((L + 1) * a.unit_io + (ckpt ? 0 : L * a.block_graph) + a.head_peak, 0);
   if (tied) tied_grad = full(model::kEmbedUnit);
+  observe((L + 1) * a.unit_io + (ckpt ? 0 : L * a.block_graph) + a.head_peak, full(head));
   reduce(head, r == p ? 0 : shards[head].padded_numel * r);
 
   // Backward, last block to embed: unit u-1 is gathered while unit u

@@ -68,7 +68,7 @@ TEST_F(GradClipTest, NormEqualsTheUnshardedNorm) {
   for (const at::Tensor& g : full_)
     sum_sq += g.to(at::kDouble).square().sum().item<double>();
   const double norm = global_grad_norm(views_, *comm_);
-  EXPECT_NEAR(norm, std::sqrt(sum_sq), 1e-12 * norm);
+  EXPECT_NEAR(norm, std::sqrt(sum_sq), 1e-6 * norm);
   EXPECT_NEAR(norm, torch_norm(), 1e-6 * norm);
 }
 
