@@ -27,8 +27,8 @@ struct GradNorm {
 double clip_coefficient(double norm, double max_norm);
 
 // sqrt(all-reduce sum over ranks of the sum over `grads` of |g|^2): each
-// tensor's norm in its dtype, their squares summed in fp64. `grads` are this rank's gradient shards without their padding
-// (each (v), e.g. shard.narrow(0, 0, v)), so padding never counts. One
+// tensor's norm in its dtype, their squares summed in fp64. `grads` are this rank's gradient shards
+// without their padding (each (v), e.g. shard.narrow(0, 0, v)), so padding never counts. One
 // all-reduce of one element on `comm`; every rank must call it.
 double global_grad_norm(std::span<const at::Tensor> grads, dist::Communicator& comm);
 
