@@ -198,12 +198,16 @@ at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::
   return at::linear(rms_norm(x, w.norm, cfg.norm_eps), w.output);  // (B,T,V)
 }
 
+at::Tensor counted_targets(const at::Tensor& targets, int64_t image_token_id) {
+  return (targets != -100).logical_and(targets != image_token_id);
+}
+
 TextLoss text_loss(const at::Tensor& logits, const at::Tensor& targets, int64_t image_token_id) {
   check(
       targets.dim() == 2 && targets.size(0) == logits.size(0) && targets.size(1) == logits.size(1),
       "targets " + shape_of(targets) + " must be (B, T) of logits " + shape_of(logits));
-  const at::Tensor counted = (targets != -100).logical_and(targets != image_token_id);  // (B,T)
-  const at::Tensor tgt = at::where(counted, targets.to(at::kLong), -100);               // (B,T)
+  const at::Tensor counted = counted_targets(targets, image_token_id);     // (B,T)
+  const at::Tensor tgt = at::where(counted, targets.to(at::kLong), -100);  // (B,T)
   const at::Tensor sum =
       at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
                              tgt.reshape({-1}), /*weight=*/{}, at::Reduction::Sum,

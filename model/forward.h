@@ -97,4 +97,7 @@ struct TextLoss {
 TextLoss text_loss(const at::Tensor& logits /*(B,T,V)*/, const at::Tensor& targets /*(B,T)*/,
                    int64_t image_token_id);
 
+// (B,T) bool: the targets text_loss counts.
+at::Tensor counted_targets(const at::Tensor& targets /*(B,T)*/, int64_t image_token_id);
+
 }  // namespace muse::model

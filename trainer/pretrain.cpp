@@ -79,11 +79,6 @@ model::Inputs inputs_of(const data::Batch& b, at::Device device) {
           .image_slots = b.image_slots.to(device)};
 }
 
-// Targets whose prediction the loss counts (see model::text_loss).
-int64_t counted_targets(const at::Tensor& targets, int64_t image_token_id) {
-  return ((targets != data::kIgnoreIndex) & (targets != image_token_id)).sum().item<int64_t>();
-}
-
 // The sum over ranks of a few scalars, in one all-reduce.
 std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values) {
   const at::Tensor t = at::tensor(values, at::kDouble);
@@ -178,7 +173,9 @@ class Run {
     dist::run_agreed(comm_, [&] {
       for (int64_t m = 0; m < job_.trainer.grad_accum; ++m) {
         batches.push_back(loader_.next());
-        local_count += counted_targets(batches.back().targets, job_.model.image_token_id);
+        local_count += model::counted_targets(batches.back().targets, job_.model.image_token_id)
+                           .sum()
+                           .item<int64_t>();
       }
     });
     // The loss is the mean over every counted target of the global batch:

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -29,7 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using muse::checkpoints::testing::error_of;
-using muse::testing::session;
 using ::testing::HasSubstr;
 
 // Sizes below, around and above the shard alignment; "one" lives on rank 0.
@@ -58,9 +56,7 @@ at::Tensor full_tensor(size_t index) {
 class CheckpointMpiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dist::CommOptions options;
-    options.timeout = std::chrono::seconds(60);
-    comm_ = dist::make_communicator(session(), "mpi", options);
+    comm_ = muse::testing::make_test_communicator();
     rank_ = comm_->rank();
     world_ = comm_->size();
     // Rank 0 makes the directory; the others learn its name.

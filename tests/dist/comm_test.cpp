@@ -30,9 +30,7 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
 class CommTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    CommOptions options;
-    options.timeout = std::chrono::seconds(60);
-    comm_ = make_communicator(session(), "mpi", options);
+    comm_ = muse::testing::make_test_communicator();
     rank_ = comm_->rank();
     size_ = comm_->size();
   }
@@ -157,10 +155,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, CommTest,
 class CommBehaviour : public ::testing::Test {
  protected:
   std::unique_ptr<Communicator> make(bool verify = true) {
-    CommOptions options;
-    options.timeout = std::chrono::seconds(60);
-    options.verify = verify;
-    return make_communicator(session(), "mpi", options);
+    return muse::testing::make_test_communicator(verify);
   }
 };
 

@@ -3,6 +3,7 @@
 // and only failures (tagged with the rank) elsewhere.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 
@@ -31,6 +32,13 @@ class FailurePrinter : public ::testing::EmptyTestEventListener {
 
 const dist::Session& session() {
   return *g_session;
+}
+
+std::unique_ptr<dist::Communicator> make_test_communicator(bool verify) {
+  dist::CommOptions options;
+  options.timeout = std::chrono::seconds(60);
+  options.verify = verify;
+  return dist::make_communicator(*g_session, "mpi", options);
 }
 
 at::Tensor rank_data(int rank, int64_t n, at::ScalarType dtype, int salt) {

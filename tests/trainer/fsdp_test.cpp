@@ -13,7 +13,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -24,8 +23,6 @@
 
 namespace muse::trainer {
 namespace {
-
-using muse::testing::session;
 
 constexpr int64_t kGlobalRows = 4;  // G, divisible by 1, 2 and 4 ranks
 constexpr int64_t kTime = 12;       // T
@@ -55,10 +52,6 @@ GlobalBatch make_batch(const model::ModelConfig& cfg, int salt) {
   return b;
 }
 
-int64_t counted(const at::Tensor& targets, const model::ModelConfig& cfg) {
-  return ((targets != -100) & (targets != cfg.image_token_id)).sum().item<int64_t>();
-}
-
 // This rank's rows [first, first + rows) of `b` as model inputs.
 model::Inputs rows_of(const GlobalBatch& b, int64_t first, int64_t rows) {
   model::Inputs in{.tokens = b.tokens.narrow(0, first, rows)};
@@ -72,11 +65,7 @@ model::Inputs rows_of(const GlobalBatch& b, int64_t first, int64_t rows) {
 
 class FsdpTest : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {
  protected:
-  void SetUp() override {
-    dist::CommOptions options;
-    options.timeout = std::chrono::seconds(60);
-    comm_ = dist::make_communicator(session(), "mpi", options);
-  }
+  void SetUp() override { comm_ = muse::testing::make_test_communicator(); }
 
   // Runs `micro_batches` global batches through FSDP and the reference model
   // and compares the gathered gradient and the losses.
@@ -91,7 +80,8 @@ class FsdpTest : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {
     int64_t total = 0;
     for (int m = 0; m < micro_batches; ++m) {
       batches.push_back(make_batch(cfg, m));
-      total += counted(batches.back().targets, cfg);
+      total +=
+          model::counted_targets(batches.back().targets, cfg.image_token_id).sum().item<int64_t>();
     }
     double fsdp_loss = 0, reference_loss = 0;
     for (const GlobalBatch& b : batches) {

@@ -11,7 +11,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -22,17 +21,13 @@
 namespace muse::trainer {
 namespace {
 
-using muse::testing::session;
-
 // Units smaller and larger than the world, and one that is a multiple of 16.
 const std::vector<int64_t> kUnitNumels = {1000, 37, 5, 3000, 64};
 
 class GradClipTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dist::CommOptions options;
-    options.timeout = std::chrono::seconds(60);
-    comm_ = dist::make_communicator(session(), "mpi", options);
+    comm_ = muse::testing::make_test_communicator();
     rank_ = comm_->rank();
     for (size_t u = 0; u < kUnitNumels.size(); ++u) {
       auto gen = at::make_generator<at::CPUGeneratorImpl>(10 + u);
