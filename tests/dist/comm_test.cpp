@@ -3,7 +3,6 @@
 // (deterministic) input. Runs under mpirun with 2 and 4 ranks.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <string>
 
 #include "dist/communicator.h"
