@@ -12,6 +12,8 @@
 #include "data/data_config.h"
 #include "dist/dist_config.h"
 #include "model/model_config.h"
+#include "rewards/rewards_config.h"
+#include "rl/rl_config.h"
 #include "telemetry/telemetry_config.h"
 #include "trainer/optim_config.h"
 #include "trainer/train_config.h"
@@ -42,6 +44,8 @@ struct MuseConfig {
   trainer::EvalConfig eval;
   dist::DistConfig dist;
   telemetry::TelemetryConfig telemetry;
+  rl::RlConfig rl;
+  rewards::RewardsConfig rewards;
 
   template <class V>
   void visit(V& v) {
@@ -61,6 +65,9 @@ struct MuseConfig {
     v.section("eval", eval, "Periodic evaluation on held-out data.");
     v.section("dist", dist, "Distributed communication.");
     v.section("telemetry", telemetry, "Progress, metrics and logs.");
+    v.section("rl", rl, "The RL stage: rollouts, advantages and the policy loss (docs/rl.md).");
+    v.section("rewards", rewards,
+              "The RL reward: correctness, format and length shaping (docs/rewards.md).");
   }
 
   // Fills every model.* key the config did not set from the chosen preset.
@@ -79,6 +86,7 @@ struct MuseConfig {
   // Checks that involve more than one field's declaration.
   void validate() const {
     model.validate();
+    rewards.validate();
     if (data.seq_len > model.max_seq_len) {
       throw config::ConfigError("data.seq_len", std::to_string(data.seq_len) +
                                                     " is longer than model.max_seq_len (" +

@@ -29,6 +29,7 @@
 #include "dist/world.h"
 #include "model/layout.h"
 #include "muse/version.h"
+#include "rl/rl_loop.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/progress.h"
@@ -43,6 +44,7 @@ namespace config = muse::config;
 namespace data = muse::data;
 namespace dist = muse::dist;
 namespace model = muse::model;
+namespace rl = muse::rl;
 namespace telemetry = muse::telemetry;
 namespace trainer = muse::trainer;
 
@@ -119,13 +121,13 @@ bool any_rank(dist::Communicator& comm, bool failed) {
 }
 
 // The training loops in this build; a config asking for another is an error.
-const std::set<std::string> kBuiltStages = {"pretrain", "sft"};
+const std::set<std::string> kBuiltStages = {"pretrain", "sft", "rl"};
 
 std::filesystem::path run_dir_of(const MuseConfig& cfg) {
   return std::filesystem::path(cfg.run.dir) / cfg.run.name;
 }
 
-// Pretraining or supervised fine-tuning: the trainer's loop, with rank 0
+// The stage's loop (pretraining and SFT: the trainer's; RL: rl/), with rank 0
 // writing metrics.jsonl.
 void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communicator& comm) {
   const trainer::TrainJob job{.stage = cfg.stage,
@@ -152,7 +154,11 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
                                   latest.empty() ? 0 : checkpoints::Checkpoint(latest).step());
     metrics.add_sink(std::make_unique<telemetry::JsonlSink>(path));
   });
-  trainer::train(job, comm, metrics);
+  if (cfg.stage == "rl") {
+    rl::train_rl({.base = job, .rl = cfg.rl, .rewards = cfg.rewards}, comm, metrics);
+  } else {
+    trainer::train(job, comm, metrics);
+  }
 }
 
 // Ranks on one node share its cores: unless OMP_NUM_THREADS says otherwise,
@@ -349,7 +355,10 @@ int run(int argc, char** argv) {
   } catch (const dist::PeerFailure&) {
     return kExitFailure;  // the rank that failed has said why
   } catch (const config::ConfigError& e) {
-    telemetry::log_error(e.what());
+    const std::string what = e.what();
+    // Errors raised while running name their key unless the message does.
+    telemetry::log_error(e.key().empty() || what.starts_with(e.key()) ? what
+                                                                      : e.key() + ": " + what);
     return kExitUsage;
   } catch (const dist::DistError& e) {
     // A collective failed or timed out: ranks may now disagree about what

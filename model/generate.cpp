@@ -20,10 +20,10 @@ void check(bool ok, const std::string& message) {
   if (!ok) throw ModelError(message);
 }
 
-// The cache-free inputs of the left-padded prompts: tokens and segment ids
-// (0 on pads, 1 on the prompt), and the images with their slots.
-Inputs padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& prompts, int64_t width,
-                     const at::Device& device) {
+}  // namespace
+
+Inputs left_padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& prompts, int64_t width,
+                          const at::Device& device) {
   const int64_t B = static_cast<int64_t>(prompts.size()), np = cfg.n_patches();
   at::Tensor tokens = at::zeros({B, width}, at::kLong);    // (B,L)
   at::Tensor segments = at::zeros({B, width}, at::kLong);  // (B,L)
@@ -65,6 +65,8 @@ Inputs padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& prompts,
   }
   return in;
 }
+
+namespace {
 
 // (B, V) fp32 logits on the CPU -> the sampled ids (B) and their
 // log-probabilities (B) under the unmodified softmax.
@@ -121,7 +123,7 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
         {at::zeros({B, cfg.n_kv_heads, width + max_new_tokens, cfg.head_dim()}, opts),
          at::zeros({B, cfg.n_kv_heads, width + max_new_tokens, cfg.head_dim()}, opts)});
   }
-  const Inputs in = padded_inputs(cfg, prompts, width, flat.device());
+  const Inputs in = left_padded_inputs(cfg, prompts, width, flat.device());
   const AttnContext ctx = attn_context(cfg, in);
   at::Tensor x = embed_forward(model.embed_weights(), cfg, in);  // (B,L,C)
   for (int64_t il = 0; il < cfg.n_layers; ++il)

@@ -58,6 +58,14 @@ struct Generation {
   StopReason stop_reason = StopReason::kLength;
 };
 
+// The cache-free inputs of `prompts` left-padded to `width` (>= the longest):
+// tokens, segment ids (0 on pads, 1 on the prompt, so positions start at 0
+// where each prompt starts) and the images with their slots. Also the shape
+// of a batch of whole sequences (prompt + response) for scoring them. Throws
+// ModelError when a prompt's images do not match its placeholders.
+Inputs left_padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& prompts, int64_t width,
+                          const at::Device& device);
+
 // A batch of sequences decoded step by step with a KV cache. Runs without
 // autograd. Rotary positions past model.max_seq_len are computed but were
 // never trained: keep prompt + new tokens within it.

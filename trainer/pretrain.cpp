@@ -30,6 +30,7 @@
 #include "trainer/grad_clip.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/memory.h"
+#include "trainer/prompt_eval.h"
 
 namespace muse::trainer {
 namespace {
@@ -39,15 +40,6 @@ using nlohmann::json;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The device of the rank's weights and compute (see uses_gpu).
-at::Device pick_device(const TrainJob& job, const dist::Communicator& comm) {
-  if (!uses_gpu(job.trainer, comm.backend())) return at::kCPU;
-  if (!at::hasCUDA()) {
-    throw config::ConfigError("trainer.device", "cuda, but this process sees no CUDA device");
-  }
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(job.local_rank));
 }
 
 PlanInputs plan_of(const TrainJob& job, const dist::Communicator& comm) {
@@ -79,17 +71,6 @@ model::Inputs inputs_of(const data::Batch& b, at::Device device) {
           .image_slots = b.image_slots.to(device)};
 }
 
-// The sum over ranks of a few scalars, in one all-reduce.
-std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values) {
-  const at::Tensor t = at::tensor(values, at::kDouble);
-  comm.all_reduce(t);
-  return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
-}
-
-std::string tensor_name(const FsdpUnit& unit, const char* what) {
-  return unit.layout.name + "/" + what;
-}
-
 // One run of the loop: the sharded model, its optimizer and the data, with
 // the counters a checkpoint saves.
 class Run {
@@ -99,18 +80,12 @@ class Run {
         comm_(comm),
         metrics_(metrics),
         plan_(plan_of(job, comm)),
-        device_(pick_device(job, comm)),
-        model_(job.model, job.seed, comm, fsdp_options(plan_, device_)),
+        device_(pick_device(job.trainer, job.local_rank, comm)),
+        state_(job.model, job.seed, comm, fsdp_options(plan_, device_), job.optim),
+        model_(state_.model()),
         schedule_(make_lr_schedule(job.optim, job.trainer.steps)),
         loader_(loader_options_for(job.data, job.model, plan_.batch_rows * comm.size()),
-                comm.rank(), comm.size(), static_cast<int64_t>(job.seed)) {
-    const AdamWOptions adamw{.beta1 = job.optim.beta1,
-                             .beta2 = job.optim.beta2,
-                             .eps = job.optim.eps,
-                             .weight_decay = job.optim.weight_decay};
-    for (const FsdpUnit& unit : model_.units())
-      optim_.emplace_back(decay_mask(unit.layout, unit.shards, comm.rank()).to(device_), adamw);
-  }
+                comm.rank(), comm.size(), static_cast<int64_t>(job.seed)) {}
 
   void start() {
     const std::filesystem::path latest = checkpoints::latest_checkpoint(job_.run_dir);
@@ -196,32 +171,8 @@ class Run {
     }
     const double loss = sum_over_ranks(comm_, {local_loss})[0];
 
-    std::vector<at::Tensor> grads;
-    for (const FsdpUnit& unit : model_.units())
-      grads.push_back(unit.grad_valid(comm_.rank()));
-    const GradNorm norm = clip_grad_norm(grads, job_.optim.grad_clip, comm_);
     const double lr = schedule_(step_);
-    // loss and norm are the same on every rank, so every rank skips together.
-    const bool skip = !std::isfinite(loss) || !norm.finite();
-    if (skip) {
-      ++skipped_total_;
-      if (++consecutive_skips_ >= job_.trainer.max_consecutive_skips) {
-        // Every rank stops here together; rank 0 says why.
-        if (comm_.rank() != 0) throw dist::PeerFailure("stopped with rank 0");
-        throw TrainError("step " + std::to_string(step_ + 1) + ": loss or gradient norm not " +
-                         "finite for " + std::to_string(consecutive_skips_) +
-                         " steps in a row (trainer.max_consecutive_skips); lower optim.lr or "
-                         "check the data");
-      }
-      telemetry::log_warning("step " + std::to_string(step_ + 1) +
-                             ": non-finite loss or gradient norm, update skipped");
-    } else {
-      consecutive_skips_ = 0;
-      for (size_t u = 0; u < optim_.size(); ++u) {
-        FsdpUnit& unit = model_.units()[u];
-        optim_[u].step(unit.param, unit.grad, lr);
-      }
-    }
+    const Update update = state_.step(loss, lr, job_.trainer.max_consecutive_skips, step_ + 1);
     ++step_;
 
     const double seconds = seconds_since(start);
@@ -232,24 +183,17 @@ class Run {
     r.add("step", step_)
         .add("loss", loss)
         .add("lr", lr)
-        .add("grad_norm", norm.norm)
+        .add("grad_norm", update.norm.norm)
         .add("tokens", tokens)
         .add("tokens_per_s", static_cast<double>(tokens) / seconds)
         .add("step_time_s", seconds)
         .add("peak_cpu_bytes", cpu_memory_stats().peak_bytes)
         .add("peak_rss_bytes", telemetry::peak_rss_bytes())
-        .add("shard_bytes", model_.shard_bytes() + optimizer_bytes())
+        .add("shard_bytes", state_.shard_bytes())
         .add("comm_bytes", wire)
-        .add("skipped", skip)
-        .add("skipped_total", skipped_total_);
+        .add("skipped", update.skipped)
+        .add("skipped_total", state_.skipped_total());
     return r;
-  }
-
-  int64_t optimizer_bytes() const {
-    int64_t bytes = 0;
-    for (const AdamWShard& o : optim_)
-      bytes += o.state().exp_avg.nbytes() + o.state().exp_avg_sq.nbytes();
-    return bytes;
   }
 
   // The held-out evaluation: one "heldout" record with the loss over
@@ -313,33 +257,16 @@ class Run {
       eval_model_.emplace(job_.model, job_.seed, device_);
     }
     model_.gather_into(*eval_model_);
-    std::vector<model::Prompt> mine;
-    std::vector<const data::PromptRecord*> records;
-    for (size_t i = comm_.rank(); i < prompts_.size(); i += comm_.size()) {
-      mine.push_back({.tokens = prompts_[i].tokens,
-                      .images = prompts_[i].images,
-                      .max_new_tokens = job_.eval.max_new_tokens});
-      records.push_back(&prompts_[i]);
-    }
+    const PromptAnswers answers = answer_prompts(
+        *eval_model_, *tokenizer_, prompts_, job_.eval.max_new_tokens, comm_.rank(), comm_.size());
     double correct = 0;
-    if (!mine.empty()) {
-      model::GenerateOptions options;
-      options.sampling.temperature = 0;
-      options.stop_tokens = {tokenizer_->special_id(data::kEndOfText)};
-      const std::vector<model::Generation> out = model::generate(*eval_model_, mine, options);
-      for (size_t i = 0; i < out.size(); ++i)
-        correct += answer_matches(decode_answer(out[i]), records[i]->answer) ? 1 : 0;
+    for (size_t i = 0; i < answers.generations.size(); ++i) {
+      const std::string text = decode_generation(*tokenizer_, answers.generations[i]);
+      correct += answer_matches(text, answers.records[i]->answer) ? 1 : 0;
     }
     const std::vector<double> total =
-        sum_over_ranks(comm_, {correct, static_cast<double>(mine.size())});
+        sum_over_ranks(comm_, {correct, static_cast<double>(answers.records.size())});
     return {total[0], std::max(1.0, total[1])};
-  }
-
-  // The generated text without its stop token.
-  std::string decode_answer(const model::Generation& g) const {
-    std::vector<int32_t> ids(g.tokens.begin(), g.tokens.end());
-    if (g.stop_reason == model::StopReason::kStopToken && !ids.empty()) ids.pop_back();
-    return tokenizer_->decode(ids);
   }
 
   // The model's answer is right when the text inside <answer>...</answer>
@@ -367,9 +294,9 @@ class Run {
   std::string train_state() const {
     return json{{"stage", job_.stage},
                 {"step", step_},
-                {"optimizer_steps", optim_.front().state().step},
-                {"skipped_total", skipped_total_},
-                {"consecutive_skips", consecutive_skips_},
+                {"optimizer_steps", state_.optimizer_steps()},
+                {"skipped_total", state_.skipped_total()},
+                {"consecutive_skips", state_.consecutive_skips()},
                 {"loader", json::parse(loader_.state().to_json())}}
         .dump();
   }
@@ -379,57 +306,18 @@ class Run {
                                      .model = job_.model,
                                      .config_yaml = job_.config_yaml,
                                      .train_state = train_state(),
-                                     .rank_state = rng_state(),
+                                     .rank_state = cpu_rng_state(),
                                      .tensors = {}};
-    const int rank = comm_.rank();
-    for (size_t u = 0; u < optim_.size(); ++u) {
-      const FsdpUnit& unit = model_.units()[u];
-      const int64_t begin = unit.shards.begin(rank), valid = unit.shards.valid(rank);
-      const AdamWState& s = optim_[u].state();
-      request.tensors.push_back(
-          {tensor_name(unit, "param"), unit.shards.numel, begin, unit.param.narrow(0, 0, valid)});
-      request.tensors.push_back(
-          {tensor_name(unit, "exp_avg"), unit.shards.numel, begin, s.exp_avg.narrow(0, 0, valid)});
-      request.tensors.push_back({tensor_name(unit, "exp_avg_sq"), unit.shards.numel, begin,
-                                 s.exp_avg_sq.narrow(0, 0, valid)});
-    }
+    state_.add_to_checkpoint(request);
     const std::filesystem::path dir =
         checkpoints::save_checkpoint(job_.run_dir, request, comm_, job_.checkpoint.keep);
     telemetry::log_info("checkpoint: " + dir.string());
   }
 
-  // Reads this rank's slice of every unit's tensor `what` into a fresh (S)
-  // fp32 tensor (padding 0).
-  at::Tensor read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
-                        const char* what) const {
-    const at::Tensor out = at::zeros({unit.shards.shard_numel}, unit.param.options());
-    const int rank = comm_.rank();
-    ckpt.read(tensor_name(unit, what), unit.shards.begin(rank),
-              out.narrow(0, 0, unit.shards.valid(rank)));
-    return out;
-  }
-
-  void load_weights(const checkpoints::Checkpoint& ckpt) {
-    ckpt.check_model(job_.model);
-    at::NoGradGuard no_grad;
-    for (FsdpUnit& unit : model_.units())
-      unit.param.copy_(read_shard(ckpt, unit, "param"));
-  }
-
   // init_from: the weights only; the optimizer, data and step start afresh.
   void init_weights(const std::string& from) {
-    if (from.starts_with("hf:")) {
-      throw config::ConfigError("init_from", "'" + from + "': loading Hugging Face weights is " +
-                                                 "not part of this build");
-    }
-    std::filesystem::path dir;
-    try {
-      dir = checkpoints::resolve_checkpoint(from);
-    } catch (const checkpoints::CheckpointError& e) {
-      throw config::ConfigError("init_from", e.what());
-    }
-    const checkpoints::Checkpoint ckpt(dir);
-    load_weights(ckpt);
+    const checkpoints::Checkpoint ckpt(resolve_init_from(from));
+    state_.load_weights(ckpt);
     telemetry::log_info("initialised from " + ckpt.dir().string() + " (step " +
                         std::to_string(ckpt.step()) + ")");
   }
@@ -437,35 +325,18 @@ class Run {
   // The whole training state, so the run continues as if never stopped.
   void resume(const std::filesystem::path& dir) {
     const checkpoints::Checkpoint ckpt(dir);
-    load_weights(ckpt);
     const json state = json::parse(ckpt.train_state());
-    for (size_t u = 0; u < optim_.size(); ++u) {
-      const FsdpUnit& unit = model_.units()[u];
-      optim_[u].load_state({.exp_avg = read_shard(ckpt, unit, "exp_avg"),
-                            .exp_avg_sq = read_shard(ckpt, unit, "exp_avg_sq"),
-                            .step = state.at("optimizer_steps").get<int64_t>()});
-    }
+    state_.resume(ckpt, state.at("optimizer_steps").get<int64_t>(),
+                  state.at("skipped_total").get<int64_t>(),
+                  state.at("consecutive_skips").get<int64_t>());
     step_ = state.at("step").get<int64_t>();
-    skipped_total_ = state.at("skipped_total").get<int64_t>();
-    consecutive_skips_ = state.at("consecutive_skips").get<int64_t>();
     loader_.restore(data::LoaderState::from_json(state.at("loader").dump()));
-    if (ckpt.world_size() == comm_.size()) set_rng_state(ckpt.rank_state(comm_.rank()));
+    if (ckpt.world_size() == comm_.size()) set_cpu_rng_state(ckpt.rank_state(comm_.rank()));
     telemetry::log_info(
         "resumed from " + dir.string() + " at step " + std::to_string(step_) +
         (ckpt.world_size() == comm_.size()
              ? std::string()
              : " (saved on " + std::to_string(ckpt.world_size()) + " ranks, resharded)"));
-  }
-
-  static std::string rng_state() {
-    const at::Tensor s = at::detail::getDefaultCPUGenerator().get_state();
-    return {reinterpret_cast<const char*>(s.data_ptr<uint8_t>()), static_cast<size_t>(s.numel())};
-  }
-  static void set_rng_state(const std::string& bytes) {
-    const at::Tensor s = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
-    std::memcpy(s.data_ptr<uint8_t>(), bytes.data(), bytes.size());
-    at::Generator generator = at::detail::getDefaultCPUGenerator();
-    generator.set_state(s);
   }
 
   static std::string format_number(double x) {
@@ -484,13 +355,11 @@ class Run {
   telemetry::Metrics& metrics_;
   PlanInputs plan_;  // the batch split and FSDP options, as the dry run plans them
   at::Device device_;
-  FsdpModel model_;
-  std::vector<AdamWShard> optim_;
+  TrainingState state_;
+  FsdpModel& model_;  // state_'s
   LrSchedule schedule_;
   data::Loader loader_;
   int64_t step_ = 0;
-  int64_t skipped_total_ = 0;
-  int64_t consecutive_skips_ = 0;
   int64_t tokens_since_log_ = 0;
   // Evaluation prompts, loaded on first use.
   std::optional<data::Tokenizer> tokenizer_;

@@ -16,15 +16,9 @@
 #include "telemetry/telemetry_config.h"
 #include "trainer/optim_config.h"
 #include "trainer/train_config.h"
+#include "trainer/training_state.h"
 
 namespace muse::trainer {
-
-// Training that cannot go on (too many non-finite steps, a checkpoint that
-// does not fit). The message is one line naming the cause.
-class TrainError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 // Everything a run needs, from the config's sections.
 struct TrainJob {

@@ -76,9 +76,9 @@ out=$("$bin/muse-export" 2>&1)
   fail "muse-export names what is missing: $out"
 
 # A stage without its loop is an error naming it, before anything is written.
-printf 'stage: rl\nrun:\n  dir: %s\n' "$tmp/runs" >"$tmp/rl.yaml"
-out=$("$bin/muse-train" --config "$tmp/rl.yaml" 2>&1 >/dev/null)
-[[ $? == 2 ]] && grep -q "^error: .*stage: the 'rl' stage is not part of" <<<"$out" || fail "rl: $out"
+printf 'stage: aggregate\nrun:\n  dir: %s\n' "$tmp/runs" >"$tmp/aggregate.yaml"
+out=$("$bin/muse-train" --config "$tmp/aggregate.yaml" 2>&1 >/dev/null)
+[[ $? == 2 ]] && grep -q "^error: .*stage: the 'aggregate' stage is not part of" <<<"$out" || fail "aggregate: $out"
 [[ ! -e $tmp/runs ]] || fail "a run directory was created for a stage that cannot run"
 
 # --set wins over the file, later --set over earlier, and config.yaml records it.

@@ -1,0 +1,120 @@
+#include "rewards/verify.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace muse::rewards {
+namespace {
+
+constexpr std::string_view kThinkOpen = "<think>";
+constexpr std::string_view kThinkClose = "</think>";
+constexpr std::string_view kAnswerOpen = "<answer>";
+constexpr std::string_view kAnswerClose = "</answer>";
+constexpr std::string_view kWhitespace = " \t\n\r\f\v";
+
+std::string_view trim(std::string_view s) {
+  const size_t begin = s.find_first_not_of(kWhitespace);
+  if (begin == std::string_view::npos) return {};
+  return s.substr(begin, s.find_last_not_of(kWhitespace) - begin + 1);
+}
+
+bool all_digits(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The digits of an integer part, which is either plain digits or digits
+// grouped in threes by commas ("1,234,567"); nullopt for anything else.
+std::optional<std::string> whole_digits(std::string_view whole) {
+  if (whole.find(',') == std::string_view::npos) {
+    if (!all_digits(whole)) return std::nullopt;
+    return std::string(whole);
+  }
+  std::string digits;
+  size_t group_begin = 0;
+  for (bool first = true;; first = false) {
+    const size_t comma = whole.find(',', group_begin);
+    const std::string_view group = whole.substr(group_begin, comma - group_begin);
+    const bool size_ok = first ? (!group.empty() && group.size() <= 3) : group.size() == 3;
+    if (!size_ok || !all_digits(group)) return std::nullopt;
+    digits += group;
+    if (comma == std::string_view::npos) return digits;
+    group_begin = comma + 1;
+  }
+}
+
+// "-1,234.5" -> -1234.5; nullopt unless the whole (trimmed) text is a decimal
+// number as answers_match describes it.
+std::optional<double> parse_decimal(std::string_view text) {
+  std::string_view s = trim(text);
+  bool negative = false;
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    negative = s.front() == '-';
+    s.remove_prefix(1);
+  }
+  const size_t dot = s.find('.');
+  const std::string_view whole = s.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? "" : s.substr(dot + 1);
+  if (dot != std::string_view::npos && (fraction.empty() || !all_digits(fraction)))
+    return std::nullopt;
+  if (whole.empty() && fraction.empty()) return std::nullopt;
+  std::optional<std::string> digits = whole_digits(whole);
+  if (!digits) return std::nullopt;
+  std::string number = digits->empty() ? "0" : *digits;
+  if (!fraction.empty()) number += "." + std::string(fraction);
+  double value = 0;
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc() || end != number.data() + number.size()) return std::nullopt;
+  return negative ? -value : value;
+}
+
+size_t count_occurrences(std::string_view text, std::string_view tag) {
+  size_t n = 0;
+  for (size_t at = text.find(tag); at != std::string_view::npos; at = text.find(tag, at + 1))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+std::optional<std::string> extract_answer(std::string_view text) {
+  const size_t close = text.rfind(kAnswerClose);
+  if (close == std::string_view::npos) return std::nullopt;
+  const size_t open = text.rfind(kAnswerOpen, close);
+  if (open == std::string_view::npos) return std::nullopt;
+  const size_t begin = open + kAnswerOpen.size();
+  return std::string(trim(text.substr(begin, close - begin)));
+}
+
+bool answers_match(std::string_view got, std::string_view reference, MatchMode mode) {
+  if (mode == MatchMode::kNumeric) {
+    const std::optional<double> a = parse_decimal(got);
+    const std::optional<double> b = parse_decimal(reference);
+    if (a && b) return std::fabs(*a - *b) <= 1e-9 * std::max(1.0, std::fabs(*b));
+  }
+  return trim(got) == trim(reference);
+}
+
+bool well_formatted(std::string_view text) {
+  const std::string_view t = trim(text);
+  for (const std::string_view tag : {kThinkOpen, kThinkClose, kAnswerOpen, kAnswerClose}) {
+    if (count_occurrences(t, tag) != 1) return false;
+  }
+  if (!t.starts_with(kThinkOpen) || !t.ends_with(kAnswerClose)) return false;
+  const std::string_view after_think =
+      trim(t.substr(t.find(kThinkClose) + kThinkClose.size()));  // "<answer>...</answer>"
+  if (!after_think.starts_with(kAnswerOpen)) return false;
+  const std::string_view answer = after_think.substr(
+      kAnswerOpen.size(), after_think.size() - kAnswerOpen.size() - kAnswerClose.size());
+  return !trim(answer).empty();
+}
+
+int64_t count_think_tokens(std::span<const int64_t> tokens, int64_t think_begin_id,
+                           int64_t think_end_id) {
+  const auto begin = std::find(tokens.begin(), tokens.end(), think_begin_id);
+  if (begin == tokens.end()) return 0;
+  const auto end = std::find(begin + 1, tokens.end(), think_end_id);
+  return end - (begin + 1);
+}
+
+}  // namespace muse::rewards

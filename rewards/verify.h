@@ -1,0 +1,40 @@
+// Reading a response: the answer it gives, whether that answer is right, and
+// whether the response has the <think>...</think><answer>...</answer> shape.
+// Pure string and token functions; every reward builds on them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace muse::rewards {
+
+enum class MatchMode {
+  kExact,    // the trimmed strings are equal
+  kNumeric,  // both are decimal numbers and equal to 1e-9 relative; else as kExact
+};
+
+// The text inside the last complete <answer>...</answer> pair of `text`,
+// trimmed; nullopt when there is no complete pair.
+std::optional<std::string> extract_answer(std::string_view text);
+
+// Whether `got` answers `reference`. kNumeric reads both as decimal numbers
+// (optional sign, digits with optional "1,000" thousands commas, optional
+// fraction, surrounding whitespace) and accepts |got - reference| <=
+// 1e-9 * max(1, |reference|); when either is not such a number it compares
+// like kExact.
+bool answers_match(std::string_view got, std::string_view reference, MatchMode mode);
+
+// True when `text`, trimmed, is exactly one <think>...</think> block, optional
+// whitespace, then one <answer>...</answer> block with a non-blank answer, and
+// nothing else (no tag appears twice).
+bool well_formatted(std::string_view text);
+
+// Tokens strictly inside the first <think> ... </think>; without a </think>
+// after it, every token after <think>; without <think>, 0.
+int64_t count_think_tokens(std::span<const int64_t> tokens, int64_t think_begin_id,
+                           int64_t think_end_id);
+
+}  // namespace muse::rewards

@@ -1,0 +1,452 @@
+#include "rl/rl_loop.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "checkpoints/checkpoint.h"
+#include "config/schema.h"
+#include "data/prompts.h"
+#include "data/tokenizer.h"
+#include "dist/agree.h"
+#include "model/model.h"
+#include "rewards/reward_set.h"
+#include "rewards/terms.h"
+#include "rl/advantages.h"
+#include "rl/policy_update.h"
+#include "rl/rollout.h"
+#include "telemetry/log.h"
+#include "telemetry/progress.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/memory.h"
+#include "trainer/prompt_eval.h"
+#include "trainer/training_state.h"
+
+namespace muse::rl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", x);
+  return buf;
+}
+
+trainer::FsdpOptions fsdp_options(const trainer::TrainJob& job, const dist::Communicator& comm,
+                                  at::Device device) {
+  // RL trains on whole responses, one micro-batch at a time; the rows and
+  // width the planner assumes do not matter for the FSDP options.
+  trainer::FsdpOptions o = trainer::plan_inputs(job.trainer, job.trainer.grad_accum * comm.size(),
+                                                1, comm.size(), comm.backend())
+                               .fsdp;
+  o.device = device;
+  return o;
+}
+
+// The q-quantile (nearest rank) of a histogram of counts per value.
+double histogram_quantile(const std::vector<double>& histogram, double q) {
+  double total = 0;
+  for (double c : histogram)
+    total += c;
+  double seen = 0;
+  for (size_t v = 0; v < histogram.size(); ++v) {
+    seen += histogram[v];
+    if (seen >= q * total && seen > 0) return static_cast<double>(v);
+  }
+  return 0;
+}
+
+class Run {
+ public:
+  Run(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& metrics)
+      : job_(job),
+        base_(job.base),
+        comm_(comm),
+        metrics_(metrics),
+        device_(trainer::pick_device(base_.trainer, base_.local_rank, comm)),
+        state_(base_.model, base_.seed, comm, fsdp_options(base_, comm, device_), base_.optim),
+        schedule_(trainer::make_lr_schedule(base_.optim, base_.trainer.steps)),
+        rewards_(job.rewards),
+        advantage_(parse_advantage(job.rl.advantage)),
+        policy_copy_(base_.model, base_.seed, device_) {
+    if (job.rl.prompts_per_step % comm.size() != 0) {
+      throw config::ConfigError("rl.prompts_per_step",
+                                std::to_string(job.rl.prompts_per_step) +
+                                    " is not a multiple of the world size (" +
+                                    std::to_string(comm.size()) + ")");
+    }
+    if (job.rl.prompts.empty())
+      throw config::ConfigError("rl.prompts", "the RL stage needs a prompt set");
+    if (job.rl.kl.coef > 0) {
+      reference_ = std::make_unique<trainer::FsdpModel>(base_.model, base_.seed, comm,
+                                                        fsdp_options(base_, comm, device_));
+    }
+    update_options_ = {.loss = {.clip_low = job.rl.clip_low,
+                                .clip_high = job.rl.clip_high,
+                                .clip_dual = job.rl.clip_dual,
+                                .kl_coef = job.rl.kl.coef,
+                                .kl = parse_kl_estimator(job.rl.kl.estimator),
+                                .agg = parse_loss_agg(job.rl.loss_agg)},
+                       .mini_batches = job.rl.mini_batches,
+                       .epochs = job.rl.epochs,
+                       .micro_batch = job.rl.micro_batch,
+                       .loss_constant = static_cast<double>(
+                           job.rl.loss_constant > 0 ? job.rl.loss_constant : job.rl.max_new_tokens),
+                       .max_consecutive_skips = base_.trainer.max_consecutive_skips};
+    tokenizer_.emplace(data::Tokenizer::load(base_.data.tokenizer));
+    const data::PromptOptions options{.image_tokens = base_.model.n_patches(),
+                                      .image_size = base_.model.image_size,
+                                      .image_channels = base_.model.image_channels};
+    prompts_ = data::load_prompts(job.rl.prompts, *tokenizer_, options);
+    if (!base_.eval.prompts.empty()) {
+      for (const data::PromptRecord& record :
+           data::load_prompts(base_.eval.prompts, *tokenizer_, options)) {
+        const PresentedPrompt p =
+            present(record, rewards_.uses_budget() ? rewards_.eval_budget() : 0);
+        eval_prompts_.push_back({.tokens = p.tokens,
+                                 .images = record.images,
+                                 .prompt = p.text,
+                                 .answer = record.answer});
+      }
+    }
+    schedule_prompts_.emplace(prompts_.size(), base_.seed);
+  }
+
+  void start() {
+    const std::filesystem::path latest = checkpoints::latest_checkpoint(base_.run_dir);
+    if (!latest.empty()) {
+      resume(latest);
+      return;
+    }
+    if (!base_.init_from.empty()) {
+      const checkpoints::Checkpoint ckpt(trainer::resolve_init_from(base_.init_from));
+      state_.load_weights(ckpt);
+      telemetry::log_info("initialised from " + ckpt.dir().string() + " (step " +
+                          std::to_string(ckpt.step()) + ")");
+    }
+    if (reference_) {
+      // The reference is the policy RL starts from, frozen.
+      at::NoGradGuard no_grad;
+      for (size_t u = 0; u < reference_->units().size(); ++u)
+        reference_->units()[u].param.copy_(state_.model().units()[u].param);
+    }
+  }
+
+  void train() {
+    const int64_t steps = base_.trainer.steps;
+    if (step_ >= steps) {
+      telemetry::log_info("run already complete at step " + std::to_string(step_) +
+                          " (trainer.steps); nothing to do");
+      return;
+    }
+    // The starting policy's held-out numbers, the baseline of the run.
+    if (step_ == 0 && base_.eval.every > 0) evaluate();
+    std::optional<telemetry::ProgressLine> progress;
+    if (comm_.rank() == 0) {
+      progress.emplace(
+          "rl", steps,
+          telemetry::progress_mode(base_.telemetry.progress, ::isatty(STDOUT_FILENO) != 0),
+          std::cout, step_);
+    }
+    const int64_t first_step = step_;
+    int64_t tokens_since_log = 0;
+    while (step_ < steps) {
+      const telemetry::Record record = rl_step();
+      tokens_since_log += std::get<int64_t>(*record.find("tokens"));
+      const bool stop =
+          base_.trainer.stop_after > 0 && step_ - first_step == base_.trainer.stop_after;
+      const bool last = step_ == steps || stop;
+      if (step_ % base_.telemetry.log_every == 0 || last) {
+        if (comm_.rank() == 0) {
+          metrics_.write(record);
+          progress->update(step_, tokens_since_log,
+                           {{"reward", format_number(value(record, "reward_mean"))},
+                            {"acc", format_number(value(record, "accuracy"))},
+                            {"think", format_number(value(record, "think_tokens_mean"))}});
+        }
+        tokens_since_log = 0;
+      }
+      // A launch that stops early is not the end of the run: no extra eval.
+      if (base_.eval.every > 0 && (step_ % base_.eval.every == 0 || step_ == steps)) evaluate();
+      if (step_ % base_.checkpoint.every == 0 || last) save();
+      if (stop) {
+        telemetry::log_info("stopping after " + std::to_string(base_.trainer.stop_after) +
+                            " steps (trainer.stop_after); the next launch resumes at step " +
+                            std::to_string(step_));
+        break;
+      }
+    }
+    if (progress) progress->finish();
+  }
+
+ private:
+  // One RL step, top to bottom: rollout -> reward -> advantage -> loss and
+  // update. Returns its record.
+  telemetry::Record rl_step() {
+    const Clock::time_point start = Clock::now();
+    const RlConfig& rl = job_.rl;
+    const int64_t G = rl.group_size;
+
+    // Rollout: this rank's share of the step's prompts, G samples each, from
+    // the current policy gathered into a full copy on every rank.
+    std::vector<PresentedPrompt> prompts;
+    const std::vector<size_t> chosen = schedule_prompts_->step_prompts(step_, rl.prompts_per_step);
+    for (size_t i = comm_.rank(); i < chosen.size(); i += comm_.size()) {
+      const int64_t budget =
+          rewards_.uses_budget()
+              ? rewards::draw_budget(
+                    job_.rewards.length,
+                    mix_seed({base_.seed, static_cast<uint64_t>(step_), chosen[i]}))
+              : 0;
+      prompts.push_back(present(prompts_[chosen[i]], budget));
+    }
+    state_.model().gather_into(policy_copy_);
+    model::GenerateOptions sampling;
+    sampling.sampling = {.temperature = rl.temperature, .top_k = 0, .top_p = rl.top_p};
+    sampling.stop_tokens = {tokenizer_->special_id(data::kEndOfText)};
+    sampling.seed =
+        mix_seed({base_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())});
+    const std::vector<model::Generation> generations =
+        sample_groups(policy_copy_, prompts, G, rl.max_new_tokens, sampling);
+    const double rollout_seconds = seconds_since(start);
+
+    // Reward each group together (group-relative terms compare its
+    // responses), then turn rewards into advantages within the group.
+    const rewards::Context context{.step = step_, .max_new_tokens = rl.max_new_tokens};
+    const std::vector<std::string> terms = rewards_.term_names();
+    // Sums over responses: reward, correct, think tokens, response tokens,
+    // truncated, responses, groups kept, groups, then one per reward term.
+    std::vector<double> sums(8 + terms.size(), 0.0);
+    std::vector<double> think_histogram(rl.max_new_tokens + 1, 0.0);
+    double length_weight = 0;
+    std::vector<Sample> samples;
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      std::vector<rewards::Response> group;
+      for (int64_t j = 0; j < G; ++j)
+        group.push_back(to_response(prompts[p], generations[p * G + j], *tokenizer_));
+      const rewards::Scores scores = rewards_.score(group, context);
+      length_weight = scores.length_weight;
+      const std::vector<double> advantages = group_advantages(advantage_, scores.total);
+      const bool all_equal = std::all_of(scores.total.begin(), scores.total.end(),
+                                         [&](double r) { return r == scores.total.front(); });
+      const bool keep = !(rl.dynamic_sampling && all_equal);
+      for (int64_t j = 0; j < G; ++j) {
+        const rewards::Response& r = group[j];
+        sums[0] += scores.total[j];
+        sums[1] += scores.correct[j];
+        sums[2] += static_cast<double>(r.think_tokens);
+        sums[3] += static_cast<double>(r.total_tokens);
+        sums[4] += r.truncated ? 1 : 0;
+        think_histogram[std::min(r.think_tokens, rl.max_new_tokens)] += 1;
+        for (size_t t = 0; t < terms.size(); ++t)
+          sums[8 + t] += scores.terms[t].second[j];
+        if (!keep || (rl.mask_truncated && r.truncated)) continue;
+        samples.push_back({.prompt = prompts[p].tokens,
+                           .images = prompts[p].record->images,
+                           .response = generations[p * G + j].tokens,
+                           .advantage = advantages[j]});
+      }
+      sums[5] += static_cast<double>(G);
+      sums[6] += keep ? 1 : 0;
+      sums[7] += 1;
+    }
+    if (advantage_ == AdvantageKind::kReinforcePPBaseline) {
+      // REINFORCE++-baseline whitens over every loss token of the global batch.
+      std::vector<double> adv, counts;
+      for (const Sample& s : samples) {
+        adv.push_back(s.advantage);
+        counts.push_back(static_cast<double>(s.response.size()));
+      }
+      const Moments local = token_moments(adv, counts);
+      const std::vector<double> g =
+          trainer::sum_over_ranks(comm_, {local.weight, local.sum, local.sum_sq});
+      whiten(adv, {.weight = g[0], .sum = g[1], .sum_sq = g[2]});
+      for (size_t i = 0; i < samples.size(); ++i)
+        samples[i].advantage = adv[i];
+    }
+
+    // Loss and update: the clipped surrogate (+ KL) over the kept responses.
+    const Clock::time_point train_start = Clock::now();
+    const double lr = schedule_(step_);
+    const UpdateStats update =
+        policy_update(state_, reference_.get(), samples, update_options_, lr, step_ + 1, comm_);
+    const double train_seconds = seconds_since(train_start);
+    ++step_;
+
+    sums = trainer::sum_over_ranks(comm_, sums);
+    think_histogram = trainer::sum_over_ranks(comm_, think_histogram);
+    const double responses = std::max(1.0, sums[5]);
+    const double seconds = seconds_since(start);
+    const int64_t generated = static_cast<int64_t>(sums[3]);
+    telemetry::Record r;
+    r.add("step", step_)
+        .add("reward_mean", sums[0] / responses)
+        .add("accuracy", sums[1] / responses)
+        .add("think_tokens_mean", sums[2] / responses)
+        .add("think_tokens_p50", histogram_quantile(think_histogram, 0.5))
+        .add("think_tokens_p90", histogram_quantile(think_histogram, 0.9))
+        .add("response_tokens_mean", sums[3] / responses)
+        .add("truncated_fraction", sums[4] / responses);
+    for (size_t t = 0; t < terms.size(); ++t)
+      r.add("reward_" + terms[t] + "_mean", sums[8 + t] / responses);
+    r.add("length_weight", length_weight)
+        .add("groups_kept", sums[6] / std::max(1.0, sums[7]))
+        .add("loss", update.loss)
+        .add("grad_norm", update.grad_norm)
+        .add("lr", lr)
+        .add("kl", update.kl_mean)
+        .add("entropy", update.entropy_mean)
+        .add("clip_fraction", update.clip_fraction)
+        .add("ratio_mean", update.ratio_mean)
+        .add("optimizer_steps", update.optimizer_steps)
+        .add("tokens", generated)
+        .add("rollout_tokens_per_s", sums[3] / rollout_seconds)
+        .add("train_tokens_per_s",
+             update.tokens * static_cast<double>(job_.rl.epochs) / std::max(train_seconds, 1e-9))
+        .add("step_time_s", seconds)
+        .add("rollout_time_s", rollout_seconds)
+        .add("peak_rss_bytes", telemetry::peak_rss_bytes())
+        .add("shard_bytes", state_.shard_bytes())
+        .add("skipped", update.skipped_steps > 0)
+        .add("skipped_total", state_.skipped_total());
+    return r;
+  }
+
+  static double value(const telemetry::Record& r, const std::string& key) {
+    return std::get<double>(*r.find(key));
+  }
+
+  PresentedPrompt present(const data::PromptRecord& record, int64_t budget) const {
+    return present_prompt(record, budget, *tokenizer_, base_.model.image_token_id,
+                          base_.model.n_patches());
+  }
+
+  // Greedy answers to eval.prompts: accuracy and reasoning length.
+  void evaluate() {
+    state_.model().gather_into(policy_copy_);
+    const trainer::PromptAnswers answers =
+        trainer::answer_prompts(policy_copy_, *tokenizer_, eval_prompts_, base_.eval.max_new_tokens,
+                                comm_.rank(), comm_.size());
+    std::vector<double> sums(5, 0.0);  // correct, think, response tokens, truncated, prompts
+    const rewards::MatchMode mode = job_.rewards.correctness.mode();
+    for (size_t i = 0; i < answers.generations.size(); ++i) {
+      const data::PromptRecord& record = *answers.records[i];
+      const PresentedPrompt shown{
+          .record = &record, .tokens = record.tokens, .text = record.prompt, .budget = 0};
+      const rewards::Response resp = to_response(shown, answers.generations[i], *tokenizer_);
+      sums[0] += rewards::is_correct(resp, mode) ? 1 : 0;
+      sums[1] += static_cast<double>(resp.think_tokens);
+      sums[2] += static_cast<double>(resp.total_tokens);
+      sums[3] += resp.truncated ? 1 : 0;
+      sums[4] += 1;
+    }
+    sums = trainer::sum_over_ranks(comm_, sums);
+    const double n = std::max(1.0, sums[4]);
+    telemetry::Record r;
+    r.add("step", step_)
+        .add("eval", "heldout")
+        .add("accuracy", sums[0] / n)
+        .add("think_tokens_mean", sums[1] / n)
+        .add("response_tokens_mean", sums[2] / n)
+        .add("truncated_fraction", sums[3] / n)
+        .add("prompts", static_cast<int64_t>(sums[4]));
+    if (comm_.rank() == 0) {
+      metrics_.write(r);
+      telemetry::log_info("eval heldout at step " + std::to_string(step_) + ": accuracy " +
+                          format_number(sums[0] / n) + ", think tokens " +
+                          format_number(sums[1] / n) + " on " +
+                          std::to_string(static_cast<int64_t>(sums[4])) + " prompts");
+    }
+  }
+
+  void save() {
+    checkpoints::SaveRequest request{
+        .step = step_,
+        .model = base_.model,
+        .config_yaml = base_.config_yaml,
+        .train_state = json{{"stage", "rl"},
+                            {"step", step_},
+                            {"optimizer_steps", state_.optimizer_steps()},
+                            {"skipped_total", state_.skipped_total()},
+                            {"consecutive_skips", state_.consecutive_skips()}}
+                           .dump(),
+        .rank_state = trainer::cpu_rng_state(),
+        .tensors = {}};
+    state_.add_to_checkpoint(request);
+    if (reference_) {
+      const int rank = comm_.rank();
+      for (const trainer::FsdpUnit& unit : reference_->units()) {
+        request.tensors.push_back({trainer::unit_tensor_name(unit, "reference"), unit.shards.numel,
+                                   unit.shards.begin(rank),
+                                   unit.param.narrow(0, 0, unit.shards.valid(rank))});
+      }
+    }
+    const std::filesystem::path dir =
+        checkpoints::save_checkpoint(base_.run_dir, request, comm_, base_.checkpoint.keep);
+    telemetry::log_info("checkpoint: " + dir.string());
+  }
+
+  void resume(const std::filesystem::path& dir) {
+    const checkpoints::Checkpoint ckpt(dir);
+    const json state = json::parse(ckpt.train_state());
+    state_.resume(ckpt, state.at("optimizer_steps").get<int64_t>(),
+                  state.at("skipped_total").get<int64_t>(),
+                  state.at("consecutive_skips").get<int64_t>());
+    step_ = state.at("step").get<int64_t>();
+    if (reference_) {
+      const auto names = ckpt.tensor_names();
+      const std::string first = trainer::unit_tensor_name(reference_->units().front(), "reference");
+      if (std::find(names.begin(), names.end(), first) == names.end()) {
+        throw config::ConfigError(
+            "rl.kl.coef",
+            dir.string() + " holds no reference policy (it was saved with rl.kl.coef = 0)");
+      }
+      at::NoGradGuard no_grad;
+      for (trainer::FsdpUnit& unit : reference_->units())
+        unit.param.copy_(state_.read_shard(ckpt, unit, "reference"));
+    }
+    if (ckpt.world_size() == comm_.size())
+      trainer::set_cpu_rng_state(ckpt.rank_state(comm_.rank()));
+    telemetry::log_info("resumed from " + dir.string() + " at step " + std::to_string(step_));
+  }
+
+  const RlJob& job_;
+  const trainer::TrainJob& base_;
+  dist::Communicator& comm_;
+  telemetry::Metrics& metrics_;
+  at::Device device_;
+  trainer::TrainingState state_;
+  trainer::LrSchedule schedule_;
+  rewards::RewardSet rewards_;
+  AdvantageKind advantage_;
+  UpdateOptions update_options_;
+  std::unique_ptr<trainer::FsdpModel> reference_;  // null without a KL penalty
+  model::Model policy_copy_;  // the full current weights, for rollouts and evaluation
+  std::optional<data::Tokenizer> tokenizer_;
+  std::vector<data::PromptRecord> prompts_;
+  std::vector<data::PromptRecord> eval_prompts_;  // as presented (with any budget sentence)
+  std::optional<PromptSchedule> schedule_prompts_;
+  int64_t step_ = 0;
+};
+
+}  // namespace
+
+void train_rl(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& metrics) {
+  std::unique_ptr<Run> run;
+  dist::run_agreed(comm, [&] { run = std::make_unique<Run>(job, comm, metrics); });
+  dist::run_agreed(comm, [&] { run->start(); });
+  run->train();
+}
+
+}  // namespace muse::rl

@@ -1,0 +1,150 @@
+#include "trainer/training_state.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "config/schema.h"
+#include "dist/agree.h"
+#include "telemetry/log.h"
+#include "trainer/memory.h"
+
+namespace muse::trainer {
+
+at::Device pick_device(const TrainerConfig& cfg, int local_rank, const dist::Communicator& comm) {
+  if (!uses_gpu(cfg, comm.backend())) return at::kCPU;
+  if (!at::hasCUDA()) {
+    throw config::ConfigError("trainer.device", "cuda, but this process sees no CUDA device");
+  }
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
+std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values) {
+  const at::Tensor t = at::tensor(values, at::kDouble);
+  comm.all_reduce(t);
+  return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
+}
+
+std::string cpu_rng_state() {
+  const at::Tensor s = at::detail::getDefaultCPUGenerator().get_state();
+  return {reinterpret_cast<const char*>(s.data_ptr<uint8_t>()), static_cast<size_t>(s.numel())};
+}
+
+void set_cpu_rng_state(const std::string& bytes) {
+  const at::Tensor s = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
+  std::memcpy(s.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(s);
+}
+
+std::filesystem::path resolve_init_from(const std::string& from) {
+  if (from.starts_with("hf:")) {
+    throw config::ConfigError(
+        "init_from", "'" + from + "': loading Hugging Face weights is " + "not part of this build");
+  }
+  try {
+    return checkpoints::resolve_checkpoint(from);
+  } catch (const checkpoints::CheckpointError& e) {
+    throw config::ConfigError("init_from", e.what());
+  }
+}
+
+std::string unit_tensor_name(const FsdpUnit& unit, const std::string& what) {
+  return unit.layout.name + "/" + what;
+}
+
+TrainingState::TrainingState(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+                             const FsdpOptions& fsdp, const OptimConfig& optim)
+    : comm_(comm), model_(cfg, seed, comm, fsdp), grad_clip_(optim.grad_clip) {
+  const AdamWOptions adamw{.beta1 = optim.beta1,
+                           .beta2 = optim.beta2,
+                           .eps = optim.eps,
+                           .weight_decay = optim.weight_decay};
+  for (const FsdpUnit& unit : model_.units())
+    optim_.emplace_back(decay_mask(unit.layout, unit.shards, comm.rank()).to(fsdp.device), adamw);
+}
+
+Update TrainingState::step(double loss, double lr, int64_t max_consecutive_skips,
+                           int64_t step_number) {
+  std::vector<at::Tensor> grads;
+  for (const FsdpUnit& unit : model_.units())
+    grads.push_back(unit.grad_valid(comm_.rank()));
+  Update update{.norm = clip_grad_norm(grads, grad_clip_, comm_), .skipped = false};
+  // loss and norm are the same on every rank, so every rank skips together.
+  update.skipped = !std::isfinite(loss) || !update.norm.finite();
+  if (!update.skipped) {
+    consecutive_skips_ = 0;
+    for (size_t u = 0; u < optim_.size(); ++u) {
+      FsdpUnit& unit = model_.units()[u];
+      optim_[u].step(unit.param, unit.grad, lr);
+    }
+    return update;
+  }
+  ++skipped_total_;
+  if (++consecutive_skips_ >= max_consecutive_skips) {
+    // Every rank stops here together; rank 0 says why.
+    if (comm_.rank() != 0) throw dist::PeerFailure("stopped with rank 0");
+    throw TrainError("step " + std::to_string(step_number) + ": loss or gradient norm not " +
+                     "finite for " + std::to_string(consecutive_skips_) +
+                     " steps in a row (trainer.max_consecutive_skips); lower optim.lr or "
+                     "check the data");
+  }
+  telemetry::log_warning("step " + std::to_string(step_number) +
+                         ": non-finite loss or gradient norm, update skipped");
+  return update;
+}
+
+int64_t TrainingState::shard_bytes() const {
+  int64_t bytes = model_.shard_bytes();
+  for (const AdamWShard& o : optim_)
+    bytes += o.state().exp_avg.nbytes() + o.state().exp_avg_sq.nbytes();
+  return bytes;
+}
+
+void TrainingState::add_to_checkpoint(checkpoints::SaveRequest& request) const {
+  const int rank = comm_.rank();
+  for (size_t u = 0; u < optim_.size(); ++u) {
+    const FsdpUnit& unit = model_.units()[u];
+    const int64_t begin = unit.shards.begin(rank), valid = unit.shards.valid(rank);
+    const AdamWState& s = optim_[u].state();
+    request.tensors.push_back({unit_tensor_name(unit, "param"), unit.shards.numel, begin,
+                               unit.param.narrow(0, 0, valid)});
+    request.tensors.push_back({unit_tensor_name(unit, "exp_avg"), unit.shards.numel, begin,
+                               s.exp_avg.narrow(0, 0, valid)});
+    request.tensors.push_back({unit_tensor_name(unit, "exp_avg_sq"), unit.shards.numel, begin,
+                               s.exp_avg_sq.narrow(0, 0, valid)});
+  }
+}
+
+at::Tensor TrainingState::read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
+                                     const std::string& what) const {
+  const at::Tensor out = at::zeros({unit.shards.shard_numel}, unit.param.options());
+  const int rank = comm_.rank();
+  ckpt.read(unit_tensor_name(unit, what), unit.shards.begin(rank),
+            out.narrow(0, 0, unit.shards.valid(rank)));
+  return out;
+}
+
+void TrainingState::load_weights(const checkpoints::Checkpoint& ckpt) {
+  ckpt.check_model(model_.config());
+  at::NoGradGuard no_grad;
+  for (FsdpUnit& unit : model_.units())
+    unit.param.copy_(read_shard(ckpt, unit, "param"));
+}
+
+void TrainingState::resume(const checkpoints::Checkpoint& ckpt, int64_t optimizer_steps,
+                           int64_t skipped_total, int64_t consecutive_skips) {
+  load_weights(ckpt);
+  for (size_t u = 0; u < optim_.size(); ++u) {
+    const FsdpUnit& unit = model_.units()[u];
+    optim_[u].load_state({.exp_avg = read_shard(ckpt, unit, "exp_avg"),
+                          .exp_avg_sq = read_shard(ckpt, unit, "exp_avg_sq"),
+                          .step = optimizer_steps});
+  }
+  skipped_total_ = skipped_total;
+  consecutive_skips_ = consecutive_skips;
+}
+
+}  // namespace muse::trainer

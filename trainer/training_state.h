@@ -1,0 +1,106 @@
+// What every training stage (pretraining, SFT, RL) keeps and saves: the
+// FSDP-sharded model, its sharded AdamW, the loss guards, and the tensors of
+// a checkpoint. The loops of trainer/pretrain.cpp and rl/ differ in what they
+// feed forward_backward; the update, the guards and the checkpoint layout are
+// this one class, so every stage's checkpoint resumes, reshards and exports
+// the same way.
+//
+// Checkpoint tensors per unit U: "U/param" (fp32 master weights),
+// "U/exp_avg" and "U/exp_avg_sq" (AdamW moments), each the full unit's flat
+// buffer of which every rank writes its slice.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "checkpoints/checkpoint.h"
+#include "dist/communicator.h"
+#include "model/model_config.h"
+#include "trainer/adamw.h"
+#include "trainer/fsdp.h"
+#include "trainer/grad_clip.h"
+#include "trainer/optim_config.h"
+#include "trainer/train_config.h"
+
+namespace muse::trainer {
+
+// Training that cannot go on (too many non-finite steps, a checkpoint that
+// does not fit). The message is one line naming the cause.
+class TrainError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The device of the rank's weights and compute: the GPU of `local_rank` when
+// uses_gpu(...), else the CPU. Throws config::ConfigError when a GPU is asked
+// for but none is visible.
+at::Device pick_device(const TrainerConfig& cfg, int local_rank, const dist::Communicator& comm);
+
+// The sum over ranks of a few scalars, in one all-reduce.
+std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values);
+
+// The CPU generator's state as bytes, and back (a checkpoint's rank state).
+std::string cpu_rng_state();
+void set_cpu_rng_state(const std::string& bytes);
+
+// "init_from" resolved to a checkpoint directory; hf: and unreadable paths
+// are config::ConfigError naming init_from.
+std::filesystem::path resolve_init_from(const std::string& from);
+
+// The outcome of one optimizer step.
+struct Update {
+  GradNorm norm;
+  bool skipped = false;  // loss or norm not finite: no update on any rank
+};
+
+class TrainingState {
+ public:
+  TrainingState(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+                const FsdpOptions& fsdp, const OptimConfig& optim);
+
+  FsdpModel& model() { return model_; }
+  const FsdpModel& model() const { return model_; }
+
+  // Clips the accumulated gradients to optim.grad_clip and takes an AdamW
+  // step at `lr`, unless `loss` (the same on every rank) or the global norm is
+  // not finite: then every rank skips, and after `max_consecutive_skips` in a
+  // row rank 0 throws TrainError naming `step_number` (the others PeerFailure).
+  Update step(double loss, double lr, int64_t max_consecutive_skips, int64_t step_number);
+
+  // Bytes of master weights, gradient shards and optimizer moments on this rank.
+  int64_t shard_bytes() const;
+  int64_t skipped_total() const { return skipped_total_; }
+  int64_t consecutive_skips() const { return consecutive_skips_; }
+  int64_t optimizer_steps() const { return optim_.front().state().step; }
+
+  // Appends this rank's slices of every unit's param, exp_avg and exp_avg_sq.
+  void add_to_checkpoint(checkpoints::SaveRequest& request) const;
+  // The weights of `ckpt` (any world size; its model must equal ours).
+  void load_weights(const checkpoints::Checkpoint& ckpt);
+  // Weights, moments and guard counters, to continue a run exactly.
+  void resume(const checkpoints::Checkpoint& ckpt, int64_t optimizer_steps, int64_t skipped_total,
+              int64_t consecutive_skips);
+
+  // This rank's slice of unit `unit`'s tensor "UNIT/what" as a fresh (S)
+  // fp32 tensor on the model's device (padding 0).
+  at::Tensor read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
+                        const std::string& what) const;
+
+ private:
+  dist::Communicator& comm_;
+  FsdpModel model_;
+  std::vector<AdamWShard> optim_;
+  double grad_clip_;
+  int64_t skipped_total_ = 0;
+  int64_t consecutive_skips_ = 0;
+};
+
+// "UNIT/what", the name of a unit's tensor in a checkpoint.
+std::string unit_tensor_name(const FsdpUnit& unit, const std::string& what);
+
+}  // namespace muse::trainer
