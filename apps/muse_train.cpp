@@ -292,6 +292,16 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
 
+  // Settings that depend on the world size: every rank decides alike.
+  if (cfg.stage == "rl" && cfg.rl.prompts_per_step % world.size != 0) {
+    if (world.is_main()) {
+      telemetry::log_error(config_path +
+                           ": rl.prompts_per_step: " + std::to_string(cfg.rl.prompts_per_step) +
+                           " prompts do not split over " + std::to_string(world.size) + " ranks");
+    }
+    return kExitUsage;
+  }
+
   telemetry::log_info(version_text());
   telemetry::log_info(config::render_table(config::describe_fields(cfg), loaded.origins));
   telemetry::log_info(model_summary(cfg.model));

@@ -80,11 +80,11 @@ class Run {
         rewards_(job.rewards),
         advantage_(parse_advantage(job.rl.advantage)),
         policy_copy_(base_.model, base_.seed, device_) {
+    // muse-train checks this before starting; a caller of train_rl may not.
     if (job.rl.prompts_per_step % comm.size() != 0) {
-      throw config::ConfigError("rl.prompts_per_step",
-                                std::to_string(job.rl.prompts_per_step) +
-                                    " is not a multiple of the world size (" +
-                                    std::to_string(comm.size()) + ")");
+      throw config::ConfigError("rl.prompts_per_step", std::to_string(job.rl.prompts_per_step) +
+                                                           " prompts do not split over " +
+                                                           std::to_string(comm.size()) + " ranks");
     }
     if (job.rl.prompts.empty())
       throw config::ConfigError("rl.prompts", "the RL stage needs a prompt set");

@@ -3,8 +3,10 @@
 # (tokenizer and HDF5 shards made from packaged text and images), the tiny
 # pretraining on 2 ranks under mpirun (text and captioned digits; held-out
 # digits are captioned every eval.every steps), then the supervised warm-up
-# on worked reasoning problems from the pretrained weights, and the loss
-# curves of both as a plot. Runs land in runs/; a rerun resumes or, when a
+# on worked reasoning problems from the pretrained weights, the RL stage
+# (thought compression: correctness minus a length penalty) from the
+# warm-up, the loss curves as a plot, and held-out accuracy and reasoning
+# tokens before and after RL. Runs land in runs/; a rerun resumes or, when a
 # run is complete, starts nothing new (delete runs/tiny-* to train again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +24,13 @@ echo "== pretraining on 2 ranks: runs/tiny-pretrain"
 echo "== supervised warm-up on 2 ranks: runs/tiny-sft"
 "${mpirun_2[@]}" build/bin/muse-train --config configs/tiny/sft.yaml
 
+echo "== RL with a length penalty on 2 ranks: runs/tiny-rl"
+"${mpirun_2[@]}" build/bin/muse-train --config configs/tiny/rl.yaml
+
 echo "== loss curves: runs/tiny-curves.png"
 "$HOME/.cache/muse-train/venv/bin/python" scripts/plot_metrics.py --out runs/tiny-curves.png \
   runs/tiny-pretrain/metrics.jsonl runs/tiny-sft/metrics.jsonl
 grep '"eval"' runs/tiny-pretrain/metrics.jsonl | tail -n 1
 grep '"eval"' runs/tiny-sft/metrics.jsonl | tail -n 1
+echo "== RL before and after (held-out, greedy): runs/tiny-rl-compare/summary.md"
+"$HOME/.cache/muse-train/venv/bin/python" scripts/plot_rl.py --out runs/tiny-rl-compare runs/tiny-rl

@@ -64,6 +64,17 @@ assert "reference" in json.dumps(names), "checkpoint holds no reference policy"
 print("rl: records, resume and reference ok")
 PY
 
+# The sweep helper: two one-step runs, then the comparison table and plot.
+small="trainer.steps=1 init_from=$runs/warm rl.prompts_per_step=2 rl.group_size=2 \
+rl.max_new_tokens=8 eval.every=1 eval.max_new_tokens=4 telemetry.progress=off"
+MUSE_BIN=$bin MUSE_PYTHON=$py launch/sweep.sh --config configs/tiny/rl.yaml --out "$tmp/sweep" \
+  --ranks 1 "$small rewards.length.kind=none" "$small rewards.length.kind=cosine" \
+  >"$tmp/sweep.log" 2>&1 || { cat "$tmp/sweep.log"; fail "sweep failed"; }
+[[ $(grep -c "^| .*kind-none \|^| .*kind-cosine " "$tmp/sweep/summary.md") == 2 ]] ||
+  { cat "$tmp/sweep/summary.md"; fail "sweep summary lacks its two runs"; }
+[[ -s $tmp/sweep/accuracy_vs_think.png ]] || fail "sweep wrote no plot"
+echo "sweep ok"
+
 # expect_error NAME KEY [--set ...]: exit 2 and one error line naming KEY.
 expect_error() {
   local name=$1 key=$2
