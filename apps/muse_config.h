@@ -87,8 +87,6 @@ struct MuseConfig {
   void validate() const {
     model.validate();
     rewards.validate();
-    if (stage == "rl" && rl.prompts.empty())
-      throw config::ConfigError("rl.prompts", "the rl stage needs a prompt set (JSON Lines)");
     if (data.seq_len > model.max_seq_len) {
       throw config::ConfigError("data.seq_len", std::to_string(data.seq_len) +
                                                     " is longer than model.max_seq_len (" +
