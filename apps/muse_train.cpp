@@ -293,13 +293,13 @@ int run(int argc, char** argv) {
   }
 
   // Settings that depend on the world size: every rank decides alike.
-  if (cfg.stage == "rl" && cfg.rl.prompts_per_step % world.size != 0) {
-    if (world.is_main()) {
-      telemetry::log_error(config_path +
-                           ": rl.prompts_per_step: " + std::to_string(cfg.rl.prompts_per_step) +
-                           " prompts do not split over " + std::to_string(world.size) + " ranks");
+  if (cfg.stage == "rl") {
+    try {
+      rl::check_launch(cfg.rl, world.size);
+    } catch (const config::ConfigError& e) {
+      if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
+      return kExitUsage;
     }
-    return kExitUsage;
   }
 
   telemetry::log_info(version_text());
@@ -362,8 +362,9 @@ int run(int argc, char** argv) {
     } else {
       run_training(cfg, world, *comm);
     }
-  } catch (const dist::PeerFailure&) {
-    return kExitFailure;  // the rank that failed has said why
+  } catch (const dist::PeerFailure& e) {
+    // The rank that failed has said why; every rank ends with its status.
+    return e.config_error() ? kExitUsage : kExitFailure;
   } catch (const config::ConfigError& e) {
     const std::string what = e.what();
     // Errors raised while running name their key unless the message does.

@@ -4,24 +4,35 @@
 
 #include <exception>
 
+#include "config/schema.h"
+
 namespace muse::dist {
 
 void run_agreed(Communicator& comm, const std::function<void()>& work) {
   std::exception_ptr failure;
+  bool config_error = false;
   try {
     work();
   } catch (const DistError&) {
     throw;  // the communicator itself failed: no agreement is possible
+  } catch (const config::ConfigError&) {
+    failure = std::current_exception();
+    config_error = true;
   } catch (...) {
     failure = std::current_exception();
   }
   // The lowest failing rank reports; ranks that failed the same way (they
-  // usually read the same files) stay quiet instead of repeating it.
-  const at::Tensor first = at::full({1}, failure ? comm.rank() : comm.size(), at::kLong);
+  // usually read the same files) stay quiet instead of repeating it. One
+  // minimum carries both: 2 * rank + (0 for a config error, else 1).
+  const int64_t mine = failure ? 2 * comm.rank() + (config_error ? 0 : 1) : 2 * comm.size();
+  const at::Tensor first = at::full({1}, mine, at::kLong);
   comm.all_reduce(first, ReduceOp::kMin);
-  const int64_t reporter = first.item<int64_t>();
+  const int64_t reporter = first.item<int64_t>() / 2;
   if (reporter == comm.rank()) std::rethrow_exception(failure);
-  if (reporter < comm.size()) throw PeerFailure("rank " + std::to_string(reporter) + " failed");
+  if (reporter < comm.size()) {
+    throw PeerFailure("rank " + std::to_string(reporter) + " failed",
+                      first.item<int64_t>() % 2 == 0);
+  }
 }
 
 }  // namespace muse::dist

@@ -11,16 +11,24 @@
 namespace muse::dist {
 
 // What the ranks that did not fail throw when another rank did; the failing
-// rank reports the cause, so this one need not be printed.
+// rank reports the cause, so this one need not be printed. It says whether
+// that cause was a config::ConfigError, so every rank can end with the same
+// exit status (a usage error, not a runtime failure).
 class PeerFailure : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit PeerFailure(const std::string& what, bool config_error = false)
+      : std::runtime_error(what), config_error_(config_error) {}
+  bool config_error() const { return config_error_; }
+
+ private:
+  bool config_error_;
 };
 
 // Runs `work` on every rank, then agrees (one all-reduce) on whether it
 // failed anywhere: the lowest rank whose `work` threw rethrows its exception,
-// every other rank throws PeerFailure. A DistError from `work` propagates at
-// once (the communicator cannot be trusted to agree). Collective.
+// every other rank throws PeerFailure, marked when that exception was a
+// config::ConfigError. A DistError from `work` propagates at once (the
+// communicator cannot be trusted to agree). Collective.
 void run_agreed(Communicator& comm, const std::function<void()>& work);
 
 }  // namespace muse::dist

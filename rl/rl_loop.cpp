@@ -1,11 +1,8 @@
 #include "rl/rl_loop.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -25,6 +22,7 @@
 #include "trainer/lr_schedule.h"
 #include "trainer/memory.h"
 #include "trainer/prompt_eval.h"
+#include "trainer/step_loop.h"
 #include "trainer/training_state.h"
 
 namespace muse::rl {
@@ -37,22 +35,36 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string format_number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g", x);
-  return buf;
-}
-
 trainer::FsdpOptions fsdp_options(const trainer::TrainJob& job, const dist::Communicator& comm,
                                   at::Device device) {
-  // RL trains on whole responses, one micro-batch at a time; the rows and
-  // width the planner assumes do not matter for the FSDP options.
-  trainer::FsdpOptions o = trainer::plan_inputs(job.trainer, job.trainer.grad_accum * comm.size(),
-                                                1, comm.size(), comm.backend())
-                               .fsdp;
+  trainer::FsdpOptions o = trainer::fsdp_options(job.trainer, comm.backend());
   o.device = device;
   return o;
 }
+
+// Sums over one step's responses, all-reduced as one vector; one sum per
+// reward term follows kTermsBegin.
+enum StepSum : size_t {
+  kReward,
+  kCorrect,
+  kThink,
+  kResponseTokens,
+  kTruncated,
+  kResponses,
+  kGroupsKept,
+  kGroups,
+  kTermsBegin
+};
+
+// Sums over the evaluated prompts.
+enum EvalSum : size_t {
+  kEvalCorrect,
+  kEvalThink,
+  kEvalResponseTokens,
+  kEvalTruncated,
+  kEvalPrompts,
+  kEvalSums
+};
 
 // The q-quantile (nearest rank) of a histogram of counts per value.
 double histogram_quantile(const std::vector<double>& histogram, double q) {
@@ -80,14 +92,8 @@ class Run {
         rewards_(job.rewards),
         advantage_(parse_advantage(job.rl.advantage)),
         policy_copy_(base_.model, base_.seed, device_) {
-    // muse-train checks this before starting; a caller of train_rl may not.
-    if (job.rl.prompts_per_step % comm.size() != 0) {
-      throw config::ConfigError("rl.prompts_per_step", std::to_string(job.rl.prompts_per_step) +
-                                                           " prompts do not split over " +
-                                                           std::to_string(comm.size()) + " ranks");
-    }
-    if (job.rl.prompts.empty())
-      throw config::ConfigError("rl.prompts", "the RL stage needs a prompt set");
+    // muse-train checks these before starting; another caller may not.
+    check_launch(job.rl, comm.size());
     if (job.rl.kl.coef > 0) {
       reference_ = std::make_unique<trainer::FsdpModel>(base_.model, base_.seed, comm,
                                                         fsdp_options(base_, comm, device_));
@@ -121,6 +127,7 @@ class Run {
       }
     }
     schedule_prompts_.emplace(prompts_.size(), base_.seed);
+    check_lengths();
   }
 
   void start() {
@@ -144,50 +151,26 @@ class Run {
   }
 
   void train() {
-    const int64_t steps = base_.trainer.steps;
-    if (step_ >= steps) {
-      telemetry::log_info("run already complete at step " + std::to_string(step_) +
-                          " (trainer.steps); nothing to do");
-      return;
-    }
-    // The starting policy's held-out numbers, the baseline of the run.
-    if (step_ == 0 && base_.eval.every > 0) evaluate();
-    std::optional<telemetry::ProgressLine> progress;
-    if (comm_.rank() == 0) {
-      progress.emplace(
-          "rl", steps,
-          telemetry::progress_mode(base_.telemetry.progress, ::isatty(STDOUT_FILENO) != 0),
-          std::cout, step_);
-    }
-    const int64_t first_step = step_;
-    int64_t tokens_since_log = 0;
-    while (step_ < steps) {
-      const telemetry::Record record = rl_step();
-      tokens_since_log += std::get<int64_t>(*record.find("tokens"));
-      const bool stop =
-          base_.trainer.stop_after > 0 && step_ - first_step == base_.trainer.stop_after;
-      const bool last = step_ == steps || stop;
-      if (step_ % base_.telemetry.log_every == 0 || last) {
-        if (comm_.rank() == 0) {
-          metrics_.write(record);
-          progress->update(step_, tokens_since_log,
-                           {{"reward", format_number(value(record, "reward_mean"))},
-                            {"acc", format_number(value(record, "accuracy"))},
-                            {"think", format_number(value(record, "think_tokens_mean"))}});
-        }
-        tokens_since_log = 0;
-      }
-      // A launch that stops early is not the end of the run: no extra eval.
-      if (base_.eval.every > 0 && (step_ % base_.eval.every == 0 || step_ == steps)) evaluate();
-      if (step_ % base_.checkpoint.every == 0 || last) save();
-      if (stop) {
-        telemetry::log_info("stopping after " + std::to_string(base_.trainer.stop_after) +
-                            " steps (trainer.stop_after); the next launch resumes at step " +
-                            std::to_string(step_));
-        break;
-      }
-    }
-    if (progress) progress->finish();
+    const trainer::StepHooks hooks{
+        .on_start =
+            [&] {
+              // The starting policy's held-out numbers, the baseline of the run.
+              if (step_ == 0 && base_.eval.every > 0) evaluate();
+            },
+        .step = [&] { return rl_step(); },
+        .progress =
+            [&](const telemetry::Record& r) {
+              return trainer::ProgressFields{
+                  {"reward", telemetry::format_number(value(r, "reward_mean"))},
+                  {"acc", telemetry::format_number(value(r, "accuracy"))},
+                  {"think", telemetry::format_number(value(r, "think_tokens_mean"))}};
+            },
+        .evaluate = [&] { evaluate(); },
+        .save = [&] { save(); }};
+    trainer::run_steps(
+        "rl", step_,
+        trainer::step_schedule(base_.trainer, base_.checkpoint, base_.eval, base_.telemetry),
+        comm_.rank(), metrics_, hooks);
   }
 
  private:
@@ -211,7 +194,7 @@ class Run {
               : 0;
       prompts.push_back(present(prompts_[chosen[i]], budget));
     }
-    state_.model().gather_into(policy_copy_);
+    refresh_policy_copy();
     model::GenerateOptions sampling;
     sampling.sampling = {.temperature = rl.temperature, .top_k = 0, .top_p = rl.top_p};
     sampling.stop_tokens = {tokenizer_->special_id(data::kEndOfText)};
@@ -225,9 +208,7 @@ class Run {
     // responses), then turn rewards into advantages within the group.
     const rewards::Context context{.step = step_, .max_new_tokens = rl.max_new_tokens};
     const std::vector<std::string> terms = rewards_.term_names();
-    // Sums over responses: reward, correct, think tokens, response tokens,
-    // truncated, responses, groups kept, groups, then one per reward term.
-    std::vector<double> sums(8 + terms.size(), 0.0);
+    std::vector<double> sums(kTermsBegin + terms.size(), 0.0);
     std::vector<double> think_histogram(rl.max_new_tokens + 1, 0.0);
     double length_weight = 0;
     std::vector<Sample> samples;
@@ -243,23 +224,23 @@ class Run {
       const bool keep = !(rl.dynamic_sampling && all_equal);
       for (int64_t j = 0; j < G; ++j) {
         const rewards::Response& r = group[j];
-        sums[0] += scores.total[j];
-        sums[1] += scores.correct[j];
-        sums[2] += static_cast<double>(r.think_tokens);
-        sums[3] += static_cast<double>(r.total_tokens);
-        sums[4] += r.truncated ? 1 : 0;
+        sums[kReward] += scores.total[j];
+        sums[kCorrect] += scores.correct[j];
+        sums[kThink] += static_cast<double>(r.think_tokens);
+        sums[kResponseTokens] += static_cast<double>(r.total_tokens);
+        sums[kTruncated] += r.truncated ? 1 : 0;
         think_histogram[std::min(r.think_tokens, rl.max_new_tokens)] += 1;
         for (size_t t = 0; t < terms.size(); ++t)
-          sums[8 + t] += scores.terms[t].second[j];
+          sums[kTermsBegin + t] += scores.terms[t].second[j];
         if (!keep || (rl.mask_truncated && r.truncated)) continue;
         samples.push_back({.prompt = prompts[p].tokens,
                            .images = prompts[p].record->images,
                            .response = generations[p * G + j].tokens,
                            .advantage = advantages[j]});
       }
-      sums[5] += static_cast<double>(G);
-      sums[6] += keep ? 1 : 0;
-      sums[7] += 1;
+      sums[kResponses] += static_cast<double>(G);
+      sums[kGroupsKept] += keep ? 1 : 0;
+      sums[kGroups] += 1;
     }
     if (advantage_ == AdvantageKind::kReinforcePPBaseline) {
       // REINFORCE++-baseline whitens over every loss token of the global batch.
@@ -286,22 +267,22 @@ class Run {
 
     sums = trainer::sum_over_ranks(comm_, sums);
     think_histogram = trainer::sum_over_ranks(comm_, think_histogram);
-    const double responses = std::max(1.0, sums[5]);
+    const double responses = std::max(1.0, sums[kResponses]);
     const double seconds = seconds_since(start);
-    const int64_t generated = static_cast<int64_t>(sums[3]);
+    const int64_t generated = static_cast<int64_t>(sums[kResponseTokens]);
     telemetry::Record r;
     r.add("step", step_)
-        .add("reward_mean", sums[0] / responses)
-        .add("accuracy", sums[1] / responses)
-        .add("think_tokens_mean", sums[2] / responses)
+        .add("reward_mean", sums[kReward] / responses)
+        .add("accuracy", sums[kCorrect] / responses)
+        .add("think_tokens_mean", sums[kThink] / responses)
         .add("think_tokens_p50", histogram_quantile(think_histogram, 0.5))
         .add("think_tokens_p90", histogram_quantile(think_histogram, 0.9))
-        .add("response_tokens_mean", sums[3] / responses)
-        .add("truncated_fraction", sums[4] / responses);
+        .add("response_tokens_mean", sums[kResponseTokens] / responses)
+        .add("truncated_fraction", sums[kTruncated] / responses);
     for (size_t t = 0; t < terms.size(); ++t)
-      r.add("reward_" + terms[t] + "_mean", sums[8 + t] / responses);
+      r.add("reward_" + terms[t] + "_mean", sums[kTermsBegin + t] / responses);
     r.add("length_weight", length_weight)
-        .add("groups_kept", sums[6] / std::max(1.0, sums[7]))
+        .add("groups_kept", sums[kGroupsKept] / std::max(1.0, sums[kGroups]))
         .add("loss", update.loss)
         .add("grad_norm", update.grad_norm)
         .add("lr", lr)
@@ -311,7 +292,7 @@ class Run {
         .add("ratio_mean", update.ratio_mean)
         .add("optimizer_steps", update.optimizer_steps)
         .add("tokens", generated)
-        .add("rollout_tokens_per_s", sums[3] / rollout_seconds)
+        .add("rollout_tokens_per_s", sums[kResponseTokens] / rollout_seconds)
         .add("train_tokens_per_s",
              update.tokens * static_cast<double>(job_.rl.epochs) / std::max(train_seconds, 1e-9))
         .add("step_time_s", seconds)
@@ -327,6 +308,39 @@ class Run {
     return std::get<double>(*r.find(key));
   }
 
+  // policy_copy_ = the current weights; the step after an evaluation reuses
+  // the evaluation's copy.
+  void refresh_policy_copy() {
+    if (copy_step_ == step_) return;
+    state_.model().gather_into(policy_copy_);
+    copy_step_ = step_;
+  }
+
+  // Prompt + generation limit must fit the model's positions; the generator
+  // would otherwise fail in the middle of the run.
+  void check_lengths() const {
+    const auto longest = [](const std::vector<int64_t>& lengths) {
+      return lengths.empty() ? int64_t{0} : *std::max_element(lengths.begin(), lengths.end());
+    };
+    std::vector<int64_t> train_lengths, eval_lengths;
+    const int64_t budget = rewards_.uses_budget() ? job_.rewards.length.budget_max : 0;
+    for (const data::PromptRecord& record : prompts_)
+      train_lengths.push_back(static_cast<int64_t>(present(record, budget).tokens.size()));
+    for (const data::PromptRecord& record : eval_prompts_)
+      eval_lengths.push_back(static_cast<int64_t>(record.tokens.size()));
+    const std::pair<const char*, int64_t> checks[] = {
+        {"rl.max_new_tokens", longest(train_lengths) + job_.rl.max_new_tokens},
+        {"eval.max_new_tokens", longest(eval_lengths) + base_.eval.max_new_tokens}};
+    for (const auto& [key, need] : checks) {
+      if (need > base_.model.max_seq_len) {
+        throw config::ConfigError(key, "the longest prompt plus the new tokens is " +
+                                           std::to_string(need) + " positions, more than " +
+                                           "model.max_seq_len (" +
+                                           std::to_string(base_.model.max_seq_len) + ")");
+      }
+    }
+  }
+
   PresentedPrompt present(const data::PromptRecord& record, int64_t budget) const {
     return present_prompt(record, budget, *tokenizer_, base_.model.image_token_id,
                           base_.model.n_patches());
@@ -334,39 +348,39 @@ class Run {
 
   // Greedy answers to eval.prompts: accuracy and reasoning length.
   void evaluate() {
-    state_.model().gather_into(policy_copy_);
+    refresh_policy_copy();
     const trainer::PromptAnswers answers =
         trainer::answer_prompts(policy_copy_, *tokenizer_, eval_prompts_, base_.eval.max_new_tokens,
                                 comm_.rank(), comm_.size());
-    std::vector<double> sums(5, 0.0);  // correct, think, response tokens, truncated, prompts
+    std::vector<double> sums(kEvalSums, 0.0);
     const rewards::MatchMode mode = job_.rewards.correctness.mode();
     for (size_t i = 0; i < answers.generations.size(); ++i) {
       const data::PromptRecord& record = *answers.records[i];
       const PresentedPrompt shown{
           .record = &record, .tokens = record.tokens, .text = record.prompt, .budget = 0};
       const rewards::Response resp = to_response(shown, answers.generations[i], *tokenizer_);
-      sums[0] += rewards::is_correct(resp, mode) ? 1 : 0;
-      sums[1] += static_cast<double>(resp.think_tokens);
-      sums[2] += static_cast<double>(resp.total_tokens);
-      sums[3] += resp.truncated ? 1 : 0;
-      sums[4] += 1;
+      sums[kEvalCorrect] += rewards::is_correct(resp, mode) ? 1 : 0;
+      sums[kEvalThink] += static_cast<double>(resp.think_tokens);
+      sums[kEvalResponseTokens] += static_cast<double>(resp.total_tokens);
+      sums[kEvalTruncated] += resp.truncated ? 1 : 0;
+      sums[kEvalPrompts] += 1;
     }
     sums = trainer::sum_over_ranks(comm_, sums);
-    const double n = std::max(1.0, sums[4]);
+    const double n = std::max(1.0, sums[kEvalPrompts]);
     telemetry::Record r;
     r.add("step", step_)
         .add("eval", "heldout")
-        .add("accuracy", sums[0] / n)
-        .add("think_tokens_mean", sums[1] / n)
-        .add("response_tokens_mean", sums[2] / n)
-        .add("truncated_fraction", sums[3] / n)
-        .add("prompts", static_cast<int64_t>(sums[4]));
+        .add("accuracy", sums[kEvalCorrect] / n)
+        .add("think_tokens_mean", sums[kEvalThink] / n)
+        .add("response_tokens_mean", sums[kEvalResponseTokens] / n)
+        .add("truncated_fraction", sums[kEvalTruncated] / n)
+        .add("prompts", static_cast<int64_t>(sums[kEvalPrompts]));
     if (comm_.rank() == 0) {
       metrics_.write(r);
       telemetry::log_info("eval heldout at step " + std::to_string(step_) + ": accuracy " +
-                          format_number(sums[0] / n) + ", think tokens " +
-                          format_number(sums[1] / n) + " on " +
-                          std::to_string(static_cast<int64_t>(sums[4])) + " prompts");
+                          telemetry::format_number(sums[kEvalCorrect] / n) + ", think tokens " +
+                          telemetry::format_number(sums[kEvalThink] / n) + " on " +
+                          std::to_string(static_cast<int64_t>(sums[kEvalPrompts])) + " prompts");
     }
   }
 
@@ -432,7 +446,8 @@ class Run {
   AdvantageKind advantage_;
   UpdateOptions update_options_;
   std::unique_ptr<trainer::FsdpModel> reference_;  // null without a KL penalty
-  model::Model policy_copy_;  // the full current weights, for rollouts and evaluation
+  model::Model policy_copy_;                       // the full weights, for rollouts and evaluation
+  int64_t copy_step_ = -1;                         // the step whose weights policy_copy_ holds
   std::optional<data::Tokenizer> tokenizer_;
   std::vector<data::PromptRecord> prompts_;
   std::vector<data::PromptRecord> eval_prompts_;  // as presented (with any budget sentence)
@@ -441,6 +456,16 @@ class Run {
 };
 
 }  // namespace
+
+void check_launch(const RlConfig& rl, int world_size) {
+  if (rl.prompts.empty())
+    throw config::ConfigError("rl.prompts", "the rl stage needs a prompt set");
+  if (rl.prompts_per_step % world_size != 0) {
+    throw config::ConfigError("rl.prompts_per_step", std::to_string(rl.prompts_per_step) +
+                                                         " prompts do not split over " +
+                                                         std::to_string(world_size) + " ranks");
+  }
+}
 
 void train_rl(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& metrics) {
   std::unique_ptr<Run> run;

@@ -18,6 +18,11 @@ struct RlJob {
   rewards::RewardsConfig rewards;
 };
 
+// The rl.* settings that need the world size: a prompt set, and prompts
+// per step that split over the ranks. Throws config::ConfigError naming the
+// key (without it in the message).
+void check_launch(const RlConfig& rl, int world_size);
+
 // Runs RL steps to trainer.steps, continuing from the run directory's LATEST
 // checkpoint when there is one, else starting from init_from's weights.
 // Collective over `comm`; rank 0 writes `metrics` and the progress line.

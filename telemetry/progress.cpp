@@ -49,6 +49,10 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+std::string format_number(double x) {
+  return printf_string("%.3g", x);
+}
+
 std::string format_count(double count) {
   if (!std::isfinite(count)) return "?";
   // Pick the unit after rounding to 3 significant digits, so 999999 is "1M",

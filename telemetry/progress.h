@@ -20,6 +20,8 @@ std::string format_duration(double seconds);
 std::string format_count(double count);
 // "512 MiB", "1.3 GiB".
 std::string format_bytes(double bytes);
+// "0.367", "13.1", "2e-04": 3 significant digits, for losses, rates, rewards.
+std::string format_number(double x);
 
 // Resident memory of this process now and at its peak (from /proc/self/status),
 // in bytes; 0 where the platform does not say.

@@ -299,6 +299,18 @@ bool uses_gpu(const TrainerConfig& trainer, std::string_view backend) {
   return trainer.device == "cuda" || (trainer.device == "auto" && backend == "nccl");
 }
 
+FsdpOptions fsdp_options(const TrainerConfig& trainer, std::string_view backend) {
+  const bool gpu = uses_gpu(trainer, backend);
+  FsdpOptions o;
+  o.param_dtype = trainer.param_dtype == "bf16" || (trainer.param_dtype == "auto" && gpu)
+                      ? at::kBFloat16
+                      : at::kFloat;
+  o.reduce_dtype = trainer.reduce_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  o.keep_gathered = trainer.keep_gathered;
+  o.activation_checkpointing = trainer.activation_checkpointing;
+  return o;
+}
+
 PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
                        int world_size, std::string_view backend) {
   const int64_t split = trainer.grad_accum * world_size;
@@ -309,18 +321,12 @@ PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t
                                                      " micro-batch(es) (trainer.grad_accum) on " +
                                                      std::to_string(world_size) + " rank(s)");
   }
-  const bool gpu = uses_gpu(trainer, backend);
   PlanInputs in;
   in.world_size = world_size;
   in.batch_rows = batch_size / split;
   in.seq_len = seq_len;
   in.grad_accum = trainer.grad_accum;
-  in.fsdp.param_dtype = trainer.param_dtype == "bf16" || (trainer.param_dtype == "auto" && gpu)
-                            ? at::kBFloat16
-                            : at::kFloat;
-  in.fsdp.reduce_dtype = trainer.reduce_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-  in.fsdp.keep_gathered = trainer.keep_gathered;
-  in.fsdp.activation_checkpointing = trainer.activation_checkpointing;
+  in.fsdp = fsdp_options(trainer, backend);
   return in;
 }
 

@@ -78,6 +78,9 @@ MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in);
 // nccl backend.
 bool uses_gpu(const TrainerConfig& trainer, std::string_view backend);
 
+// The FSDP dtypes and options trainer.* asks for (the device left as CPU).
+FsdpOptions fsdp_options(const TrainerConfig& trainer, std::string_view backend);
+
 PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
                        int world_size, std::string_view backend);
 

@@ -3,8 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
-#include <unistd.h>
-
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -31,6 +29,7 @@
 #include "trainer/lr_schedule.h"
 #include "trainer/memory.h"
 #include "trainer/prompt_eval.h"
+#include "trainer/step_loop.h"
 
 namespace muse::trainer {
 namespace {
@@ -97,44 +96,23 @@ class Run {
   }
 
   void train() {
-    if (step_ >= job_.trainer.steps) {
-      telemetry::log_info("run already complete at step " + std::to_string(step_) +
-                          " (trainer.steps); nothing to do");
-      return;
-    }
-    std::optional<telemetry::ProgressLine> progress;
-    if (comm_.rank() == 0) {
-      telemetry::log_info(format_memory_plan(job_.model, plan_));
-      progress.emplace(
-          job_.stage, job_.trainer.steps,
-          telemetry::progress_mode(job_.telemetry.progress, ::isatty(STDOUT_FILENO) != 0),
-          std::cout, step_);
-    }
-    const int64_t first_step = step_;
-    while (step_ < job_.trainer.steps) {
-      const telemetry::Record record = train_step();
-      const bool stop =
-          job_.trainer.stop_after > 0 && step_ - first_step == job_.trainer.stop_after;
-      const bool last = step_ == job_.trainer.steps || stop;
-      if (step_ % job_.telemetry.log_every == 0 || last) {
-        if (comm_.rank() == 0) {
-          metrics_.write(record);
-          progress->update(
-              step_, tokens_since_log_,
-              {{"loss", format_loss(record)}, {"lr", format_number(schedule_(step_ - 1))}});
-        }
-        tokens_since_log_ = 0;
-      }
-      if (job_.eval.every > 0 && (step_ % job_.eval.every == 0 || last)) evaluate();
-      if (step_ % job_.checkpoint.every == 0 || last) save();
-      if (stop) {
-        telemetry::log_info("stopping after " + std::to_string(job_.trainer.stop_after) +
-                            " steps (trainer.stop_after); the next launch resumes at step " +
-                            std::to_string(step_));
-        break;
-      }
-    }
-    if (progress) progress->finish();
+    const StepHooks hooks{.on_start =
+                              [&] {
+                                if (comm_.rank() == 0)
+                                  telemetry::log_info(format_memory_plan(job_.model, plan_));
+                              },
+                          .step = [&] { return train_step(); },
+                          .progress =
+                              [&](const telemetry::Record& r) {
+                                return ProgressFields{
+                                    {"loss", format_loss(r)},
+                                    {"lr", telemetry::format_number(schedule_(step_ - 1))}};
+                              },
+                          .evaluate = [&] { evaluate(); },
+                          .save = [&] { save(); }};
+    run_steps(job_.stage, step_,
+              step_schedule(job_.trainer, job_.checkpoint, job_.eval, job_.telemetry), comm_.rank(),
+              metrics_, hooks);
   }
 
  private:
@@ -177,7 +155,6 @@ class Run {
 
     const double seconds = seconds_since(start);
     const int64_t tokens = job_.data.batch_size * job_.data.seq_len;
-    tokens_since_log_ += tokens;
     const int64_t wire = comm_.stats().total_wire_bytes() - before.total_wire_bytes();
     telemetry::Record r;
     r.add("step", step_)
@@ -205,12 +182,12 @@ class Run {
     if (!job_.eval.shards.empty()) {
       const double loss = heldout_loss();
       r.add("loss", loss);
-      summary += " loss " + format_number(loss);
+      summary += " loss " + telemetry::format_number(loss);
     }
     if (!job_.eval.prompts.empty()) {
       const auto [correct, total] = prompt_accuracy();
       r.add("accuracy", correct / total).add("prompts", static_cast<int64_t>(total));
-      summary += " accuracy " + format_number(correct / total) + " on " +
+      summary += " accuracy " + telemetry::format_number(correct / total) + " on " +
                  std::to_string(static_cast<int64_t>(total)) + " prompts";
     }
     if (comm_.rank() == 0) {
@@ -339,11 +316,6 @@ class Run {
              : " (saved on " + std::to_string(ckpt.world_size()) + " ranks, resharded)"));
   }
 
-  static std::string format_number(double x) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3g", x);
-    return buf;
-  }
   static std::string format_loss(const telemetry::Record& r) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.4f", std::get<double>(*r.find("loss")));
@@ -360,7 +332,6 @@ class Run {
   LrSchedule schedule_;
   data::Loader loader_;
   int64_t step_ = 0;
-  int64_t tokens_since_log_ = 0;
   // Evaluation prompts, loaded on first use.
   std::optional<data::Tokenizer> tokenizer_;
   std::vector<data::PromptRecord> prompts_;

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "config/schema.h"
+#include "dist/agree.h"
 #include "dist/communicator.h"
 #include "dist/self_check.h"
 #include "tests/dist/mpi_test_env.h"
@@ -273,6 +275,41 @@ TEST_F(CommBehaviour, CollectivesRunWithoutVerification) {
   const at::Tensor t = at::full({5}, 2.0, at::kFloat);
   comm->all_reduce(t, ReduceOp::kAvg);
   EXPECT_EQ(t[4].item<float>(), 2.0f);
+}
+
+// run_agreed: the lowest failing rank rethrows its own error; the others
+// learn which rank failed and whether it was a config error.
+TEST_F(CommBehaviour, AgreedFailureNamesTheLowestRankAndItsKind) {
+  auto comm = make();
+  const int last = comm->size() - 1;
+  EXPECT_NO_THROW(run_agreed(*comm, [] {}));
+  const auto fail_from_rank_one = [&] {
+    if (comm->rank() == 1) throw config::ConfigError("rl.prompts", "missing");
+    if (comm->rank() == last && last > 1) throw std::runtime_error("disk full");
+  };
+  try {
+    run_agreed(*comm, fail_from_rank_one);
+    ADD_FAILURE() << "no rank threw";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(comm->rank(), 1);
+    EXPECT_EQ(e.key(), "rl.prompts");
+  } catch (const PeerFailure& e) {
+    EXPECT_NE(comm->rank(), 1);
+    EXPECT_TRUE(e.config_error());
+    EXPECT_STREQ(e.what(), "rank 1 failed");
+  }
+  try {
+    run_agreed(*comm, [&] {
+      if (comm->rank() == last) throw std::runtime_error("disk full");
+    });
+    ADD_FAILURE() << "no rank threw";
+  } catch (const PeerFailure& e) {
+    EXPECT_NE(comm->rank(), last);
+    EXPECT_FALSE(e.config_error());
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(comm->rank(), last);
+    EXPECT_STREQ(e.what(), "disk full");
+  }
 }
 
 TEST_F(CommBehaviour, WorldMatchesMpi) {

@@ -7,7 +7,8 @@
 #   * stopping after 2 steps and resuming gives the same records, bit for bit,
 #     as the run in one launch (policy, optimizer, reference, prompt order
 #     and sampling seeds all come back);
-#   * bad reward or RL settings are one `error:` line naming the key, exit 2.
+#   * bad reward or RL settings are one `error:` line naming the key, exit 2,
+#     also those found once the prompts are loaded.
 #   rl_test.sh BIN_DIR
 source "$(dirname "$0")/pretrain_lib.sh"
 launch 2 warm configs/tiny/sft.yaml --set init_from= --set trainer.steps=40 --set optim.lr=3e-3 \
@@ -90,4 +91,6 @@ expect_error negative_budget rewards.length.budget_min --set rewards.length.kind
   --set rewards.length.budget_min=-5
 expect_error bad_weight rewards.length.weight --set rewards.length.weight=heavy
 expect_error split_prompts rl.prompts_per_step --set rl.prompts_per_step=3
+# Found while the run starts, on every rank: still exit 2, one line.
+expect_error too_long rl.max_new_tokens --set rl.max_new_tokens=1000
 echo "rl errors ok"
