@@ -12,16 +12,14 @@ const RewardsConfig& validated(const RewardsConfig& cfg) {
   return cfg;
 }
 
-// Sebastiano Vigna's splitmix64 finaliser: every bit of the key reaches every
-// bit of the result, so consecutive keys give unrelated budgets.
+}  // namespace
+
 uint64_t splitmix64(uint64_t key) {
   uint64_t z = key + 0x9e3779b97f4a7c15ULL;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-
-}  // namespace
 
 RewardSet::RewardSet(const RewardsConfig& cfg)
     : cfg_(validated(cfg)),

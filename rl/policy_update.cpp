@@ -108,6 +108,9 @@ std::vector<at::Tensor> score_samples(trainer::FsdpModel& model, std::span<const
   return out;
 }
 
+// Sums over a mini-batch's loss tokens, all-reduced as one vector.
+enum UpdateSum : size_t { kLoss, kClipped, kKl, kRatio, kEntropy, kTokens, kUpdateSums };
+
 }  // namespace
 
 UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* reference,
@@ -123,7 +126,7 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
     ref_logp = score_samples(*reference, samples, options.micro_batch, comm);
 
   UpdateStats stats;
-  std::vector<double> totals(6, 0.0);  // loss, clipped, kl, ratio, entropy, tokens (first epoch)
+  std::vector<double> totals(kUpdateSums, 0.0);  // entropy and tokens: first epoch only
   const size_t n = samples.size();
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
     for (int64_t k = 0; k < options.mini_batches; ++k) {
@@ -138,7 +141,7 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
                                 .sequences = global[1],
                                 .constant = options.loss_constant};
       model.zero_grad();
-      std::vector<double> local(6, 0.0);
+      std::vector<double> local(kUpdateSums, 0.0);
       for (auto& rows : micro_batches(begin, end, options.micro_batch, comm)) {
         const MicroBatch mb =
             make_micro_batch(model.config(), samples, std::move(rows), model.options().device);
@@ -152,42 +155,41 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
               .advantages = mb.advantages,
               .mask = mb.mask};
           const PolicyLoss pl = policy_loss(batch, options.loss, norm);
-          local[1] += pl.clipped_tokens;
-          local[2] += pl.kl_sum;
-          local[3] += pl.ratio_sum;
-          local[5] += pl.tokens;
+          local[kClipped] += pl.clipped_tokens;
+          local[kKl] += pl.kl_sum;
+          local[kRatio] += pl.ratio_sum;
+          local[kTokens] += pl.tokens;
           if (epoch == 0) {
             at::NoGradGuard no_grad;
             const at::Tensor lsm = log_softmax.detach();
-            local[4] += (-(lsm.exp() * lsm).sum(-1) * mb.mask).sum().item<double>();
+            local[kEntropy] += (-(lsm.exp() * lsm).sum(-1) * mb.mask).sum().item<double>();
           }
           return pl.loss;
         });
-        local[0] += loss.item<double>();
+        local[kLoss] += loss.item<double>();
       }
       const std::vector<double> sums = trainer::sum_over_ranks(comm, local);
       const trainer::Update update =
-          state.step(sums[0], lr, options.max_consecutive_skips, step_number);
+          state.step(sums[kLoss], lr, options.max_consecutive_skips, step_number);
       ++stats.optimizer_steps;
       stats.skipped_steps += update.skipped ? 1 : 0;
       stats.grad_norm = update.norm.norm;
-      totals[0] += sums[0];
-      for (size_t j = 1; j < 4; ++j)
+      for (size_t j : {kLoss, kClipped, kKl, kRatio})
         totals[j] += sums[j];
       if (epoch == 0) {
-        totals[4] += sums[4];
-        totals[5] += sums[5];
+        totals[kEntropy] += sums[kEntropy];
+        totals[kTokens] += sums[kTokens];
       }
     }
   }
   if (stats.optimizer_steps == 0) return stats;
-  const double all_tokens = std::max(1.0, totals[5] * static_cast<double>(options.epochs));
-  stats.loss = totals[0] / static_cast<double>(stats.optimizer_steps);
-  stats.clip_fraction = totals[1] / all_tokens;
-  stats.kl_mean = totals[2] / all_tokens;
-  stats.ratio_mean = totals[3] / all_tokens;
-  stats.entropy_mean = totals[4] / std::max(1.0, totals[5]);
-  stats.tokens = totals[5];
+  const double all_tokens = std::max(1.0, totals[kTokens] * static_cast<double>(options.epochs));
+  stats.loss = totals[kLoss] / static_cast<double>(stats.optimizer_steps);
+  stats.clip_fraction = totals[kClipped] / all_tokens;
+  stats.kl_mean = totals[kKl] / all_tokens;
+  stats.ratio_mean = totals[kRatio] / all_tokens;
+  stats.entropy_mean = totals[kEntropy] / std::max(1.0, totals[kTokens]);
+  stats.tokens = totals[kTokens];
   return stats;
 }
 

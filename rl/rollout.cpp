@@ -8,13 +8,9 @@
 namespace muse::rl {
 
 uint64_t mix_seed(std::initializer_list<uint64_t> values) {
-  uint64_t h = 0x9e3779b97f4a7c15ULL;
-  for (uint64_t v : values) {
-    h += v + 0x9e3779b97f4a7c15ULL;
-    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-  }
+  uint64_t h = 0;
+  for (uint64_t v : values)
+    h = rewards::splitmix64(h ^ v);
   return h;
 }
 
