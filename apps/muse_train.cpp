@@ -295,7 +295,7 @@ int run(int argc, char** argv) {
   // Settings that depend on the world size: every rank decides alike.
   if (cfg.stage == "rl") {
     try {
-      rl::check_launch(cfg.rl, world.size);
+      rl::check_launch(cfg.rl, cfg.rewards, world.size);
     } catch (const config::ConfigError& e) {
       if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
       return kExitUsage;

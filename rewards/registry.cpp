@@ -96,9 +96,13 @@ std::vector<double> cosine(const LengthConfig& cfg, const Group& g, const Contex
   return out;
 }
 
-// DAPO (arXiv 2503.14476) Eq. 13; reads total tokens whatever the measure,
-// since it guards the generation limit.
-std::vector<double> overlong(const LengthConfig& cfg, const Group& g, const Context& ctx) {
+// DAPO's window: the limit L_max and the last L_cache tokens before it.
+struct OverlongWindow {
+  int64_t max_len;
+  int64_t cache;
+};
+
+OverlongWindow overlong_window(const LengthConfig& cfg, const Context& ctx) {
   const int64_t max_len =
       limit_or_max_new_tokens(cfg.overlong_max_len, "rewards.length.overlong_max_len", ctx);
   const int64_t cache = cfg.overlong_cache > 0 ? cfg.overlong_cache : max_len / 4;
@@ -107,6 +111,13 @@ std::vector<double> overlong(const LengthConfig& cfg, const Group& g, const Cont
                               std::to_string(cache) + " must be less than the length limit (" +
                                   std::to_string(max_len) + ")");
   }
+  return {.max_len = max_len, .cache = cache};
+}
+
+// DAPO (arXiv 2503.14476) Eq. 13; reads total tokens whatever the measure,
+// since it guards the generation limit.
+std::vector<double> overlong(const LengthConfig& cfg, const Group& g, const Context& ctx) {
+  const auto [max_len, cache] = overlong_window(cfg, ctx);
   std::vector<double> out(g.n.size(), 0.0);
   for (size_t i = 0; i < g.n.size(); ++i) {
     const Response& r = g.responses[i];
@@ -192,6 +203,13 @@ std::unique_ptr<Reward> make_length_term(const LengthConfig& cfg, MatchMode matc
   }
   throw config::ConfigError("rewards.length.kind",
                             "\"" + cfg.kind + "\" is not a length term: must be one of " + known);
+}
+
+void check_length_limits(const LengthConfig& cfg, int64_t max_new_tokens) {
+  const Context ctx{.step = 0, .max_new_tokens = max_new_tokens};
+  if (cfg.kind == "cosine")
+    limit_or_max_new_tokens(cfg.cosine_max_len, "rewards.length.cosine_max_len", ctx);
+  if (cfg.kind == "overlong") overlong_window(cfg, ctx);
 }
 
 }  // namespace muse::rewards

@@ -45,4 +45,9 @@ std::vector<std::string> length_kinds();
 std::unique_ptr<Reward> make_length_term(const LengthConfig& cfg,
                                          MatchMode match = MatchMode::kNumeric);
 
+// Checks the length limits of `cfg.kind` (cosine's and overlong's, which
+// default to the generation limit) against `max_new_tokens`, so a run learns
+// of a bad one before its first step. Throws config::ConfigError naming the key.
+void check_length_limits(const LengthConfig& cfg, int64_t max_new_tokens);
+
 }  // namespace muse::rewards

@@ -12,6 +12,7 @@
 #include "data/tokenizer.h"
 #include "dist/agree.h"
 #include "model/model.h"
+#include "rewards/registry.h"
 #include "rewards/reward_set.h"
 #include "rewards/terms.h"
 #include "rl/advantages.h"
@@ -93,7 +94,7 @@ class Run {
         advantage_(parse_advantage(job.rl.advantage)),
         policy_copy_(base_.model, base_.seed, device_) {
     // muse-train checks these before starting; another caller may not.
-    check_launch(job.rl, comm.size());
+    check_launch(job.rl, job.rewards, comm.size());
     if (job.rl.kl.coef > 0) {
       reference_ = std::make_unique<trainer::FsdpModel>(base_.model, base_.seed, comm,
                                                         fsdp_options(base_, comm, device_));
@@ -457,7 +458,7 @@ class Run {
 
 }  // namespace
 
-void check_launch(const RlConfig& rl, int world_size) {
+void check_launch(const RlConfig& rl, const rewards::RewardsConfig& rewards, int world_size) {
   if (rl.prompts.empty())
     throw config::ConfigError("rl.prompts", "the rl stage needs a prompt set");
   if (rl.prompts_per_step % world_size != 0) {
@@ -465,6 +466,7 @@ void check_launch(const RlConfig& rl, int world_size) {
                                                          " prompts do not split over " +
                                                          std::to_string(world_size) + " ranks");
   }
+  rewards::check_length_limits(rewards.length, rl.max_new_tokens);
 }
 
 void train_rl(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& metrics) {

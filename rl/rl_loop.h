@@ -18,10 +18,11 @@ struct RlJob {
   rewards::RewardsConfig rewards;
 };
 
-// The rl.* settings that need the world size: a prompt set, and prompts
-// per step that split over the ranks. Throws config::ConfigError naming the
-// key (without it in the message).
-void check_launch(const RlConfig& rl, int world_size);
+// What can be checked before the RL stage starts: a prompt set, prompts per
+// step that split over the ranks, and reward length limits that fit the
+// generation limit. Throws config::ConfigError naming the key (without it in
+// the message).
+void check_launch(const RlConfig& rl, const rewards::RewardsConfig& rewards, int world_size);
 
 // Runs RL steps to trainer.steps, continuing from the run directory's LATEST
 // checkpoint when there is one, else starting from init_from's weights.

@@ -42,7 +42,7 @@ assert [r["step"] for r in evals] == [0, 4], evals
 for r in evals:
     for key in ("accuracy", "think_tokens_mean", "prompts"):
         assert key in r, (key, r)
-    assert r["eval"] == "heldout" and r["prompts"] == 150, r
+    assert r["eval"] == "heldout" and r["prompts"] == 600, r
 for r in steps:
     for key in ("reward_mean", "accuracy", "think_tokens_mean", "think_tokens_p50",
                 "think_tokens_p90", "truncated_fraction", "reward_format_mean",
@@ -91,6 +91,8 @@ expect_error negative_budget rewards.length.budget_min --set rewards.length.kind
   --set rewards.length.budget_min=-5
 expect_error bad_weight rewards.length.weight --set rewards.length.weight=heavy
 expect_error split_prompts rl.prompts_per_step --set rl.prompts_per_step=3
+expect_error overlong_window rewards.length.overlong_cache --set rewards.length.kind=overlong \
+  --set rewards.length.overlong_cache=24
 # Found while the run starts, on every rank: still exit 2, one line.
 expect_error too_long rl.max_new_tokens --set rl.max_new_tokens=1000
 echo "rl errors ok"
