@@ -13,6 +13,17 @@ at::Tensor row(std::initializer_list<double> values) {
   return at::tensor(std::vector<double>(values), at::kFloat).unsqueeze(0);
 }
 
+// Token-mean aggregation, clip 0.2 below and `clip_high` above, no dual
+// clip, a k3 KL penalty of `kl_coef`.
+PolicyLossOptions token_mean(double clip_high, double kl_coef = 0) {
+  return {.clip_low = 0.2,
+          .clip_high = clip_high,
+          .clip_dual = 0,
+          .kl_coef = kl_coef,
+          .kl = KlEstimator::kK3,
+          .agg = LossAgg::kTokenMean};
+}
+
 LossNormalizer tokens(double n) {
   return {.tokens = n, .sequences = 1, .constant = 1};
 }
@@ -26,14 +37,7 @@ TEST(PolicyLoss, ClipHigherStopsTheGradientOfLargeRatios) {
                      .ref_logp = {},
                      .advantages = at::ones({1}),
                      .mask = at::ones({1, 2})};
-  const PolicyLoss l = policy_loss(b,
-                                   {.clip_low = 0.2,
-                                    .clip_high = 0.28,
-                                    .clip_dual = 0,
-                                    .kl_coef = 0,
-                                    .kl = KlEstimator::kK3,
-                                    .agg = LossAgg::kTokenMean},
-                                   tokens(2));
+  const PolicyLoss l = policy_loss(b, token_mean(0.28), tokens(2));
   EXPECT_NEAR(l.loss.item<double>(), -1.14, 1e-6);
   EXPECT_EQ(l.clipped_tokens, 1);
   EXPECT_NEAR(l.ratio_sum, 3, 1e-6);
@@ -50,14 +54,7 @@ TEST(PolicyLoss, ClipLowBoundsSmallRatiosOfNegativeAdvantages) {
                      .ref_logp = {},
                      .advantages = -at::ones({1}),
                      .mask = at::ones({1, 1})};
-  const PolicyLoss l = policy_loss(b,
-                                   {.clip_low = 0.2,
-                                    .clip_high = 0.28,
-                                    .clip_dual = 0,
-                                    .kl_coef = 0,
-                                    .kl = KlEstimator::kK3,
-                                    .agg = LossAgg::kTokenMean},
-                                   tokens(1));
+  const PolicyLoss l = policy_loss(b, token_mean(0.28), tokens(1));
   EXPECT_NEAR(l.loss.item<double>(), 0.8, 1e-6);
   EXPECT_EQ(l.clipped_tokens, 1);
 }
@@ -69,12 +66,7 @@ TEST(PolicyLoss, DualClipCapsNegativeAdvantages) {
                      .ref_logp = {},
                      .advantages = -at::ones({1}),
                      .mask = at::ones({1, 2})};
-  PolicyLossOptions o{.clip_low = 0.2,
-                      .clip_high = 0.28,
-                      .clip_dual = 0,
-                      .kl_coef = 0,
-                      .kl = KlEstimator::kK3,
-                      .agg = LossAgg::kTokenMean};
+  PolicyLossOptions o = token_mean(0.28);
   EXPECT_NEAR(policy_loss(b, o, tokens(2)).loss.item<double>(), 2.5, 1e-5);
   o.clip_dual = 3;
   EXPECT_NEAR(policy_loss(b, o, tokens(2)).loss.item<double>(), 2.0, 1e-5);
@@ -89,12 +81,7 @@ TEST(PolicyLoss, AggregationsWeighTokensAndResponsesAsDocumented) {
                      .ref_logp = {},
                      .advantages = at::tensor({1.0f, -1.0f}),
                      .mask = at::tensor({0.0f, 1.0f, 1.0f, 1.0f}).view({2, 2})};
-  PolicyLossOptions o{.clip_low = 0.2,
-                      .clip_high = 0.2,
-                      .clip_dual = 0,
-                      .kl_coef = 0,
-                      .kl = KlEstimator::kK3,
-                      .agg = LossAgg::kTokenMean};
+  PolicyLossOptions o = token_mean(0.2);
   const LossNormalizer n{.tokens = 3, .sequences = 2, .constant = 4};
   EXPECT_NEAR(policy_loss(b, o, n).loss.item<double>(), (-1.0 + 2.0) / 3, 1e-6);
   o.agg = LossAgg::kSeqMeanTokenMean;
@@ -119,14 +106,7 @@ TEST(PolicyLoss, KlPenaltyAddsToEveryToken) {
                      .ref_logp = row({std::log(0.25)}),
                      .advantages = at::zeros({1}),
                      .mask = at::ones({1, 1})};
-  const PolicyLoss l = policy_loss(b,
-                                   {.clip_low = 0.2,
-                                    .clip_high = 0.2,
-                                    .clip_dual = 0,
-                                    .kl_coef = 0.1,
-                                    .kl = KlEstimator::kK3,
-                                    .agg = LossAgg::kTokenMean},
-                                   tokens(1));
+  const PolicyLoss l = policy_loss(b, token_mean(0.2, 0.1), tokens(1));
   EXPECT_NEAR(l.loss.item<double>(), 0.1 * 0.1931472, 1e-6);
   EXPECT_NEAR(l.kl_sum, 0.1931472, 1e-6);
 }
@@ -138,14 +118,7 @@ TEST(PolicyLoss, MaskedTokensDoNotCount) {
                      .ref_logp = {},
                      .advantages = at::ones({1}),
                      .mask = row({0, 1})};
-  const PolicyLoss l = policy_loss(b,
-                                   {.clip_low = 0.2,
-                                    .clip_high = 0.2,
-                                    .clip_dual = 0,
-                                    .kl_coef = 0,
-                                    .kl = KlEstimator::kK3,
-                                    .agg = LossAgg::kTokenMean},
-                                   tokens(1));
+  const PolicyLoss l = policy_loss(b, token_mean(0.2), tokens(1));
   EXPECT_NEAR(l.loss.item<double>(), -1, 1e-6);
   EXPECT_EQ(l.clipped_tokens, 0);
   l.loss.backward();
