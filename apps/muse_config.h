@@ -13,6 +13,7 @@
 #include "dist/dist_config.h"
 #include "model/model_config.h"
 #include "rewards/rewards_config.h"
+#include "rl/aggregate_config.h"
 #include "rl/rl_config.h"
 #include "telemetry/telemetry_config.h"
 #include "trainer/optim_config.h"
@@ -46,6 +47,7 @@ struct MuseConfig {
   telemetry::TelemetryConfig telemetry;
   rl::RlConfig rl;
   rewards::RewardsConfig rewards;
+  rl::AggregateConfig aggregate;
 
   template <class V>
   void visit(V& v) {
@@ -68,6 +70,9 @@ struct MuseConfig {
     v.section("rl", rl, "The RL stage: rollouts, advantages and the policy loss (docs/rl.md).");
     v.section("rewards", rewards,
               "The RL reward: correctness, format and length shaping (docs/rewards.md).");
+    v.section("aggregate", aggregate,
+              "Contemplating mode: solver candidates, the aggregator prompt and the aggregate "
+              "stage's data and evaluation (docs/contemplate.md).");
   }
 
   // Fills every model.* key the config did not set from the chosen preset.

@@ -29,6 +29,7 @@
 #include "dist/world.h"
 #include "model/layout.h"
 #include "muse/version.h"
+#include "rl/aggregate_stage.h"
 #include "rl/rl_loop.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
@@ -120,9 +121,6 @@ bool any_rank(dist::Communicator& comm, bool failed) {
   return flag.item<int64_t>() != 0;
 }
 
-// The training loops in this build; a config asking for another is an error.
-const std::set<std::string> kBuiltStages = {"pretrain", "sft", "rl"};
-
 std::filesystem::path run_dir_of(const MuseConfig& cfg) {
   return std::filesystem::path(cfg.run.dir) / cfg.run.name;
 }
@@ -154,8 +152,9 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
                                   latest.empty() ? 0 : checkpoints::Checkpoint(latest).step());
     metrics.add_sink(std::make_unique<telemetry::JsonlSink>(path));
   });
-  if (cfg.stage == "rl") {
-    rl::train_rl({.base = job, .rl = cfg.rl, .rewards = cfg.rewards}, comm, metrics);
+  if (cfg.stage == "rl" || cfg.stage == "aggregate") {
+    rl::train_rl({.base = job, .rl = cfg.rl, .rewards = cfg.rewards, .aggregate = cfg.aggregate},
+                 comm, metrics);
   } else {
     trainer::train(job, comm, metrics);
   }
@@ -284,18 +283,11 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
   const MuseConfig& cfg = loaded.config;
-  if (!dry_run && !kBuiltStages.contains(cfg.stage)) {
-    if (world.is_main()) {
-      telemetry::log_error(config_path + ": stage: the '" + cfg.stage + "' stage is not part of " +
-                           version_text() + " (use --dry-run to check a config and a launch)");
-    }
-    return kExitUsage;
-  }
-
   // Settings that depend on the world size: every rank decides alike.
-  if (cfg.stage == "rl") {
+  if (cfg.stage == "rl" || cfg.stage == "aggregate") {
     try {
-      rl::check_launch(cfg.rl, cfg.rewards, world.size);
+      rl::check_launch(cfg.stage, cfg.rl, cfg.rewards, world.size);
+      if (cfg.stage == "aggregate") rl::check_aggregate_config(cfg.aggregate);
     } catch (const config::ConfigError& e) {
       if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
       return kExitUsage;

@@ -40,45 +40,58 @@ std::vector<int64_t> expand_image_tokens(std::span<const int32_t> tokens, int32_
   return expanded;
 }
 
+namespace {
+void check_options(const PromptOptions& opts) {
+  if (opts.image_tokens < 1 || opts.image_size < 1)
+    throw std::invalid_argument("prompt options: image_tokens and image_size must be >= 1");
+  if (opts.image_channels != 1 && opts.image_channels != 3)
+    throw std::invalid_argument("prompt options: image_channels must be 1 or 3");
+}
+}  // namespace
+
+PromptRecord make_prompt(const Tokenizer& tokenizer, std::string prompt, std::string answer,
+                         const std::vector<std::string>& images,
+                         const std::filesystem::path& image_dir, const PromptOptions& opts) {
+  check_options(opts);
+  const int32_t image_token_id = tokenizer.special_id(kImage);
+  const auto S = opts.image_size, C = opts.image_channels;
+  const auto stored = encode_prompt(tokenizer, prompt);
+  const auto n_images = static_cast<int64_t>(images.size());
+  const auto image_tokens = std::count(stored.begin(), stored.end(), image_token_id);
+  if (image_tokens != n_images) {
+    throw DataError("the tokenizer made " + std::to_string(image_tokens) + " image token(s) of " +
+                    std::to_string(n_images) + " " + std::string(kImage) + " marker(s)");
+  }
+  PromptRecord r;
+  r.tokens = expand_image_tokens(stored, image_token_id, opts.image_tokens);
+  if (n_images > 0) {
+    r.images = at::empty({n_images, S, S, C}, at::kByte);  // (N, H, W, C)
+    for (int64_t i = 0; i < n_images; ++i) {
+      const Image image = load_record_image(image_dir, images[static_cast<size_t>(i)], S, C);
+      std::memcpy(r.images.data_ptr<uint8_t>() + i * S * S * C, image.pixels.data(),
+                  image.pixels.size());
+    }
+  }
+  r.prompt = std::move(prompt);
+  r.answer = std::move(answer);
+  return r;
+}
+
 std::vector<PromptRecord> load_prompts(const std::filesystem::path& jsonl,
                                        const Tokenizer& tokenizer, const PromptOptions& opts) {
-  if (opts.image_tokens < 1 || opts.image_size < 1)
-    throw std::invalid_argument("load_prompts: image_tokens and image_size must be >= 1");
-  if (opts.image_channels != 1 && opts.image_channels != 3)
-    throw std::invalid_argument("load_prompts: image_channels must be 1 or 3");
+  check_options(opts);
   std::ifstream in(jsonl, std::ios::binary);
   if (!in) throw DataError(jsonl.string() + ": cannot open");
-  const int32_t image_token_id = tokenizer.special_id(kImage);
   const std::string keys[] = {opts.prompt_key, opts.answer_key};
-  const auto S = opts.image_size, C = opts.image_channels;
   std::vector<PromptRecord> records;
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
       FieldRecord fields = parse_fields(line, keys);
-      const auto stored = encode_prompt(tokenizer, fields.values[0]);
-      const auto n_images = static_cast<int64_t>(fields.images.size());
-      const auto image_tokens = std::count(stored.begin(), stored.end(), image_token_id);
-      if (image_tokens != n_images) {
-        throw DataError("the tokenizer made " + std::to_string(image_tokens) +
-                        " image token(s) of " + std::to_string(n_images) + " " +
-                        std::string(kImage) + " marker(s)");
-      }
-      PromptRecord r;
-      r.tokens = expand_image_tokens(stored, image_token_id, opts.image_tokens);
-      if (n_images > 0) {
-        r.images = at::empty({n_images, S, S, C}, at::kByte);  // (N, H, W, C)
-        for (int64_t i = 0; i < n_images; ++i) {
-          const Image image =
-              load_record_image(jsonl.parent_path(), fields.images[static_cast<size_t>(i)], S, C);
-          std::memcpy(r.images.data_ptr<uint8_t>() + i * S * S * C, image.pixels.data(),
-                      image.pixels.size());
-        }
-      }
-      r.prompt = std::move(fields.values[0]);
-      r.answer = std::move(fields.values[1]);
-      records.push_back(std::move(r));
+      records.push_back(make_prompt(tokenizer, std::move(fields.values[0]),
+                                    std::move(fields.values[1]), fields.images, jsonl.parent_path(),
+                                    opts));
     } catch (const DataError& e) {
       throw DataError(jsonl.string() + ":" + std::to_string(number) + ": " + e.what());
     }

@@ -64,6 +64,15 @@ struct PromptRecord {
   std::string answer;
 };
 
+// One prompt from its text (holding one <image> marker per image), reference
+// answer and image files (relative to `image_dir` unless absolute), decoded
+// and resized as `muse-data build` does. Throws DataError for a marker count
+// that does not match or an image that cannot be read;
+// std::invalid_argument for impossible options.
+PromptRecord make_prompt(const Tokenizer& tokenizer, std::string prompt, std::string answer,
+                         const std::vector<std::string>& images,
+                         const std::filesystem::path& image_dir, const PromptOptions& opts);
+
 // Reads a JSON Lines prompt set: per non-blank line a record with string
 // values under opts.prompt_key and opts.answer_key and optional "images"
 // (paths relative to the file's directory, one per <image> marker of the

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cstring>
 #include <exception>
 
 #include "config/schema.h"
@@ -33,6 +35,23 @@ void run_agreed(Communicator& comm, const std::function<void()>& work) {
     throw PeerFailure("rank " + std::to_string(reporter) + " failed",
                       first.item<int64_t>() % 2 == 0);
   }
+}
+
+std::vector<std::string> all_gather_bytes(Communicator& comm, const std::string& mine) {
+  const int n = comm.size();
+  const at::Tensor sizes = at::empty({n}, at::kLong);
+  comm.all_gather(sizes, at::full({1}, static_cast<int64_t>(mine.size()), at::kLong));
+  const int64_t widest = std::max<int64_t>(1, sizes.max().item<int64_t>());
+  const at::Tensor padded = at::zeros({widest}, at::kByte);
+  std::memcpy(padded.data_ptr<uint8_t>(), mine.data(), mine.size());
+  const at::Tensor all = at::empty({n * widest}, at::kByte);
+  comm.all_gather(all, padded);
+  std::vector<std::string> out;
+  for (int r = 0; r < n; ++r) {
+    const auto* begin = reinterpret_cast<const char*>(all.data_ptr<uint8_t>()) + r * widest;
+    out.emplace_back(begin, static_cast<size_t>(sizes[r].item<int64_t>()));
+  }
+  return out;
 }
 
 }  // namespace muse::dist

@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "dist/communicator.h"
 
@@ -30,5 +32,10 @@ class PeerFailure : public std::runtime_error {
 // config::ConfigError. A DistError from `work` propagates at once (the
 // communicator cannot be trusted to agree). Collective.
 void run_agreed(Communicator& comm, const std::function<void()>& work);
+
+// Every rank's `mine`, in rank order, on every rank: how ranks that each
+// produced a part of a result (variable-length records) share it. Two
+// all-gathers (the sizes, then the padded bytes). Collective.
+std::vector<std::string> all_gather_bytes(Communicator& comm, const std::string& mine);
 
 }  // namespace muse::dist

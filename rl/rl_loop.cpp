@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -16,6 +17,7 @@
 #include "rewards/reward_set.h"
 #include "rewards/terms.h"
 #include "rl/advantages.h"
+#include "rl/aggregate_stage.h"
 #include "rl/policy_update.h"
 #include "rl/rollout.h"
 #include "telemetry/log.h"
@@ -94,7 +96,7 @@ class Run {
         advantage_(parse_advantage(job.rl.advantage)),
         policy_copy_(base_.model, base_.seed, device_) {
     // muse-train checks these before starting; another caller may not.
-    check_launch(job.rl, job.rewards, comm.size());
+    check_launch(base_.stage, job.rl, job.rewards, comm.size());
     if (job.rl.kl.coef > 0) {
       reference_ = std::make_unique<trainer::FsdpModel>(base_.model, base_.seed, comm,
                                                         fsdp_options(base_, comm, device_));
@@ -112,10 +114,22 @@ class Run {
                            job.rl.loss_constant > 0 ? job.rl.loss_constant : job.rl.max_new_tokens),
                        .max_consecutive_skips = base_.trainer.max_consecutive_skips};
     tokenizer_.emplace(data::Tokenizer::load(base_.data.tokenizer));
+    if (aggregating_) {
+      check_aggregate_config(job.aggregate);
+      aggregate_.emplace(AggregateSetup{.cfg = &job.aggregate,
+                                        .format = AggregationFormat::from(job.aggregate),
+                                        .tokenizer = &*tokenizer_,
+                                        .model = base_.model,
+                                        .match = job.rewards.correctness.mode(),
+                                        .seed = base_.seed});
+    }
     const data::PromptOptions options{.image_tokens = base_.model.n_patches(),
                                       .image_size = base_.model.image_size,
                                       .image_channels = base_.model.image_channels};
-    prompts_ = data::load_prompts(job.rl.prompts, *tokenizer_, options);
+    // The aggregate stage asks its aggregation prompts about these problems
+    // (build_pool), once the solver is loaded.
+    (aggregating_ ? problems_ : prompts_) =
+        data::load_prompts(job.rl.prompts, *tokenizer_, options);
     if (!base_.eval.prompts.empty()) {
       for (const data::PromptRecord& record :
            data::load_prompts(base_.eval.prompts, *tokenizer_, options)) {
@@ -127,11 +141,15 @@ class Run {
                                  .answer = record.answer});
       }
     }
-    schedule_prompts_.emplace(prompts_.size(), base_.seed);
+    if (!aggregating_) schedule_prompts_.emplace(prompts_.size(), base_.seed);
     check_lengths();
   }
 
   void start() {
+    if (aggregating_ && !job_.aggregate.solver.empty()) {
+      solver_ =
+          std::make_unique<model::Model>(load_solver(job_.aggregate.solver, "aggregate.solver"));
+    }
     const std::filesystem::path latest = checkpoints::latest_checkpoint(base_.run_dir);
     if (!latest.empty()) {
       resume(latest);
@@ -148,6 +166,39 @@ class Run {
       at::NoGradGuard no_grad;
       for (size_t u = 0; u < reference_->units().size(); ++u)
         reference_->units()[u].param.copy_(state_.model().units()[u].param);
+    }
+  }
+
+  // The aggregate stage's training prompts: AggLM's candidate sets from the
+  // separate solver, or from the starting weights when one model does both.
+  // Collective.
+  void build_aggregation_prompts() {
+    std::unique_ptr<model::Model> starting;
+    const model::Model* solver = solver_.get();
+    dist::run_agreed(comm_, [&] {
+      if (solver) return;
+      if (step_ == 0) {
+        refresh_policy_copy();
+        solver = &policy_copy_;
+      } else if (base_.init_from.empty()) {
+        starting = std::make_unique<model::Model>(base_.model, base_.seed, device_);
+      } else {
+        starting = std::make_unique<model::Model>(load_solver(base_.init_from, "init_from"));
+      }
+      if (!solver) solver = starting.get();
+    });
+    AggregationPool pool =
+        build_pool(*aggregate_, *solver, problems_, job_.rl.max_new_tokens, comm_);
+    prompts_ = std::move(pool.records);
+    schedule_prompts_.emplace(prompts_.size(), base_.seed);
+    check_lengths();  // the aggregation prompts, with any budget sentence
+    if (comm_.rank() == 0) {
+      write_file_atomically(base_.run_dir / "aggregation_sets.jsonl", pool.sets_jsonl);
+      if (step_ == 0) metrics_.write(pool.summary);
+      telemetry::log_info(
+          "aggregation sets: " + std::to_string(std::get<int64_t>(*pool.summary.find("sets"))) +
+          ", hard " + std::to_string(std::get<int64_t>(*pool.summary.find("hard_sets"))) +
+          ", training on " + std::to_string(prompts_.size()) + " (aggregation_sets.jsonl)");
     }
   }
 
@@ -323,15 +374,23 @@ class Run {
     const auto longest = [](const std::vector<int64_t>& lengths) {
       return lengths.empty() ? int64_t{0} : *std::max_element(lengths.begin(), lengths.end());
     };
-    std::vector<int64_t> train_lengths, eval_lengths;
+    std::vector<int64_t> train_lengths, eval_lengths, problem_lengths;
     const int64_t budget = rewards_.uses_budget() ? job_.rewards.length.budget_max : 0;
     for (const data::PromptRecord& record : prompts_)
       train_lengths.push_back(static_cast<int64_t>(present(record, budget).tokens.size()));
     for (const data::PromptRecord& record : eval_prompts_)
       eval_lengths.push_back(static_cast<int64_t>(record.tokens.size()));
+    for (const data::PromptRecord& record : problems_)
+      problem_lengths.push_back(static_cast<int64_t>(record.tokens.size()));
+    // The aggregate stage's solvers answer the training and held-out problems.
+    const int64_t solver_need = aggregating_
+                                    ? std::max(longest(problem_lengths), longest(eval_lengths)) +
+                                          job_.aggregate.solver_max_new_tokens
+                                    : 0;
     const std::pair<const char*, int64_t> checks[] = {
         {"rl.max_new_tokens", longest(train_lengths) + job_.rl.max_new_tokens},
-        {"eval.max_new_tokens", longest(eval_lengths) + base_.eval.max_new_tokens}};
+        {"eval.max_new_tokens", longest(eval_lengths) + base_.eval.max_new_tokens},
+        {"aggregate.solver_max_new_tokens", solver_need}};
     for (const auto& [key, need] : checks) {
       if (need > base_.model.max_seq_len) {
         throw config::ConfigError(key, "the longest prompt plus the new tokens is " +
@@ -347,8 +406,51 @@ class Run {
                           base_.model.n_patches());
   }
 
+  // A full copy of the weights `from` names (a checkpoint or run directory).
+  model::Model load_solver(const std::string& from, const std::string& key) const {
+    const checkpoints::Checkpoint ckpt(trainer::resolve_init_from(from, key));
+    if (ckpt.model().vocab_size != base_.model.vocab_size) {
+      throw config::ConfigError(key, ckpt.dir().string() + " has a vocabulary of " +
+                                         std::to_string(ckpt.model().vocab_size) +
+                                         " tokens, model.vocab_size is " +
+                                         std::to_string(base_.model.vocab_size));
+    }
+    return trainer::load_model(ckpt, base_.seed, device_);
+  }
+
+  static void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
+    const std::filesystem::path tmp = path.string() + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out << text;
+      out.flush();
+      if (!out) throw trainer::TrainError(tmp.string() + ": cannot write");
+    }
+    std::filesystem::rename(tmp, path);
+  }
+
+  // One sample, majority vote and the aggregator over the same candidates.
+  void evaluate_aggregation() {
+    refresh_policy_copy();
+    const std::vector<telemetry::Record> records =
+        evaluate_contemplation(*aggregate_, solver_ ? *solver_ : policy_copy_, policy_copy_,
+                               eval_prompts_, base_.eval.max_new_tokens, step_, comm_);
+    if (comm_.rank() != 0) return;
+    std::string line = "eval at step " + std::to_string(step_) + ":";
+    for (const telemetry::Record& r : records) {
+      metrics_.write(r);
+      line += " " + std::get<std::string>(*r.find("eval")) + " " +
+              telemetry::format_number(value(r, "accuracy"));
+    }
+    telemetry::log_info(line);
+  }
+
   // Greedy answers to eval.prompts: accuracy and reasoning length.
   void evaluate() {
+    if (aggregating_) {
+      evaluate_aggregation();
+      return;
+    }
     refresh_policy_copy();
     const trainer::PromptAnswers answers =
         trainer::answer_prompts(policy_copy_, *tokenizer_, eval_prompts_, base_.eval.max_new_tokens,
@@ -390,7 +492,7 @@ class Run {
         .step = step_,
         .model = base_.model,
         .config_yaml = base_.config_yaml,
-        .train_state = json{{"stage", "rl"},
+        .train_state = json{{"stage", base_.stage},
                             {"step", step_},
                             {"optimizer_steps", state_.optimizer_steps()},
                             {"skipped_total", state_.skipped_total()},
@@ -438,6 +540,7 @@ class Run {
 
   const RlJob& job_;
   const trainer::TrainJob& base_;
+  const bool aggregating_ = job_.base.stage == "aggregate";
   dist::Communicator& comm_;
   telemetry::Metrics& metrics_;
   at::Device device_;
@@ -454,13 +557,21 @@ class Run {
   std::vector<data::PromptRecord> eval_prompts_;  // as presented (with any budget sentence)
   std::optional<PromptSchedule> schedule_prompts_;
   int64_t step_ = 0;
+  // The aggregate stage: its setup, training problems and separate solver.
+  std::optional<AggregateSetup> aggregate_;
+  std::vector<data::PromptRecord> problems_;
+  std::unique_ptr<model::Model> solver_;  // null when the policy solves too
 };
 
 }  // namespace
 
-void check_launch(const RlConfig& rl, const rewards::RewardsConfig& rewards, int world_size) {
-  if (rl.prompts.empty())
-    throw config::ConfigError("rl.prompts", "the rl stage needs a prompt set");
+void check_launch(const std::string& stage, const RlConfig& rl,
+                  const rewards::RewardsConfig& rewards, int world_size) {
+  if (rl.prompts.empty()) {
+    throw config::ConfigError("rl.prompts",
+                              "the " + stage + " stage needs a prompt set" +
+                                  (stage == "aggregate" ? " (the solvers' problems)" : ""));
+  }
   if (rl.prompts_per_step % world_size != 0) {
     throw config::ConfigError("rl.prompts_per_step", std::to_string(rl.prompts_per_step) +
                                                          " prompts do not split over " +
@@ -473,6 +584,7 @@ void train_rl(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& me
   std::unique_ptr<Run> run;
   dist::run_agreed(comm, [&] { run = std::make_unique<Run>(job, comm, metrics); });
   dist::run_agreed(comm, [&] { run->start(); });
+  if (job.base.stage == "aggregate") run->build_aggregation_prompts();
   run->train();
 }
 

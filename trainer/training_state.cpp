@@ -39,20 +39,34 @@ void set_cpu_rng_state(const std::string& bytes) {
   generator.set_state(s);
 }
 
-std::filesystem::path resolve_init_from(const std::string& from) {
+std::filesystem::path resolve_init_from(const std::string& from, const std::string& key) {
   if (from.starts_with("hf:")) {
     throw config::ConfigError(
-        "init_from", "'" + from + "': loading Hugging Face weights is " + "not part of this build");
+        key, "'" + from + "': loading Hugging Face weights is " + "not part of this build");
   }
   try {
     return checkpoints::resolve_checkpoint(from);
   } catch (const checkpoints::CheckpointError& e) {
-    throw config::ConfigError("init_from", e.what());
+    throw config::ConfigError(key, e.what());
   }
 }
 
+namespace {
+std::string layout_tensor_name(const model::UnitLayout& layout, const std::string& what) {
+  return layout.name + "/" + what;
+}
+}  // namespace
+
 std::string unit_tensor_name(const FsdpUnit& unit, const std::string& what) {
-  return unit.layout.name + "/" + what;
+  return layout_tensor_name(unit.layout, what);
+}
+
+model::Model load_model(const checkpoints::Checkpoint& ckpt, uint64_t seed, at::Device device) {
+  model::Model m(ckpt.model(), seed, device);
+  at::NoGradGuard no_grad;
+  for (size_t u = 0; u < m.layout().size(); ++u)
+    ckpt.read(layout_tensor_name(m.layout()[u], "param"), 0, m.flat_params()[u]);
+  return m;
 }
 
 TrainingState::TrainingState(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,

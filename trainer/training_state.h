@@ -20,6 +20,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "dist/communicator.h"
+#include "model/model.h"
 #include "model/model_config.h"
 #include "trainer/adamw.h"
 #include "trainer/fsdp.h"
@@ -48,9 +49,15 @@ std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double>
 std::string cpu_rng_state();
 void set_cpu_rng_state(const std::string& bytes);
 
-// "init_from" resolved to a checkpoint directory; hf: and unreadable paths
-// are config::ConfigError naming init_from.
-std::filesystem::path resolve_init_from(const std::string& from);
+// A config value naming weights to start from (`key`: init_from,
+// aggregate.solver) resolved to a checkpoint directory; hf: and unreadable
+// paths are config::ConfigError naming `key`.
+std::filesystem::path resolve_init_from(const std::string& from,
+                                        const std::string& key = "init_from");
+
+// The whole model saved in `ckpt` (by any number of ranks), in this process,
+// with the checkpoint's model config.
+model::Model load_model(const checkpoints::Checkpoint& ckpt, uint64_t seed, at::Device device);
 
 // The outcome of one optimizer step.
 struct Update {

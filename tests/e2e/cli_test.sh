@@ -75,11 +75,30 @@ out=$("$bin/muse-export" 2>&1)
 [[ $? == 2 ]] && grep -q "^error: muse-export: checkpoint export is not part of" <<<"$out" ||
   fail "muse-export names what is missing: $out"
 
-# A stage without its loop is an error naming it, before anything is written.
+# A stage missing what it needs is an error naming the key, before anything is written.
 printf 'stage: aggregate\nrun:\n  dir: %s\n' "$tmp/runs" >"$tmp/aggregate.yaml"
 out=$("$bin/muse-train" --config "$tmp/aggregate.yaml" 2>&1 >/dev/null)
-[[ $? == 2 ]] && grep -q "^error: .*stage: the 'aggregate' stage is not part of" <<<"$out" || fail "aggregate: $out"
+[[ $? == 2 ]] && grep -q "^error: .*rl.prompts: the aggregate stage needs a prompt set" <<<"$out" ||
+  fail "aggregate without problems: $out"
+out=$("$bin/muse-train" --config "$tmp/aggregate.yaml" --set rl.prompts=p.jsonl \
+  --set 'aggregate.template=no slots' 2>&1 >/dev/null)
+[[ $? == 2 ]] && grep -q "^error: .*aggregate.template: must hold {problem} exactly once" <<<"$out" ||
+  fail "aggregate template: $out"
 [[ ! -e $tmp/runs ]] || fail "a run directory was created for a stage that cannot run"
+
+# muse-generate: bad command lines and a missing checkpoint exit 2 with one line.
+out=$("$bin/muse-generate" --prompt hi 2>&1)
+[[ $? == 2 ]] && grep -q "^error: muse-generate: --checkpoint is required" <<<"$out" ||
+  fail "muse-generate without checkpoint: $out"
+out=$("$bin/muse-generate" --checkpoint x --prompt hi --prompts p.jsonl 2>&1)
+[[ $? == 2 ]] && grep -q "^error: muse-generate: give one of --prompt and --prompts" <<<"$out" ||
+  fail "muse-generate two prompt sources: $out"
+out=$("$bin/muse-generate" --checkpoint x --prompt hi --contemplate 0 2>&1)
+[[ $? == 2 ]] && grep -q "^error: muse-generate: --contemplate: expected an integer >= 1" <<<"$out" ||
+  fail "muse-generate --contemplate 0: $out"
+out=$("$bin/muse-generate" --checkpoint "$tmp/none" --prompt hi 2>&1)
+[[ $? == 2 && $(wc -l <<<"$out") == 1 ]] && grep -q "^error: --checkpoint: .*none" <<<"$out" ||
+  fail "muse-generate missing checkpoint: $out"
 
 # --set wins over the file, later --set over earlier, and config.yaml records it.
 printf 'trainer:\n  steps: 7\nrun:\n  name: first\n  dir: %s\n' "$tmp/runs" >"$tmp/ok.yaml"

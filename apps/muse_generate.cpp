@@ -1,0 +1,344 @@
+// muse-generate: answers prompts with a checkpoint, alone or in contemplating
+// mode (K solver samples, then the aggregator).
+//
+//   muse-generate --checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl)
+//                 [--contemplate K] [--solver DIR] [--verbose] [--compare-sequential] ...
+//
+// Exit codes: 0 success, 1 runtime failure, 2 bad command line or bad input.
+#include <ATen/ATen.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apps/muse_config.h"
+#include "checkpoints/checkpoint.h"
+#include "config/cli.h"
+#include "config/loader.h"
+#include "data/data_error.h"
+#include "data/prompts.h"
+#include "data/tokenizer.h"
+#include "model/generate.h"
+#include "muse/version.h"
+#include "rewards/terms.h"
+#include "rl/aggregate_stage.h"
+#include "rl/contemplate.h"
+#include "telemetry/log.h"
+#include "telemetry/metrics.h"
+#include "trainer/training_state.h"
+
+namespace {
+
+namespace config = muse::config;
+namespace data = muse::data;
+namespace model = muse::model;
+namespace rewards = muse::rewards;
+namespace rl = muse::rl;
+namespace telemetry = muse::telemetry;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+const char* kDescription =
+    "Answers prompts with a muse-train checkpoint. Without --contemplate: one greedy\n"
+    "answer per prompt. With --contemplate K: K solver samples in one batch (from the\n"
+    "checkpoint, or --solver, or the run's aggregate.solver), then the aggregator (the\n"
+    "checkpoint) reads them in the run's aggregate.template and writes the final\n"
+    "answer. --prompts reads JSON Lines records {\"prompt\", \"answer\", \"images\"}\n"
+    "as eval.prompts does and reports accuracy against the answers; --verbose prints\n"
+    "every candidate; --compare-sequential times one sequential chain producing as\n"
+    "many tokens as the parallel mode spent. Settings not given come from the\n"
+    "checkpoint's config. Exit codes: 0 success, 1 runtime failure, 2 bad command line\n"
+    "or input.";
+
+struct Options {
+  std::string checkpoint, prompt, prompts, solver, tokenizer;
+  std::vector<std::string> images;
+  std::optional<int64_t> contemplate, max_new_tokens, limit;
+  std::optional<double> temperature;
+  uint64_t seed = 0;
+  bool verbose = false, compare_sequential = false;
+};
+
+int64_t parse_int(const std::string& option, const std::string& value, int64_t min) {
+  size_t used = 0;
+  int64_t n = 0;
+  try {
+    n = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || n < min) {
+    throw config::UsageError(option + ": expected an integer >= " + std::to_string(min) +
+                             ", got '" + value + "'");
+  }
+  return n;
+}
+
+double parse_temperature(const std::string& value) {
+  size_t used = 0;
+  double t = -1;
+  try {
+    t = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || !(t >= 0)) {
+    throw config::UsageError("--temperature: expected a number >= 0, got '" + value + "'");
+  }
+  return t;
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The config a checkpoint was trained with (its resolved config.yaml).
+muse::MuseConfig checkpoint_config(const muse::checkpoints::Checkpoint& ckpt) {
+  muse::MuseConfig cfg;
+  config::Origins origins;
+  config::apply_yaml(cfg, YAML::Load(ckpt.config_yaml()), ckpt.dir().string(), origins);
+  return cfg;
+}
+
+// The response text without surrounding whitespace, on one line.
+std::string one_line(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  const size_t b = text.find_first_not_of(' ');
+  return b == std::string::npos ? "" : text.substr(b, text.find_last_not_of(' ') - b + 1);
+}
+
+std::string shown_answer(const rewards::Response& r) {
+  const std::optional<std::string> a = rewards::extract_answer(r.text);
+  return a ? *a : "(no answer) " + one_line(r.text);
+}
+
+// Seconds one greedy chain takes to decode `tokens` tokens after `prompt`
+// (stop tokens ignored; positions past model.max_seq_len are computed like
+// any other): the sequential cost of the same number of tokens.
+double time_sequential_chain(const model::Model& m, const data::PromptRecord& prompt,
+                             int64_t tokens) {
+  const Clock::time_point start = Clock::now();
+  model::Decoder decoder(m, {{.tokens = prompt.tokens, .images = prompt.images}}, tokens);
+  for (int64_t t = 0; t < tokens; ++t)
+    decoder.step(decoder.logits().argmax(-1));
+  return seconds_since(start);
+}
+
+struct Totals {
+  double prompts = 0, single = 0, majority = 0, answer = 0, tokens = 0, parallel_s = 0,
+         sequential_s = 0;
+};
+
+int run(const Options& o) {
+  const muse::checkpoints::Checkpoint ckpt(
+      muse::trainer::resolve_init_from(o.checkpoint, "--checkpoint"));
+  const muse::MuseConfig cfg = checkpoint_config(ckpt);
+  const data::Tokenizer tokenizer =
+      data::Tokenizer::load(o.tokenizer.empty() ? cfg.data.tokenizer : o.tokenizer);
+  const model::Model aggregator = muse::trainer::load_model(ckpt, 0, at::kCPU);
+  const model::ModelConfig& mc = aggregator.config();
+  const data::PromptOptions popts{.image_tokens = mc.n_patches(),
+                                  .image_size = mc.image_size,
+                                  .image_channels = mc.image_channels};
+
+  std::vector<data::PromptRecord> prompts;
+  if (!o.prompts.empty()) {
+    prompts = data::load_prompts(o.prompts, tokenizer, popts);
+    if (o.limit && static_cast<size_t>(*o.limit) < prompts.size()) prompts.resize(*o.limit);
+  } else {
+    prompts.push_back(data::make_prompt(tokenizer, o.prompt, "", o.images, ".", popts));
+  }
+  const bool graded = !o.prompts.empty();
+
+  // Contemplating mode: the solver is --solver, else the run's separate
+  // solver, else the checkpoint itself.
+  const int64_t k = o.contemplate.value_or(0);
+  std::unique_ptr<model::Model> separate_solver;
+  const std::string solver_from = !o.solver.empty() ? o.solver : cfg.aggregate.solver;
+  if (k > 0 && !solver_from.empty()) {
+    separate_solver = std::make_unique<model::Model>(muse::trainer::load_model(
+        muse::checkpoints::Checkpoint(muse::trainer::resolve_init_from(solver_from, "--solver")), 0,
+        at::kCPU));
+  }
+  const model::Model& solver = separate_solver ? *separate_solver : aggregator;
+  const rl::AggregationFormat format = rl::AggregationFormat::from(cfg.aggregate);
+  const rewards::MatchMode match = cfg.rewards.correctness.mode();
+  const int64_t max_new = o.max_new_tokens.value_or(cfg.eval.max_new_tokens);
+  const rl::SolverSampling solver_sampling{
+      .temperature = o.temperature.value_or(cfg.aggregate.solver_temperature),
+      .max_new_tokens = o.max_new_tokens.value_or(cfg.aggregate.solver_max_new_tokens),
+      .seed = o.seed,
+      .batch = 256};
+  const rl::SolverSampling final_sampling{.temperature = k > 0 ? 0 : o.temperature.value_or(0),
+                                          .max_new_tokens = max_new,
+                                          .seed = o.seed,
+                                          .batch = 1};
+
+  Totals totals;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const data::PromptRecord& problem = prompts[i];
+    if (graded || o.verbose) std::cout << "[" << i + 1 << "] " << one_line(problem.prompt) << "\n";
+    const Clock::time_point start = Clock::now();
+    std::vector<rewards::Response> candidates;
+    data::PromptRecord final_prompt = problem;
+    if (k > 0) {
+      const rl::PresentedPrompt shown{
+          .record = &problem, .tokens = problem.tokens, .text = problem.prompt, .budget = 0};
+      candidates = rl::sample_candidates(solver, {shown}, k, solver_sampling, tokenizer).front();
+      final_prompt = rl::aggregation_record(problem, candidates, format, tokenizer, mc);
+      const auto need = static_cast<int64_t>(final_prompt.tokens.size()) + max_new;
+      if (need > mc.max_seq_len) {
+        throw config::ConfigError("--contemplate",
+                                  "the aggregator prompt over " + std::to_string(k) +
+                                      " candidates plus its new tokens is " + std::to_string(need) +
+                                      " positions, more than model.max_seq_len (" +
+                                      std::to_string(mc.max_seq_len) + ")");
+      }
+    }
+    const rewards::Response answer =
+        rl::aggregate(aggregator, {final_prompt}, final_sampling, tokenizer).front();
+    const double parallel_s = seconds_since(start);
+
+    int64_t tokens = answer.total_tokens;
+    for (const rewards::Response& c : candidates)
+      tokens += c.total_tokens;
+    if (o.verbose) {
+      for (size_t j = 0; j < candidates.size(); ++j)
+        std::cout << "  candidate " << j + 1 << ": " << one_line(candidates[j].text) << "\n";
+      if (k > 0) std::cout << "  aggregator: " << one_line(answer.text) << "\n";
+    }
+    std::string line = "answer: " + shown_answer(answer);
+    if (graded) {
+      const bool right = rewards::is_correct(answer, match);
+      line += "  (reference " + problem.answer + ", " + (right ? "correct" : "wrong") + ")";
+      totals.answer += right ? 1 : 0;
+      if (k > 0) {
+        for (const rewards::Response& c : candidates)
+          totals.single += rewards::is_correct(c, match) ? 1.0 / static_cast<double>(k) : 0;
+        const rl::Vote vote = rl::majority_vote(rl::candidate_answers(candidates), match);
+        totals.majority += rl::is_hard(vote, problem.answer, match) ? 0 : 1;
+        if (o.verbose) {
+          std::cout << "  majority: " << vote.answer.value_or("(none)") << " (" << vote.votes
+                    << " of " << k << " votes)\n";
+        }
+      }
+    }
+    std::cout << (graded || o.verbose ? "  " : "") << line << "\n";
+    if (o.compare_sequential) {
+      const double sequential_s = time_sequential_chain(aggregator, problem, tokens);
+      totals.sequential_s += sequential_s;
+      if (o.verbose) {
+        std::printf("  %lld tokens: parallel %.3f s, one sequential chain %.3f s\n",
+                    static_cast<long long>(tokens), parallel_s, sequential_s);
+      }
+    }
+    totals.prompts += 1;
+    totals.tokens += static_cast<double>(tokens);
+    totals.parallel_s += parallel_s;
+  }
+
+  if (graded || o.compare_sequential) {
+    const double n = std::max(1.0, totals.prompts);
+    std::printf("%lld prompt(s)", static_cast<long long>(totals.prompts));
+    if (graded && k > 0) {
+      std::printf(": single %.3f, majority@%lld %.3f, aggregator@%lld %.3f", totals.single / n,
+                  static_cast<long long>(k), totals.majority / n, static_cast<long long>(k),
+                  totals.answer / n);
+    } else if (graded) {
+      std::printf(": accuracy %.3f", totals.answer / n);
+    }
+    std::printf("; %.1f tokens per answer, %.3f s per answer", totals.tokens / n,
+                totals.parallel_s / n);
+    if (o.compare_sequential) {
+      std::printf("; one sequential chain of as many tokens %.3f s (%.2fx the time)",
+                  totals.sequential_s / n, totals.sequential_s / std::max(1e-9, totals.parallel_s));
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  bool help = false, version = false;
+  std::string contemplate, max_new_tokens, temperature, seed = "0", limit;
+  config::ArgParser args(
+      "muse-generate",
+      "--checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl) [options]",
+      kDescription);
+  args.option("--checkpoint", "DIR", &o.checkpoint,
+              "checkpoint directory, or run directory (its LATEST)");
+  args.option("--prompt", "TEXT", &o.prompt, "one prompt; <image> marks each --image");
+  args.repeated("--image", "FILE", &o.images, "an image of --prompt, in marker order");
+  args.option("--prompts", "FILE", &o.prompts, "JSON Lines prompts with reference answers");
+  args.option("--limit", "N", &limit, "answer only the first N records of --prompts");
+  args.option("--contemplate", "K", &contemplate,
+              "contemplating mode: K solver samples, then the aggregator");
+  args.option("--solver", "DIR", &o.solver,
+              "the solvers' checkpoint (default: the run's aggregate.solver, else --checkpoint)");
+  args.option("--max-new-tokens", "N", &max_new_tokens,
+              "generation limit (default: the run's eval.max_new_tokens; solvers: "
+              "aggregate.solver_max_new_tokens)");
+  args.option("--temperature", "T", &temperature,
+              "solver sampling temperature (default aggregate.solver_temperature); without "
+              "--contemplate the answer's (default 0, greedy)");
+  args.option("--seed", "S", &seed, "sampling seed (default 0)");
+  args.option("--tokenizer", "FILE", &o.tokenizer, "tokenizer.json (default: the run's)");
+  args.flag("--verbose", &o.verbose, "print every candidate, the vote and the aggregator's text");
+  args.flag("--compare-sequential", &o.compare_sequential,
+            "also time one sequential chain producing the same number of tokens");
+  args.flag("--version", &version, "print the version and exit");
+  args.flag("--help", &help, "print this help and exit");
+  try {
+    args.parse(argc, argv);
+    if (help) {
+      std::cout << args.usage();
+      return 0;
+    }
+    if (version) {
+      std::cout << "muse-generate " << MUSE_VERSION << " (commit " << MUSE_GIT_COMMIT << ")\n";
+      return 0;
+    }
+    if (o.checkpoint.empty()) throw config::UsageError("--checkpoint is required");
+    if (o.prompt.empty() == o.prompts.empty())
+      throw config::UsageError("give one of --prompt and --prompts");
+    if (!o.images.empty() && o.prompt.empty())
+      throw config::UsageError("--image goes with --prompt (--prompts records name their images)");
+    if (!contemplate.empty()) o.contemplate = parse_int("--contemplate", contemplate, 1);
+    if (!max_new_tokens.empty())
+      o.max_new_tokens = parse_int("--max-new-tokens", max_new_tokens, 1);
+    if (!temperature.empty()) o.temperature = parse_temperature(temperature);
+    if (!limit.empty()) o.limit = parse_int("--limit", limit, 1);
+    o.seed = static_cast<uint64_t>(parse_int("--seed", seed, 0));
+    if (!o.contemplate && !o.solver.empty())
+      throw config::UsageError("--solver goes with --contemplate");
+  } catch (const config::UsageError& e) {
+    telemetry::log_error(std::string("muse-generate: ") + e.what());
+    return kExitUsage;
+  }
+  try {
+    return run(o);
+  } catch (const config::ConfigError& e) {
+    telemetry::log_error(e.key() + ": " + e.what());
+    return kExitUsage;
+  } catch (const data::DataError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  } catch (const muse::checkpoints::CheckpointError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    telemetry::log_error(e.what());
+    return kExitFailure;
+  }
+}

@@ -1,0 +1,280 @@
+#include "rl/aggregate_stage.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "config/schema.h"
+#include "dist/agree.h"
+#include "rewards/terms.h"
+#include "trainer/training_state.h"
+
+namespace muse::rl {
+namespace {
+
+using nlohmann::json;
+
+// Seeds of the candidate samplings, apart from the rollouts' (step, rank).
+constexpr uint64_t kPoolSeedTag = 0xA66A;
+constexpr uint64_t kEvalSeedTag = 0xE7A1;
+constexpr uint64_t kSelectSeedTag = 0x5E1E;
+
+// This rank's share of problems [0, n): every size-th from rank.
+std::vector<PresentedPrompt> share_of(const std::vector<data::PromptRecord>& problems, size_t n,
+                                      const dist::Communicator& comm) {
+  std::vector<PresentedPrompt> out;
+  for (size_t i = comm.rank(); i < n; i += comm.size())
+    out.push_back({.record = &problems[i],
+                   .tokens = problems[i].tokens,
+                   .text = problems[i].prompt,
+                   .budget = 0});
+  return out;
+}
+
+void check_fits(const data::PromptRecord& record, int64_t max_new_tokens,
+                const model::ModelConfig& model, const std::string& key, int64_t k) {
+  const auto need = static_cast<int64_t>(record.tokens.size()) + max_new_tokens;
+  if (need > model.max_seq_len) {
+    throw config::ConfigError(key, "an aggregator prompt over " + std::to_string(k) +
+                                       " candidates plus its new tokens is " +
+                                       std::to_string(need) +
+                                       " positions, more than "
+                                       "model.max_seq_len (" +
+                                       std::to_string(model.max_seq_len) +
+                                       "); lower aggregate.candidate_max_tokens or shorten "
+                                       "aggregate.template");
+  }
+}
+
+int64_t think_sum(std::span<const rewards::Response> responses) {
+  int64_t n = 0;
+  for (const rewards::Response& r : responses)
+    n += r.think_tokens;
+  return n;
+}
+
+int64_t token_sum(std::span<const rewards::Response> responses) {
+  int64_t n = 0;
+  for (const rewards::Response& r : responses)
+    n += r.total_tokens;
+  return n;
+}
+
+SolverSampling solver_sampling(const AggregateConfig& cfg, uint64_t seed) {
+  return {.temperature = cfg.solver_temperature,
+          .max_new_tokens = cfg.solver_max_new_tokens,
+          .seed = seed,
+          .batch = 256};
+}
+
+}  // namespace
+
+void check_aggregate_config(const AggregateConfig& cfg) {
+  (void)AggregationFormat::from(cfg);
+  if (cfg.eval_k.empty())
+    throw config::ConfigError("aggregate.eval_k", "needs at least one candidate count");
+}
+
+AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solver,
+                           const std::vector<data::PromptRecord>& problems,
+                           int64_t aggregator_max_new_tokens, dist::Communicator& comm) {
+  const AggregateConfig& cfg = *setup.cfg;
+  const int64_t k = cfg.k, sets = cfg.sets_per_problem;
+  std::string mine;
+  dist::run_agreed(comm, [&] {
+    const std::vector<PresentedPrompt> share = share_of(problems, problems.size(), comm);
+    const auto candidates = sample_candidates(
+        solver, share, k * sets,
+        solver_sampling(cfg,
+                        mix_seed({setup.seed, kPoolSeedTag, static_cast<uint64_t>(comm.rank())})),
+        *setup.tokenizer);
+    std::ostringstream lines;
+    for (size_t p = 0; p < share.size(); ++p) {
+      const size_t problem = comm.rank() + p * comm.size();
+      for (int64_t s = 0; s < sets; ++s) {
+        const std::span<const rewards::Response> set(candidates[p].data() + s * k,
+                                                     static_cast<size_t>(k));
+        const Vote vote = majority_vote(candidate_answers(set), setup.match);
+        const data::PromptRecord record =
+            aggregation_record(problems[problem], set, setup.format, *setup.tokenizer, setup.model);
+        check_fits(record, aggregator_max_new_tokens, setup.model, "aggregate.candidate_max_tokens",
+                   k);
+        int64_t correct = 0;
+        for (const rewards::Response& c : set)
+          correct += rewards::is_correct(c, setup.match) ? 1 : 0;
+        lines << json{{"problem", problem},
+                      {"set", s},
+                      {"prompt", record.prompt},
+                      {"answer", record.answer},
+                      {"majority", vote.answer ? json(*vote.answer) : json(nullptr)},
+                      {"votes", vote.votes},
+                      {"hard", is_hard(vote, record.answer, setup.match)},
+                      {"correct_candidates", correct},
+                      {"think_tokens", think_sum(set)}}
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
+              << "\n";
+      }
+    }
+    mine = lines.str();
+  });
+
+  std::vector<json> all;
+  for (const std::string& part : dist::all_gather_bytes(comm, mine)) {
+    std::istringstream in(part);
+    for (std::string line; std::getline(in, line);)
+      all.push_back(json::parse(line));
+  }
+  std::sort(all.begin(), all.end(), [](const json& a, const json& b) {
+    return std::pair(a["problem"].get<size_t>(), a["set"].get<int64_t>()) <
+           std::pair(b["problem"].get<size_t>(), b["set"].get<int64_t>());
+  });
+  std::vector<bool> hard;
+  double correct = 0, think = 0;
+  for (const json& set : all) {
+    hard.push_back(set["hard"].get<bool>());
+    correct += set["correct_candidates"].get<double>();
+    think += set["think_tokens"].get<double>();
+  }
+  const std::vector<size_t> chosen =
+      select_sets(hard, cfg.easy_share, mix_seed({setup.seed, kSelectSeedTag}));
+  const auto n_hard = std::count(hard.begin(), hard.end(), true);
+  if (n_hard == 0) {
+    throw trainer::TrainError(
+        "aggregate: the majority of every candidate set is right, so there is no hard set to "
+        "train on; raise aggregate.solver_temperature or aggregate.k, or use harder rl.prompts");
+  }
+
+  AggregationPool pool;
+  std::vector<bool> selected(all.size(), false);
+  for (size_t i : chosen) {
+    selected[i] = true;
+    const json& set = all[i];
+    pool.records.push_back(aggregation_record_from_prompt(problems[set["problem"].get<size_t>()],
+                                                          set["prompt"].get<std::string>(),
+                                                          *setup.tokenizer, setup.model));
+  }
+  for (size_t i = 0; i < all.size(); ++i) {
+    all[i]["selected"] = static_cast<bool>(selected[i]);
+    pool.sets_jsonl += all[i].dump() + "\n";
+  }
+  const double n_sets = std::max<double>(1, static_cast<double>(all.size()));
+  pool.summary.add("step", int64_t{0})
+      .add("eval", "aggregation_pool")
+      .add("accuracy", correct / (n_sets * static_cast<double>(k)))
+      .add("think_tokens_mean", think / (n_sets * static_cast<double>(k)))
+      .add("majority_accuracy", 1.0 - static_cast<double>(n_hard) / n_sets)
+      .add("sets", static_cast<int64_t>(all.size()))
+      .add("hard_sets", static_cast<int64_t>(n_hard))
+      .add("selected_sets", static_cast<int64_t>(chosen.size()))
+      .add("k", k);
+  return pool;
+}
+
+std::vector<telemetry::Record> evaluate_contemplation(
+    const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,
+    const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,
+    dist::Communicator& comm) {
+  const AggregateConfig& cfg = *setup.cfg;
+  const size_t n = cfg.eval_problems > 0
+                       ? std::min(problems.size(), static_cast<size_t>(cfg.eval_problems))
+                       : problems.size();
+  const int64_t k_max = *std::max_element(cfg.eval_k.begin(), cfg.eval_k.end());
+  // Sums: the problems, one sample's [correct, think, tokens], then per K
+  // majority [correct, pass@K, think, tokens] and aggregator [correct, think,
+  // tokens, own think, own tokens, truncated].
+  enum : size_t { kProblems, kSingleCorrect, kSingleThink, kSingleTokens, kHead };
+  enum : size_t { kMajCorrect, kPassAtK, kMajThink, kMajTokens };
+  enum : size_t { kAggCorrect = 4, kAggThink, kAggTokens, kAggOwnThink, kAggOwnTokens, kAggTrunc };
+  constexpr size_t kPerK = 10;
+  std::vector<double> sums(kHead + kPerK * cfg.eval_k.size(), 0.0);
+  dist::run_agreed(comm, [&] {
+    const std::vector<PresentedPrompt> share = share_of(problems, n, comm);
+    if (share.empty()) return;
+    const auto candidates = sample_candidates(
+        solver, share, k_max,
+        solver_sampling(cfg,
+                        mix_seed({setup.seed, kEvalSeedTag, static_cast<uint64_t>(comm.rank())})),
+        *setup.tokenizer);
+    sums[kProblems] = static_cast<double>(share.size());
+    for (const auto& set : candidates) {
+      for (const rewards::Response& c : set)
+        sums[kSingleCorrect] += rewards::is_correct(c, setup.match) ? 1.0 / k_max : 0;
+      sums[kSingleThink] += static_cast<double>(think_sum(set)) / k_max;
+      sums[kSingleTokens] += static_cast<double>(token_sum(set)) / k_max;
+    }
+    for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
+      const int64_t k = cfg.eval_k[ki];
+      double* s = sums.data() + kHead + kPerK * ki;
+      std::vector<data::PromptRecord> records;
+      for (size_t p = 0; p < share.size(); ++p) {
+        const std::span<const rewards::Response> set(candidates[p].data(), static_cast<size_t>(k));
+        const Vote vote = majority_vote(candidate_answers(set), setup.match);
+        s[kMajCorrect] += is_hard(vote, share[p].record->answer, setup.match) ? 0 : 1;
+        s[kPassAtK] +=
+            std::any_of(set.begin(), set.end(),
+                        [&](const auto& c) { return rewards::is_correct(c, setup.match); })
+                ? 1
+                : 0;
+        s[kMajThink] += static_cast<double>(think_sum(set));
+        s[kMajTokens] += static_cast<double>(token_sum(set));
+        records.push_back(
+            aggregation_record(*share[p].record, set, setup.format, *setup.tokenizer, setup.model));
+        check_fits(records.back(), max_new_tokens, setup.model, "aggregate.eval_k", k);
+      }
+      const std::vector<rewards::Response> answers = aggregate(
+          aggregator, records, {.temperature = 0, .max_new_tokens = max_new_tokens, .seed = 0},
+          *setup.tokenizer);
+      for (const rewards::Response& a : answers) {
+        s[kAggCorrect] += rewards::is_correct(a, setup.match) ? 1 : 0;
+        s[kAggOwnThink] += static_cast<double>(a.think_tokens);
+        s[kAggOwnTokens] += static_cast<double>(a.total_tokens);
+        s[kAggTrunc] += a.truncated ? 1 : 0;
+      }
+      s[kAggThink] = s[kMajThink] + s[kAggOwnThink];
+      s[kAggTokens] = s[kMajTokens] + s[kAggOwnTokens];
+    }
+  });
+  sums = trainer::sum_over_ranks(comm, sums);
+
+  const double problems_n = std::max(1.0, sums[kProblems]);
+  const auto count = static_cast<int64_t>(sums[kProblems]);
+  std::vector<telemetry::Record> out;
+  telemetry::Record single;
+  single.add("step", step)
+      .add("eval", "single")
+      .add("k", int64_t{1})
+      .add("accuracy", sums[kSingleCorrect] / problems_n)
+      .add("think_tokens_mean", sums[kSingleThink] / problems_n)
+      .add("tokens_per_answer", sums[kSingleTokens] / problems_n)
+      .add("prompts", count);
+  out.push_back(single);
+  for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
+    const std::string k = std::to_string(cfg.eval_k[ki]);
+    const double* s = sums.data() + kHead + kPerK * ki;
+    telemetry::Record majority;
+    majority.add("step", step)
+        .add("eval", "majority@" + k)
+        .add("k", cfg.eval_k[ki])
+        .add("accuracy", s[kMajCorrect] / problems_n)
+        .add("pass_at_k", s[kPassAtK] / problems_n)
+        .add("think_tokens_mean", s[kMajThink] / problems_n)
+        .add("tokens_per_answer", s[kMajTokens] / problems_n)
+        .add("prompts", count);
+    out.push_back(majority);
+    telemetry::Record agg;
+    agg.add("step", step)
+        .add("eval", (step == 0 ? "aggregator_untrained@" : "aggregator@") + k)
+        .add("k", cfg.eval_k[ki])
+        .add("accuracy", s[kAggCorrect] / problems_n)
+        .add("think_tokens_mean", s[kAggThink] / problems_n)
+        .add("tokens_per_answer", s[kAggTokens] / problems_n)
+        .add("aggregator_think_tokens_mean", s[kAggOwnThink] / problems_n)
+        .add("aggregator_tokens_mean", s[kAggOwnTokens] / problems_n)
+        .add("truncated_fraction", s[kAggTrunc] / problems_n)
+        .add("prompts", count);
+    out.push_back(agg);
+  }
+  return out;
+}
+
+}  // namespace muse::rl

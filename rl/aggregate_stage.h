@@ -1,0 +1,58 @@
+// What the aggregate stage adds to the RL loop: its training prompts, built
+// as AggLM builds them (candidate sets from a solver, all hard sets plus a
+// share of easy ones), and its evaluation (one sample, majority vote and the
+// aggregator over the same candidates, for several K).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/prompts.h"
+#include "data/tokenizer.h"
+#include "dist/communicator.h"
+#include "model/model.h"
+#include "rewards/verify.h"
+#include "rl/aggregate_config.h"
+#include "rl/contemplate.h"
+#include "telemetry/metrics.h"
+
+namespace muse::rl {
+
+// Throws config::ConfigError naming the aggregate.* key that cannot work.
+void check_aggregate_config(const AggregateConfig& cfg);
+
+struct AggregateSetup {
+  const AggregateConfig* cfg = nullptr;        // [not null]
+  AggregationFormat format;                    // from *cfg
+  const data::Tokenizer* tokenizer = nullptr;  // [not null]
+  model::ModelConfig model;                    // the aggregator's (image tokens, positions)
+  rewards::MatchMode match = rewards::MatchMode::kNumeric;
+  uint64_t seed = 0;
+};
+
+struct AggregationPool {
+  std::vector<data::PromptRecord> records;  // the selected sets as aggregator prompts
+  telemetry::Record summary;                // sets, hard, selected, solver accuracy
+  std::string sets_jsonl;                   // one line per set, for inspection
+};
+
+// aggregate.sets_per_problem sets of aggregate.k candidates from `solver` for
+// every problem, shared out over the ranks and gathered, then selected. The
+// same on every rank. Throws config::ConfigError when an aggregator prompt
+// plus `aggregator_max_new_tokens` does not fit the model, trainer::TrainError
+// when there is no hard set. Collective.
+AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solver,
+                           const std::vector<data::PromptRecord>& problems,
+                           int64_t aggregator_max_new_tokens, dist::Communicator& comm);
+
+// On the first aggregate.eval_problems of `problems`: max(eval_k) solver
+// candidates each, then for each K in aggregate.eval_k the records "single",
+// "majority@K" and, from the greedy aggregator, "aggregator@K" (or
+// "aggregator_untrained@K" at step 0). Collective; every rank returns them.
+std::vector<telemetry::Record> evaluate_contemplation(
+    const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,
+    const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,
+    dist::Communicator& comm);
+
+}  // namespace muse::rl

@@ -1,0 +1,170 @@
+#include "rl/aggregation.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "config/schema.h"
+#include "rl/rollout.h"
+
+namespace muse::rl {
+namespace {
+
+constexpr std::string_view kProblemSlot = "{problem}";
+constexpr std::string_view kSolutionsSlot = "{solutions}";
+
+size_t count_of(std::string_view text, std::string_view what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string_view::npos;
+       at = text.find(what, at + what.size()))
+    ++n;
+  return n;
+}
+
+std::string replace_all(std::string text, std::string_view what, std::string_view with) {
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
+  return text;
+}
+
+std::string_view trimmed(std::string_view s) {
+  const size_t begin = s.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) return {};
+  return s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
+}
+
+// `text` with every byte that is not part of a well-formed UTF-8 sequence
+// replaced by '?': a candidate cut at a token boundary may end inside a
+// character, and prompts are stored as JSON text.
+std::string valid_utf8(std::string_view text) {
+  std::string out;
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  for (size_t i = 0; i < text.size();) {
+    // RFC 3629: the sequence length and the range of the second byte follow
+    // from the lead byte; later bytes are 80..BF.
+    const unsigned char lead = byte(i);
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (lead < 0x80) {
+      len = 1;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      len = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      len = 3;
+      lo = lead == 0xE0 ? 0xA0 : 0x80;
+      hi = lead == 0xED ? 0x9F : 0xBF;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      len = 4;
+      lo = lead == 0xF0 ? 0x90 : 0x80;
+      hi = lead == 0xF4 ? 0x8F : 0xBF;
+    }
+    bool ok = len > 0 && i + len <= text.size();
+    for (size_t j = 1; ok && j < len; ++j)
+      ok = j == 1 ? byte(i + 1) >= lo && byte(i + 1) <= hi : (byte(i + j) >> 6) == 0x2;
+    if (ok) {
+      out.append(text.substr(i, len));
+      i += len;
+    } else {
+      out += '?';
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+CandidateView parse_candidate_view(const std::string& name) {
+  if (name == "answer") return CandidateView::kAnswer;
+  if (name == "full") return CandidateView::kFull;
+  throw config::ConfigError("aggregate.candidates", "unknown candidate view '" + name + "'");
+}
+
+std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t think_end,
+                                      CandidateView view, int64_t max_tokens) {
+  std::span<const int64_t> shown = response;
+  if (view == CandidateView::kAnswer) {
+    const auto end = std::find(response.rbegin(), response.rend(), think_end);
+    shown = end == response.rend() ? std::span<const int64_t>{}
+                                   : response.last(end - response.rbegin());
+  }
+  const size_t n = std::min(shown.size(), static_cast<size_t>(std::max<int64_t>(max_tokens, 0)));
+  return {shown.begin(), shown.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
+void check_template(std::string_view prompt_template) {
+  for (const std::string_view slot : {kProblemSlot, kSolutionsSlot}) {
+    if (count_of(prompt_template, slot) != 1) {
+      throw config::ConfigError("aggregate.template",
+                                "must hold " + std::string(slot) + " exactly once");
+    }
+  }
+}
+
+std::string aggregator_prompt(std::string_view prompt_template, std::string_view problem,
+                              const std::vector<std::string>& candidates) {
+  check_template(prompt_template);
+  std::string solutions;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const std::string text = replace_all(valid_utf8(candidates[i]), "<image>", "");
+    const std::string_view shown = trimmed(text);
+    solutions += "\nSolution " + std::to_string(i + 1) + ": " +
+                 (shown.empty() ? std::string("(no solution)") : std::string(shown));
+  }
+  // Both slots are located in the template before either is filled, so text
+  // inside the problem or a candidate is never taken for a slot.
+  const std::string_view t = prompt_template;
+  const size_t p = t.find(kProblemSlot), s = t.find(kSolutionsSlot);
+  const bool problem_first = p < s;
+  const size_t first = problem_first ? p : s, second = problem_first ? s : p;
+  const size_t first_len = (problem_first ? kProblemSlot : kSolutionsSlot).size();
+  const size_t second_len = (problem_first ? kSolutionsSlot : kProblemSlot).size();
+  std::string out(t.substr(0, first));
+  out += problem_first ? std::string(problem) : solutions;
+  out += t.substr(first + first_len, second - first - first_len);
+  out += problem_first ? solutions : std::string(problem);
+  out += t.substr(second + second_len);
+  return out;
+}
+
+Vote majority_vote(const std::vector<std::optional<std::string>>& answers,
+                   rewards::MatchMode mode) {
+  std::vector<Vote> clusters;  // in order of first appearance
+  for (const std::optional<std::string>& a : answers) {
+    if (!a) continue;
+    const auto same = std::find_if(clusters.begin(), clusters.end(), [&](const Vote& c) {
+      return rewards::answers_match(*a, *c.answer, mode);
+    });
+    if (same == clusters.end()) {
+      clusters.push_back({.answer = *a, .votes = 1});
+    } else {
+      ++same->votes;
+    }
+  }
+  Vote best;
+  for (const Vote& c : clusters)
+    if (c.votes > best.votes) best = c;  // strictly more: the earlier one wins a tie
+  return best;
+}
+
+bool is_hard(const Vote& vote, std::string_view reference, rewards::MatchMode mode) {
+  return !vote.answer || !rewards::answers_match(*vote.answer, reference, mode);
+}
+
+std::vector<size_t> select_sets(const std::vector<bool>& hard, double easy_share, uint64_t seed) {
+  std::vector<size_t> chosen, easy;
+  for (size_t i = 0; i < hard.size(); ++i)
+    (hard[i] ? chosen : easy).push_back(i);
+  const auto n_easy =
+      std::min(easy.size(),
+               static_cast<size_t>(std::llround(easy_share * static_cast<double>(chosen.size()))));
+  uint64_t state = seed;
+  for (size_t i = 0; i < n_easy; ++i) {  // a partial Fisher-Yates draw
+    state = mix_seed({state, i});
+    std::swap(easy[i], easy[i + state % (easy.size() - i)]);
+  }
+  chosen.insert(chosen.end(), easy.begin(), easy.begin() + static_cast<std::ptrdiff_t>(n_easy));
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+}  // namespace muse::rl

@@ -1,0 +1,61 @@
+// The pieces of contemplating mode that are plain data: what the aggregator
+// is shown of each candidate, its prompt, majority voting and AggLM's
+// hard/easy selection of training sets. docs/contemplate.md has the template
+// and the rules.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rewards/verify.h"
+
+namespace muse::rl {
+
+enum class CandidateView {
+  kAnswer,  // only the tokens after </think> (AggLM)
+  kFull,    // the whole response, the reasoning included
+};
+
+// "answer" / "full"; throws config::ConfigError naming aggregate.candidates.
+CandidateView parse_candidate_view(const std::string& name);
+
+// The tokens of a response (stop token removed) the aggregator is shown: all
+// of them, or those after the last `think_end` token (none when the response
+// never closed its reasoning), cut to `max_tokens`.
+std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t think_end,
+                                      CandidateView view, int64_t max_tokens);
+
+// Throws config::ConfigError naming aggregate.template unless `prompt_template`
+// holds {problem} and {solutions} exactly once each.
+void check_template(std::string_view prompt_template);
+
+// The template with {problem} replaced by the problem and {solutions} by
+// "\nSolution 1: <c1>\nSolution 2: <c2>..." (candidates trimmed; an empty
+// one reads "(no solution)"). "<image>" markers are removed from candidates,
+// so the prompt's images are the problem's, and bytes that are not UTF-8
+// (a candidate cut inside a character) become '?'.
+std::string aggregator_prompt(std::string_view prompt_template, std::string_view problem,
+                              const std::vector<std::string>& candidates);
+
+// The answer most candidates give, answers compared with answers_match in
+// `mode`; a tie goes to the answer that appears first. Candidates without an
+// answer do not vote; none at all -> answer is nullopt.
+struct Vote {
+  std::optional<std::string> answer;
+  int64_t votes = 0;
+};
+Vote majority_vote(const std::vector<std::optional<std::string>>& answers, rewards::MatchMode mode);
+
+// AggLM: a candidate set is hard when its majority answer is wrong (or it
+// has none), easy otherwise.
+bool is_hard(const Vote& vote, std::string_view reference, rewards::MatchMode mode);
+
+// The sets to train on: every hard one, and round(easy_share * hard count)
+// easy ones (as many as there are, at most) drawn with `seed`; ascending.
+std::vector<size_t> select_sets(const std::vector<bool>& hard, double easy_share, uint64_t seed);
+
+}  // namespace muse::rl

@@ -1,0 +1,72 @@
+// Contemplating mode with a model: K solver candidates per problem from the
+// batched KV-cache generator, the aggregator's prompt built from them, and the
+// aggregator's answers. Not collective: the aggregate stage and muse-generate
+// compose these on each rank's share of the problems.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "data/prompts.h"
+#include "data/tokenizer.h"
+#include "model/model.h"
+#include "rewards/reward.h"
+#include "rl/aggregate_config.h"
+#include "rl/aggregation.h"
+#include "rl/rollout.h"
+
+namespace muse::rl {
+
+// How candidates are turned into an aggregator prompt (from aggregate.*).
+struct AggregationFormat {
+  std::string prompt_template = kAggLmTemplate;
+  CandidateView view = CandidateView::kAnswer;
+  int64_t candidate_max_tokens = 32;
+
+  // Throws config::ConfigError naming the aggregate.* key at fault.
+  static AggregationFormat from(const AggregateConfig& cfg);
+};
+
+struct SolverSampling {
+  double temperature = 1.0;
+  int64_t max_new_tokens = 64;
+  uint64_t seed = 0;
+  int64_t batch = 256;  // sequences per generate call (bounds the KV cache)
+};
+
+// `k` sampled candidates for each problem: result[p][j] is candidate j of
+// problems[p]. The same problems, k, sampling and model give the same
+// candidates.
+std::vector<std::vector<rewards::Response>> sample_candidates(
+    const model::Model& solver, const std::vector<PresentedPrompt>& problems, int64_t k,
+    const SolverSampling& sampling, const data::Tokenizer& tokenizer);
+
+// The aggregator's prompt for `problem` and `candidates`, with the problem's
+// images and reference answer.
+data::PromptRecord aggregation_record(const data::PromptRecord& problem,
+                                      std::span<const rewards::Response> candidates,
+                                      const AggregationFormat& format,
+                                      const data::Tokenizer& tokenizer,
+                                      const model::ModelConfig& model);
+
+// `problem` (its images and reference answer) asked as the aggregator prompt
+// `prompt`.
+data::PromptRecord aggregation_record_from_prompt(const data::PromptRecord& problem,
+                                                  std::string prompt,
+                                                  const data::Tokenizer& tokenizer,
+                                                  const model::ModelConfig& model);
+
+// The aggregator's answers to `records` (temperature 0 = greedy), ending at
+// end-of-text, as the rewards see them.
+std::vector<rewards::Response> aggregate(const model::Model& aggregator,
+                                         const std::vector<data::PromptRecord>& records,
+                                         const SolverSampling& sampling,
+                                         const data::Tokenizer& tokenizer);
+
+// The answers of `candidates` (nullopt where there is none), for voting.
+std::vector<std::optional<std::string>> candidate_answers(
+    std::span<const rewards::Response> candidates);
+
+}  // namespace muse::rl

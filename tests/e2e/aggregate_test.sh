@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The aggregate stage (contemplating mode) end to end on 2 ranks, from a tiny
+# model given 40 steps of SFT as both the frozen solver and the aggregator's
+# start:
+#   * the candidate sets (aggregation_sets.jsonl and the aggregation_pool
+#     record) hold every hard set and the configured share of easy ones;
+#   * eval records single, majority@K and aggregator_untrained@K at step 0,
+#     aggregator@K after the last step, over the same frozen candidates;
+#   * a few aggregation RL steps (correctness, format and a length term)
+#     update the policy, and stopping and resuming gives the same records
+#     bit for bit;
+#   * one model can solve and aggregate (aggregate.solver empty);
+#   * muse-generate --contemplate answers from the trained checkpoint;
+#   * bad aggregate settings are one `error:` line naming the key, exit 2.
+#   aggregate_test.sh BIN_DIR
+source "$(dirname "$0")/pretrain_lib.sh"
+launch 2 warm configs/tiny/sft.yaml --set init_from= --set trainer.steps=40 --set optim.lr=3e-3 \
+  --set data.batch_size=8 || { cat "$tmp/warm.log"; fail "the SFT warm-up failed"; }
+
+# 40 training problems (image paths made absolute, as the set moves).
+"$py" - "$PWD/data/tiny" "$tmp/problems.jsonl" <<'PY'
+import json, os, sys
+src, out = sys.argv[1], sys.argv[2]
+with open(os.path.join(src, "reasoning_train.jsonl")) as f, open(out, "w") as o:
+    for line in list(f)[:40]:
+        r = json.loads(line)
+        r["images"] = [os.path.join(src, p) for p in r["images"]]
+        o.write(json.dumps(r) + "\n")
+PY
+
+agg_args=(--set trainer.steps=3 --set init_from="$runs/warm" --set aggregate.solver="$runs/warm"
+  --set rl.prompts="$tmp/problems.jsonl" --set rl.prompts_per_step=4 --set rl.group_size=4
+  --set rl.max_new_tokens=16 --set rl.micro_batch=8 --set optim.lr=1e-3
+  --set rewards.format.weight=0.5 --set rewards.length.kind=kimi --set rewards.length.combine=add
+  --set aggregate.k=4 --set aggregate.sets_per_problem=2 --set aggregate.solver_max_new_tokens=16
+  --set 'aggregate.eval_k=[2, 4]' --set aggregate.eval_problems=16
+  --set eval.every=3 --set eval.max_new_tokens=16)
+agg() {
+  local name=$1
+  shift
+  launch 2 "$name" configs/tiny/aggregate.yaml "${agg_args[@]}" "$@" ||
+    { cat "$tmp/$name.log"; fail "aggregate run $name failed"; }
+}
+agg whole
+agg split --set trainer.stop_after=2
+agg split
+grep -q "resumed from .*step_00000002 at step 2$" "$tmp/split.log" ||
+  { cat "$tmp/split.log"; fail "the second launch did not resume at step 2"; }
+
+"$py" - "$(metrics whole)" "$(metrics split)" "$runs/whole/aggregation_sets.jsonl" <<'PY'
+import json, sys
+whole = [json.loads(l) for l in open(sys.argv[1])]
+split = [json.loads(l) for l in open(sys.argv[2])]
+sets = [json.loads(l) for l in open(sys.argv[3])]
+
+# The candidate sets: 40 problems x 2 sets, all hard ones kept, plus
+# round(0.5 * hard) easy ones (as many as there are).
+assert len(sets) == 80, len(sets)
+assert sorted((s["problem"], s["set"]) for s in sets) == [(p, s) for p in range(40) for s in range(2)]
+hard = [s for s in sets if s["hard"]]
+easy = [s for s in sets if not s["hard"]]
+assert all(s["selected"] for s in hard)
+assert sum(s["selected"] for s in easy) == min(len(easy), round(0.5 * len(hard)))
+for s in sets:
+    assert s["prompt"].count("\nSolution ") == 4, s["prompt"]
+    assert s["votes"] <= 4 and 0 <= s["correct_candidates"] <= 4, s
+    # A set is hard exactly when its majority answer is not the reference.
+    assert s["hard"] == (s["majority"] is None or s["majority"] != s["answer"]), s
+pool = [r for r in whole if r.get("eval") == "aggregation_pool"]
+assert len(pool) == 1 and pool[0]["sets"] == 80 and pool[0]["hard_sets"] == len(hard), pool
+assert pool[0]["selected_sets"] == sum(s["selected"] for s in sets), pool
+
+steps = [r for r in whole if "eval" not in r]
+assert [r["step"] for r in steps] == [1, 2, 3], steps
+for r in steps:
+    for key in ("reward_mean", "accuracy", "think_tokens_mean", "loss", "grad_norm", "kl"):
+        assert key in r, (key, r)
+assert any(r["grad_norm"] > 0 for r in steps), "no update had a gradient"
+
+evals = {(r["step"], r["eval"]): r for r in whole if "eval" in r and r["eval"] != "aggregation_pool"}
+names = ["single", "majority@2", "majority@4"]
+assert set(evals) == {(s, n) for s in (0, 3) for n in names} | {
+    (0, "aggregator_untrained@2"), (0, "aggregator_untrained@4"),
+    (3, "aggregator@2"), (3, "aggregator@4")}, sorted(evals)
+for r in evals.values():
+    assert r["prompts"] == 16 and 0 <= r["accuracy"] <= 1, r
+    assert "think_tokens_mean" in r and "tokens_per_answer" in r, r
+for s in (0, 3):
+    single, maj4 = evals[(s, "single")], evals[(s, "majority@4")]
+    # single averages the same 4 candidates majority@4 spends all of.
+    assert abs(maj4["think_tokens_mean"] - 4 * single["think_tokens_mean"]) < 1e-6, (single, maj4)
+    assert maj4["pass_at_k"] >= maj4["accuracy"], maj4
+    agg = evals[(s, "aggregator@4" if s else "aggregator_untrained@4")]
+    assert agg["think_tokens_mean"] >= maj4["think_tokens_mean"], (agg, maj4)
+# The frozen solver gives the same candidates at every evaluation.
+for n in names:
+    a, b = dict(evals[(0, n)]), dict(evals[(3, n)])
+    a.pop("step"), b.pop("step")
+    assert a == b, (n, a, b)
+
+timing = ("tokens_per_s", "time_s", "rss_bytes")
+def same(r):
+    return {k: v for k, v in r.items() if not any(k.endswith(t) for t in timing)}
+assert len(whole) == len(split), (len(whole), len(split))
+for a, b in zip(whole, split):
+    assert same(a) == same(b), ("resumed run differs", a, b)
+print("aggregate: sets, records and resume ok")
+PY
+
+# One model solves and aggregates: the sets come from the starting weights.
+agg shared --set aggregate.solver= --set trainer.steps=1 --set eval.every=0
+grep -q "aggregation sets: 80, hard" "$tmp/shared.log" || { cat "$tmp/shared.log"; fail "shared solver"; }
+echo "shared solver ok"
+
+# muse-generate in contemplating mode on the trained aggregator.
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 3 \
+  --contemplate 2 --verbose 2>&1) || { echo "$out"; fail "muse-generate --contemplate failed"; }
+[[ $(grep -c "^  answer: " <<<"$out") == 3 && $(grep -c "^  candidate [12]: " <<<"$out") == 6 ]] ||
+  { echo "$out"; fail "muse-generate did not answer 3 prompts from 2 candidates each"; }
+grep -q "^3 prompt(s): single .*, majority@2 .*, aggregator@2 " <<<"$out" || { echo "$out"; fail "summary"; }
+image=$PWD/data/tiny/digits/0000.png
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --contemplate 2 \
+  --prompt "What is 1 plus the digit in this image? <image>" --image "$image" 2>&1) ||
+  { echo "$out"; fail "muse-generate one prompt failed"; }
+grep -q "^answer: " <<<"$out" || { echo "$out"; fail "muse-generate printed no answer"; }
+status=0
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompt "Two <image> <image>" --image "$image" \
+  2>&1) || status=$?
+[[ $status == 2 ]] && grep -q "^error: .*1 image token\|^error: .*2 image token" <<<"$out" ||
+  { echo "$out"; fail "muse-generate with too few images"; }
+echo "muse-generate ok"
+
+# expect_error NAME KEY [--set ...]: exit 2 and one error line naming KEY.
+expect_error() {
+  local name=$1 key=$2
+  shift 2
+  local status=0
+  launch 2 "$name" configs/tiny/aggregate.yaml "${agg_args[@]}" "$@" || status=$?
+  [[ $status == 2 ]] || { cat "$tmp/$name.log"; fail "$name: exit $status, expected 2"; }
+  grep -q "^error: .*$key" "$tmp/$name.log" || { cat "$tmp/$name.log"; fail "$name: no error naming $key"; }
+  [[ $(grep -c "^error:" "$tmp/$name.log") == 1 ]] || { cat "$tmp/$name.log"; fail "$name: more than one error line"; }
+}
+expect_error no_solver aggregate.solver --set aggregate.solver="$tmp/nowhere"
+expect_error bad_view aggregate.candidates --set aggregate.candidates=summary
+# Found once the candidates exist: 16 whole candidates cannot fit 256 positions.
+expect_error too_long aggregate.candidate_max_tokens --set aggregate.k=16 \
+  --set aggregate.candidates=full
+echo "aggregate errors ok"

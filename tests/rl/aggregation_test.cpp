@@ -1,0 +1,190 @@
+// Contemplating mode's plain-data pieces: what a candidate shows, the
+// aggregator prompt, majority voting with ties, AggLM's hard/easy selection,
+// and reading the answer of an aggregator's output.
+#include "rl/aggregation.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/schema.h"
+#include "rewards/verify.h"
+
+namespace muse::rl {
+namespace {
+
+using rewards::MatchMode;
+using ::testing::HasSubstr;
+
+constexpr int64_t kThinkEnd = 7;
+
+std::vector<std::optional<std::string>> answers(std::initializer_list<const char*> list) {
+  std::vector<std::optional<std::string>> out;
+  for (const char* a : list)
+    out.push_back(a ? std::optional<std::string>(a) : std::nullopt);
+  return out;
+}
+
+TEST(CandidateTokens, AnswerViewKeepsWhatFollowsTheLastThinkEnd) {
+  const std::vector<int64_t> response = {5, 1, 2, kThinkEnd, 3, kThinkEnd, 8, 9};
+  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kAnswer, 32),
+            (std::vector<int64_t>{8, 9}));
+}
+
+TEST(CandidateTokens, AnswerViewOfUnclosedReasoningIsEmpty) {
+  const std::vector<int64_t> response = {5, 1, 2, 3};
+  EXPECT_TRUE(candidate_tokens(response, kThinkEnd, CandidateView::kAnswer, 32).empty());
+}
+
+TEST(CandidateTokens, FullViewKeepsEverythingUpToTheCut) {
+  const std::vector<int64_t> response = {5, 1, kThinkEnd, 3, 4};
+  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kFull, 32), response);
+  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kFull, 2),
+            (std::vector<int64_t>{5, 1}));
+  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kAnswer, 1),
+            (std::vector<int64_t>{3}));
+}
+
+TEST(CandidateView, ParsesTheTwoNamesAndRejectsOthers) {
+  EXPECT_EQ(parse_candidate_view("answer"), CandidateView::kAnswer);
+  EXPECT_EQ(parse_candidate_view("full"), CandidateView::kFull);
+  try {
+    parse_candidate_view("summary");
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(e.key(), "aggregate.candidates");
+  }
+}
+
+TEST(AggregatorPrompt, FillsTheAggLmTemplate) {
+  const std::string prompt = aggregator_prompt(
+      "Given the following problem: {problem}\nand these solution attempts: {solutions}\nEnd.",
+      "What is 2 + 3?", {"<answer>5</answer>", "  <answer>6</answer>\n"});
+  EXPECT_EQ(prompt,
+            "Given the following problem: What is 2 + 3?\nand these solution attempts: "
+            "\nSolution 1: <answer>5</answer>\nSolution 2: <answer>6</answer>\nEnd.");
+}
+
+TEST(AggregatorPrompt, SolutionsMayComeFirstAndEmptyOnesAreNamed) {
+  EXPECT_EQ(aggregator_prompt("Answers:{solutions}\n{problem}", "Sum? <image>", {"", "7"}),
+            "Answers:\nSolution 1: (no solution)\nSolution 2: 7\nSum? <image>");
+}
+
+TEST(AggregatorPrompt, SlotTextInsideTheProblemOrCandidatesIsNotFilled) {
+  EXPECT_EQ(aggregator_prompt("{problem}|{solutions}", "a {solutions} b", {"{problem}"}),
+            "a {solutions} b|\nSolution 1: {problem}");
+}
+
+TEST(AggregatorPrompt, CandidatesCannotAddImagesOrInvalidUtf8) {
+  // The problem's one <image> stays; a candidate's is removed. A candidate
+  // cut inside "é" (C3 A9) and an overlong C0 byte become '?'.
+  const std::string prompt = aggregator_prompt("{problem}{solutions}", "Digit? <image>",
+                                               {"It is <image> 4", std::string("caf\xC3", 4),
+                                                std::string("\xC0\x80x", 3), "d\xC3\xA9j\xC3\xA0"});
+  EXPECT_EQ(std::count(prompt.begin(), prompt.end(), '<'), 1);
+  EXPECT_THAT(prompt, HasSubstr("Solution 1: It is  4"));
+  EXPECT_THAT(prompt, HasSubstr("Solution 2: caf?"));
+  EXPECT_THAT(prompt, HasSubstr("Solution 3: ??x"));
+  EXPECT_THAT(prompt, HasSubstr("Solution 4: d\xC3\xA9j\xC3\xA0"));
+}
+
+TEST(AggregatorPrompt, TemplateNeedsEachSlotOnce) {
+  for (const char* bad : {"{problem} only", "{solutions} only", "{problem}{problem}{solutions}"}) {
+    try {
+      check_template(bad);
+      FAIL() << bad;
+    } catch (const config::ConfigError& e) {
+      EXPECT_EQ(e.key(), "aggregate.template") << bad;
+    }
+  }
+  EXPECT_NO_THROW(check_template("{solutions}{problem}"));
+}
+
+TEST(MajorityVote, TheMostCommonAnswerWins) {
+  const Vote v = majority_vote(answers({"3", "5", "5", "3", "5"}), MatchMode::kExact);
+  EXPECT_EQ(v.answer, "5");
+  EXPECT_EQ(v.votes, 3);
+}
+
+TEST(MajorityVote, ATieGoesToTheAnswerSeenFirst) {
+  EXPECT_EQ(majority_vote(answers({"7", "2", "2", "7"}), MatchMode::kExact).answer, "7");
+  EXPECT_EQ(majority_vote(answers({"2", "7", "7", "2"}), MatchMode::kExact).answer, "2");
+  EXPECT_EQ(majority_vote(answers({"9", "4"}), MatchMode::kExact).answer, "9");
+}
+
+TEST(MajorityVote, NumericModeCountsEqualNumbersTogether) {
+  const Vote v =
+      majority_vote(answers({"4", "5", "5.0", "1,000", "1000", "1000.00"}), MatchMode::kNumeric);
+  EXPECT_EQ(v.answer, "1,000");  // the first spelling of the largest cluster
+  EXPECT_EQ(v.votes, 3);
+  EXPECT_EQ(majority_vote(answers({"5", "5.0"}), MatchMode::kExact).votes, 1);
+}
+
+TEST(MajorityVote, CandidatesWithoutAnAnswerDoNotVote) {
+  const Vote v = majority_vote(answers({nullptr, nullptr, "8"}), MatchMode::kExact);
+  EXPECT_EQ(v.answer, "8");
+  EXPECT_EQ(v.votes, 1);
+  EXPECT_FALSE(majority_vote(answers({nullptr, nullptr}), MatchMode::kExact).answer);
+  EXPECT_FALSE(majority_vote({}, MatchMode::kExact).answer);
+}
+
+TEST(Difficulty, HardWhenTheMajorityIsWrongOrMissing) {
+  EXPECT_FALSE(is_hard(majority_vote(answers({"6", "6", "1"}), MatchMode::kNumeric), "6.0",
+                       MatchMode::kNumeric));
+  EXPECT_TRUE(is_hard(majority_vote(answers({"6", "1", "1"}), MatchMode::kNumeric), "6",
+                      MatchMode::kNumeric));
+  EXPECT_TRUE(
+      is_hard(majority_vote(answers({nullptr}), MatchMode::kNumeric), "6", MatchMode::kNumeric));
+  // A tie the wrong answer wins (it came first) is hard.
+  EXPECT_TRUE(
+      is_hard(majority_vote(answers({"1", "6"}), MatchMode::kNumeric), "6", MatchMode::kNumeric));
+}
+
+TEST(SelectSets, KeepsEveryHardSetAndAShareOfEasyOnes) {
+  // 4 hard (0, 2, 5, 9) and 8 easy: a share of 0.5 keeps 2 easy ones.
+  std::vector<bool> hard(12, false);
+  for (size_t i : {0, 2, 5, 9})
+    hard[i] = true;
+  const std::vector<size_t> chosen = select_sets(hard, 0.5, 42);
+  ASSERT_EQ(chosen.size(), 6u);
+  EXPECT_TRUE(std::is_sorted(chosen.begin(), chosen.end()));
+  int n_hard = 0;
+  for (size_t i : chosen)
+    n_hard += hard[i] ? 1 : 0;
+  EXPECT_EQ(n_hard, 4);
+  EXPECT_EQ(select_sets(hard, 0.5, 42), chosen);  // the seed fixes the draw
+}
+
+TEST(SelectSets, TheShareIsCappedByTheEasySetsThereAre) {
+  const std::vector<bool> hard = {true, true, true, false};
+  EXPECT_EQ(select_sets(hard, 0.0, 1), (std::vector<size_t>{0, 1, 2}));
+  EXPECT_EQ(select_sets(hard, 10.0, 1), (std::vector<size_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(select_sets({false, false}, 0.5, 1).empty());  // no hard set, no easy one
+}
+
+TEST(SelectSets, DifferentSeedsDrawDifferentEasySets) {
+  std::vector<bool> hard(200, false);
+  for (size_t i = 0; i < 20; ++i)
+    hard[i] = true;
+  EXPECT_NE(select_sets(hard, 1.0, 1), select_sets(hard, 1.0, 2));
+}
+
+TEST(AggregatorAnswer, TheFinalAnswerIsTheLastPairNotAQuotedCandidate) {
+  // An aggregator quoting the candidates' answers in its reasoning.
+  const std::string output =
+      "<think>Solution 1 says <answer>5</answer> but image 2 shows 4, so 3 + 4 = 7."
+      "</think><answer>7</answer>";
+  EXPECT_EQ(rewards::extract_answer(output), "7");
+  EXPECT_TRUE(rewards::answers_match(*rewards::extract_answer(output), "7", MatchMode::kNumeric));
+  // The rule is the solver's (rewards/verify.h): the last complete pair, so
+  // an output cut off after quoting a candidate answers with the quote.
+  EXPECT_EQ(rewards::extract_answer("<think>Solution 1 says <answer>5</answer> but"), "5");
+  EXPECT_FALSE(rewards::extract_answer("<think>Looking at the solutions <answer>"));
+}
+
+}  // namespace
+}  // namespace muse::rl
