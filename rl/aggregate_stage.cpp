@@ -179,10 +179,20 @@ std::vector<telemetry::Record> evaluate_contemplation(
                        ? std::min(problems.size(), static_cast<size_t>(cfg.eval_problems))
                        : problems.size();
   const int64_t k_max = *std::max_element(cfg.eval_k.begin(), cfg.eval_k.end());
-  // Sums: the problems, one sample's [correct, think, tokens], then per K
+  // Sums: the problems, one sample's [correct, think, tokens], the greedy
+  // solver's [correct, think, tokens], then per K
   // majority [correct, pass@K, think, tokens] and aggregator [correct, think,
   // tokens, own think, own tokens, truncated].
-  enum : size_t { kProblems, kSingleCorrect, kSingleThink, kSingleTokens, kHead };
+  enum : size_t {
+    kProblems,
+    kSingleCorrect,
+    kSingleThink,
+    kSingleTokens,
+    kGreedyCorrect,
+    kGreedyThink,
+    kGreedyTokens,
+    kHead
+  };
   enum : size_t { kMajCorrect, kPassAtK, kMajThink, kMajTokens };
   enum : size_t { kAggCorrect = 4, kAggThink, kAggTokens, kAggOwnThink, kAggOwnTokens, kAggTrunc };
   constexpr size_t kPerK = 10;
@@ -201,6 +211,16 @@ std::vector<telemetry::Record> evaluate_contemplation(
         sums[kSingleCorrect] += rewards::is_correct(c, setup.match) ? 1.0 / k_max : 0;
       sums[kSingleThink] += static_cast<double>(think_sum(set)) / k_max;
       sums[kSingleTokens] += static_cast<double>(token_sum(set)) / k_max;
+    }
+    std::vector<data::PromptRecord> own;
+    for (const PresentedPrompt& p : share)
+      own.push_back(*p.record);
+    for (const rewards::Response& g :
+         aggregate(solver, own, {.temperature = 0, .max_new_tokens = cfg.solver_max_new_tokens},
+                   *setup.tokenizer)) {
+      sums[kGreedyCorrect] += rewards::is_correct(g, setup.match) ? 1 : 0;
+      sums[kGreedyThink] += static_cast<double>(g.think_tokens);
+      sums[kGreedyTokens] += static_cast<double>(g.total_tokens);
     }
     for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
       const int64_t k = cfg.eval_k[ki];
@@ -248,6 +268,15 @@ std::vector<telemetry::Record> evaluate_contemplation(
       .add("tokens_per_answer", sums[kSingleTokens] / problems_n)
       .add("prompts", count);
   out.push_back(single);
+  telemetry::Record greedy;
+  greedy.add("step", step)
+      .add("eval", "greedy")
+      .add("k", int64_t{1})
+      .add("accuracy", sums[kGreedyCorrect] / problems_n)
+      .add("think_tokens_mean", sums[kGreedyThink] / problems_n)
+      .add("tokens_per_answer", sums[kGreedyTokens] / problems_n)
+      .add("prompts", count);
+  out.push_back(greedy);
   for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
     const std::string k = std::to_string(cfg.eval_k[ki]);
     const double* s = sums.data() + kHead + kPerK * ki;

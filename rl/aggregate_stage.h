@@ -47,8 +47,9 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
                            int64_t aggregator_max_new_tokens, dist::Communicator& comm);
 
 // On the first aggregate.eval_problems of `problems`: max(eval_k) solver
-// candidates each, then for each K in aggregate.eval_k the records "single",
-// "majority@K" and, from the greedy aggregator, "aggregator@K" (or
+// candidates each: the records "single" (one sample) and "greedy" (the
+// solver's greedy answer), then for each K in aggregate.eval_k "majority@K"
+// and, from the greedy aggregator, "aggregator@K" (or
 // "aggregator_untrained@K" at step 0). Collective; every rank returns them.
 std::vector<telemetry::Record> evaluate_contemplation(
     const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,

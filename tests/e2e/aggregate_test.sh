@@ -4,12 +4,13 @@
 # start:
 #   * the candidate sets (aggregation_sets.jsonl and the aggregation_pool
 #     record) hold every hard set and the configured share of easy ones;
-#   * eval records single, majority@K and aggregator_untrained@K at step 0,
+#   * eval records single, greedy, majority@K and aggregator_untrained@K at step 0,
 #     aggregator@K after the last step, over the same frozen candidates;
 #   * a few aggregation RL steps (correctness, format and a length term)
 #     update the policy, and stopping and resuming gives the same records
 #     bit for bit;
 #   * one model can solve and aggregate (aggregate.solver empty);
+#   * the report command tabulates and plots them;
 #   * muse-generate --contemplate answers from the trained checkpoint;
 #   * bad aggregate settings are one `error:` line naming the key, exit 2.
 #   aggregate_test.sh BIN_DIR
@@ -78,7 +79,7 @@ for r in steps:
 assert any(r["grad_norm"] > 0 for r in steps), "no update had a gradient"
 
 evals = {(r["step"], r["eval"]): r for r in whole if "eval" in r and r["eval"] != "aggregation_pool"}
-names = ["single", "majority@2", "majority@4"]
+names = ["single", "greedy", "majority@2", "majority@4"]
 assert set(evals) == {(s, n) for s in (0, 3) for n in names} | {
     (0, "aggregator_untrained@2"), (0, "aggregator_untrained@4"),
     (3, "aggregator@2"), (3, "aggregator@4")}, sorted(evals)
@@ -106,6 +107,13 @@ for a, b in zip(whole, split):
     assert same(a) == same(b), ("resumed run differs", a, b)
 print("aggregate: sets, records and resume ok")
 PY
+
+# The report command: a table row per method and K, and a plot.
+"$py" scripts/report_contemplate.py --out "$tmp/report" "$runs/whole" >"$tmp/report.out" ||
+  { cat "$tmp/report.out"; fail "report_contemplate failed"; }
+[[ $(grep -c "^| majority vote \|^| aggregator, untrained \|^| aggregator, trained " "$tmp/report.out") == 6 &&
+  -s $tmp/report/contemplate.png ]] || { cat "$tmp/report.out"; fail "report lacks its rows or plot"; }
+echo "report ok"
 
 # One model solves and aggregates: the sets come from the starting weights.
 agg shared --set aggregate.solver= --set trainer.steps=1 --set eval.every=0

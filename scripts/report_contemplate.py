@@ -1,0 +1,134 @@
+"""Reports an aggregate-stage run (contemplating mode): a table and a plot.
+
+    report_contemplate.py [--out DIR] RUN_DIR
+
+Reads the evaluation records of RUN_DIR/metrics.jsonl named single, greedy,
+majority@K, aggregator_untrained@K and aggregator@K (accuracy,
+think_tokens_mean, tokens_per_answer) and prints a Markdown table: one
+sample, the solver's greedy answer, then for each K majority vote, the untrained aggregator (step 0) and the
+trained aggregator (the last evaluation), each with its accuracy, reasoning
+tokens and all tokens spent per answer. With --out it also writes
+DIR/contemplate.md (the table) and DIR/contemplate.png (accuracy against K,
+and accuracy against tokens spent per answer).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_evals(run_dir):
+    path = os.path.join(run_dir, "metrics.jsonl")
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as e:
+        sys.exit(f"error: {path}: {e.strerror}")
+    evals = {}  # name -> records in step order
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            sys.exit(f"error: {path}:{number}: not JSON ({e.msg})")
+        name = r.get("eval", "")
+        if name in ("single", "greedy") or "@" in name:
+            evals.setdefault(name, []).append(r)
+    if "single" not in evals:
+        sys.exit(f"error: {path}: no contemplating-mode evaluation records (eval: single)")
+    return evals
+
+
+def ks_of(evals):
+    return sorted({int(n.split("@")[1]) for n in evals if n.startswith("majority@")})
+
+
+def rows_of(evals):
+    """(method, K, record) rows: the last single and majority, the untrained
+    aggregator at step 0 and the trained one at the last evaluation."""
+    rows = [("one sample", 1, evals["single"][-1])]
+    if "greedy" in evals:
+        rows.append(("one greedy answer", 1, evals["greedy"][-1]))
+    for k in ks_of(evals):
+        rows.append(("majority vote", k, evals[f"majority@{k}"][-1]))
+        if f"aggregator_untrained@{k}" in evals:
+            rows.append(("aggregator, untrained", k, evals[f"aggregator_untrained@{k}"][0]))
+        if f"aggregator@{k}" in evals:
+            rows.append(("aggregator, trained", k, evals[f"aggregator@{k}"][-1]))
+    return rows
+
+
+def table(evals):
+    out = ["| method | K | accuracy | reasoning tokens / answer | tokens / answer | step |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for method, k, r in rows_of(evals):
+        out.append(f"| {method} | {k} | {r['accuracy']:.3f} | {r['think_tokens_mean']:.1f} | "
+                   f"{r.get('tokens_per_answer', float('nan')):.1f} | {r['step']} |")
+    prompts = evals["single"][-1].get("prompts")
+    if prompts:
+        out.append("")
+        out.append(f"{prompts} held-out problems.")
+    return "\n".join(out) + "\n"
+
+
+def plot(evals, path):
+    ks = ks_of(evals)
+    fig, (ax_k, ax_t) = plt.subplots(1, 2, figsize=(11, 4))
+    single = evals["single"][-1]
+    ax_k.axhline(single["accuracy"], color="gray", linestyle=":", label="one sample")
+    if "greedy" in evals:
+        ax_k.axhline(evals["greedy"][-1]["accuracy"], color="black", linestyle="--",
+                     label="one greedy answer")
+    series = [("majority vote", "majority@{}", -1, "tab:blue"),
+              ("aggregator, untrained", "aggregator_untrained@{}", 0, "tab:orange"),
+              ("aggregator, trained", "aggregator@{}", -1, "tab:green")]
+    ax_t.scatter([single["tokens_per_answer"]], [single["accuracy"]], color="gray",
+                 label="one sample")
+    for label, pattern, index, color in series:
+        points = [(k, evals[pattern.format(k)][index]) for k in ks if pattern.format(k) in evals]
+        if not points:
+            continue
+        ax_k.plot([k for k, _ in points], [r["accuracy"] for _, r in points], "o-", color=color,
+                  label=label)
+        ax_t.plot([r["tokens_per_answer"] for _, r in points],
+                  [r["accuracy"] for _, r in points], "o-", color=color, label=label)
+        for k, r in points:
+            ax_t.annotate(f"K={k}", (r["tokens_per_answer"], r["accuracy"]), fontsize=7,
+                          xytext=(3, 3), textcoords="offset points")
+    ax_k.set_xscale("log", base=2)
+    ax_k.set_xticks(ks, [str(k) for k in ks])
+    ax_k.set_xlabel("candidates K")
+    ax_k.set_ylabel("held-out accuracy")
+    ax_k.set_title("accuracy against K")
+    ax_t.set_xlabel("tokens generated per answer (solvers + aggregator)")
+    ax_t.set_title("accuracy against tokens spent")
+    for ax in (ax_k, ax_t):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--out", help="directory for contemplate.md and contemplate.png")
+    args = parser.parse_args()
+    evals = read_evals(args.run_dir)
+    text = table(evals)
+    print(text, end="")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "contemplate.md"), "w", encoding="utf-8") as f:
+            f.write(text)
+        plot(evals, os.path.join(args.out, "contemplate.png"))
+
+
+if __name__ == "__main__":
+    main()
