@@ -63,21 +63,6 @@ std::string version_text() {
   return std::string("muse-data ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ")";
 }
 
-int64_t parse_int(const std::string& option, const std::string& value, int64_t min) {
-  size_t used = 0;
-  int64_t n = 0;
-  try {
-    n = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || n < min) {
-    throw config::UsageError(option + ": expected an integer >= " + std::to_string(min) +
-                             ", got '" + value + "'");
-  }
-  return n;
-}
-
 void require(const std::string& option, bool given) {
   if (!given) throw config::UsageError(option + " is required");
 }
@@ -136,9 +121,9 @@ int build(const std::vector<std::string>& args) {
   for (const auto& input : inputs)
     options.inputs.emplace_back(input);
   options.out_dir = out;
-  options.shard_tokens = parse_int("--shard-tokens", shard_tokens, 1);
-  options.image_size = parse_int("--image-size", image_size, 1);
-  options.image_channels = parse_int("--channels", channels, 1);
+  options.shard_tokens = config::parse_int_option("--shard-tokens", shard_tokens, 1);
+  options.image_size = config::parse_int_option("--image-size", image_size, 1);
+  options.image_channels = config::parse_int_option("--channels", channels, 1);
   if (options.image_channels != 1 && options.image_channels != 3)
     throw config::UsageError("--channels: expected 1 or 3, got '" + channels + "'");
   if (prompt_key.empty() != response_key.empty())
@@ -146,7 +131,7 @@ int build(const std::vector<std::string>& args) {
   options.prompt_key = prompt_key;
   options.response_key = response_key;
   options.workers = workers.empty() ? std::max<int64_t>(1, std::thread::hardware_concurrency())
-                                    : parse_int("--workers", workers, 1);
+                                    : config::parse_int_option("--workers", workers, 1);
   telemetry::ProgressMode mode;
   try {
     mode = telemetry::progress_mode(progress, ::isatty(STDOUT_FILENO) != 0);
@@ -209,7 +194,7 @@ int tokenizer_train(const std::vector<std::string>& args) {
   require("--vocab-size", !vocab_size.empty());
   require("--out", !out.empty());
   data::TrainOptions options;
-  options.vocab_size = parse_int("--vocab-size", vocab_size, 1);
+  options.vocab_size = config::parse_int_option("--vocab-size", vocab_size, 1);
 
   const auto start = Clock::now();
   std::vector<std::string> texts;

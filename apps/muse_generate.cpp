@@ -67,35 +67,6 @@ struct Options {
   bool verbose = false, compare_sequential = false;
 };
 
-int64_t parse_int(const std::string& option, const std::string& value, int64_t min) {
-  size_t used = 0;
-  int64_t n = 0;
-  try {
-    n = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || n < min) {
-    throw config::UsageError(option + ": expected an integer >= " + std::to_string(min) +
-                             ", got '" + value + "'");
-  }
-  return n;
-}
-
-double parse_temperature(const std::string& value) {
-  size_t used = 0;
-  double t = -1;
-  try {
-    t = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || !(t >= 0)) {
-    throw config::UsageError("--temperature: expected a number >= 0, got '" + value + "'");
-  }
-  return t;
-}
-
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -314,12 +285,14 @@ int main(int argc, char** argv) {
       throw config::UsageError("give one of --prompt and --prompts");
     if (!o.images.empty() && o.prompt.empty())
       throw config::UsageError("--image goes with --prompt (--prompts records name their images)");
-    if (!contemplate.empty()) o.contemplate = parse_int("--contemplate", contemplate, 1);
+    if (!contemplate.empty())
+      o.contemplate = config::parse_int_option("--contemplate", contemplate, 1);
     if (!max_new_tokens.empty())
-      o.max_new_tokens = parse_int("--max-new-tokens", max_new_tokens, 1);
-    if (!temperature.empty()) o.temperature = parse_temperature(temperature);
-    if (!limit.empty()) o.limit = parse_int("--limit", limit, 1);
-    o.seed = static_cast<uint64_t>(parse_int("--seed", seed, 0));
+      o.max_new_tokens = config::parse_int_option("--max-new-tokens", max_new_tokens, 1);
+    if (!temperature.empty())
+      o.temperature = config::parse_number_option("--temperature", temperature, 0);
+    if (!limit.empty()) o.limit = config::parse_int_option("--limit", limit, 1);
+    o.seed = static_cast<uint64_t>(config::parse_int_option("--seed", seed, 0));
     if (!o.contemplate && !o.solver.empty())
       throw config::UsageError("--solver goes with --contemplate");
   } catch (const config::UsageError& e) {

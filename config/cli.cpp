@@ -1,6 +1,7 @@
 #include "config/cli.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "config/loader.h"
@@ -89,6 +90,37 @@ std::string ArgParser::usage() const {
         << (help.empty() ? "\n" : help.substr(indent.size()));
   }
   return out.str();
+}
+
+int64_t parse_int_option(const std::string& option, const std::string& value, int64_t min) {
+  size_t used = 0;
+  int64_t n = 0;
+  try {
+    n = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || n < min) {
+    throw UsageError(option + ": expected an integer >= " + std::to_string(min) + ", got '" +
+                     value + "'");
+  }
+  return n;
+}
+
+double parse_number_option(const std::string& option, const std::string& value, double min) {
+  size_t used = 0;
+  double x = 0;
+  try {
+    x = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || !(x >= min) || !std::isfinite(x)) {
+    std::ostringstream bound;
+    bound << min;
+    throw UsageError(option + ": expected a number >= " + bound.str() + ", got '" + value + "'");
+  }
+  return x;
 }
 
 }  // namespace muse::config

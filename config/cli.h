@@ -2,6 +2,7 @@
 // help, parsed with errors that name the option.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,6 +14,11 @@ class UsageError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// An option's value as an integer >= min, or a number >= min; UsageError
+// "OPTION: expected ..." otherwise.
+int64_t parse_int_option(const std::string& option, const std::string& value, int64_t min);
+double parse_number_option(const std::string& option, const std::string& value, double min);
 
 class ArgParser {
  public:

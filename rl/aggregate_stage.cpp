@@ -257,51 +257,34 @@ std::vector<telemetry::Record> evaluate_contemplation(
   sums = trainer::sum_over_ranks(comm, sums);
 
   const double problems_n = std::max(1.0, sums[kProblems]);
-  const auto count = static_cast<int64_t>(sums[kProblems]);
-  std::vector<telemetry::Record> out;
-  telemetry::Record single;
-  single.add("step", step)
-      .add("eval", "single")
-      .add("k", int64_t{1})
-      .add("accuracy", sums[kSingleCorrect] / problems_n)
-      .add("think_tokens_mean", sums[kSingleThink] / problems_n)
-      .add("tokens_per_answer", sums[kSingleTokens] / problems_n)
-      .add("prompts", count);
-  out.push_back(single);
-  telemetry::Record greedy;
-  greedy.add("step", step)
-      .add("eval", "greedy")
-      .add("k", int64_t{1})
-      .add("accuracy", sums[kGreedyCorrect] / problems_n)
-      .add("think_tokens_mean", sums[kGreedyThink] / problems_n)
-      .add("tokens_per_answer", sums[kGreedyTokens] / problems_n)
-      .add("prompts", count);
-  out.push_back(greedy);
+  // A record with the keys every method has: sums per problem.
+  const auto record = [&](const std::string& name, int64_t k, double correct, double think,
+                          double tokens) {
+    telemetry::Record r;
+    r.add("step", step)
+        .add("eval", name)
+        .add("k", k)
+        .add("accuracy", correct / problems_n)
+        .add("think_tokens_mean", think / problems_n)
+        .add("tokens_per_answer", tokens / problems_n)
+        .add("prompts", static_cast<int64_t>(sums[kProblems]));
+    return r;
+  };
+  std::vector<telemetry::Record> out = {
+      record("single", 1, sums[kSingleCorrect], sums[kSingleThink], sums[kSingleTokens]),
+      record("greedy", 1, sums[kGreedyCorrect], sums[kGreedyThink], sums[kGreedyTokens])};
   for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
-    const std::string k = std::to_string(cfg.eval_k[ki]);
+    const int64_t k = cfg.eval_k[ki];
     const double* s = sums.data() + kHead + kPerK * ki;
-    telemetry::Record majority;
-    majority.add("step", step)
-        .add("eval", "majority@" + k)
-        .add("k", cfg.eval_k[ki])
-        .add("accuracy", s[kMajCorrect] / problems_n)
-        .add("pass_at_k", s[kPassAtK] / problems_n)
-        .add("think_tokens_mean", s[kMajThink] / problems_n)
-        .add("tokens_per_answer", s[kMajTokens] / problems_n)
-        .add("prompts", count);
-    out.push_back(majority);
-    telemetry::Record agg;
-    agg.add("step", step)
-        .add("eval", (step == 0 ? "aggregator_untrained@" : "aggregator@") + k)
-        .add("k", cfg.eval_k[ki])
-        .add("accuracy", s[kAggCorrect] / problems_n)
-        .add("think_tokens_mean", s[kAggThink] / problems_n)
-        .add("tokens_per_answer", s[kAggTokens] / problems_n)
+    out.push_back(
+        record("majority@" + std::to_string(k), k, s[kMajCorrect], s[kMajThink], s[kMajTokens]));
+    out.back().add("pass_at_k", s[kPassAtK] / problems_n);
+    out.push_back(record((step == 0 ? "aggregator_untrained@" : "aggregator@") + std::to_string(k),
+                         k, s[kAggCorrect], s[kAggThink], s[kAggTokens]));
+    out.back()
         .add("aggregator_think_tokens_mean", s[kAggOwnThink] / problems_n)
         .add("aggregator_tokens_mean", s[kAggOwnTokens] / problems_n)
-        .add("truncated_fraction", s[kAggTrunc] / problems_n)
-        .add("prompts", count);
-    out.push_back(agg);
+        .add("truncated_fraction", s[kAggTrunc] / problems_n);
   }
   return out;
 }

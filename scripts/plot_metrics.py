@@ -8,7 +8,6 @@ RL runs (records with reward_mean) get their reward instead of the loss.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -17,21 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-def read_records(path):
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                sys.exit(f"error: {path}:{number}: not JSON: {e.msg}")
-    if not records:
-        sys.exit(f"error: {path}: no records")
-    return records
+from metrics_io import read_records  # noqa: E402
 
 
 def series(records, key, evaluation=None):

@@ -13,7 +13,6 @@ think_tokens_mean.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -22,21 +21,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from metrics_io import read_records  # noqa: E402
+
 
 def read_run(run_dir):
     path = os.path.join(run_dir, "metrics.jsonl")
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError as e:
-        sys.exit(f"error: {path}: {e.strerror}")
     steps, evals = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            sys.exit(f"error: {path}:{number}: not JSON ({e.msg})")
+    for r in read_records(path):
         if r.get("eval") == "heldout" and "think_tokens_mean" in r:
             evals.append(r)
         elif "reward_mean" in r:

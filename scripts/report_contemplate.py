@@ -13,7 +13,6 @@ and accuracy against tokens spent per answer).
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -22,21 +21,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from metrics_io import read_records  # noqa: E402
+
 
 def read_evals(run_dir):
     path = os.path.join(run_dir, "metrics.jsonl")
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError as e:
-        sys.exit(f"error: {path}: {e.strerror}")
     evals = {}  # name -> records in step order
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            sys.exit(f"error: {path}:{number}: not JSON ({e.msg})")
+    for r in read_records(path):
         name = r.get("eval", "")
         if name in ("single", "greedy") or "@" in name:
             evals.setdefault(name, []).append(r)

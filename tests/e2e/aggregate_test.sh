@@ -142,11 +142,7 @@ echo "muse-generate ok"
 expect_error() {
   local name=$1 key=$2
   shift 2
-  local status=0
-  launch 2 "$name" configs/tiny/aggregate.yaml "${agg_args[@]}" "$@" || status=$?
-  [[ $status == 2 ]] || { cat "$tmp/$name.log"; fail "$name: exit $status, expected 2"; }
-  grep -q "^error: .*$key" "$tmp/$name.log" || { cat "$tmp/$name.log"; fail "$name: no error naming $key"; }
-  [[ $(grep -c "^error:" "$tmp/$name.log") == 1 ]] || { cat "$tmp/$name.log"; fail "$name: more than one error line"; }
+  expect_launch_error "$name" "$key" configs/tiny/aggregate.yaml "${agg_args[@]}" "$@"
 }
 expect_error no_solver aggregate.solver --set aggregate.solver="$tmp/nowhere"
 expect_error bad_view aggregate.candidates --set aggregate.candidates=summary

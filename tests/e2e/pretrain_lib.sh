@@ -48,3 +48,15 @@ train() {
 metrics() {
   echo "$runs/$1/metrics.jsonl"
 }
+
+# expect_launch_error NAME KEY CONFIG [muse-train args...]: the launch on 2
+# ranks must exit 2 with exactly one `error:` line, and that line names KEY.
+expect_launch_error() {
+  local name=$1 key=$2 config=$3
+  shift 3
+  local status=0
+  launch 2 "$name" "$config" "$@" || status=$?
+  [[ $status == 2 ]] || { cat "$tmp/$name.log"; fail "$name: exit $status, expected 2"; }
+  grep -q "^error: .*$key" "$tmp/$name.log" || { cat "$tmp/$name.log"; fail "$name: no error naming $key"; }
+  [[ $(grep -c "^error:" "$tmp/$name.log") == 1 ]] || { cat "$tmp/$name.log"; fail "$name: more than one error line"; }
+}

@@ -80,11 +80,7 @@ echo "sweep ok"
 expect_error() {
   local name=$1 key=$2
   shift 2
-  local status=0
-  launch 2 "$name" configs/tiny/rl.yaml "${rl_args[@]}" "$@" || status=$?
-  [[ $status == 2 ]] || { cat "$tmp/$name.log"; fail "$name: exit $status, expected 2"; }
-  grep -q "^error: .*$key" "$tmp/$name.log" || { cat "$tmp/$name.log"; fail "$name: no error naming $key"; }
-  [[ $(grep -c "^error:" "$tmp/$name.log") == 1 ]] || { cat "$tmp/$name.log"; fail "$name: more than one error line"; }
+  expect_launch_error "$name" "$key" configs/tiny/rl.yaml "${rl_args[@]}" "$@"
 }
 expect_error unknown_kind rewards.length.kind --set rewards.length.kind=shortest
 expect_error negative_budget rewards.length.budget_min --set rewards.length.kind=l1_max \
