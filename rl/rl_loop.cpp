@@ -156,10 +156,7 @@ class Run {
       return;
     }
     if (!base_.init_from.empty()) {
-      const checkpoints::Checkpoint ckpt(trainer::resolve_init_from(base_.init_from));
-      state_.load_weights(ckpt);
-      telemetry::log_info("initialised from " + ckpt.dir().string() + " (step " +
-                          std::to_string(ckpt.step()) + ")");
+      telemetry::log_info("initialised from " + state_.init_from(base_.init_from));
     }
     if (reference_) {
       // The reference is the policy RL starts from, frozen.
@@ -406,16 +403,16 @@ class Run {
                           base_.model.n_patches());
   }
 
-  // A full copy of the weights `from` names (a checkpoint or run directory).
+  // A full copy of the weights `from` names (a checkpoint or run directory,
+  // or hf:DIR), with the run's vocabulary.
   model::Model load_solver(const std::string& from, const std::string& key) const {
-    const checkpoints::Checkpoint ckpt(trainer::resolve_init_from(from, key));
-    if (ckpt.model().vocab_size != base_.model.vocab_size) {
-      throw config::ConfigError(key, ckpt.dir().string() + " has a vocabulary of " +
-                                         std::to_string(ckpt.model().vocab_size) +
-                                         " tokens, model.vocab_size is " +
-                                         std::to_string(base_.model.vocab_size));
+    model::Model m = trainer::load_model_from(from, key, base_.model, base_.seed, device_);
+    if (m.config().vocab_size != base_.model.vocab_size) {
+      throw config::ConfigError(
+          key, from + " has a vocabulary of " + std::to_string(m.config().vocab_size) +
+                   " tokens, model.vocab_size is " + std::to_string(base_.model.vocab_size));
     }
-    return trainer::load_model(ckpt, base_.seed, device_);
+    return m;
   }
 
   static void write_file_atomically(const std::filesystem::path& path, const std::string& text) {

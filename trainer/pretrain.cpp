@@ -293,10 +293,7 @@ class Run {
 
   // init_from: the weights only; the optimizer, data and step start afresh.
   void init_weights(const std::string& from) {
-    const checkpoints::Checkpoint ckpt(resolve_init_from(from));
-    state_.load_weights(ckpt);
-    telemetry::log_info("initialised from " + ckpt.dir().string() + " (step " +
-                        std::to_string(ckpt.step()) + ")");
+    telemetry::log_info("initialised from " + state_.init_from(from));
   }
 
   // The whole training state, so the run continues as if never stopped.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "checkpoints/hf_weights.h"
 #include "config/schema.h"
 #include "dist/agree.h"
 #include "telemetry/log.h"
@@ -41,8 +42,8 @@ void set_cpu_rng_state(const std::string& bytes) {
 
 std::filesystem::path resolve_init_from(const std::string& from, const std::string& key) {
   if (from.starts_with("hf:")) {
-    throw config::ConfigError(
-        key, "'" + from + "': loading Hugging Face weights is " + "not part of this build");
+    throw config::ConfigError(key, "'" + from + "' is Hugging Face weights, not a muse-train " +
+                                       "checkpoint (only init_from and aggregate.solver read hf:)");
   }
   try {
     return checkpoints::resolve_checkpoint(from);
@@ -66,6 +67,18 @@ model::Model load_model(const checkpoints::Checkpoint& ckpt, uint64_t seed, at::
   at::NoGradGuard no_grad;
   for (size_t u = 0; u < m.layout().size(); ++u)
     ckpt.read(layout_tensor_name(m.layout()[u], "param"), 0, m.flat_params()[u]);
+  return m;
+}
+
+model::Model load_model_from(const std::string& from, const std::string& key,
+                             const model::ModelConfig& cfg, uint64_t seed, at::Device device) {
+  if (!from.starts_with("hf:"))
+    return load_model(checkpoints::Checkpoint(resolve_init_from(from, key)), seed, device);
+  const checkpoints::HfWeights hf(from.substr(3), cfg);
+  model::Model m(cfg, seed, device);
+  at::NoGradGuard no_grad;
+  for (size_t u = 0; u < m.layout().size(); ++u)
+    hf.read_unit(m.layout()[u], 0, m.flat_params()[u]);
   return m;
 }
 
@@ -146,6 +159,26 @@ void TrainingState::load_weights(const checkpoints::Checkpoint& ckpt) {
   at::NoGradGuard no_grad;
   for (FsdpUnit& unit : model_.units())
     unit.param.copy_(read_shard(ckpt, unit, "param"));
+}
+
+std::string TrainingState::init_from(const std::string& from) {
+  if (!from.starts_with("hf:")) {
+    const checkpoints::Checkpoint ckpt(resolve_init_from(from));
+    load_weights(ckpt);
+    return ckpt.dir().string() + " (step " + std::to_string(ckpt.step()) + ")";
+  }
+  const checkpoints::HfWeights hf(from.substr(3), model_.config());
+  const int rank = comm_.rank();
+  at::NoGradGuard no_grad;
+  for (FsdpUnit& unit : model_.units()) {
+    // Rows the directory lacks (a projector it does not hold) keep their
+    // initialisation: read into the current values.
+    const at::Tensor shard = unit.param.narrow(0, 0, unit.shards.valid(rank)).to(at::kCPU).clone();
+    hf.read_unit(unit.layout, unit.shards.begin(rank), shard);
+    unit.param.narrow(0, 0, unit.shards.valid(rank)).copy_(shard);
+  }
+  return from +
+         (hf.has_projector() ? "" : " (no image projector there: it keeps its initialisation)");
 }
 
 void TrainingState::resume(const checkpoints::Checkpoint& ckpt, int64_t optimizer_steps,

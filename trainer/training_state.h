@@ -49,15 +49,22 @@ std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double>
 std::string cpu_rng_state();
 void set_cpu_rng_state(const std::string& bytes);
 
-// A config value naming weights to start from (`key`: init_from,
-// aggregate.solver) resolved to a checkpoint directory; hf: and unreadable
-// paths are config::ConfigError naming `key`.
+// A config value or option naming a muse-train checkpoint (`key`:
+// init_from, --checkpoint ...) resolved to a checkpoint directory; hf: and
+// unreadable paths are config::ConfigError naming `key`.
 std::filesystem::path resolve_init_from(const std::string& from,
                                         const std::string& key = "init_from");
 
 // The whole model saved in `ckpt` (by any number of ranks), in this process,
 // with the checkpoint's model config.
 model::Model load_model(const checkpoints::Checkpoint& ckpt, uint64_t seed, at::Device device);
+
+// The whole model `from` names, in this process: a checkpoint or run
+// directory (with its own model config), or hf:DIR (a Hugging Face Llama
+// directory checked against `cfg`). Errors are config::ConfigError naming
+// `key` or checkpoints::CheckpointError naming the file.
+model::Model load_model_from(const std::string& from, const std::string& key,
+                             const model::ModelConfig& cfg, uint64_t seed, at::Device device);
 
 // The outcome of one optimizer step.
 struct Update {
@@ -89,6 +96,9 @@ class TrainingState {
   void add_to_checkpoint(checkpoints::SaveRequest& request) const;
   // The weights of `ckpt` (any world size; its model must equal ours).
   void load_weights(const checkpoints::Checkpoint& ckpt);
+  // The weights init_from names (a checkpoint or run directory, or hf:DIR);
+  // returns what was loaded, for the log.
+  std::string init_from(const std::string& from);
   // Weights, moments and guard counters, to continue a run exactly.
   void resume(const checkpoints::Checkpoint& ckpt, int64_t optimizer_steps, int64_t skipped_total,
               int64_t consecutive_skips);

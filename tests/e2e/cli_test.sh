@@ -69,11 +69,15 @@ for tool in muse-train muse-data muse-export muse-generate; do
 done
 out=$("$bin/muse-train" --help)
 grep -q "trainer.steps (int, steps, >= 1) = 100" <<<"$out" || fail "--help lists keys"
-out=$("$bin/muse-export" --format hf 2>&1)
-[[ $? == 2 ]] || fail "muse-export with options should fail"
-out=$("$bin/muse-export" 2>&1)
-[[ $? == 2 ]] && grep -q "^error: muse-export: checkpoint export is not part of" <<<"$out" ||
-  fail "muse-export names what is missing: $out"
+out=$("$bin/muse-export" --format hf --out x 2>&1)
+[[ $? == 2 ]] && grep -q "^error: muse-export: --checkpoint is required" <<<"$out" ||
+  fail "muse-export without checkpoint: $out"
+out=$("$bin/muse-export" --checkpoint x --format onnx --out x 2>&1)
+[[ $? == 2 ]] && grep -q "^error: muse-export: --format: expected hf or gguf, got 'onnx'" <<<"$out" ||
+  fail "muse-export bad format: $out"
+out=$("$bin/muse-export" --checkpoint x --format hf --out x --dtype fp8 2>&1)
+[[ $? == 2 ]] && grep -q "^error: muse-export: --dtype: expected fp32, bf16 or fp16" <<<"$out" ||
+  fail "muse-export bad dtype: $out"
 
 # A stage missing what it needs is an error naming the key, before anything is written.
 printf 'stage: aggregate\nrun:\n  dir: %s\n' "$tmp/runs" >"$tmp/aggregate.yaml"

@@ -1,0 +1,366 @@
+#include "checkpoints/export.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "checkpoints/gguf.h"
+#include "checkpoints/manifest.h"
+#include "checkpoints/posix_file.h"
+#include "checkpoints/safetensors.h"
+#include "model/layout.h"
+#include "muse/version.h"
+
+namespace muse::checkpoints {
+namespace {
+
+using detail::Json;
+namespace fs = std::filesystem;
+
+constexpr std::string_view kProjectorPrefix = "multi_modal_projector.";
+constexpr const char* kProjectorFile = "multi_modal_projector.safetensors";
+constexpr const char* kMuseConfigFile = "muse_config.json";
+// The transformers release the exported files are tested with.
+constexpr const char* kTransformersVersion = "5.23.0";
+
+// One parameter of the model and where it lives in the checkpoint.
+struct Param {
+  model::ParamSpec spec;
+  std::string unit;  // the checkpoint tensor is UNIT/param
+};
+
+std::vector<Param> params_of(const model::ModelConfig& cfg) {
+  std::vector<Param> out;
+  for (const model::UnitLayout& unit : model::model_layout(cfg))
+    for (const model::ParamSpec& p : unit.params)
+      out.push_back({p, unit.name});
+  return out;
+}
+
+bool is_projector(const Param& p) {
+  return p.spec.name.starts_with(kProjectorPrefix);
+}
+
+at::Tensor read_param(const Checkpoint& ckpt, const Param& p) {
+  const at::Tensor flat = at::empty({p.spec.numel}, at::kFloat);
+  ckpt.read(p.unit + "/param", p.spec.offset, flat);
+  return flat.view(p.spec.shape);
+}
+
+int64_t bytes_of(const Param& p, at::ScalarType dtype) {
+  return p.spec.numel * static_cast<int64_t>(c10::elementSize(dtype));
+}
+
+// What an exporter needs of a tokenizer.json: the tokens by id (added ones
+// included), which are special, the merges, and the ids of muse-train's
+// special tokens.
+struct TokenizerFacts {
+  std::string text;                 // the file, to ship unchanged
+  std::vector<std::string> tokens;  // by id
+  std::vector<int32_t> types;  // GGUF token types: 1 normal, 3 control, 4 user-defined, 5 unused
+  std::vector<std::string> merges;  // "left right"
+  int64_t bos = -1, eos = -1, pad = -1;
+};
+
+TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size) {
+  TokenizerFacts t;
+  t.text = detail::read_file(path);
+  Json j;
+  try {
+    j = Json::parse(t.text);
+    t.tokens.assign(vocab_size, "");
+    t.types.assign(vocab_size, 5);
+    const auto place = [&](int64_t id, const std::string& token, int32_t type) {
+      if (id < 0 || id >= vocab_size) {
+        throw CheckpointError(path.string() + ": token '" + token + "' has id " +
+                              std::to_string(id) + ", outside model.vocab_size " +
+                              std::to_string(vocab_size));
+      }
+      t.tokens[id] = token;
+      t.types[id] = type;
+    };
+    for (const auto& [token, id] : j.at("model").at("vocab").items())
+      place(id.get<int64_t>(), token, 1);
+    for (const Json& added : j.at("added_tokens")) {
+      const std::string content = added.at("content").get<std::string>();
+      place(added.at("id").get<int64_t>(), content, added.value("special", false) ? 3 : 4);
+      if (content == "<|begin_of_text|>") t.bos = added.at("id").get<int64_t>();
+      if (content == "<|end_of_text|>") t.eos = added.at("id").get<int64_t>();
+      if (content == "<|pad|>") t.pad = added.at("id").get<int64_t>();
+    }
+    for (const Json& m : j.at("model").at("merges")) {
+      t.merges.push_back(m.is_string()
+                             ? m.get<std::string>()
+                             : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+    }
+  } catch (const Json::exception& e) {
+    throw CheckpointError(path.string() + ": not a byte-level BPE tokenizer.json (" + e.what() +
+                          ")");
+  }
+  for (size_t id = 0; id < t.tokens.size(); ++id)
+    if (t.types[id] == 5) t.tokens[id] = "[PAD" + std::to_string(id) + "]";
+  if (t.bos < 0 || t.eos < 0) {
+    throw CheckpointError(
+        path.string() + ": lacks the <|begin_of_text|> and <|end_of_text|> tokens muse-train uses");
+  }
+  return t;
+}
+
+void write_json(const fs::path& path, const Json& j) {
+  detail::write_file_synced(path, j.dump(2) + "\n");
+}
+
+Json hf_config(const model::ModelConfig& cfg, const TokenizerFacts& tok, at::ScalarType dtype) {
+  const char* dtype_name = dtype == at::kFloat  ? "float32"
+                           : dtype == at::kHalf ? "float16"
+                                                : "bfloat16";
+  Json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["vocab_size"] = cfg.vocab_size;
+  j["hidden_size"] = cfg.dim;
+  j["intermediate_size"] = cfg.ffn_hidden;
+  j["num_hidden_layers"] = cfg.n_layers;
+  j["num_attention_heads"] = cfg.n_heads;
+  j["num_key_value_heads"] = cfg.n_kv_heads;
+  j["head_dim"] = cfg.head_dim();
+  j["hidden_act"] = "silu";
+  j["max_position_embeddings"] = cfg.max_seq_len;
+  j["rms_norm_eps"] = cfg.norm_eps;
+  j["rope_theta"] = cfg.rope_theta;
+  j["rope_scaling"] = nullptr;
+  j["tie_word_embeddings"] = cfg.tie_embeddings;
+  j["attention_bias"] = false;
+  j["mlp_bias"] = false;
+  j["attention_dropout"] = 0.0;
+  j["initializer_range"] = cfg.init_std;
+  j["pretraining_tp"] = 1;
+  j["use_cache"] = true;
+  j["bos_token_id"] = tok.bos;
+  j["eos_token_id"] = tok.eos;
+  j["pad_token_id"] = tok.pad >= 0 ? Json(tok.pad) : Json(nullptr);
+  j["torch_dtype"] = dtype_name;
+  j["transformers_version"] = kTransformersVersion;
+  return j;
+}
+
+// `out`'s contents are replaced only if it is absent, empty, or an earlier
+// export (it holds muse_config.json): a mistyped --out never deletes data.
+void check_replaceable(const fs::path& out) {
+  if (!fs::exists(out)) return;
+  if (!fs::is_directory(out))
+    throw CheckpointError(out.string() + ": exists and is not a directory");
+  if (fs::is_empty(out) || fs::exists(out / kMuseConfigFile)) return;
+  throw CheckpointError(out.string() +
+                        ": exists and is not a muse-train export; choose another --out");
+}
+
+}  // namespace
+
+at::Tensor interleave_rotary_rows(const at::Tensor& w, int64_t n_heads) {
+  const int64_t rows = w.size(0), half = rows / n_heads / 2;
+  // (heads, 2 halves, D/2, C) -> (heads, D/2, 2, C): half c row i -> row 2i + c.
+  return w.reshape({n_heads, 2, half, -1}).transpose(1, 2).reshape(w.sizes());
+}
+
+ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out, const ExportOptions& options) {
+  const model::ModelConfig& cfg = ckpt.model();
+  const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
+  check_replaceable(out);
+  const fs::path tmp = out.string() + ".tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+
+  ExportSummary summary;
+  const std::vector<Param> params = params_of(cfg);
+  std::vector<Param> text, projector;
+  for (const Param& p : params)
+    (is_projector(p) ? projector : text).push_back(p);
+
+  // The text backbone, in shards of at most max_shard_bytes (a tensor larger
+  // than that gets a shard of its own).
+  std::vector<std::vector<Param>> shards(1);
+  int64_t shard_bytes = 0, total_bytes = 0;
+  for (const Param& p : text) {
+    const int64_t b = bytes_of(p, options.dtype);
+    if (!shards.back().empty() && shard_bytes + b > options.max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shards.back().push_back(p);
+    shard_bytes += b;
+    total_bytes += b;
+  }
+  const auto write_group = [&](const std::string& file, const std::vector<Param>& group) {
+    std::vector<SafetensorsWriter::Tensor> specs;
+    for (const Param& p : group)
+      specs.push_back({p.spec.name, p.spec.shape});
+    SafetensorsWriter writer(tmp / file, specs, options.dtype);
+    for (const Param& p : group)
+      writer.write(p.spec.name, read_param(ckpt, p));
+    writer.finish();
+    summary.tensors += static_cast<int64_t>(group.size());
+    summary.bytes += writer.data_bytes();
+    summary.files.push_back(out / file);
+  };
+  Json weight_map;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+    const std::string file = shards.size() == 1 ? "model.safetensors" : name;
+    write_group(file, shards[s]);
+    for (const Param& p : shards[s])
+      weight_map[p.spec.name] = file;
+  }
+  if (shards.size() > 1) {
+    write_json(tmp / "model.safetensors.index.json",
+               Json{{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}});
+  }
+  write_group(kProjectorFile, projector);
+
+  write_json(tmp / "config.json", hf_config(cfg, tok, options.dtype));
+  Json generation{{"bos_token_id", tok.bos},
+                  {"eos_token_id", tok.eos},
+                  {"do_sample", false},
+                  {"transformers_version", kTransformersVersion}};
+  if (tok.pad >= 0) generation["pad_token_id"] = tok.pad;
+  write_json(tmp / "generation_config.json", generation);
+  detail::write_file_synced(tmp / "tokenizer.json", tok.text);
+  Json tok_config{{"tokenizer_class", "PreTrainedTokenizerFast"},
+                  {"bos_token", "<|begin_of_text|>"},
+                  {"eos_token", "<|end_of_text|>"},
+                  {"model_max_length", cfg.max_seq_len},
+                  {"clean_up_tokenization_spaces", false}};
+  if (tok.pad >= 0) tok_config["pad_token"] = "<|pad|>";
+  write_json(tmp / "tokenizer_config.json", tok_config);
+  Json projector_tensors;
+  for (const Param& p : projector)
+    projector_tensors[p.spec.name] = p.spec.shape;
+  write_json(tmp / kMuseConfigFile,
+             Json{{"format", "muse-train-export"},
+                  {"muse_train_version", MUSE_VERSION},
+                  {"source", {{"checkpoint", ckpt.dir().string()}, {"step", ckpt.step()}}},
+                  {"model", detail::model_to_json(cfg)},
+                  {"multi_modal_projector",
+                   {{"file", kProjectorFile},
+                    {"image_token_id", cfg.image_token_id},
+                    {"image_size", cfg.image_size},
+                    {"patch_size", cfg.patch_size},
+                    {"image_channels", cfg.image_channels},
+                    {"patches_per_image", cfg.n_patches()},
+                    {"tensors", projector_tensors}}}});
+  for (const char* f : {"config.json", "generation_config.json", "tokenizer.json",
+                        "tokenizer_config.json", kMuseConfigFile})
+    summary.files.push_back(out / f);
+  if (shards.size() > 1) summary.files.push_back(out / "model.safetensors.index.json");
+
+  detail::sync_dir(tmp);
+  fs::remove_all(out);
+  fs::rename(tmp, out);
+  detail::sync_dir(out.has_parent_path() ? out.parent_path() : fs::path("."));
+  return summary;
+}
+
+ExportSummary export_gguf(const Checkpoint& ckpt, const fs::path& out,
+                          const ExportOptions& options) {
+  const model::ModelConfig& cfg = ckpt.model();
+  const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
+  GgufWriter w(out);
+  w.add_string("general.architecture", "llama");
+  w.add_string("general.type", "model");
+  w.add_string("general.name", "muse");
+  w.add_uint32("general.file_type", options.dtype == at::kFloat  ? 0
+                                    : options.dtype == at::kHalf ? 1
+                                                                 : 32);
+  w.add_uint32("general.quantization_version", 2);
+  w.add_uint32("general.alignment", static_cast<uint32_t>(kGgufAlignment));
+  const auto u32 = [](int64_t v) { return static_cast<uint32_t>(v); };
+  w.add_uint32("llama.context_length", u32(cfg.max_seq_len));
+  w.add_uint32("llama.embedding_length", u32(cfg.dim));
+  w.add_uint32("llama.block_count", u32(cfg.n_layers));
+  w.add_uint32("llama.feed_forward_length", u32(cfg.ffn_hidden));
+  w.add_uint32("llama.attention.head_count", u32(cfg.n_heads));
+  w.add_uint32("llama.attention.head_count_kv", u32(cfg.n_kv_heads));
+  w.add_uint32("llama.attention.key_length", u32(cfg.head_dim()));
+  w.add_uint32("llama.attention.value_length", u32(cfg.head_dim()));
+  w.add_uint32("llama.rope.dimension_count", u32(cfg.head_dim()));
+  w.add_float32("llama.rope.freq_base", static_cast<float>(cfg.rope_theta));
+  w.add_float32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(cfg.norm_eps));
+  w.add_uint32("llama.vocab_size", u32(cfg.vocab_size));
+  w.add_string("tokenizer.ggml.model", "gpt2");
+  w.add_string("tokenizer.ggml.pre", "llama-bpe");
+  w.add_string_array("tokenizer.ggml.tokens", tok.tokens);
+  w.add_int32_array("tokenizer.ggml.token_type", tok.types);
+  w.add_string_array("tokenizer.ggml.merges", tok.merges);
+  w.add_uint32("tokenizer.ggml.bos_token_id", u32(tok.bos));
+  w.add_uint32("tokenizer.ggml.eos_token_id", u32(tok.eos));
+  if (tok.pad >= 0) w.add_uint32("tokenizer.ggml.padding_token_id", u32(tok.pad));
+  w.add_bool("tokenizer.ggml.add_bos_token", true);
+  w.add_bool("tokenizer.ggml.add_eos_token", false);
+
+  // GGUF names (llama.cpp's TENSOR_NAMES); the projector has no place in a
+  // llama GGUF.
+  const auto gguf_name = [](const model::ParamSpec& p, int64_t layer) -> std::string {
+    const std::string blk = "blk." + std::to_string(layer) + ".";
+    switch (p.id) {
+      case model::ParamId::kTokEmbed:
+        return "token_embd.weight";
+      case model::ParamId::kAttnNorm:
+        return blk + "attn_norm.weight";
+      case model::ParamId::kAttnQ:
+        return blk + "attn_q.weight";
+      case model::ParamId::kAttnK:
+        return blk + "attn_k.weight";
+      case model::ParamId::kAttnV:
+        return blk + "attn_v.weight";
+      case model::ParamId::kAttnOut:
+        return blk + "attn_output.weight";
+      case model::ParamId::kFfnNorm:
+        return blk + "ffn_norm.weight";
+      case model::ParamId::kFfnGate:
+        return blk + "ffn_gate.weight";
+      case model::ParamId::kFfnUp:
+        return blk + "ffn_up.weight";
+      case model::ParamId::kFfnDown:
+        return blk + "ffn_down.weight";
+      case model::ParamId::kOutputNorm:
+        return "output_norm.weight";
+      case model::ParamId::kOutput:
+        return "output.weight";
+      default:
+        return "";
+    }
+  };
+  struct Planned {
+    Param param;
+    std::string name;
+  };
+  std::vector<Planned> planned;
+  const std::vector<model::UnitLayout> layout = model::model_layout(cfg);
+  for (size_t u = 0; u < layout.size(); ++u) {
+    const int64_t layer = static_cast<int64_t>(u) - 1;  // blocks are units 1..n_layers
+    for (const model::ParamSpec& p : layout[u].params) {
+      const std::string name = gguf_name(p, layer);
+      if (name.empty()) continue;
+      // Norms (every 1-D tensor) stay F32, as llama.cpp's converter keeps them.
+      const at::ScalarType dtype = p.shape.size() == 1 ? at::kFloat : options.dtype;
+      w.add_tensor({.name = name, .shape = p.shape, .dtype = dtype});
+      planned.push_back({{p, layout[u].name}, name});
+    }
+  }
+  w.write_header();
+  ExportSummary summary;
+  for (const Planned& p : planned) {
+    at::Tensor t = read_param(ckpt, p.param);
+    if (p.param.spec.id == model::ParamId::kAttnQ) t = interleave_rotary_rows(t, cfg.n_heads);
+    if (p.param.spec.id == model::ParamId::kAttnK) t = interleave_rotary_rows(t, cfg.n_kv_heads);
+    w.write_tensor(p.name, t);
+    ++summary.tensors;
+  }
+  w.finish();
+  summary.bytes = w.data_bytes();
+  summary.files.push_back(out);
+  return summary;
+}
+
+}  // namespace muse::checkpoints
