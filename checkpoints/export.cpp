@@ -170,6 +170,15 @@ ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out, const Expor
   const fs::path tmp = out.string() + ".tmp";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  // A failed export leaves neither OUT.tmp nor a changed OUT behind.
+  struct RemoveUnlessDone {
+    fs::path dir;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ignored;
+      if (!done) fs::remove_all(dir, ignored);
+    }
+  } cleanup{tmp};
 
   ExportSummary summary;
   const std::vector<Param> params = params_of(cfg);
@@ -257,6 +266,7 @@ ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out, const Expor
   detail::sync_dir(tmp);
   fs::remove_all(out);
   fs::rename(tmp, out);
+  cleanup.done = true;
   detail::sync_dir(out.has_parent_path() ? out.parent_path() : fs::path("."));
   return summary;
 }

@@ -137,6 +137,7 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
 }
 
 HfWeights::~HfWeights() = default;
+HfWeights::HfWeights(HfWeights&&) noexcept = default;
 
 const fs::path& HfWeights::dir() const {
   return impl_->dir;

@@ -28,6 +28,7 @@ class HfWeights {
   // naming the file and the key or tensor.
   HfWeights(std::filesystem::path dir, const model::ModelConfig& model);
   ~HfWeights();
+  HfWeights(HfWeights&&) noexcept;
 
   const std::filesystem::path& dir() const;
   // Whether the image projector was found (else it keeps its initialisation).

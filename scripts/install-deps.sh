@@ -9,8 +9,10 @@ set -euo pipefail
 
 TORCH_VERSION="2.15.0"
 # Python packages beside torch: test oracles and baselines (tokenizers:
-# tokenizer.json compatibility; scikit-learn: the digits images of the tiny data).
-PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 scikit-learn==1.9.1 matplotlib==3.11.2)
+# tokenizer.json compatibility; scikit-learn: the digits images of the tiny data;
+# transformers, safetensors, gguf: loading exported checkpoints in the tests).
+PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 scikit-learn==1.9.1 matplotlib==3.11.2
+  transformers==5.23.0 safetensors==0.8.0 gguf==0.19.0)
 MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
 
 say() { printf '[install-deps] %s\n' "$*"; }

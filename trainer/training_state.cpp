@@ -53,6 +53,17 @@ std::filesystem::path resolve_init_from(const std::string& from, const std::stri
 }
 
 namespace {
+// The Hugging Face directory of "hf:DIR"; a bad one is a config error naming
+// `key` (the message names the file and tensor).
+checkpoints::HfWeights open_hf(const std::string& from, const std::string& key,
+                               const model::ModelConfig& cfg) {
+  try {
+    return checkpoints::HfWeights(from.substr(3), cfg);
+  } catch (const checkpoints::CheckpointError& e) {
+    throw config::ConfigError(key, e.what());
+  }
+}
+
 std::string layout_tensor_name(const model::UnitLayout& layout, const std::string& what) {
   return layout.name + "/" + what;
 }
@@ -74,7 +85,7 @@ model::Model load_model_from(const std::string& from, const std::string& key,
                              const model::ModelConfig& cfg, uint64_t seed, at::Device device) {
   if (!from.starts_with("hf:"))
     return load_model(checkpoints::Checkpoint(resolve_init_from(from, key)), seed, device);
-  const checkpoints::HfWeights hf(from.substr(3), cfg);
+  const checkpoints::HfWeights hf = open_hf(from, key, cfg);
   model::Model m(cfg, seed, device);
   at::NoGradGuard no_grad;
   for (size_t u = 0; u < m.layout().size(); ++u)
@@ -167,7 +178,7 @@ std::string TrainingState::init_from(const std::string& from) {
     load_weights(ckpt);
     return ckpt.dir().string() + " (step " + std::to_string(ckpt.step()) + ")";
   }
-  const checkpoints::HfWeights hf(from.substr(3), model_.config());
+  const checkpoints::HfWeights hf = open_hf(from, "init_from", model_.config());
   const int rank = comm_.rank();
   at::NoGradGuard no_grad;
   for (FsdpUnit& unit : model_.units()) {
