@@ -2,7 +2,8 @@
 //
 //   muse-train --config configs/tiny/pretrain.yaml [--set key.path=value ...] [--dry-run]
 //
-// Exit codes: 0 success, 1 runtime failure, 2 bad command line or config.
+// Exit codes: 0 success, 1 runtime failure, 2 bad command line or config,
+// 3 stopped by SIGTERM/SIGUSR1 after saving a checkpoint.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +36,7 @@
 #include "telemetry/metrics.h"
 #include "telemetry/progress.h"
 #include "trainer/memory.h"
+#include "trainer/preemption.h"
 #include "trainer/pretrain.h"
 
 namespace {
@@ -56,8 +58,10 @@ const char* kDescription =
     "Trains the muse multimodal transformer. The config's `stage` picks the loop\n"
     "(pretrain, sft, rl, aggregate); every key below can be set in the YAML file or\n"
     "overridden with --set key.path=value (repeatable, applied in order after the\n"
-    "file). Run under mpirun or srun for several ranks. Exit codes: 0 success,\n"
-    "1 runtime failure, 2 bad command line or config.";
+    "file). Run under mpirun or srun for several ranks. SIGTERM or SIGUSR1 (a\n"
+    "scheduler's preemption notice) ends the run after the current step with a\n"
+    "checkpoint; the same command resumes it. Exit codes: 0 success, 1 runtime\n"
+    "failure, 2 bad command line or config, 3 stopped by a signal (checkpoint saved).";
 
 std::string version_text() {
   return std::string("muse-train ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ", LibTorch " +
@@ -315,6 +319,7 @@ int run(int argc, char** argv) {
   }
   telemetry::log_info(world_summary(world, comm->backend()));
   share_cores(world);
+  trainer::install_preemption_handlers();
 
   try {
     std::string run_dir_error;
@@ -354,6 +359,9 @@ int run(int argc, char** argv) {
     } else {
       run_training(cfg, world, *comm);
     }
+  } catch (const trainer::Preempted& e) {
+    if (world.is_main()) telemetry::log_info(e.what());
+    return trainer::kExitPreempted;
   } catch (const dist::PeerFailure& e) {
     // The rank that failed has said why; every rank ends with its status.
     return e.config_error() ? kExitUsage : kExitFailure;
@@ -370,8 +378,9 @@ int run(int argc, char** argv) {
     session->abort(kExitFailure);
   } catch (const std::exception& e) {
     // Reported here, before the session ends: once this rank finalizes MPI,
-    // the launcher may stop the others.
-    log_first_line(e);
+    // the launcher may stop the others. A failure another rank caused is
+    // that rank's to report.
+    if (dynamic_cast<const checkpoints::PeerCheckpointError*>(&e) == nullptr) log_first_line(e);
     return kExitFailure;
   }
   return 0;

@@ -163,7 +163,11 @@ at::Tensor interleave_rotary_rows(const at::Tensor& w, int64_t n_heads) {
   return w.reshape({n_heads, 2, half, -1}).transpose(1, 2).reshape(w.sizes());
 }
 
-ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out, const ExportOptions& options) {
+ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out_arg,
+                        const ExportOptions& options) {
+  // "exports/x/" names the directory x: its temporary twin is "exports/x.tmp".
+  fs::path out = out_arg.lexically_normal();
+  if (!out.has_filename()) out = out.parent_path();
   const model::ModelConfig& cfg = ckpt.model();
   const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
   check_replaceable(out);

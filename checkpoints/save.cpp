@@ -75,6 +75,7 @@ class Agreement {
   // For a verdict every rank reached from the same gathered data.
   [[noreturn]] void fail_everywhere(const std::string& error) {
     finish_failure();
+    if (comm_.rank() != 0) throw PeerCheckpointError(error);
     throw CheckpointError(error);
   }
 
@@ -89,7 +90,7 @@ class Agreement {
                        static_cast<size_t>(length));
     finish_failure();
     if (!error.empty()) throw CheckpointError(error);
-    throw CheckpointError(shared + " (on rank " + std::to_string(failed_rank) + ")");
+    throw PeerCheckpointError(shared + " (on rank " + std::to_string(failed_rank) + ")");
   }
 
   // No rank returns before rank 0 has removed what the save left behind.

@@ -188,15 +188,16 @@ class Run {
         build_pool(*aggregate_, *solver, problems_, job_.rl.max_new_tokens, comm_);
     prompts_ = std::move(pool.records);
     schedule_prompts_.emplace(prompts_.size(), base_.seed);
-    check_lengths();  // the aggregation prompts, with any budget sentence
-    if (comm_.rank() == 0) {
+    dist::run_agreed(comm_, [&] {
+      check_lengths();  // the aggregation prompts, with any budget sentence
+      if (comm_.rank() != 0) return;
       write_file_atomically(base_.run_dir / "aggregation_sets.jsonl", pool.sets_jsonl);
       if (step_ == 0) metrics_.write(pool.summary);
       telemetry::log_info(
           "aggregation sets: " + std::to_string(std::get<int64_t>(*pool.summary.find("sets"))) +
           ", hard " + std::to_string(std::get<int64_t>(*pool.summary.find("hard_sets"))) +
           ", training on " + std::to_string(prompts_.size()) + " (aggregation_sets.jsonl)");
-    }
+    });
   }
 
   void train() {
@@ -218,8 +219,8 @@ class Run {
         .save = [&] { save(); }};
     trainer::run_steps(
         "rl", step_,
-        trainer::step_schedule(base_.trainer, base_.checkpoint, base_.eval, base_.telemetry),
-        comm_.rank(), metrics_, hooks);
+        trainer::step_schedule(base_.trainer, base_.checkpoint, base_.eval, base_.telemetry), comm_,
+        metrics_, hooks);
   }
 
  private:

@@ -111,7 +111,7 @@ class Run {
                           .evaluate = [&] { evaluate(); },
                           .save = [&] { save(); }};
     run_steps(job_.stage, step_,
-              step_schedule(job_.trainer, job_.checkpoint, job_.eval, job_.telemetry), comm_.rank(),
+              step_schedule(job_.trainer, job_.checkpoint, job_.eval, job_.telemetry), comm_,
               metrics_, hooks);
   }
 

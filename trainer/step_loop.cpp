@@ -7,6 +7,7 @@
 
 #include "telemetry/log.h"
 #include "telemetry/progress.h"
+#include "trainer/preemption.h"
 
 namespace muse::trainer {
 
@@ -21,7 +22,8 @@ StepSchedule step_schedule(const TrainerConfig& trainer, const CheckpointConfig&
 }
 
 void run_steps(const std::string& label, const int64_t& step, const StepSchedule& schedule,
-               int rank, telemetry::Metrics& metrics, const StepHooks& hooks) {
+               dist::Communicator& comm, telemetry::Metrics& metrics, const StepHooks& hooks) {
+  const int rank = comm.rank();
   if (step >= schedule.steps) {
     telemetry::log_info("run already complete at step " + std::to_string(step) +
                         " (trainer.steps); nothing to do");
@@ -39,7 +41,9 @@ void run_steps(const std::string& label, const int64_t& step, const StepSchedule
   while (step < schedule.steps) {
     const telemetry::Record record = hooks.step();
     tokens_since_log += std::get<int64_t>(*record.find("tokens"));
-    const bool stop = schedule.stop_after > 0 && step - first_step == schedule.stop_after;
+    const int signal = agreed_preemption_signal(comm);
+    const bool stop =
+        (schedule.stop_after > 0 && step - first_step == schedule.stop_after) || signal != 0;
     const bool end_of_run = step == schedule.steps;
     if (step % schedule.log_every == 0 || end_of_run || stop) {
       if (rank == 0) {
@@ -48,9 +52,14 @@ void run_steps(const std::string& label, const int64_t& step, const StepSchedule
       }
       tokens_since_log = 0;
     }
-    if (schedule.eval_every > 0 && (step % schedule.eval_every == 0 || end_of_run))
+    // A signalled job has seconds left: it saves, it does not evaluate.
+    if (schedule.eval_every > 0 && (step % schedule.eval_every == 0 || end_of_run) && signal == 0)
       hooks.evaluate();
     if (step % schedule.checkpoint_every == 0 || end_of_run || stop) hooks.save();
+    if (signal != 0) {
+      if (progress) progress->finish();
+      throw Preempted(signal, step);
+    }
     if (stop) {
       telemetry::log_info("stopping after " + std::to_string(schedule.stop_after) +
                           " steps (trainer.stop_after); the next launch resumes at step " +

@@ -2,8 +2,9 @@
 // trainer.steps, a record and a progress line every telemetry.log_every
 // steps, evaluation every eval.every steps and after the final step, a
 // checkpoint every checkpoint.every steps and whenever a launch ends, and
-// trainer.stop_after to end a launch early. What a step, an evaluation or
-// a checkpoint does is the stage's.
+// trainer.stop_after to end a launch early, and a checkpoint and exit when
+// any rank was sent SIGTERM or SIGUSR1 (preemption.h). What a step, an
+// evaluation or a checkpoint does is the stage's.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "dist/communicator.h"
 #include "telemetry/metrics.h"
 #include "telemetry/telemetry_config.h"
 #include "trainer/train_config.h"
@@ -46,8 +48,10 @@ StepSchedule step_schedule(const TrainerConfig& trainer, const CheckpointConfig&
 // Runs steps from `step` (the steps done, advanced by hooks.step) to
 // schedule.steps. Rank 0 writes the records to `metrics` and draws the
 // progress line labelled `label`. A launch ended by stop_after saves but
-// does not evaluate: it is not the end of the run.
+// does not evaluate: it is not the end of the run. After each step the ranks
+// agree whether one was signalled; if so the step is logged and saved and
+// run_steps throws Preempted. Collective over `comm`.
 void run_steps(const std::string& label, const int64_t& step, const StepSchedule& schedule,
-               int rank, telemetry::Metrics& metrics, const StepHooks& hooks);
+               dist::Communicator& comm, telemetry::Metrics& metrics, const StepHooks& hooks);
 
 }  // namespace muse::trainer

@@ -10,6 +10,7 @@ bin=$1
 py=${MUSE_VENV_PYTHON:-python3}
 mpiexec=${MUSE_MPIEXEC:-mpirun}
 read -ra mpi_flags <<<"${MUSE_MPIRUN_FLAGS:---oversubscribe --bind-to none}"
+extra_mpi_flags=()  # a test may add mpirun flags (-x VAR=value ...) for its launches
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -32,8 +33,9 @@ launch() {
   local np=$1 name=$2 config=$3
   shift 3
   echo "+ muse-train -np $np run $name $*" >>"$tmp/$name.log"
-  timeout 240 "$mpiexec" -np "$np" "${mpi_flags[@]}" "$bin/muse-train" --config "$config" \
-    --set run.dir="$runs" --set run.name="$name" "${short_run[@]}" "$@" >>"$tmp/$name.log" 2>&1
+  timeout 240 "$mpiexec" -np "$np" "${mpi_flags[@]}" "${extra_mpi_flags[@]}" "$bin/muse-train" \
+    --config "$config" --set run.dir="$runs" --set run.name="$name" "${short_run[@]}" "$@" \
+    >>"$tmp/$name.log" 2>&1
 }
 
 # train NP NAME [--set ...]: a tiny pretraining run that must succeed.
