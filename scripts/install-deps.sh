@@ -31,6 +31,7 @@ apt_packages=(
   libstb-dev
   clang-format
   python3 python3-venv
+  slurm-wlm munge  # the single-node Slurm cluster of tests/e2e/slurm_test.sh
 )
 
 missing=()
