@@ -16,6 +16,7 @@
 #include "rl/aggregate_config.h"
 #include "rl/rl_config.h"
 #include "telemetry/telemetry_config.h"
+#include "telemetry/wandb_config.h"
 #include "trainer/optim_config.h"
 #include "trainer/train_config.h"
 
@@ -45,6 +46,7 @@ struct MuseConfig {
   trainer::EvalConfig eval;
   dist::DistConfig dist;
   telemetry::TelemetryConfig telemetry;
+  telemetry::WandbConfig wandb;
   rl::RlConfig rl;
   rewards::RewardsConfig rewards;
   rl::AggregateConfig aggregate;
@@ -67,6 +69,7 @@ struct MuseConfig {
     v.section("eval", eval, "Periodic evaluation on held-out data.");
     v.section("dist", dist, "Distributed communication.");
     v.section("telemetry", telemetry, "Progress, metrics and logs.");
+    v.section("wandb", wandb, "Logging to Weights & Biases over its HTTP API (docs/wandb.md).");
     v.section("rl", rl, "The RL stage: rollouts, advantages and the policy loss (docs/rl.md).");
     v.section("rewards", rewards,
               "The RL reward: correctness, format and length shaping (docs/rewards.md).");

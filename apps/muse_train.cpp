@@ -35,6 +35,7 @@
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/progress.h"
+#include "telemetry/wandb.h"
 #include "trainer/memory.h"
 #include "trainer/preemption.h"
 #include "trainer/pretrain.h"
@@ -61,7 +62,8 @@ const char* kDescription =
     "file). Run under mpirun or srun for several ranks. SIGTERM or SIGUSR1 (a\n"
     "scheduler's preemption notice) ends the run after the current step with a\n"
     "checkpoint; the same command resumes it. Exit codes: 0 success, 1 runtime\n"
-    "failure, 2 bad command line or config, 3 stopped by a signal (checkpoint saved).";
+    "failure, 2 bad command line or config, 3 stopped by a signal (checkpoint saved).\n"
+    "`muse-train wandb-sync RUN_DIR` uploads a run's Weights & Biases spool.";
 
 std::string version_text() {
   return std::string("muse-train ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ", LibTorch " +
@@ -146,6 +148,7 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
                               .telemetry = cfg.telemetry,
                               .local_rank = world.local_rank};
   telemetry::Metrics metrics;
+  telemetry::WandbSink* wandb = nullptr;  // owned by metrics; rank 0 only
   dist::run_agreed(comm, [&] {
     if (!world.is_main()) return;
     const std::string path = (job.run_dir / "metrics.jsonl").string();
@@ -155,12 +158,52 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
     telemetry::drop_records_after(path,
                                   latest.empty() ? 0 : checkpoints::Checkpoint(latest).step());
     metrics.add_sink(std::make_unique<telemetry::JsonlSink>(path));
+    if (cfg.wandb.mode == "disabled") return;
+    telemetry::WandbRunInfo info{
+        .config = cfg.wandb,
+        .display_name = cfg.wandb.name.empty() ? cfg.run.name : cfg.wandb.name,
+        .job_type = cfg.stage,
+        .run_config = {}};
+    for (const config::FieldInfo& f : config::describe_fields(cfg))
+      info.run_config.emplace_back(f.path, f.value);
+    auto sink = std::make_unique<telemetry::WandbSink>(job.run_dir, std::move(info));
+    wandb = sink.get();
+    metrics.add_sink(std::move(sink));
   });
-  if (cfg.stage == "rl" || cfg.stage == "aggregate") {
-    rl::train_rl({.base = job, .rl = cfg.rl, .rewards = cfg.rewards, .aggregate = cfg.aggregate},
-                 comm, metrics);
-  } else {
-    trainer::train(job, comm, metrics);
+  // W&B learns how the run ended: 0, 3 (preempted), 2 (config) or 1.
+  try {
+    if (cfg.stage == "rl" || cfg.stage == "aggregate") {
+      rl::train_rl({.base = job, .rl = cfg.rl, .rewards = cfg.rewards, .aggregate = cfg.aggregate},
+                   comm, metrics);
+    } else {
+      trainer::train(job, comm, metrics);
+    }
+  } catch (const trainer::Preempted&) {
+    if (wandb) wandb->finish(trainer::kExitPreempted);
+    throw;
+  } catch (const config::ConfigError&) {
+    if (wandb) wandb->finish(kExitUsage);
+    throw;
+  } catch (...) {
+    if (wandb) wandb->finish(kExitFailure);
+    throw;
+  }
+  if (wandb) wandb->finish(0);
+}
+
+// `muse-train wandb-sync RUN_DIR`: uploads a run's W&B spool.
+int wandb_sync_command(int argc, char** argv) {
+  if (argc != 3 || std::string(argv[2]).starts_with("-")) {
+    telemetry::log_error("usage: muse-train wandb-sync RUN_DIR");
+    return kExitUsage;
+  }
+  try {
+    const int64_t rows = telemetry::wandb_sync(argv[2]);
+    std::cout << "wandb-sync: " << rows << " row(s) uploaded from " << argv[2] << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    telemetry::log_error(e.what());
+    return kExitFailure;
   }
 }
 
@@ -243,6 +286,7 @@ int run(int argc, char** argv) {
   args.flag("--version", &version, "print the version and exit");
   args.flag("--help", &help, "print this help and exit");
 
+  if (argc >= 2 && std::string(argv[1]) == "wandb-sync") return wandb_sync_command(argc, argv);
   try {
     args.parse(argc, argv);
   } catch (const config::UsageError& e) {
@@ -287,6 +331,17 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
   const MuseConfig& cfg = loaded.config;
+  // Online W&B needs a key, which is not in the config: checked before the
+  // run directory is made.
+  if (cfg.wandb.mode == "online" && !dry_run) {
+    try {
+      (void)telemetry::WandbEndpoint::from_environment();
+    } catch (const std::runtime_error& e) {
+      if (world.is_main()) telemetry::log_error(config_path + ": wandb.mode: " + e.what());
+      return kExitUsage;
+    }
+  }
+
   // Settings that depend on the world size: every rank decides alike.
   if (cfg.stage == "rl" || cfg.stage == "aggregate") {
     try {

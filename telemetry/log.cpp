@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <string>
 
 namespace muse::telemetry {
@@ -10,6 +11,8 @@ namespace {
 // Process-wide by nature: a process has one rank.
 std::atomic<int> g_rank{0};
 std::atomic<int> g_world_size{1};
+std::mutex g_observer_mutex;
+LogObserver g_observer;
 
 void emit(FILE* stream, std::string_view level, std::string_view message) {
   // The level comes first ("error: [rank 3] ..."), so every error line of
@@ -20,6 +23,8 @@ void emit(FILE* stream, std::string_view level, std::string_view message) {
   // One write per line so lines of concurrent ranks do not interleave.
   std::fwrite(line.data(), 1, line.size(), stream);
   std::fflush(stream);
+  std::lock_guard lock(g_observer_mutex);
+  if (g_observer) g_observer(std::string_view(line).substr(0, line.size() - 1), stream == stderr);
 }
 
 }  // namespace
@@ -27,6 +32,11 @@ void emit(FILE* stream, std::string_view level, std::string_view message) {
 void set_log_rank(int rank, int world_size) {
   g_rank = rank;
   g_world_size = world_size;
+}
+
+void set_log_observer(LogObserver observer) {
+  std::lock_guard lock(g_observer_mutex);
+  g_observer = std::move(observer);
 }
 
 void log_info(std::string_view message) {

@@ -2,12 +2,19 @@
 // speak only for warnings and errors, prefixed with their rank.
 #pragma once
 
+#include <functional>
 #include <string_view>
 
 namespace muse::telemetry {
 
 // Set once, after the distributed session starts (defaults: rank 0 of 1).
 void set_log_rank(int rank, int world_size);
+
+// Called with every line this process prints (without its newline) and
+// whether it went to stderr; the W&B sink forwards console output with it.
+// nullptr removes it.
+using LogObserver = std::function<void(std::string_view line, bool is_error)>;
+void set_log_observer(LogObserver observer);
 
 // Progress and results, on stdout, from rank 0 only.
 void log_info(std::string_view message);
