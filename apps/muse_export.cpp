@@ -71,14 +71,10 @@ int main(int argc, char** argv) {
   checkpoints::ExportOptions options;
   try {
     args.parse(argc, argv);
-    if (help) {
-      std::cout << args.usage();
+    if (config::print_help_or_version(
+            args, help, version,
+            std::string("muse-export ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ")"))
       return 0;
-    }
-    if (version) {
-      std::cout << "muse-export " << MUSE_VERSION << " (commit " << MUSE_GIT_COMMIT << ")\n";
-      return 0;
-    }
     if (checkpoint.empty()) throw config::UsageError("--checkpoint is required");
     if (format != "hf" && format != "gguf")
       throw config::UsageError("--format: expected hf or gguf, got '" + format + "'");

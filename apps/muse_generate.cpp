@@ -272,14 +272,10 @@ int main(int argc, char** argv) {
   args.flag("--help", &help, "print this help and exit");
   try {
     args.parse(argc, argv);
-    if (help) {
-      std::cout << args.usage();
+    if (config::print_help_or_version(
+            args, help, version,
+            std::string("muse-generate ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ")"))
       return 0;
-    }
-    if (version) {
-      std::cout << "muse-generate " << MUSE_VERSION << " (commit " << MUSE_GIT_COMMIT << ")\n";
-      return 0;
-    }
     if (o.checkpoint.empty()) throw config::UsageError("--checkpoint is required");
     if (o.prompt.empty() == o.prompts.empty())
       throw config::UsageError("give one of --prompt and --prompts");

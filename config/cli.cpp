@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <sstream>
 
 #include "config/loader.h"
@@ -121,6 +122,13 @@ double parse_number_option(const std::string& option, const std::string& value, 
     throw UsageError(option + ": expected a number >= " + bound.str() + ", got '" + value + "'");
   }
   return x;
+}
+
+bool print_help_or_version(const ArgParser& args, bool help, bool version,
+                           const std::string& version_line) {
+  if (help) std::cout << args.usage();
+  if (!help && version) std::cout << version_line << "\n";
+  return help || version;
 }
 
 }  // namespace muse::config

@@ -20,6 +20,14 @@ class UsageError : public std::runtime_error {
 int64_t parse_int_option(const std::string& option, const std::string& value, int64_t min);
 double parse_number_option(const std::string& option, const std::string& value, double min);
 
+class ArgParser;
+
+// For a tool's --help and --version flags: prints args.usage() or
+// `version_line` on stdout and returns true when one was given (the tool
+// then exits 0).
+bool print_help_or_version(const ArgParser& args, bool help, bool version,
+                           const std::string& version_line);
+
 class ArgParser {
  public:
   ArgParser(std::string program, std::string synopsis, std::string description);
