@@ -32,6 +32,7 @@ apt_packages=(
   clang-format
   python3 python3-venv
   slurm-wlm munge  # the single-node Slurm cluster of tests/e2e/slurm_test.sh
+  clang libclang-rt-14-dev  # libFuzzer for tests/fuzz
 )
 
 missing=()
