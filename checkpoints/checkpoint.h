@@ -29,25 +29,11 @@
 #include <string>
 #include <vector>
 
+#include "checkpoints/checkpoint_error.h"
 #include "dist/communicator.h"
 #include "model/model_config.h"
 
 namespace muse::checkpoints {
-
-// A checkpoint that cannot be written, or cannot be trusted when read. The
-// message starts with the file at fault: "PATH: problem".
-class CheckpointError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// The same failure as seen by the ranks that did not cause it (a collective
-// save fails on every rank): launchers print CheckpointError but not this, so
-// a job reports the failure once, from the rank it happened on.
-class PeerCheckpointError : public CheckpointError {
- public:
-  using CheckpointError::CheckpointError;
-};
 
 // This rank's slice of one flat fp32 tensor of the training state: elements
 // [begin, begin + data.numel()) of a global tensor of `global_numel` elements.

@@ -14,18 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "checkpoints/safetensors_header.h"
+
 namespace muse::checkpoints {
-
-// The reference implementation's limit on the header (MAX_HEADER_SIZE).
-inline constexpr int64_t kSafetensorsMaxHeader = 100'000'000;
-
-struct SafetensorsEntry {
-  std::string name;
-  std::string dtype;           // "F32", "BF16", ...
-  std::vector<int64_t> shape;  // row-major
-  int64_t begin = 0;           // byte range in the data buffer
-  int64_t end = 0;
-};
 
 // A validated safetensors file. Construction reads and checks the header:
 // size within the file and at most kSafetensorsMaxHeader, UTF-8 JSON with no

@@ -17,7 +17,7 @@ ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 
 CXX=clang++ cmake -S "$here" -B "$out" -G Ninja >/dev/null
 cmake --build "$out" >/dev/null
 mkdir -p "$out/crashes"
-for target in fuzz_config fuzz_tokenizer; do
+for target in fuzz_config fuzz_tokenizer fuzz_safetensors; do
   regressions=$here/regressions/$target
   if [[ -d $regressions ]] && compgen -G "$regressions/*" >/dev/null; then
     "$out/$target" "$regressions"/* >/dev/null 2>&1 || { echo "FAIL: $target crashes on a regression input"; exit 1; }
