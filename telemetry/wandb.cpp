@@ -29,6 +29,9 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSpoolFile = "wandb-spool.jsonl";
 constexpr size_t kMaxRowsPerRequest = 500;
+// Rows held in memory for the sender; beyond that (a server gone for very
+// long) rows stay only in the spool, for wandb-sync.
+constexpr size_t kMaxQueuedRows = 100'000;
 constexpr double kSendInterval = 2.0;   // seconds between sends while training
 constexpr double kHeartbeat = 30.0;     // seconds of silence before a heartbeat
 constexpr double kEventsInterval = 10;  // seconds between system-metric rows
@@ -360,6 +363,7 @@ struct WandbSink::Impl {
   std::condition_variable wake;
   std::deque<std::string> unsent;  // rows the server may not have yet
   int64_t unsent_base = 0;         // line number of unsent.front()
+  int64_t overflowed = 0;          // rows after `unsent` that are only in the spool
   std::deque<std::string> console;
   int64_t console_sent = 0;
   json summary = json::object();
@@ -381,10 +385,20 @@ struct WandbSink::Impl {
     spool_line({{"history", pending}});
     last_step = pending_step;
     std::lock_guard lock(mutex);
-    unsent.push_back(pending.dump(-1, ' ', false, json::error_handler_t::replace));
+    queue(pending.dump(-1, ' ', false, json::error_handler_t::replace));
     summary.update(pending);
     pending = nullptr;
     wake.notify_one();
+  }
+
+  // Hands a row to the sender, or leaves it to the spool once the queue is
+  // full (rows must go in order: none after the first one left out).
+  void queue(std::string row) {
+    if (overflowed > 0 || unsent.size() >= kMaxQueuedRows) {
+      ++overflowed;
+    } else {
+      unsent.push_back(std::move(row));
+    }
   }
 
   void run_sender();
@@ -398,7 +412,7 @@ void WandbSink::Impl::run_sender() {
   int64_t events_sent = 0;
   std::string fatal;
   const auto out_of_time = [&] { return finishing && Clock::now() >= deadline; };
-  while (!out_of_time()) {
+  while (!out_of_time() && !(finishing && unsent.empty() && overflowed > 0)) {
     // Wait for rows, the send interval, a heartbeat or the end.
     wake.wait_for(lock, std::chrono::milliseconds(200));
     const bool due = seconds_since(last_send) >= (finishing ? 0.0 : kSendInterval);
@@ -439,7 +453,7 @@ void WandbSink::Impl::run_sender() {
         last_cpu = cpu;
         last_events = Clock::now();
       }
-      const bool complete = finishing && unsent.size() == rows.size();
+      const bool complete = finishing && unsent.size() == rows.size() && overflowed == 0;
       if (complete) {
         extra["complete"] = true;
         extra["exitcode"] = exit_code;
@@ -502,7 +516,7 @@ WandbSink::WandbSink(const fs::path& run_dir, WandbRunInfo info) : impl_(std::ma
   s.last_step = old.last_step;
   s.runtime_offset = old.last_runtime;
   for (std::string& row : old.rows)
-    s.unsent.push_back(std::move(row));
+    s.queue(std::move(row));
   if (!s.online) return;
   s.uploader = std::make_unique<Uploader>(*endpoint, old.run);
   log_info("wandb: run " + old.run["id"].get<std::string>() + " in project " + info.config.project +
@@ -577,9 +591,9 @@ void WandbSink::finish(int exit_code, double timeout_s) {
   if (s.sender.joinable()) s.sender.join();
   std::lock_guard lock(s.mutex);
   if (!s.finished) {
-    log_warning("wandb: " + std::to_string(s.unsent.size()) + " row(s) not sent; they are in " +
-                s.spool_path.string() + ": upload them with muse-train wandb-sync " +
-                s.spool_path.parent_path().string());
+    log_warning("wandb: " + std::to_string(static_cast<int64_t>(s.unsent.size()) + s.overflowed) +
+                " row(s) not sent; they are in " + s.spool_path.string() +
+                ": upload them with muse-train wandb-sync " + s.spool_path.parent_path().string());
   }
 }
 
