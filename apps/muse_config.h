@@ -132,4 +132,13 @@ struct MuseConfig {
   }
 };
 
+// The config a run was trained with, from its resolved YAML (a checkpoint's
+// config.yaml); `origin` names it in errors.
+inline MuseConfig config_from_yaml(const std::string& yaml, const std::string& origin) {
+  MuseConfig cfg;
+  config::Origins origins;
+  config::apply_yaml(cfg, YAML::Load(yaml), origin, origins);
+  return cfg;
+}
+
 }  // namespace muse

@@ -6,7 +6,6 @@
 //   muse-export --checkpoint DIR --format gguf --out FILE.gguf [--dtype ...]
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or input.
-#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cstdio>
@@ -17,7 +16,6 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/export.h"
 #include "config/cli.h"
-#include "config/loader.h"
 #include "muse/version.h"
 #include "telemetry/log.h"
 #include "trainer/training_state.h"
@@ -89,12 +87,8 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     const checkpoints::Checkpoint ckpt(
         muse::trainer::resolve_init_from(checkpoint, "--checkpoint"));
-    if (tokenizer.empty()) {
-      muse::MuseConfig cfg;
-      config::Origins origins;
-      config::apply_yaml(cfg, YAML::Load(ckpt.config_yaml()), ckpt.dir().string(), origins);
-      tokenizer = cfg.data.tokenizer;
-    }
+    if (tokenizer.empty())
+      tokenizer = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string()).data.tokenizer;
     options.tokenizer = tokenizer;
     const checkpoints::ExportSummary s = format == "hf"
                                              ? checkpoints::export_hf(ckpt, out, options)

@@ -6,7 +6,6 @@
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or bad input.
 #include <ATen/ATen.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,7 +19,6 @@
 #include "apps/muse_config.h"
 #include "checkpoints/checkpoint.h"
 #include "config/cli.h"
-#include "config/loader.h"
 #include "data/data_error.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
@@ -71,14 +69,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// The config a checkpoint was trained with (its resolved config.yaml).
-muse::MuseConfig checkpoint_config(const muse::checkpoints::Checkpoint& ckpt) {
-  muse::MuseConfig cfg;
-  config::Origins origins;
-  config::apply_yaml(cfg, YAML::Load(ckpt.config_yaml()), ckpt.dir().string(), origins);
-  return cfg;
-}
-
 // The response text without surrounding whitespace, on one line.
 std::string one_line(std::string text) {
   std::replace(text.begin(), text.end(), '\n', ' ');
@@ -111,7 +101,7 @@ struct Totals {
 int run(const Options& o) {
   const muse::checkpoints::Checkpoint ckpt(
       muse::trainer::resolve_init_from(o.checkpoint, "--checkpoint"));
-  const muse::MuseConfig cfg = checkpoint_config(ckpt);
+  const muse::MuseConfig cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
   const data::Tokenizer tokenizer =
       data::Tokenizer::load(o.tokenizer.empty() ? cfg.data.tokenizer : o.tokenizer);
   const model::Model aggregator = muse::trainer::load_model(ckpt, 0, at::kCPU);

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "checkpoints/checkpoint.h"
+#include "config/files.h"
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
@@ -191,7 +191,7 @@ class Run {
     dist::run_agreed(comm_, [&] {
       check_lengths();  // the aggregation prompts, with any budget sentence
       if (comm_.rank() != 0) return;
-      write_file_atomically(base_.run_dir / "aggregation_sets.jsonl", pool.sets_jsonl);
+      config::write_file_atomic(base_.run_dir / "aggregation_sets.jsonl", pool.sets_jsonl);
       if (step_ == 0) metrics_.write(pool.summary);
       telemetry::log_info(
           "aggregation sets: " + std::to_string(std::get<int64_t>(*pool.summary.find("sets"))) +
@@ -414,17 +414,6 @@ class Run {
                    " tokens, model.vocab_size is " + std::to_string(base_.model.vocab_size));
     }
     return m;
-  }
-
-  static void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-    const std::filesystem::path tmp = path.string() + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << text;
-      out.flush();
-      if (!out) throw trainer::TrainError(tmp.string() + ": cannot write");
-    }
-    std::filesystem::rename(tmp, path);
   }
 
   // One sample, majority vote and the aggregator over the same candidates.
