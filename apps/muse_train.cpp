@@ -134,6 +134,7 @@ std::filesystem::path run_dir_of(const MuseConfig& cfg) {
 // The stage's loop (pretraining and SFT: the trainer's; RL: rl/), with rank 0
 // writing metrics.jsonl.
 void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communicator& comm) {
+  trainer::set_cpu_block_cache(cfg.trainer.cpu_block_cache);
   const trainer::TrainJob job{.stage = cfg.stage,
                               .seed = static_cast<uint64_t>(cfg.seed),
                               .run_dir = run_dir_of(cfg),

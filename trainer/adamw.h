@@ -9,15 +9,18 @@
 //   v   <- b2 * v + (1 - b2) * g * g
 //   p   <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 //
-// Each line is a sequence of whole-tensor ATen ops that each round once per
-// element (copy, add, sub, mul, div, sqrt, where; never lerp, addcmul,
-// addcdiv or add with alpha other than +-1, whose vectorised body may fuse a
-// multiply-add that the scalar tail does not), so an element's result does
-// not depend on where it sits in the shard or how a kernel splits the work:
-// applying this to the N shards of a unit is bitwise the same as applying it
-// to the whole buffer. torch.optim.AdamW (foreach=False) computes the same
-// formulas with fused ops and agrees to ~1e-7 of each tensor's scale
-// (tests/trainer/adamw_compat.py).
+// Every operation rounds once per element to fp32 (never a fused
+// multiply-add, which a vectorised body may use where a scalar tail does not),
+// so an element's result does not depend on where it sits in the shard or how
+// the work is split: applying this to the N shards of a unit is bitwise the
+// same as applying it to the whole buffer. On the CPU the update is one pass
+// over the shard (adamw_update_cpu, built without FMA contraction); on other
+// devices a sequence of whole-tensor ATen ops that round the same way
+// (adamw_update_ops: copy, add, sub, mul, div, sqrt, where; never lerp,
+// addcmul, addcdiv), which equals the CPU pass up to the rounding of the
+// square root (ATen's CPU sqrt is MKL's, not always correctly rounded). torch.optim.AdamW
+// (foreach=False) computes the same formulas with fused ops and agrees to
+// ~1e-7 of each tensor's scale (tests/trainer/adamw_compat.py).
 // Padding (p = g = 0) stays 0.
 #pragma once
 
@@ -48,6 +51,28 @@ struct AdamWState {
 // parameter with weight_decay; false on other parameters and padding.
 at::Tensor decay_mask(const model::UnitLayout& unit, const UnitShards& shards, int rank);
 
+// The scalars of step t, in the fp32 form in which every element sees them.
+struct AdamWScalars {
+  float decay;         // 1 - lr * wd, on decaying elements
+  float lerp_weight;   // 1 - b1
+  float beta2;         // b2
+  float one_minus_b2;  // 1 - b2
+  float bias2_sqrt;    // sqrt(1 - b2^t)
+  float eps;
+  float step_size;  // -lr / (1 - b1^t)
+};
+AdamWScalars adamw_scalars(const AdamWOptions& options, int64_t t, double lr);
+
+// One update of (S) fp32 param, exp_avg and exp_avg_sq in place from grad.
+// The same result two ways: one pass over contiguous CPU tensors, or ATen ops
+// on any device (`scratch` and `denom` are (S) fp32 buffers for the terms).
+void adamw_update_cpu(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
+                      const at::Tensor& exp_avg_sq, const at::Tensor& decay_mask,
+                      const AdamWScalars& s);
+void adamw_update_ops(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
+                      const at::Tensor& exp_avg_sq, const at::Tensor& decay_mask,
+                      const AdamWScalars& s, const at::Tensor& scratch, const at::Tensor& denom);
+
 class AdamWShard {
  public:
   // `mask` is decay_mask(...) of this shard, moved to the device of the
@@ -66,8 +91,9 @@ class AdamWShard {
   at::Tensor decay_mask_;  // (S) bool
   AdamWOptions options_;
   AdamWState state_;
-  at::Tensor scratch_;        // (S) fp32, reused for the update terms
-  at::Tensor denom_scratch_;  // (S) fp32
+  // (S) fp32 buffers for adamw_update_ops, off the CPU only.
+  at::Tensor scratch_;
+  at::Tensor denom_scratch_;
 };
 
 }  // namespace muse::trainer

@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
@@ -42,10 +43,6 @@ struct PendingReduce {
   }
 };
 
-// Reduce-scatters in flight at once: enough to overlap the next unit's
-// backward, few enough that full-size gradients do not pile up.
-constexpr size_t kMaxPendingReduces = 2;
-
 }  // namespace
 
 FsdpModel::FsdpModel(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
@@ -57,6 +54,7 @@ FsdpModel::FsdpModel(const model::ModelConfig& cfg, uint64_t seed, dist::Communi
                               "false needs trainer.keep_gathered: true (without recompute, each "
                               "unit's autograd graph holds its gathered weights until backward)");
   }
+  if (options_.prefetch < 0) throw config::ConfigError("trainer.prefetch", "must be >= 0");
   const std::vector<model::UnitLayout> layout = model::model_layout(cfg_);
   const int rank = comm.rank();
   const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(options_.device);
@@ -148,6 +146,13 @@ at::Tensor FsdpModel::forward_backward(
                                                   grads[u].storage_offset() + p.offset);
     }
   };
+  // Issues the all-gathers of units first..last (either order) not yet gathered.
+  const auto prefetch = [&](int64_t first, int64_t last) {
+    const int64_t step = first <= last ? 1 : -1;
+    for (int64_t v = first; v != last + step; v += step)
+      if (v >= 0 && v < n_units && !gathered[v]) gathered[v] = gather(v);
+  };
+  const int64_t depth = options_.prefetch;
   const auto release = [&](int64_t u) {
     if (tied && u == model::kEmbedUnit) return;  // the head reads it until the end
     gathered[u].reset();
@@ -156,10 +161,9 @@ at::Tensor FsdpModel::forward_backward(
   };
 
   // Forward through every unit but the head, keeping only unit inputs.
-  gathered[0] = gather(0);
   at::Tensor x;  // (B,T,C) activations between units
   for (int64_t u = 0; u < head; ++u) {
-    gathered[u + 1] = gather(u + 1);
+    prefetch(u, u + depth);
     if (options_.activation_checkpointing) {
       inputs[u] = x;
       at::NoGradGuard no_grad;
@@ -172,8 +176,9 @@ at::Tensor FsdpModel::forward_backward(
     if (!options_.keep_gathered && !(tied && u == model::kEmbedUnit)) gathered[u].reset();
   }
 
-  // The head and the loss, forward and backward at once.
-  if (head > 0 && !gathered[head - 1]) gathered[head - 1] = gather(head - 1);
+  // The head and the loss, forward and backward at once, with the last
+  // blocks prefetched for backward.
+  prefetch(head, head - depth);
   std::deque<PendingReduce> pending;
   const auto reduce_gradient = [&](int64_t u) {
     PendingReduce p{.unit = &units_[u], .send = {}, .recv = {}, .work = nullptr};
@@ -181,7 +186,7 @@ at::Tensor FsdpModel::forward_backward(
     p.recv = at::empty({units_[u].shards.shard_numel}, p.send.options());
     p.work = comm_->reduce_scatter_async(p.recv, p.send, dist::ReduceOp::kSum);
     pending.push_back(std::move(p));
-    if (pending.size() > kMaxPendingReduces) {
+    if (pending.size() > max_pending_reduces(depth)) {
       pending.front().finish();
       pending.pop_front();
     }
@@ -207,7 +212,7 @@ at::Tensor FsdpModel::forward_backward(
 
   // Backward through the other units, last to first.
   for (int64_t u = head - 1; u >= 0; --u) {
-    if (u > 0 && !gathered[u - 1]) gathered[u - 1] = gather(u - 1);
+    prefetch(u, u - depth);
     at::Tensor out = outputs[u];
     if (options_.activation_checkpointing) {
       if (u > 0) inputs[u] = inputs[u].detach().requires_grad_();
@@ -233,10 +238,10 @@ at::Tensor FsdpModel::forward(const model::Inputs& in) {
   const int64_t n_units = static_cast<int64_t>(units_.size());
   const model::AttnContext ctx = model::attn_context(cfg_, in);
   std::vector<std::unique_ptr<Gathered>> gathered(n_units);
-  gathered[0] = gather(0);
   at::Tensor x;
   for (int64_t u = 0; u < n_units; ++u) {
-    if (u + 1 < n_units) gathered[u + 1] = gather(u + 1);
+    for (int64_t v = u; v <= std::min(u + options_.prefetch, n_units - 1); ++v)
+      if (!gathered[v]) gathered[v] = gather(v);
     const UnitBuffers embed{
         .flat = cfg_.tie_embeddings ? gathered[model::kEmbedUnit]->full : at::Tensor(),
         .leaves = nullptr};

@@ -4,11 +4,13 @@
 // while the unit computes.
 //
 // One micro-batch, forward then backward (docs/trainer.md has the timeline):
-//   forward   for u = 0..L-1: all-gather unit u+1 (asynchronous prefetch),
-//             wait for unit u, run it, keep its input, free its buffer.
+//   forward   for u = 0..L-1: all-gather units u+1..u+k (asynchronous
+//             prefetch, k = options.prefetch), wait for unit u, run it, keep
+//             its input, free its buffer.
 //   head      the last unit runs with autograd together with the loss, and
 //             its backward follows at once.
-//   backward  for u = L-2..0: re-gather unit u (prefetched during unit u+1),
+//   backward  for u = L-2..0: re-gather unit u (prefetched during unit u+1
+//             with units down to u-k+1),
 //             recompute its forward with autograd, back-propagate, start the
 //             reduce-scatter of its full gradient (asynchronous, overlapping
 //             unit u-1's backward) and free the buffer.
@@ -52,7 +54,15 @@ struct FsdpOptions {
   at::ScalarType reduce_dtype = at::kFloat;  // gradient reduce-scatter
   bool keep_gathered = false;                // FSDP2's reshard_after_forward = false
   bool activation_checkpointing = true;      // recompute each unit in backward
+  int64_t prefetch = 1;  // units gathered ahead of the computing one; 0 = no overlap
 };
+
+// Gradient reduce-scatters left in flight behind the computing unit: enough
+// to overlap the next units' backward, few enough that full-size gradients do
+// not pile up; none (each completes at once) without prefetch.
+inline size_t max_pending_reduces(int64_t prefetch) {
+  return prefetch == 0 ? 0 : static_cast<size_t>(prefetch) + 1;
+}
 
 // One unit's shard on this rank.
 struct FsdpUnit {

@@ -34,6 +34,16 @@ void track_cpu_memory();
 // Zeros until track_cpu_memory() has been called.
 MemoryStats cpu_memory_stats();
 
+// The tracker also keeps freed CPU blocks of 1 MiB or more for reuse (on by
+// default), so a step's large tensors do not come back from the OS as fresh
+// pages that the kernel faults in and zeroes every step. Blocks in use plus
+// blocks cached never exceed the most that were ever in use at once. Turning
+// it off (or on) gives every cached block back to the OS.
+void set_cpu_block_cache(bool enabled);
+
+// Bytes of freed blocks the cache holds now (not part of current_bytes).
+int64_t cpu_cached_bytes();
+
 // Starts a new peak from the current live bytes (e.g. at each step).
 void reset_peak_cpu_memory();
 
@@ -45,7 +55,7 @@ struct PlanInputs {
   int64_t batch_rows = 1;  // B: rows of one micro-batch on one rank
   int64_t seq_len = 1;     // T
   int64_t grad_accum = 1;  // micro-batches per optimizer step
-  FsdpOptions fsdp = {};   // dtypes, keep_gathered, activation_checkpointing (device unused)
+  FsdpOptions fsdp = {};   // dtypes, recompute, prefetch, and the device (CPU or not)
 };
 
 // Per rank; bytes unless named otherwise.
@@ -53,7 +63,7 @@ struct MemoryPlan {
   int64_t param_shard_bytes = 0;        // fp32 master weights, sum of S over units * 4
   int64_t grad_shard_bytes = 0;         // fp32 accumulated gradients, the same
   int64_t optimizer_bytes = 0;          // AdamW exp_avg + exp_avg_sq
-  int64_t optimizer_scratch_bytes = 0;  // AdamW's two update buffers and decay mask
+  int64_t optimizer_scratch_bytes = 0;  // AdamW's decay mask (+ two update buffers off the CPU)
   // The next two are taken at the moment of a micro-batch with the most
   // bytes alive in total (forward_backward's peak), so that they add up:
   // full unit buffers (gathered weights in the param dtype, the prefetched

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <optional>
 
+#include "dist/nvtx.h"
 #include "telemetry/log.h"
 #include "telemetry/progress.h"
 #include "trainer/preemption.h"
@@ -39,7 +40,11 @@ void run_steps(const std::string& label, const int64_t& step, const StepSchedule
   const int64_t first_step = step;
   int64_t tokens_since_log = 0;
   while (step < schedule.steps) {
-    const telemetry::Record record = hooks.step();
+    const telemetry::Record record = [&] {
+      // Numbered as the step's metrics record is (the steps done after it).
+      const dist::NvtxRange range("step " + std::to_string(step + 1));
+      return hooks.step();
+    }();
     tokens_since_log += std::get<int64_t>(*record.find("tokens"));
     const int signal = agreed_preemption_signal(comm);
     const bool stop =

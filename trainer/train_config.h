@@ -17,6 +17,8 @@ struct TrainerConfig {
   std::string reduce_dtype = "fp32";
   bool keep_gathered = false;
   bool activation_checkpointing = true;
+  int64_t prefetch = 1;
+  bool cpu_block_cache = true;
   int64_t max_consecutive_skips = 5;
   int64_t stop_after = 0;
 
@@ -44,6 +46,16 @@ struct TrainerConfig {
     v.field("activation_checkpointing", activation_checkpointing,
             {.help = "keep only each unit's input in forward and recompute the unit in "
                      "backward; false keeps every activation (needs keep_gathered)"});
+    v.field("prefetch", prefetch,
+            {.help = "units whose all-gather is in flight ahead of the computing unit (and "
+                     "gradient reduce-scatters left in flight behind it); 0 overlaps no "
+                     "communication with compute",
+             .unit = "units",
+             .ge = 0,
+             .le = 8});
+    v.field("cpu_block_cache", cpu_block_cache,
+            {.help = "keep freed CPU blocks of 1 MiB or more for reuse instead of returning "
+                     "them to the OS each step (never above the process's peak in use)"});
     v.field("max_consecutive_skips", max_consecutive_skips,
             {.help = "steps in a row whose loss or gradient norm is not finite (each skipped, "
                      "on every rank) before training stops with an error",

@@ -104,6 +104,33 @@ TEST(AdamWShard, ShardsGiveBitwiseTheWholeBufferResult) {
   }
 }
 
+TEST(AdamWUpdate, CpuPassMatchesTheAtenOps) {
+  // Both lerp forms (b1 > 0.5 and b1 <= 0.5), several steps, every element.
+  const model::UnitLayout unit = test_unit();
+  const UnitShards s = shard_unit(unit.numel, 1);
+  const at::Tensor mask = decay_mask(unit, s, 0);
+  for (const double beta1 : {0.8, 0.3}) {
+    AdamWOptions options = kOptions;
+    options.beta1 = beta1;
+    std::vector<at::Tensor> fused = {random(s.shard_numel, 1), at::zeros({s.shard_numel}),
+                                     at::zeros({s.shard_numel})};
+    std::vector<at::Tensor> ops = {fused[0].clone(), fused[1].clone(), fused[2].clone()};
+    at::Tensor scratch = at::empty({s.shard_numel}), denom = at::empty({s.shard_numel});
+    for (int t = 1; t <= kSteps; ++t) {
+      const at::Tensor g = random(s.shard_numel, 100 + t);
+      const AdamWScalars scalars = adamw_scalars(options, t, lr_of(t));
+      adamw_update_cpu(fused[0], g, fused[1], fused[2], mask, scalars);
+      adamw_update_ops(ops[0], g, ops[1], ops[2], mask, scalars, scratch, denom);
+    }
+    // The moments bitwise; the weights to a rounding, because ATen's CPU sqrt
+    // (MKL's vector math) may round the denominator 1 ulp away from std::sqrt.
+    EXPECT_TRUE(at::equal(fused[1], ops[1])) << "beta1 " << beta1;
+    EXPECT_TRUE(at::equal(fused[2], ops[2])) << "beta1 " << beta1;
+    const double scale = ops[0].abs().max().item<double>();
+    EXPECT_LE((fused[0] - ops[0]).abs().max().item<double>(), 1e-6 * scale) << "beta1 " << beta1;
+  }
+}
+
 TEST(AdamWShard, NoDecayOnMaskedOutElements) {
   // Zero gradient and decay only: decayed elements shrink by 1 - lr*wd, others keep.
   const model::UnitLayout unit = test_unit();

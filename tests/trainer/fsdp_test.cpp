@@ -138,6 +138,15 @@ TEST_F(FsdpTest, AccumulatesMicroBatches) {
   check_gradients(FsdpOptions{}, true, 2, 1e-5);
 }
 
+TEST_F(FsdpTest, AnyPrefetchDepthGivesTheSameGradients) {
+  // 0: every collective waited for at once; 3: gathers run three units ahead.
+  for (const int64_t prefetch : {0, 3}) {
+    FsdpOptions options;
+    options.prefetch = prefetch;
+    check_gradients(options, true, 2, 1e-5);
+  }
+}
+
 TEST_F(FsdpTest, Bf16ComputeStaysCloseToFp32) {
   FsdpOptions options;
   options.param_dtype = at::kBFloat16;
@@ -171,6 +180,13 @@ TEST_F(FsdpTest, ForwardAndGatherMatchTheUnshardedModel) {
   fsdp.gather_into(copy);
   for (size_t u = 0; u < fsdp.units().size(); ++u)
     EXPECT_TRUE(at::equal(copy.flat_params()[u], reference.flat_params()[u]));
+}
+
+TEST_F(FsdpTest, NegativePrefetchIsRejected) {
+  FsdpOptions options;
+  options.prefetch = -1;
+  EXPECT_THROW(FsdpModel(model::testing::test_config(true), kSeed, *comm_, options),
+               config::ConfigError);
 }
 
 TEST_F(FsdpTest, RecomputeWithoutKeptWeightsIsRejected) {

@@ -165,6 +165,52 @@ TEST(CpuMemoryTracker, CountsAllocationsFromManyThreads) {
   EXPECT_EQ(cpu_memory_stats().current_bytes, base);
 }
 
+TEST(CpuBlockCache, ReusesFreedLargeBlocks) {
+  track_cpu_memory();
+  set_cpu_block_cache(true);
+  const int64_t n = (8 << 20) / 4;  // 8 MiB of floats
+  void* first = nullptr;
+  {
+    const at::Tensor a = at::empty({n}, at::kFloat);
+    first = a.data_ptr();
+  }
+  EXPECT_GE(cpu_cached_bytes(), 8 << 20);
+  {
+    // The same size class (up to 1/8 smaller) takes the cached block.
+    const at::Tensor b = at::empty({n - n / 16}, at::kFloat);
+    EXPECT_EQ(b.data_ptr(), first);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data_ptr()) % 64, 0u);
+  }
+  {
+    // Much smaller requests do not pin a large block.
+    const at::Tensor c = at::empty({n / 4}, at::kFloat);
+    EXPECT_NE(c.data_ptr(), first);
+  }
+  set_cpu_block_cache(false);
+  EXPECT_EQ(cpu_cached_bytes(), 0);
+  { const at::Tensor d = at::empty({n}, at::kFloat); }
+  EXPECT_EQ(cpu_cached_bytes(), 0);  // off: freed blocks go back to the OS
+  set_cpu_block_cache(true);
+}
+
+TEST(CpuBlockCache, NeverHoldsMoreThanThePeakInUse) {
+  track_cpu_memory();
+  set_cpu_block_cache(true);  // empties the cache
+  const int64_t mib = (1 << 20) / 4;
+  { const at::Tensor big = at::empty({64 * mib}, at::kFloat); }  // a 64 MiB peak
+  // Many blocks of new sizes: each miss gives back cached blocks so that in
+  // use + cached stays within the 64 MiB (plus the page rounding) peak.
+  for (int64_t size = 2; size < 30; size += 3) {  // a + b stays under 64 MiB
+    const at::Tensor a = at::empty({size * mib}, at::kFloat);
+    const at::Tensor b = at::empty({(size + 1) * mib}, at::kFloat);
+    EXPECT_LE(cpu_cached_bytes() + a.nbytes() + b.nbytes(), (64 << 20) + 3 * 8192);
+  }
+  EXPECT_LE(cpu_cached_bytes(), (64 << 20) + 8192);
+  // Values written through a cached block are the caller's own.
+  const at::Tensor z = at::zeros({3 * mib}, at::kFloat);
+  EXPECT_EQ(z.abs().sum().item<float>(), 0.0f);
+}
+
 // ---- The plan's exact parts. ----
 
 TEST(MemoryPlan, ShardBytesAreTheShardPlans) {
@@ -242,8 +288,9 @@ TEST_P(CommBytes, MatchTheCollectivesOfForwardBackward) {
 }
 
 FsdpOptions options_of(bool checkpointing, bool keep, at::ScalarType param = at::kFloat,
-                       at::ScalarType reduce = at::kFloat) {
+                       at::ScalarType reduce = at::kFloat, int64_t prefetch = 1) {
   FsdpOptions o;
+  o.prefetch = prefetch;
   o.activation_checkpointing = checkpointing;
   o.keep_gathered = keep;
   o.param_dtype = param;
@@ -363,6 +410,10 @@ INSTANTIATE_TEST_SUITE_P(
                                options_of(false, true)},
                       PeakCase{"WideOn4Ranks", custom_config(512, 256, 3, 8, 4, 768, true), 4, 2,
                                256, 2, options_of(true, false)},
+                      PeakCase{"NoPrefetch", custom_config(512, 256, 3, 8, 4, 768, false), 1, 2,
+                               256, 1, options_of(true, false, at::kFloat, at::kFloat, 0)},
+                      PeakCase{"PrefetchThreeUnits", custom_config(512, 256, 3, 8, 4, 768, false),
+                               2, 2, 256, 1, options_of(true, false, at::kFloat, at::kFloat, 3)},
                       PeakCase{"Bf16Compute", custom_config(1024, 128, 2, 4, 2, 384, true), 2, 4,
                                128, 2, options_of(true, false, at::kBFloat16, at::kFloat)}),
     [](const ::testing::TestParamInfo<PeakCase>& p) { return p.param.name; });
