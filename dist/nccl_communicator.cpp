@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "dist/mpi_error.h"
+#include "dist/nvtx.h"
 
 namespace muse::dist {
 namespace {
@@ -53,6 +54,31 @@ ncclRedOp_t nccl_op(ReduceOp op) {
       return ncclMin;
   }
   return ncclSum;
+}
+
+// The NVTX range of a collective's enqueue: a constant name per kind, so that
+// naming it costs nothing; the range's payload carries the size.
+const char* range_name(Collective c) {
+  switch (c) {
+    case Collective::kAllGather:
+      return "nccl all_gather";
+    case Collective::kReduceScatter:
+      return "nccl reduce_scatter";
+    case Collective::kAllReduce:
+      return "nccl all_reduce";
+    case Collective::kBroadcast:
+      return "nccl broadcast";
+    case Collective::kBarrier:
+      return "nccl barrier";
+  }
+  return "nccl";
+}
+
+// Bytes of the collective's full buffer: the all-gather's output, the
+// reduce-scatter's input, the in-place tensor otherwise.
+int64_t buffer_bytes(const Communicator::Call& call) {
+  const at::Tensor& full = call.kind == Collective::kAllGather ? call.out : call.in;
+  return full.defined() ? static_cast<int64_t>(full.nbytes()) : 0;
 }
 
 }  // namespace
@@ -195,12 +221,16 @@ std::unique_ptr<Work> NcclCommunicator::launch(Call call) {
   }
   const Fingerprint mine = fingerprint_of(call);
   if (options_.verify) {
+    const NvtxRange range("nccl verify");
     std::vector<Fingerprint> all(size());
     check_mpi(
         MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, bootstrap_),
         "MPI_Allgather (collective fingerprints)");
     check_fingerprints(all);
   }
+  // Everything that queues the collective: the events, the stream waits and
+  // the NCCL call (the GPU work itself shows on the communicator's stream).
+  const NvtxRange range(range_name(call.kind), buffer_bytes(call));
   const c10::cuda::CUDAGuard guard(device_);
   auto events = std::make_shared<Events>();
   check_cuda(cudaEventCreate(&events->start), "cudaEventCreate");

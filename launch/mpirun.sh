@@ -3,7 +3,7 @@
 # hostfile:
 #
 #   launch/mpirun.sh --config configs/tiny/pretrain.yaml [--set key=value ...]
-#   HOSTFILE=hosts NP=16 launch/mpirun.sh --config configs/cluster/pretrain-2n-h100.yaml
+#   HOSTFILE=hosts NP=64 launch/mpirun.sh --config configs/cluster/pretrain-8n-h100.yaml
 #
 # Variables:
 #   NP           ranks; default: the GPUs nvidia-smi lists, else 2. One rank
@@ -13,6 +13,9 @@
 #                same path (shared storage).
 #   MUSE_BIN     the directory holding muse-train (default: build/bin)
 #   MPIRUN_ARGS  extra mpirun flags, e.g. "--mca btl_tcp_if_include eth0"
+#   NSYS         a directory: run every rank under Nsight Systems, one report
+#                per rank (NSYS/rankR.nsys-rep); NSYS_STEP=N records optimizer
+#                step N only (docs/gpu.md)
 # NCCL_*, MUSE_*, WANDB_*, OMP_NUM_THREADS and CUDA_VISIBLE_DEVICES from the
 # environment reach every rank. SIGUSR1 sent to this script (it becomes
 # mpirun) is forwarded to the ranks: they finish the step, save a checkpoint
@@ -41,4 +44,13 @@ for var in $(compgen -e); do
     args+=(-x "$var")
 done
 read -ra extra <<<"${MPIRUN_ARGS:-}"
-exec mpirun "${args[@]}" "${extra[@]}" "$bin/muse-train" "$@"
+profile=()
+if [[ -n ${NSYS:-} ]]; then
+  mkdir -p "$NSYS"
+  # %q{VAR} is expanded by nsys in each rank's environment.
+  profile=(nsys profile --trace=cuda,nvtx,mpi,osrt --mpi-impl=openmpi --force-overwrite=true
+    "--output=$NSYS/rank%q{OMPI_COMM_WORLD_RANK}")
+  [[ -n ${NSYS_STEP:-} ]] && profile+=(--capture-range=nvtx "--nvtx-capture=step $NSYS_STEP"
+    --capture-range-end=stop --env-var=NSYS_NVTX_PROFILER_REGISTER_ONLY=0)
+fi
+exec mpirun "${args[@]}" "${extra[@]}" "${profile[@]}" "$bin/muse-train" "$@"

@@ -12,6 +12,10 @@
 #              mpirun (Open MPI's mpirun reads the allocation)
 #   MUSE_BIN   the directory holding muse-train (default: build/bin)
 #   NCCL_*     passed through (srun exports the environment; mpirun gets -x)
+#   NSYS       a directory: run every rank under Nsight Systems, one report per
+#              rank (NSYS/rankR.nsys-rep); NSYS_STEP=N records optimizer step
+#              N only. The preemption signal then reaches nsys, not muse-train:
+#              profile short runs (docs/gpu.md).
 #
 # Preemption: the sbatch scripts ask for SIGUSR1 some minutes before the time
 # limit (--signal=B:USR1@...). This script forwards it to the launcher;
@@ -27,19 +31,31 @@ launcher=${LAUNCHER:-srun}
 run_dir=${RUN_DIR:-runs}
 
 case $launcher in
-  srun) cmd=(srun --mpi=pmix --kill-on-bad-exit=0 "$bin/muse-train") ;;
+  srun)
+    cmd=(srun --mpi=pmix --kill-on-bad-exit=0)
+    rank_var=SLURM_PROCID
+    ;;
   mpirun)
     cmd=(mpirun --bind-to none)
     for var in $(compgen -e); do
       [[ $var =~ ^(NCCL_|MUSE_|WANDB_) || $var == OMP_NUM_THREADS ]] && cmd+=(-x "$var")
     done
-    cmd+=("$bin/muse-train")
+    rank_var=OMPI_COMM_WORLD_RANK
     ;;
   *)
     echo "error: LAUNCHER must be srun or mpirun, got '$launcher'" >&2
     exit 2
     ;;
 esac
+if [[ -n ${NSYS:-} ]]; then
+  mkdir -p "$NSYS"
+  # %q{VAR} is expanded by nsys in each rank's environment.
+  cmd+=(nsys profile --trace=cuda,nvtx,mpi,osrt --mpi-impl=openmpi --force-overwrite=true
+    "--output=$NSYS/rank%q{$rank_var}")
+  [[ -n ${NSYS_STEP:-} ]] && cmd+=(--capture-range=nvtx "--nvtx-capture=step $NSYS_STEP"
+    --capture-range-end=stop --env-var=NSYS_NVTX_PROFILER_REGISTER_ONLY=0)
+fi
+cmd+=("$bin/muse-train")
 
 echo "muse-train job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NUM_NODES:-1} node(s), ${SLURM_NTASKS:-?} task(s), launcher $launcher"
 "${cmd[@]}" "$@" --set run.dir="$run_dir" &
