@@ -96,6 +96,12 @@ std::unique_ptr<Session> Session::start(int* argc, char*** argv) {
   w.launcher = env.launcher;
   if (env.launcher == "none") return session;  // a world of one, no MPI
 
+  // A collective waiting for another rank runs Open MPI's progress loop,
+  // which spins; with yield_when_idle it gives the core to runnable threads
+  // (the rank's own compute, when ranks share cores) while nothing arrives.
+  // Measured on 2 ranks sharing 2 cores: a quarter less CPU per step. A value
+  // from the environment (e.g. 0 on dedicated cores) is kept.
+  setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
   int provided = 0;
   check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
   session->uses_mpi_ = true;
