@@ -202,9 +202,12 @@ at::Tensor FsdpModel::forward_backward(
     // Scoped: the logits' graph references the head's gathered buffer and
     // its full gradient, which must not outlive the head's backward.
     const at::Tensor head_in = x.detach().requires_grad_();
-    const at::Tensor logits = run_unit(head, with_grad(head), head_in, in, ctx,
-                                       tied ? with_grad(model::kEmbedUnit) : UnitBuffers{});
+    at::Tensor logits = run_unit(head, with_grad(head), head_in, in, ctx,
+                                 tied ? with_grad(model::kEmbedUnit) : UnitBuffers{});
     const at::Tensor head_loss = loss_fn(logits);
+    // The loss's graph keeps what its backward needs (the log-softmax's
+    // output); the (B,T,V) logits themselves can go before the backward.
+    logits.reset();
     attach_gradient(head);
     if (tied) attach_gradient(model::kEmbedUnit);
     head_loss.backward();

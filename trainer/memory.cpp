@@ -290,9 +290,12 @@ ActivationSizes activation_sizes(const model::ModelConfig& cfg, const PlanInputs
   // The down projection's backward yields the product's gradient, then the
   // gate's and up's while the weight gradient waits.
   a.block_backward_peak = 2 * p * f + p * cfg.dim * cfg.ffn_hidden;
-  // The final norm, logits in the compute dtype, the fp32 log-softmax and,
-  // in backward, the fp32 gradients of the log-softmax's output and input.
-  a.head_peak = first_norm + p * v + 3 * fp32 * v;
+  // The final norm and three (B,T,V) fp32 buffers: in forward the logits
+  // (with their fp32 copy when the compute dtype is lower) and the
+  // log-softmax; in backward, once the logits are freed (FsdpModel drops them
+  // as soon as the loss exists; log-softmax saves only its output), that
+  // output and the gradients of the log-softmax's output and input.
+  a.head_peak = first_norm + 3 * fp32 * v;
   a.constant = 2 * fp32 * B * T * D + m + kInputBytesPerToken * B * T * in.grad_accum;
   return a;
 }
