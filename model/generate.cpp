@@ -5,11 +5,14 @@
 // Ch image channels, N_img images.
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <string>
 #include <utility>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 namespace muse::model {
 namespace {
@@ -18,6 +21,70 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 void check(bool ok, const std::string& message) {
   if (!ok) throw ModelError(message);
+}
+
+// LibTorch's oneDNN linear over a weight reordered once into oneDNN's layout
+// (the pair of operators torch.compile's CPU backend uses), when this LibTorch
+// has them.
+struct OneDnnLinear {
+  using Reorder = at::Tensor(const at::Tensor&, std::optional<int64_t>);
+  using Linear = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            std::string_view, c10::List<std::optional<at::Scalar>>,
+                            std::optional<std::string_view>);
+  std::optional<c10::TypedOperatorHandle<Reorder>> reorder;
+  std::optional<c10::TypedOperatorHandle<Linear>> linear;
+};
+
+const OneDnnLinear& onednn() {
+  static const OneDnnLinear ops = [] {
+    OneDnnLinear o;
+    if (!at::hasMKLDNN()) return o;
+    const auto reorder =
+        c10::Dispatcher::singleton().findSchema({"mkldnn::_reorder_linear_weight", ""});
+    const auto linear = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+    if (reorder && linear) {
+      o.reorder = reorder->typed<OneDnnLinear::Reorder>();
+      o.linear = linear->typed<OneDnnLinear::Linear>();
+    }
+    return o;
+  }();
+  return ops;
+}
+
+// `w` (N, K) for linear_step with `rows` input rows: on the CPU, reordered
+// for oneDNN where that beats at::linear (MKL), which repacks the weight on
+// every call once there are 2 or more rows; with one row MKL multiplies
+// matrix by vector without repacking and only the largest weights gain (the
+// output projection). The thresholds are from timing both on an AVX-512 CPU;
+// below them the weight stays dense.
+at::Tensor step_weight(const at::Tensor& w, int64_t rows) {
+  const OneDnnLinear& ops = onednn();
+  const int64_t min_numel = rows > 1 ? int64_t{1} << 18 : int64_t{1} << 20;
+  if (!w.device().is_cpu() || w.scalar_type() != at::kFloat || !ops.reorder ||
+      w.numel() < min_numel)
+    return w.contiguous();
+  return ops.reorder->call(w.contiguous(), rows);
+}
+
+// (..., K) -> (..., N): at::linear(x, w) for a weight made by step_weight.
+at::Tensor linear_step(const at::Tensor& x, const at::Tensor& w) {
+  if (!w.is_mkldnn()) return at::linear(x, w);
+  return onednn().linear->call(x, w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(),
+                               std::nullopt);
+}
+
+// In fp32 whatever the compute dtype, as block_forward does.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+// (B, h, D) rotated by the angles (B, 1, D) of each sequence's position, with
+// `sin` negated on its first half: roll(x) * sin equals rotate_half(x) * sin
+// of block_forward, element for element.
+at::Tensor rope_step(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos + at::roll(x, x.size(-1) / 2, -1) * sin;
 }
 
 }  // namespace
@@ -68,6 +135,69 @@ Inputs left_padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& pro
 
 namespace {
 
+// Sum of x[0, n) in fp64, in eight interleaved partial sums so that it
+// vectorises.
+double sum_fp64(const float* x, int64_t n) {
+  double part[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k)
+      part[k] += x[i + k];
+  double total = 0;
+  for (; i < n; ++i)
+    total += x[i];
+  for (const double p : part)
+    total += p;
+  return total;
+}
+
+// (B) int64: one token per row of `probs` (B, V) fp32 on the CPU, by inverse
+// transform sampling: a uniform u from `gen` per row, and the first token at
+// which the cumulative probability exceeds u times the row's total. That is
+// one random number per row where torch.multinomial draws one per vocabulary
+// entry, the costliest part of a decode step of a small model. Sums run in
+// fp64, block by block until the block that holds the threshold, then token
+// by token. A token of probability 0 is never chosen: should rounding leave
+// the threshold unreached, the last token of positive probability is.
+at::Tensor draw(const at::Tensor& probs, at::Generator& gen) {
+  constexpr int64_t kBlock = 256;
+  const at::Tensor p = probs.contiguous();
+  const int64_t B = p.size(0), V = p.size(1);
+  const at::Tensor u = at::rand({B}, gen, at::TensorOptions().dtype(at::kDouble));  // (B)
+  at::Tensor next = at::empty({B}, at::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const float* row = p.const_data_ptr<float>() + b * V;
+    const double total = sum_fp64(row, V);
+    check(std::isfinite(total) && total > 0, "the sampling distribution of sequence " +
+                                                 std::to_string(b) +
+                                                 " is not finite (logits hold NaN or inf)");
+    int64_t chosen = V - 1;
+    while (chosen > 0 && !(row[chosen] > 0))
+      --chosen;
+    const double threshold = u.const_data_ptr<double>()[b] * total;
+    double cumulative = 0;
+    for (int64_t start = 0; start < chosen; start += kBlock) {
+      const int64_t n = std::min(kBlock, V - start);
+      const double block = sum_fp64(row + start, n);
+      if (cumulative + block <= threshold) {
+        cumulative += block;
+        continue;
+      }
+      int64_t i = start;
+      for (; i < start + n; ++i) {
+        cumulative += row[i];
+        if (cumulative > threshold && row[i] > 0) break;
+      }
+      if (i < start + n) {
+        chosen = std::min(chosen, i);
+        break;
+      }
+    }
+    next.mutable_data_ptr<int64_t>()[b] = chosen;
+  }
+  return next;
+}
+
 // (B, V) fp32 logits on the CPU -> the sampled ids (B) and their
 // log-probabilities (B) under the unmodified softmax.
 std::pair<at::Tensor, at::Tensor> sample(const at::Tensor& logits, const SamplingOptions& opt,
@@ -78,7 +208,7 @@ std::pair<at::Tensor, at::Tensor> sample(const at::Tensor& logits, const Samplin
   if (opt.temperature == 0) {
     next = l.argmax(-1);
   } else {
-    l = l / opt.temperature;
+    if (opt.temperature != 1) l = l / opt.temperature;
     const int64_t V = l.size(-1);
     if (opt.top_k > 0 && opt.top_k < V) {
       const at::Tensor kth = std::get<0>(l.topk(opt.top_k, -1)).narrow(-1, opt.top_k - 1, 1);
@@ -91,7 +221,7 @@ std::pair<at::Tensor, at::Tensor> sample(const at::Tensor& logits, const Samplin
       const at::Tensor drop = (probs.cumsum(-1) - probs) >= opt.top_p;
       l = l.scatter(-1, order, sorted.masked_fill(drop, kNegInf));
     }
-    next = at::multinomial(l.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
+    next = draw(l.softmax(-1), gen);
   }
   const at::Tensor logp = logits.log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1);
   return {next, logp};
@@ -116,12 +246,11 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
   const at::Tensor& flat = model.flat_params()[kEmbedUnit];
   pad_ = at::tensor(pads, at::kLong).to(flat.device());
 
-  const int64_t B = static_cast<int64_t>(prompts.size());
+  const int64_t B = static_cast<int64_t>(prompts.size()), s_max = width + max_new_tokens;
   for (int64_t il = 0; il < cfg.n_layers; ++il) {
     const auto opts = flat.options();
-    cache_.push_back(
-        {at::zeros({B, cfg.n_kv_heads, width + max_new_tokens, cfg.head_dim()}, opts),
-         at::zeros({B, cfg.n_kv_heads, width + max_new_tokens, cfg.head_dim()}, opts)});
+    cache_.push_back({at::zeros({B, cfg.n_kv_heads, s_max, cfg.head_dim()}, opts),
+                      at::zeros({B, cfg.n_kv_heads, s_max, cfg.head_dim()}, opts)});
   }
   const Inputs in = left_padded_inputs(cfg, prompts, width, flat.device());
   const AttnContext ctx = attn_context(cfg, in);
@@ -132,23 +261,78 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
                 .select(1, 0)
                 .to(at::kFloat);  // (B,V)
   length_ = width;
+
+  // What the steps share: rotary tables of positions [0, S_max) and each
+  // sequence's keys [pad, S_max) open to its queries.
+  const int64_t D = cfg.head_dim();
+  const AttnContext table = attn_context(cfg, at::arange(s_max, pad_.options()).view({1, s_max}),
+                                         /*mask=*/{}, 0);
+  cos_ = table.cos.view({s_max, D});
+  sin_ = table.sin.view({s_max, D}).clone();
+  sin_.narrow(1, 0, D / 2).neg_();
+  const at::Tensor open = at::arange(s_max, pad_.options()).unsqueeze(0) >= pad_.unsqueeze(1);
+  mask_ = at::zeros({B, s_max}, flat.options())
+              .masked_fill_(open.logical_not(), kNegInf)
+              .view({B, 1, 1, s_max});
+}
+
+at::Tensor Decoder::step_block(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
+                               const at::Tensor& sin, const at::Tensor& mask) {
+  const ModelConfig& cfg = model_->config();
+  const BlockWeights w = model_->block_weights(layer);
+  const StepWeights& p = weights_[layer];
+  LayerCache& cache = cache_[layer];
+  const int64_t B = x.size(0), H = cfg.n_heads, KV = cfg.n_kv_heads, D = cfg.head_dim(),
+                F = cfg.ffn_hidden, s = length_;
+  // Attention of the new position over cache positions [0, s].
+  const at::Tensor h = rms_norm(x, w.attn_norm, cfg.norm_eps);             // (B,1,C)
+  const at::Tensor qkv = linear_step(h, p.wqkv).view({B, H + 2 * KV, D});  // (B,H+2KV,D)
+  const at::Tensor qk = rope_step(qkv.narrow(1, 0, H + KV), cos, sin);     // (B,H+KV,D)
+  cache.k.narrow(2, s, 1).copy_(qk.narrow(1, H, KV).unsqueeze(2));
+  cache.v.narrow(2, s, 1).copy_(qkv.narrow(1, H + KV, KV).unsqueeze(2));
+  const at::Tensor a = at::scaled_dot_product_attention(
+      qk.narrow(1, 0, H).unsqueeze(2), cache.k.narrow(2, 0, s + 1), cache.v.narrow(2, 0, s + 1),
+      mask, /*dropout_p=*/0.0, /*is_causal=*/false, /*scale=*/std::nullopt,
+      /*enable_gqa=*/KV != H);  // (B,H,1,D)
+  const at::Tensor y = x + linear_step(a.transpose(1, 2).reshape({B, 1, H * D}), p.wo);  // (B,1,C)
+  // SwiGLU MLP.
+  const at::Tensor gu =
+      linear_step(rms_norm(y, w.ffn_norm, cfg.norm_eps), p.w_gate_up);  // (B,1,2F)
+  return y + linear_step(at::silu(gu.narrow(-1, 0, F)) * gu.narrow(-1, F, F), p.w_down);
 }
 
 void Decoder::step(const at::Tensor& tokens) {
   at::NoGradGuard no_grad;
   const ModelConfig& cfg = model_->config();
-  const int64_t B = pad_.size(0), s = length_;
+  const int64_t B = pad_.size(0), s = length_, D = cfg.head_dim();
   check(tokens.dim() == 1 && tokens.size(0) == B,
         "step needs one token per sequence (" + std::to_string(B) + ")");
+  check(s < cos_.size(0),
+        "KV cache full: " + std::to_string(s + 1) + " positions > " + std::to_string(cos_.size(0)));
+  if (weights_.empty()) {
+    // Copied on the first step: a decoder that never steps (one new token)
+    // does not pay for it.
+    for (int64_t il = 0; il < cfg.n_layers; ++il) {
+      const BlockWeights w = model_->block_weights(il);
+      weights_.push_back({.wqkv = step_weight(at::cat({w.wq, w.wk, w.wv}), B),
+                          .wo = step_weight(w.wo, B),
+                          .w_gate_up = step_weight(at::cat({w.w_gate, w.w_up}), B),
+                          .w_down = step_weight(w.w_down, B)});
+    }
+    output_ = step_weight(model_->head_weights().output, B);
+  }
   const Inputs in{.tokens = tokens.to(pad_.device(), at::kLong).view({B, 1})};  // (B,1)
-  // The new position of each sequence sees its own positions [pad, s].
-  const at::Tensor keys = at::arange(s + 1, pad_.options());  // (S)
-  const at::Tensor mask = (keys.unsqueeze(0) >= pad_.unsqueeze(1)).view({B, 1, 1, s + 1});
-  const AttnContext ctx = attn_context(cfg, (s - pad_).unsqueeze(1), mask, s);
+  const at::Tensor positions = s - pad_;                                        // (B)
+  const at::Tensor cos = cos_.index_select(0, positions).view({B, 1, D});       // (B,1,D)
+  const at::Tensor sin = sin_.index_select(0, positions).view({B, 1, D});
+  const at::Tensor mask = mask_.narrow(3, 0, s + 1);               // (B,1,1,s+1)
   at::Tensor x = embed_forward(model_->embed_weights(), cfg, in);  // (B,1,C)
   for (int64_t il = 0; il < cfg.n_layers; ++il)
-    x = block_forward(model_->block_weights(il), cfg, x, ctx, &cache_[il]);
-  logits_ = head_forward(model_->head_weights(), cfg, x).select(1, 0).to(at::kFloat);  // (B,V)
+    x = step_block(il, x, cos, sin, mask);
+  const HeadWeights head = model_->head_weights();
+  logits_ = linear_step(rms_norm(x, head.norm, cfg.norm_eps), output_)
+                .select(1, 0)
+                .to(at::kFloat);  // (B,V)
   length_ = s + 1;
 }
 
@@ -184,12 +368,16 @@ std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& 
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   while (true) {
     const auto [next, logp] = sample(decoder.logits().to(at::kCPU), so, cfg.image_token_id, gen);
+    const at::Tensor next_ids = next.to(at::kLong).contiguous();    // (B)
+    const at::Tensor next_logp = logp.to(at::kFloat).contiguous();  // (B)
+    const int64_t* ids = next_ids.data_ptr<int64_t>();
+    const float* logps = next_logp.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) continue;
       Generation& g = out[b];
-      const int64_t token = next[b].item<int64_t>();
+      const int64_t token = ids[b];
       g.tokens.push_back(token);
-      g.logprobs.push_back(logp[b].item<float>());
+      g.logprobs.push_back(logps[b]);
       const bool stop = std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) !=
                         options.stop_tokens.end();
       if (stop || static_cast<int64_t>(g.tokens.size()) == prompts[b].max_new_tokens) {

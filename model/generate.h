@@ -17,7 +17,8 @@
 // only.
 //
 // Shapes: B batch (prompts), V vocab, S_img image side, Ch image channels,
-// N_img images, KV kv-heads, D head dim.
+// N_img images, C model width, H heads, KV kv-heads, D head dim, F ffn hidden,
+// S_max cache positions (longest prompt + max_new_tokens).
 #pragma once
 
 #include <cstdint>
@@ -69,6 +70,15 @@ Inputs left_padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& pro
 // A batch of sequences decoded step by step with a KV cache. Runs without
 // autograd. Rotary positions past model.max_seq_len are computed but were
 // never trained: keep prompt + new tokens within it.
+//
+// The prompts go through the model's block_forward; the one-position steps
+// use the same computation with the query/key/value and gate/up projections
+// fused into one matrix product each, rotary tables and the padding mask
+// computed once, and, on the CPU, every projection's weights reordered once
+// into oneDNN's layout for the batch (a decode step's matrix products have B
+// rows, too few to amortise repacking the weights on every call). Those
+// copies of the weights are made at the first step() and do not follow later
+// changes to the model.
 class Decoder {
  public:
   // Runs the prompts (each non-empty) through the model, with room in the
@@ -81,16 +91,35 @@ class Decoder {
   void step(const at::Tensor& tokens);
 
  private:
-  const Model* model_;             // [not null] must outlive the decoder
-  at::Tensor pad_;                 // (B) int64: left-padding of each sequence
-  std::vector<LayerCache> cache_;  // [n_layers], each (B, KV, longest prompt + max_new_tokens, D)
-  int64_t length_ = 0;             // cache positions filled (padded prompt + steps)
-  at::Tensor logits_;              // (B, V)
+  // One block's projections for the decode steps: dense, or in oneDNN's
+  // layout on the CPU (see linear_step in generate.cpp).
+  struct StepWeights {
+    at::Tensor wqkv;       // ((H + 2 KV) D, C): wq, wk, wv stacked
+    at::Tensor wo;         // (C, H D)
+    at::Tensor w_gate_up;  // (2 F, C): w_gate, w_up stacked
+    at::Tensor w_down;     // (C, F)
+  };
+
+  at::Tensor step_block(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
+                        const at::Tensor& sin, const at::Tensor& mask);
+
+  const Model* model_;                // [not null] must outlive the decoder
+  at::Tensor pad_;                    // (B) int64: left-padding of each sequence
+  std::vector<LayerCache> cache_;     // [n_layers], each (B, KV, S_max, D)
+  std::vector<StepWeights> weights_;  // [n_layers]
+  at::Tensor output_;                 // (V, C): the head's output projection, as weights_
+  at::Tensor cos_, sin_;  // (S_max, D) fp32 rotary tables; sin_ negated on its first half
+  at::Tensor mask_;       // (B, 1, 1, S_max): 0 where a sequence may attend, -inf on its pads
+  int64_t length_ = 0;    // cache positions filled (padded prompt + steps)
+  at::Tensor logits_;     // (B, V)
 };
 
 // Generates for every prompt until a stop token or its max_new_tokens
-// (prompt length + max_new_tokens must fit in model.max_seq_len). Throws
-// ModelError for bad prompts or options.
+// (prompt length + max_new_tokens must fit in model.max_seq_len). Sampling
+// draws one uniform number per sequence and step from the seeded generator
+// and takes the first token whose cumulative probability exceeds it (inverse
+// transform sampling). Throws ModelError for bad prompts or options, or
+// logits that are not finite.
 std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& prompts,
                                  const GenerateOptions& options);
 
