@@ -1,12 +1,18 @@
-// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) in software, eight
-// bytes per step ("slicing-by-8", Kounavis and Berry 2005): table k holds the
-// CRC of a byte followed by k zero bytes, so eight lookups fold in a whole
-// 64-bit word. About 1-2 GB/s, well above the disk bandwidth it checks.
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78). On x86-64 CPUs with
+// SSE4.2 the `crc32` instruction folds in 8 bytes per instruction (several
+// GB/s: checkpoint I/O is then disk-bound; the table method took half of a
+// save's CPU time). Elsewhere, software eight bytes per step ("slicing-by-8",
+// Kounavis and Berry 2005): table k holds the CRC of a byte followed by k
+// zero bytes, so eight lookups fold in a whole 64-bit word (about 1 GB/s).
 #include <bit>
 #include <cstdint>
 #include <cstring>
 
 #include "checkpoints/checkpoint.h"
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
 
 namespace muse::checkpoints {
 namespace {
@@ -39,9 +45,40 @@ inline uint32_t update_byte(uint32_t c, uint8_t byte) {
   return kTables.t[0][(c ^ byte) & 0xFF] ^ (c >> 8);
 }
 
+#if defined(__x86_64__)
+// The inverted running CRC `c` over `size` bytes, with SSE4.2's instruction
+// (same polynomial, same reflected bit order as the tables).
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(const uint8_t* p, size_t size, uint32_t c) {
+  uint64_t c64 = c;
+  for (; size >= 8; size -= 8, p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    c64 = _mm_crc32_u64(c64, w);
+  }
+  c = static_cast<uint32_t>(c64);
+  for (; size > 0; --size, ++p)
+    c = _mm_crc32_u8(c, *p);
+  return c;
+}
+
+bool has_sse42() {
+  static const bool yes = __builtin_cpu_supports("sse4.2");
+  return yes;
+}
+#endif
+
 }  // namespace
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
+#if defined(__x86_64__)
+  if (has_sse42()) return ~crc32c_sse42(static_cast<const uint8_t*>(data), size, ~crc);
+#endif
+  return detail::crc32c_table(data, size, crc);
+}
+
+namespace detail {
+
+uint32_t crc32c_table(const void* data, size_t size, uint32_t crc) {
   const auto* p = static_cast<const uint8_t*>(data);
   uint32_t c = ~crc;
   // The word loop reads bytes in memory order as a little-endian integer.
@@ -60,4 +97,5 @@ uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
   return ~c;
 }
 
+}  // namespace detail
 }  // namespace muse::checkpoints

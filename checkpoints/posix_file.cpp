@@ -79,6 +79,20 @@ int64_t PosixFile::size() const {
   return st.st_size;
 }
 
+void PosixFile::start_writeback(int64_t offset, size_t size) {
+#ifdef SYNC_FILE_RANGE_WRITE
+  // Errors surface again, and are reported, at sync().
+  ::sync_file_range(fd_, offset, static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
+#else
+  (void)offset;
+  (void)size;
+#endif
+}
+
+void PosixFile::will_need(int64_t offset, size_t size) const {
+  ::posix_fadvise(fd_, offset, static_cast<off_t>(size), POSIX_FADV_WILLNEED);
+}
+
 void PosixFile::sync() {
   if (::fsync(fd_) != 0) fail_errno(path_, "flush to disk failed");
 }

@@ -42,8 +42,11 @@ TEST(Crc32c, MatchesTheBitwiseDefinitionAtEveryAlignment) {
     b = static_cast<uint8_t>(gen());
   for (size_t align = 0; align < 8; ++align) {
     for (size_t size : {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100, 1000, 4096}) {
-      EXPECT_EQ(crc32c(bytes.data() + align, size), reference_crc32c(bytes.data() + align, size))
+      const uint32_t expected = reference_crc32c(bytes.data() + align, size);
+      EXPECT_EQ(crc32c(bytes.data() + align, size), expected)
           << "align " << align << " size " << size;
+      EXPECT_EQ(detail::crc32c_table(bytes.data() + align, size), expected)
+          << "tables, align " << align << " size " << size;
     }
   }
 }
@@ -56,6 +59,8 @@ TEST(Crc32c, ContinuesAcrossCalls) {
   for (size_t split = 0; split <= bytes.size(); ++split) {
     const uint32_t first = crc32c(bytes.data(), split);
     EXPECT_EQ(crc32c(bytes.data() + split, bytes.size() - split, first), whole) << split;
+    EXPECT_EQ(detail::crc32c_table(bytes.data() + split, bytes.size() - split, first), whole)
+        << "tables, " << split;
   }
 }
 
