@@ -140,12 +140,16 @@ at::Tensor FsdpModel::forward_backward(
   };
   // Points the unit's leaves' gradients into one flat buffer, just before its
   // backward, so autograd accumulates in place into the unit's full gradient.
+  // A gradient autograd already made elsewhere is added into the buffer first.
   const auto attach_gradient = [&](int64_t u) {
     if (!grads[u].defined()) grads[u] = at::zeros_like(gathered[u]->full);
     for (ParamLeaf& p : leaves[u]) {
-      if (p.leaf.grad().defined()) continue;
-      p.leaf.mutable_grad() = grads[u].as_strided(p.leaf.sizes(), p.leaf.strides(),
-                                                  grads[u].storage_offset() + p.offset);
+      const at::Tensor& made = p.leaf.grad();
+      if (made.defined() && made.is_alias_of(grads[u])) continue;
+      at::Tensor view = grads[u].as_strided(p.leaf.sizes(), p.leaf.strides(),
+                                            grads[u].storage_offset() + p.offset);
+      if (made.defined()) view.add_(made);
+      p.leaf.mutable_grad() = view;
     }
   };
   // Issues the all-gathers of units first..last (either order) not yet gathered.
@@ -209,10 +213,13 @@ at::Tensor FsdpModel::forward_backward(
     // output); the (B,T,V) logits themselves can go before the backward.
     logits.reset();
     attach_gradient(head);
-    if (tied) attach_gradient(model::kEmbedUnit);
     head_loss.backward();
     loss = head_loss.detach();
     grad_x = head_in.grad();
+    // Tied: the token table's gradient from the output projection was made
+    // by autograd once the loss's (B,T,V) buffers were gone; only now does
+    // the embed unit's full gradient exist, off the step's peak.
+    if (tied) attach_gradient(model::kEmbedUnit);
   }
   x.reset();
   reduce_gradient(head);

@@ -361,8 +361,14 @@ Phase micro_batch_peak(const model::ModelConfig& cfg, const PlanInputs& in,
   // The head's (and tied embed's) gradient buffers exist from just before its
   // backward.
   hold(head, head - k);
-  if (tied) tied_grad = full(model::kEmbedUnit);
-  observe((L + 1) * a.unit_io + (ckpt ? 0 : L * a.block_graph) + a.head_peak, full(head));
+  const int64_t kept = (L + 1) * a.unit_io + (ckpt ? 0 : L * a.block_graph);
+  observe(kept + a.head_peak, full(head));
+  // Tied: the token table's gradient (from autograd) is added into the embed
+  // unit's new full gradient buffer after the head's backward.
+  if (tied) {
+    tied_grad = full(model::kEmbedUnit);
+    observe(kept + a.unit_io, full(head) + shards[model::kEmbedUnit].numel * p);
+  }
   reduce(head, r == p ? 0 : shards[head].padded_numel * r);
 
   // Backward, last block to embed: units u-1..u-k are gathered while unit u
