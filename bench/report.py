@@ -51,6 +51,12 @@ def fmt(x):
     return f"{x:.3g}"
 
 
+def anchor(title):
+    """The GitHub-style anchor of a Markdown heading."""
+    kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
@@ -98,7 +104,7 @@ def main():
                         unexplained.append(r["key"])
             unit = r.get("unit", "")
             summary.append(
-                f"| {results[name]['title']} | {r['metric']} | {fmt(r['muse'])} {unit} | "
+                f"| [{name}](#{anchor(results[name]['title'])}) | {r['metric']} | {fmt(r['muse'])} {unit} | "
                 f"{fmt(r['baseline'])} ({r.get('baseline_name', '')}) | **{r['ratio']:.2f}x** | "
                 f"{'-' if target is None else f'{target:.2f}x'} | {met} | {change or '-'} |")
 
