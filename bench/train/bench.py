@@ -1,63 +1,84 @@
-"""Runs the training-throughput benchmark and writes docs/performance.md:
-muse-train's pretraining loop (1 rank: default recompute and no-recompute;
-2 ranks under mpirun) against the same model and batch in PyTorch eager
-(torch_train.py), interleaved run by run so that load from other processes
-hits every side alike.
+"""Training-step benchmark: muse-train's pretraining loop in one process (no
+recompute, and its default with recompute) against the same model, batch and
+optimizer step in PyTorch eager, torch.compile and transformers'
+LlamaForCausalLM loaded from muse-export's Hugging Face directory,
+interleaved run by run so that load from other processes hits every side
+alike. The machine's fp32 matmul peak is measured in the same run, between
+repetitions, for the MFU of every side. Writes the bench's result JSON
+(bench/README.md's interface) and prints its Markdown section.
 
-    python bench.py --muse build/bin/muse-train --out docs/performance.md
-        [--reps 3] [--threads N[,N...]] [--ranks 2] [--presets tiny,small]
-        [--save RESULTS.json | --load RESULTS.json]
+    python bench.py --muse build/bin/muse-train --export build/bin/muse-export
+        --json RESULTS_DIR/train.json [--reps 2] [--threads N[,N...]]
+        [--presets tiny,small] [--overheads] [--save RAW.json | --load RAW.json]
 """
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
+import re
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-import torch
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from machine import cpu_model  # noqa: E402
+from machine import busy_cpu_seconds, cpu_model  # noqa: E402
+
+BATCH, SEQ_LEN = 8, 256
+TOKENS = BATCH * SEQ_LEN
+MFU_TARGET = 0.5
 
 # Per preset: extra muse-train keys, torch_train.py arguments, steps per run
-# (the first `warmup` of each run are discarded) and runs per row. The small preset keeps
-# the tiny data's 8x8 grayscale images (4 patches each) so that both presets
-# train on data/tiny/shards/pretrain; its ViT-sized image settings would only
-# change the patch projector, a negligible part of the step.
+# (the first `warmup` of each run are discarded: allocator, page faults, the
+# OpenMP pool, and compilation for torch.compile) and the number of
+# parameters. The small preset keeps the tiny data's 8x8 grayscale images (4
+# patches each) so that both presets train on data/tiny/shards/pretrain; its
+# ViT-sized image settings would only change the patch projector, a
+# negligible part of the step.
 PRESETS = {
-    "tiny": {"set": [], "args": [], "steps": 10, "warmup": 2, "reps": lambda reps: reps},
+    "tiny": {"set": [], "args": [], "steps": 8, "warmup": 2, "params": "1.3M"},
     "small": {"set": ["model.preset=small", "model.image_size=8", "model.patch_size=4",
                       "model.image_channels=1"],
               "args": ["--image-size", "8", "--patch-size", "4", "--image-channels", "1"],
-              "steps": 5, "warmup": 2, "reps": lambda reps: min(reps, 2)},
+              "steps": 3, "warmup": 1, "params": "40M"},
 }
-BATCH, SEQ_LEN = 8, 256
 
-# The sides, in the order of the table.
+# The sides, in the order of the table. A repetition starts with muse_keep
+# (rotated later), whose first run's checkpoint is exported for the hf side.
 SIDES = [
-    ("torch", "PyTorch eager"),
     ("muse_keep", "muse-train, no recompute"),
     ("muse_recompute", "muse-train, default (recompute)"),
-    ("muse_2ranks", "muse-train, {ranks} ranks, default mode"),
+    ("eager", "PyTorch eager"),
+    ("compile", "PyTorch torch.compile"),
+    ("hf", "HF LlamaForCausalLM, text only"),
+]
+LABEL = dict(SIDES)
+
+# The result rows per preset: muse-train side, baseline side, target ratio.
+COMPARISONS = [
+    ("vs_eager", "muse_keep", "eager", 1.1),
+    ("vs_compile", "muse_keep", "compile", 1.0),
+    ("vs_hf", "muse_keep", "hf", None),
+    ("recompute_vs_eager", "muse_recompute", "eager", None),
 ]
 
 
-def env_with_threads(threads):
+def env_with_threads(threads, workdir):
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    # One inductor cache per bench run: the first compile of a preset is cold.
+    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(workdir, "inductor")
+    env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     return env
 
 
 def cpu_seconds(root_pid):
-    """CPU time (user + system) so far of `root_pid` and its descendants
-    (mpirun's ranks), from /proc."""
+    """CPU time (user + system) so far of `root_pid` and its descendants, from /proc."""
     stats = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -68,39 +89,62 @@ def cpu_seconds(root_pid):
                 continue
             # After the command: state, ppid, ..., utime (14th field), stime (15th).
             stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    tree, ticks = {root_pid}, 0
-    grew = True
+    tree, grew = {root_pid}, True
     while grew:
         grew = False
         for pid, (ppid, _) in stats.items():
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 grew = True
-    for pid in tree:
-        ticks += stats.get(pid, (0, 0))[1]
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(stats.get(pid, (0, 0))[1] for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
-def run_muse(args, preset, side, threads, workdir):
-    """Step records of one muse-train run, each with cpu_s added: the CPU
-    time of the process tree between this record and the previous one,
-    sampled when the record appears in metrics.jsonl."""
+def muse_keys(preset, side, run_dir):
     p = PRESETS[preset]
-    run_dir = tempfile.mkdtemp(dir=workdir)
     keys = [f"run.dir={run_dir}", "run.name=bench", f"trainer.steps={p['steps']}",
             "telemetry.log_every=1", "telemetry.progress=off", "checkpoint.every=100000",
             "checkpoint.keep=1", "eval.every=0", f"data.batch_size={BATCH}",
             f"data.seq_len={SEQ_LEN}", "data.shards=data/tiny/shards/pretrain"] + p["set"]
     if side == "muse_keep":
         keys += ["trainer.activation_checkpointing=false", "trainer.keep_gathered=true"]
-    cmd = [args.muse, "--config", "configs/tiny/pretrain.yaml"]
+    return keys
+
+
+def muse_cmd(args, keys, *extra):
+    cmd = [args.muse, "--config", "configs/tiny/pretrain.yaml", *extra]
     for k in keys:
         cmd += ["--set", k]
-    if side == "muse_2ranks":
-        cmd = ["mpirun", "-np", str(args.ranks), "--oversubscribe", "--bind-to", "none"] + cmd
+    return cmd
+
+
+def parse_count(text):
+    """'522G' -> 522e9."""
+    m = re.fullmatch(r"([\d.]+)([kMGTP]?)", text)
+    return float(m.group(1)) * 1000 ** " kMGTP".index(m.group(2) or " ")
+
+
+def planned_flops(args, preset, workdir):
+    """FLOPs per step as the planner counts them (`muse-train --dry-run`)."""
+    run_dir = tempfile.mkdtemp(dir=workdir)
+    cmd = muse_cmd(args, muse_keys(preset, "muse_keep", run_dir), "--dry-run")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    m = re.search(r"FLOPs per step: (\S+)", proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not m:
+        sys.exit(f"error: {' '.join(cmd)} printed no FLOPs per step:\n{proc.stderr[-2000:]}")
+    shutil.rmtree(run_dir)
+    return {"flops": parse_count(m.group(1)), "printed": m.group(0)}
+
+
+def run_muse(args, preset, side, threads, workdir, export_to=None):
+    """Step records of one muse-train run, each with cpu_s added: the CPU
+    time of the process between this record and the previous one, sampled
+    when the record appears in metrics.jsonl. With export_to, the run's
+    final checkpoint is exported there as a Hugging Face directory."""
+    run_dir = tempfile.mkdtemp(dir=workdir)
+    cmd = muse_cmd(args, muse_keys(preset, side, run_dir))
     metrics = os.path.join(run_dir, "bench", "metrics.jsonl")
     log = open(os.path.join(run_dir, "log.txt"), "w+")
-    proc = subprocess.Popen(cmd, env=env_with_threads(threads), stdout=log, stderr=log)
+    proc = subprocess.Popen(cmd, env=env_with_threads(threads, workdir), stdout=log, stderr=log)
     records, text, last_cpu = [], "", None
     while True:
         done = proc.poll() is not None
@@ -120,30 +164,56 @@ def run_muse(args, preset, side, threads, workdir):
                 last_cpu, text = cpu, text_now
         if done:
             break
-        time.sleep(0.002)
+        time.sleep(0.01)
     if proc.returncode != 0:
         log.seek(0)
         sys.exit(f"error: {' '.join(cmd)} failed:\n{log.read()[-2000:]}")
     log.close()
-    subprocess.run(["rm", "-rf", run_dir], check=True)
-    return records
+    if export_to:
+        cmd = [args.export, "--checkpoint", os.path.join(run_dir, "bench"), "--format", "hf",
+               "--out", export_to]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    shutil.rmtree(run_dir)
+    return {"records": records}
 
 
-def run_torch(args, preset, threads):
+def run_torch(preset, side, threads, workdir, hf_dir, profile):
+    """Step records of one torch_train.py run, and its profile if asked."""
     p = PRESETS[preset]
     cmd = [sys.executable, os.path.join(HERE, "torch_train.py"), "--preset", preset,
-           "--steps", str(p["steps"]), "--batch", str(BATCH), "--seq-len", str(SEQ_LEN),
-           "--threads", str(threads)] + p["args"]
-    proc = subprocess.run(cmd, env=env_with_threads(threads), capture_output=True, text=True)
+           "--mode", side, "--steps", str(p["steps"]), "--batch", str(BATCH),
+           "--seq-len", str(SEQ_LEN), "--threads", str(threads)] + p["args"]
+    if side == "hf":
+        cmd += ["--hf-dir", hf_dir]
+    if profile:
+        cmd.append("--profile")
+    proc = subprocess.run(cmd, env=env_with_threads(threads, workdir), capture_output=True,
+                          text=True)
     if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return [r for r in rows if "step" in r]
+    out = {"records": [r for r in rows if "step" in r]}
+    for r in rows:
+        if "profile" in r:
+            out["profile"] = r["profile"]
+    return out
 
 
-def run_overheads(args):
-    """overheads.py at the largest preset measured, or None when it fails."""
-    preset = "small" if "small" in args.presets else args.presets[-1]
+def run_peak(threads, sizes, reps):
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "..", "machine.py"),
+                           "matmul-peak", "--threads", str(threads), "--sizes", sizes,
+                           "--reps", str(reps)],
+                          env=dict(os.environ, OMP_NUM_THREADS=str(threads)),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"error: machine.py matmul-peak failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def run_overheads(preset):
+    """overheads.py at `preset`, or None when it fails."""
     proc = subprocess.run([sys.executable, os.path.join(HERE, "overheads.py"), "--preset",
                            preset], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -152,386 +222,569 @@ def run_overheads(args):
     return json.loads(proc.stdout)
 
 
-def jobs(args):
-    """(preset, threads, side) of every row: each thread count for the
-    1-rank sides, the multi-rank row once, with cores / ranks threads per rank."""
-    out = []
-    for preset in args.presets:
-        for i, threads in enumerate(args.threads):
-            for side, _ in SIDES:
-                if side != "muse_2ranks":
-                    out.append((preset, threads, side))
-                elif i == 0 and args.ranks > 1:
-                    out.append((preset, max(1, os.cpu_count() // args.ranks), side))
-    return out
+def run_side(args, key, workdir, hf_dirs, profile):
+    """One run of a side. The first muse-train run of a preset exports its
+    checkpoint for the hf side (the rotation starts every preset's first
+    repetition with a muse-train side)."""
+    preset, threads, side = key
+    if side.startswith("muse"):
+        export_to = None
+        if preset not in hf_dirs:
+            export_to = hf_dirs[preset] = os.path.join(workdir, f"hf-{preset}")
+        return run_muse(args, preset, side, threads, workdir, export_to)
+    return run_torch(preset, side, threads, workdir, hf_dirs.get(preset), profile)
+
+
+def own_cpu_seconds():
+    """CPU time of this process and of its children waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def add_run(results, key, run):
+    """Pools a run's steps after warm-up into the side's results, with the
+    load from other processes during the run and, of the profiled steps,
+    the least disturbed one (the smallest total); returns the run's median
+    step time."""
+    records, warm = run["records"], PRESETS[key[0]]["warmup"]
+    r = results.setdefault(key, {"times": [], "cpu": [], "run_medians": [], "first": [],
+                                 "others": [], "loss1": None})
+    times = [x["step_time_s"] for x in records[warm:]]
+    r["times"] += times
+    r["cpu"] += [x["cpu_s"] for x in records[warm:] if x.get("cpu_s") is not None]
+    r["run_medians"].append(statistics.median(times))
+    r["first"].append(records[0]["step_time_s"])
+    r["loss1"] = records[0]["loss"]
+    r["others"].append(run["others"])
+    if "profile" in run and ("profile" not in r or run["profile"]["total_self_cpu_s"] <
+                             r["profile"]["total_self_cpu_s"]):
+        r["profile"] = run["profile"]
+    return r["run_medians"][-1]
 
 
 def measure(args):
-    """Per row: step times and CPU times after warm-up, pooled over
-    repetitions, each run's median, and the step-1 loss."""
-    results = {}
-    workdir = tempfile.mkdtemp()
-    rows = jobs(args)
-    for rep in range(args.reps):
-        for preset in args.presets:
-            if rep >= PRESETS[preset]["reps"](args.reps):
-                continue
-            group = [j for j in rows if j[0] == preset]
-            # Rotate the order every repetition: no side always runs first.
-            k = rep % len(group)
-            for key in group[k:] + group[:k]:
-                _, threads, side = key
-                start = time.time()
-                if side == "torch":
-                    records = run_torch(args, preset, threads)
-                else:
-                    records = run_muse(args, preset, side, threads, workdir)
-                warm = PRESETS[preset]["warmup"]
-                r = results.setdefault(key, {"times": [], "cpu": [], "run_medians": [],
-                                             "loss1": None})
-                times = [x["step_time_s"] for x in records[warm:]]
-                r["times"] += times
-                r["cpu"] += [x["cpu_s"] for x in records[warm:] if x.get("cpu_s") is not None]
-                r["run_medians"].append(statistics.median(times))
-                r["loss1"] = records[0]["loss"]
-                print(f"rep {rep + 1} {preset:5s} {threads}t {side:15s} "
-                      f"median {statistics.median(times):.3f} s/step, cpu "
-                      f"{statistics.median(r['cpu']) if r['cpu'] else float('nan'):.3f} s "
-                      f"({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
-    subprocess.run(["rm", "-rf", workdir], check=True)
-    return results
+    """Per (preset, threads, side): step times and CPU times after warm-up,
+    pooled over repetitions, each run's median, the first step's time and
+    the step-1 loss, the other processes' load per run, and for the largest
+    preset's eager and compile sides a profiled step per run; the matmul
+    peaks, one per repetition and thread count."""
+    results, peaks, hf_dirs = {}, [], {}
+    workdir = tempfile.mkdtemp(prefix="train-bench.")
+    try:
+        for rep in range(args.reps):
+            for threads in args.threads:
+                peaks.append(run_peak(threads, args.peak_sizes, args.peak_reps))
+                print(f"rep {rep + 1} matmul peak at {threads}t: "
+                      f"{peaks[-1]['gflops']:.1f} GFLOP/s", file=sys.stderr, flush=True)
+            for preset in args.presets:
+                group = [(preset, t, side) for t in args.threads for side, _ in SIDES]
+                # Rotate the order every repetition: no side always runs first.
+                k = rep % len(group)
+                for key in group[k:] + group[:k]:
+                    profile = preset == args.presets[-1] and key[1] == args.threads[0] and \
+                        key[2] in ("eager", "compile")
+                    start, busy, own = time.time(), busy_cpu_seconds(), own_cpu_seconds()
+                    run = run_side(args, key, workdir, hf_dirs, profile)
+                    wall = time.time() - start
+                    # Cores kept busy by other processes during the run, on average.
+                    run["others"] = max(0.0, (busy_cpu_seconds() - busy) -
+                                        (own_cpu_seconds() - own)) / wall
+                    median = add_run(results, key, run)
+                    print(f"rep {rep + 1} {preset:5s} {key[1]}t {key[2]:15s} median "
+                          f"{median:.3f} s/step, first {run['records'][0]['step_time_s']:.1f} s "
+                          f"({wall:.0f} s, others' load {run['others']:.2f} cores)",
+                          file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, peaks
 
 
-def report(args, results, overheads, load_before, load_after, seconds):
-    tokens = BATCH * SEQ_LEN
-    muse_version = subprocess.run([args.muse, "--version"], capture_output=True,
-                                  text=True).stdout.strip()
-    reps = {p: PRESETS[p]["reps"](args.reps) for p in args.presets}
-    out = []
-    w = out.append
-    w("# Training throughput: muse-train vs PyTorch eager\n")
-    w("Generated by `bench/train/run.sh`; do not edit by hand (the prose lives in")
-    w(f"bench/train/bench.py). Invocation: `THREADS={','.join(map(str, args.threads))} "
-      f"REPS={args.reps} RANKS={args.ranks} PRESETS={','.join(args.presets)}`.")
-    w("Both sides ran interleaved, run by run, on the same machine:")
-    w(f"{os.cpu_count()} cores, {cpu_model()}, {platform.system()}; {muse_version};")
-    w(f"PyTorch {torch.__version__} from the same wheel. Load average (1 min) "
-      f"{load_before:.1f} before and {load_after:.1f}")
-    w(f"after the {seconds / 60:.0f}-minute run: other processes shared the cores, so every "
-      "figure is a")
-    w("median over runs and steps, not a best case.\n")
-    w(METHOD.strip().format(batch=BATCH, seq_len=SEQ_LEN, tokens=tokens,
-                            threads=os.cpu_count(), ranks=args.ranks,
-                            per_rank=max(1, os.cpu_count() // args.ranks),
-                            warm=", ".join(f"{PRESETS[p]['warmup']} ({p})" for p in PRESETS),
-                            reps=", ".join(f"{reps[p]} ({p})" for p in args.presets)) + "\n")
-    w("## Results\n")
-    w("| preset | threads | side | step time | tokens/s | muse-train / PyTorch | "
-      "CPU s per step | muse-train / PyTorch by CPU time |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for key in jobs(args):
-        preset, threads, side = key
-        r = results.get(key)
-        if not r:
-            continue
-        base = results.get((preset, threads, "torch"))
-        if side == "muse_2ranks":
-            base = results.get((preset, args.threads[0], "torch"))
-        t = statistics.median(r["times"])
-        label = dict(SIDES)[side].format(ranks=args.ranks)
-        ratio = "1 (baseline)" if side == "torch" else \
-            f"**{statistics.median(base['times']) / t:.2f}x**" if base else "n/a"
-        cpu = f"{statistics.median(r['cpu']):.2f}" if r["cpu"] else "n/a"
-        cpu_ratio = "1 (baseline)" if side == "torch" else \
-            f"{statistics.median(base['cpu']) / statistics.median(r['cpu']):.2f}x" \
-            if base and base["cpu"] and r["cpu"] else "n/a"
-        spread = ", ".join(f"{x:.2f}" for x in r["run_medians"])
-        per_rank = " per rank" if side == "muse_2ranks" else ""
-        w(f"| {preset} ({PARAMS[preset]}) | {threads}{per_rank} | {label} | {t:.3f} s "
-          f"(runs {spread}) | {tokens / t:,.0f} | {ratio} | {cpu} | {cpu_ratio} |")
-    w("")
-    w("muse-train / PyTorch is the ratio of tokens/s (of median step times): above 1 means")
-    w("muse-train trains faster. The CPU-time ratio is PyTorch's CPU s per step over")
-    w("muse-train's, so above 1 again means muse-train needs less. The multi-rank row is")
-    w(f"compared with PyTorch at {args.threads[0]} thread{'s' if args.threads[0] > 1 else ''}. "
-      "\"runs\" lists each run's median step")
-    w("time (the spread the load caused).")
-    w("Loss at step 1 (same initial distribution, different random draws): " + "; ".join(
-        f"{p} muse-train {results[(p, args.threads[0], 'muse_recompute')]['loss1']:.3f}, "
-        f"PyTorch {results[(p, args.threads[0], 'torch')]['loss1']:.3f}"
-        for p in args.presets) + ".\n")
-    w(discussion(args, results, overheads,
-                 max(load_before, load_after) > 0.75 * os.cpu_count()) + "\n")
-    w(RERUN.strip())
-    return "\n".join(out) + "\n"
+def fmt_flops(x):
+    return f"{x / 1e9:,.0f} GFLOP" if x >= 1e10 else f"{x / 1e9:.1f} GFLOP"
 
 
-PARAMS = {"tiny": "1.3M", "small": "40M"}
+class Report:
+    """The result rows and the Markdown section of one measured (or loaded) run."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.args = raw["args"]
+        self.results = {tuple(r["key"]): r["value"] for r in raw["results"]}
+        self.t0 = self.args["threads"][0]
+        self.presets = self.args["presets"]
+        self.flops = {p: raw["flops"][p]["flops"] for p in self.presets}
+
+    def median(self, preset, side, threads=None, what="times"):
+        r = self.results.get((preset, threads or self.t0, side))
+        return statistics.median(r[what]) if r and r[what] else None
+
+    def peak(self, threads=None):
+        """The best matmul GFLOP/s measured at `threads` in this run."""
+        return max(p["gflops"] for p in self.raw["peaks"]
+                   if p["threads"] == (threads or self.t0))
+
+    def mfu(self, preset, side, threads=None):
+        t = self.median(preset, side, threads)
+        return self.flops[preset] / t / (self.peak(threads) * 1e9) if t else None
+
+    def rows(self):
+        rows = []
+        for preset in self.presets:
+            params = PRESETS[preset]["params"]
+            for name, muse, base, target in COMPARISONS:
+                a, b = self.median(preset, muse), self.median(preset, base)
+                if not a or not b:
+                    continue
+                rows.append({"metric": f"training tokens/s, {preset} ({params}), "
+                                       f"{BATCH}x{SEQ_LEN}, {self.t0} threads, "
+                                       f"{LABEL[muse]} vs {LABEL[base]}",
+                             "unit": "tokens/s", "muse": TOKENS / a, "baseline": TOKENS / b,
+                             "baseline_name": LABEL[base], "ratio": b / a, "target": target,
+                             "key": f"train.{preset}.{name}"})
+            mfu = self.mfu(preset, "muse_keep")
+            if mfu:
+                rows.append({"metric": f"MFU, {preset} ({params}), {LABEL['muse_keep']}, "
+                                       f"{self.t0} threads",
+                             "unit": "fraction of measured peak", "muse": mfu,
+                             "baseline": MFU_TARGET,
+                             "baseline_name": f"target MFU ({MFU_TARGET:g} of the measured "
+                                              "fp32 matmul peak)",
+                             "ratio": mfu / MFU_TARGET,
+                             "target": 1.0 if preset == "small" else None,
+                             "key": f"train.{preset}.mfu"})
+        return rows
+
+    def markdown(self):
+        raw, a = self.raw, self.args
+        out = []
+        w = out.append
+        w(f"Generated by `bench/train/run.sh` (`REPS={a['reps']} THREADS="
+          f"{','.join(map(str, a['threads']))} PRESETS={','.join(self.presets)}`) in "
+          f"{raw['seconds'] / 60:.1f} minutes on {os.cpu_count()} cores, {raw['cpu']}, "
+          f"{raw['system']}; {raw['versions']['muse']}; PyTorch {raw['versions']['torch']} "
+          f"from the same wheel, transformers {raw['versions']['transformers']}. Other "
+          f"processes kept {raw['others']:.2f} of the cores busy on average during the run "
+          "(per run in the results table); figures are medians over runs and steps, the "
+          "matmul peak a best case.\n")
+        w(self.method())
+        w(self.results_table())
+        w(self.peak_section())
+        w(self.compile_section())
+        w(self.profile_section())
+        w(self.discussion())
+        if raw.get("overheads"):
+            w(self.overheads_section(raw["overheads"]))
+        w(RERUN.strip())
+        return "\n".join(out) + "\n"
+
+    def method(self):
+        reps = self.args["reps"]
+        warm = ", ".join(f"{PRESETS[p]['warmup']} of {PRESETS[p]['steps']} ({p})"
+                         for p in self.presets)
+        return METHOD.strip().format(batch=BATCH, seq_len=SEQ_LEN, tokens=TOKENS, warm=warm,
+                                     reps=reps, threads=self.t0) + "\n"
+
+    def results_table(self):
+        out = ["### Results\n",
+               "| preset | threads | side | step time, median (run medians) | tokens/s | "
+               "vs PyTorch eager | MFU | CPU s per step | others' load per run |",
+               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for preset in self.presets:
+            for t in self.args["threads"]:
+                eager = self.median(preset, "eager", t)
+                for side, label in SIDES:
+                    r = self.results.get((preset, t, side))
+                    if not r:
+                        continue
+                    s = statistics.median(r["times"])
+                    spread = ", ".join(f"{x:.3f}" for x in r["run_medians"])
+                    ratio = "1 (baseline)" if side == "eager" else \
+                        f"**{eager / s:.2f}x**" if eager else "n/a"
+                    cpu = f"{statistics.median(r['cpu']):.2f}" if r["cpu"] else "n/a"
+                    others = ", ".join(f"{x:.2f}" for x in r["others"])
+                    out.append(f"| {preset} ({PRESETS[preset]['params']}) | {t} | {label} | "
+                               f"{s:.3f} s ({spread}) | {TOKENS / s:,.0f} | {ratio} | "
+                               f"{self.mfu(preset, side, t):.1%} | {cpu} | {others} |")
+        out.append("")
+        out.append("\"vs PyTorch eager\" is the ratio of tokens/s: above 1 is faster than eager. "
+                   "MFU is the planner's FLOPs per step (below) / median step time / the "
+                   "measured fp32 matmul peak at the same thread count. \"CPU s per step\" is "
+                   "the CPU time (user + system, all threads) spent during a step, median: it "
+                   "moves less with other processes' load than wall time does (with 2 or more "
+                   "threads it includes OpenMP threads spinning while they wait). \"others' "
+                   "load\" is how many cores other processes (and the hypervisor's steal) kept "
+                   "busy during each run, on average, from /proc/stat less this benchmark's own "
+                   f"CPU time, out of {os.cpu_count()}: a run with load beside it is slower for "
+                   "reasons of its own.")
+        losses = "; ".join(
+            f"{p} " + ", ".join(f"{LABEL[s]} {self.results[(p, self.t0, s)]['loss1']:.3f}"
+                                for s, _ in SIDES if (p, self.t0, s) in self.results)
+            for p in self.presets)
+        out.append(f"Loss at step 1: {losses}. The HF side starts from the exported weights of "
+                   "a muse-train run a few steps in, the others from a fresh initialisation, "
+                   "and their batches differ in their random tokens.\n")
+        out.append("Result rows (ratio: muse-train's advantage, above 1 is better; target: the "
+                   "required ratio):\n")
+        out.append("| key | muse-train | baseline | ratio | target |")
+        out.append("| --- | --- | --- | --- | --- |")
+        for r in self.rows():
+            fmt = (lambda x: f"{x:.1%}") if r["unit"].startswith("fraction") else \
+                (lambda x: f"{x:,.0f} {r['unit']}")
+            target = "none" if r["target"] is None else \
+                f"{r['target']:g} ({'met' if r['ratio'] >= r['target'] else 'missed'})"
+            out.append(f"| `{r['key']}` | {fmt(r['muse'])} | {fmt(r['baseline'])} "
+                       f"{r['baseline_name']} | **{r['ratio']:.2f}** | {target} |")
+        return "\n".join(out) + "\n"
+
+    def peak_section(self):
+        raw = self.raw
+        out = ["### Peak and model FLOPs\n"]
+        for t in self.args["threads"]:
+            runs = [p for p in raw["peaks"] if p["threads"] == t]
+            sizes = sorted(int(n) for n in runs[0]["gflops_by_size"])
+            per_run = "; ".join(", ".join(f"{n}: {p['gflops_by_size'][str(n)]:.1f}"
+                                          for n in sizes) for p in runs)
+            out.append(f"Measured fp32 matmul peak at {t} thread{'s' if t > 1 else ''}: "
+                       f"**{self.peak(t):.1f} GFLOP/s**, the best `torch.mm` of two square fp32 "
+                       f"n x n matrices (2n^3 FLOPs) over n = {', '.join(map(str, sizes))}, "
+                       f"best of {runs[0]['reps']} products each, measured once per repetition "
+                       f"between the training runs (GFLOP/s by n, per repetition: {per_run}).")
+        theo = raw["peaks"][0]["theoretical"]
+        if theo.get("gflops"):
+            measured = self.peak(raw["peaks"][0]["threads"])
+            above = f" the cores ran above that clock (an effective " \
+                f"{measured / (theo['flops_per_cycle'] * theo['cores']):.2f} GHz at least)" \
+                if measured > theo["gflops"] else ""
+            out.append(f"Theoretical peak from lscpu: {theo['flops_per_cycle']} fp32 FLOP per "
+                       f"cycle and core ({theo['why']}) x {theo['mhz'] / 1e3:.2f} GHz "
+                       f"({theo['mhz_source']}) x {theo['cores']} core(s) = "
+                       f"{theo['gflops']:.0f} GFLOP/s; the measured peak is "
+                       f"{measured / theo['gflops']:.0%} of it{':' if above else '.'}{above}"
+                       f"{'.' if above else ''} MFU divides by the measured peak.")
+        else:
+            out.append(f"Theoretical peak: not determinable from lscpu ({theo['why']}).")
+        flops = "; ".join(f"{p}: `{raw['flops'][p]['printed']}` ({fmt_flops(self.flops[p])}, "
+                          f"{self.flops[p] / TOKENS / 1e6:.1f} MFLOP per token)"
+                          for p in self.presets)
+        out.append(f"\nModel FLOPs per step, the numerator of every side's MFU: what "
+                   f"`muse-train --dry-run` prints for the benchmark's config ({flops}), i.e. "
+                   "6·Ψ'·tokens plus 12·L·H·D·T·tokens for attention, forward and backward "
+                   "without recompute (docs/memory.md), as MFU conventions count; printed to "
+                   "three significant digits.\n")
+        return "\n".join(out)
+
+    def compile_section(self):
+        out = ["### torch.compile's compile time\n",
+               "The first step of a torch.compile run traces the model, compiles forward and "
+               "backward with inductor (C++ kernels built with g++) and runs; compile time = "
+               "that first step minus the run's median step. The bench gives inductor a fresh "
+               "cache directory, so the first run of each preset compiles cold and later runs "
+               "find its FX-graph and AOTAutograd cache entries (tracing is redone every "
+               "run). None of it is in the step times above.\n",
+               "| preset | threads | per run (cold cache first) | eager first step, for "
+               "comparison |", "| --- | --- | --- | --- |"]
+        for preset in self.presets:
+            for t in self.args["threads"]:
+                r = self.results.get((preset, t, "compile"))
+                e = self.results.get((preset, t, "eager"))
+                if not r:
+                    continue
+                runs = ", ".join(f"{first - med:.1f} s" for first, med in
+                                 zip(r["first"], r["run_medians"]))
+                eager_first = f"{statistics.median(e['first']):.2f} s" if e else "n/a"
+                out.append(f"| {preset} | {t} | {runs} | {eager_first} |")
+        return "\n".join(out) + "\n"
+
+    def profile_section(self):
+        preset = self.presets[-1]
+        profiles = {s: self.results.get((preset, self.t0, s), {}).get("profile")
+                    for s in ("eager", "compile")}
+        profiles = {s: p for s, p in profiles.items() if p}
+        if not profiles:
+            return ""
+        out = [f"### Where the PyTorch step spends its time ({preset}, {self.t0} threads)\n",
+               "One extra step after the timed ones in every run, under `torch.profiler` (CPU "
+               "activity; the profiler slows the step down), the least disturbed of them (the "
+               "smallest total). Phases (wall time of each part of the step, marked with "
+               "`record_function`):\n",
+               "| phase | " + " | ".join(LABEL[s] for s in profiles) + " |",
+               "| --- |" + " --- |" * len(profiles)]
+        for phase in ("forward", "loss", "backward", "clip", "optimizer"):
+            out.append(f"| {phase} | " + " | ".join(
+                f"{p['phases'].get(phase, 0):.3f} s" for p in profiles.values()) + " |")
+        out.append("\nTop ops by self CPU time (time in the op itself, on the thread that "
+                   "called it; a kernel's OpenMP worker threads are not added). In the "
+                   "compiled step, inductor's fused C++ kernels count as the self time of "
+                   "`## Call CompiledFxGraph ##` (forward and backward graphs), the matrix "
+                   "products it leaves to MKL as `aten::mm` and `aten::addmm`; the optimizer's "
+                   "ops are eager on both sides.\n")
+        for side, prof in profiles.items():
+            out.append(f"{LABEL[side]}: {prof['total_self_cpu_s']:.2f} s of self CPU time in "
+                       "the profiled step.\n")
+            out.append("| op | calls | self CPU s | share |")
+            out.append("| --- | --- | --- | --- |")
+            for op in prof["ops"]:
+                name = re.sub(r"(CompiledFxGraph \w{8})\w+", r"\1…", op["name"])
+                out.append(f"| `{name}` | {op['calls']} | {op['self_cpu_s']:.3f} | "
+                           f"{op['share']:.1%} |")
+            out.append("")
+        return "\n".join(out)
+
+    def matmul_share(self, side):
+        """Share of the profiled step's self CPU time in the matrix products."""
+        preset = self.presets[-1]
+        prof = self.results.get((preset, self.t0, side), {}).get("profile")
+        if not prof:
+            return None
+        return sum(op["share"] for op in prof["ops"]
+                   if op["name"] in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul",
+                                     "mkl_linear", "mkldnn::_linear_pointwise"))
+
+    def discussion(self):
+        out = ["### Discussion\n"]
+        w = out.append
+        t0 = self.t0
+
+        def ratio_list(muse, base):
+            parts = []
+            for preset in self.presets:
+                a, b = self.median(preset, muse), self.median(preset, base)
+                if a and b:
+                    parts.append(f"{preset} {b / a:.2f}x")
+            return ", ".join(parts)
+
+        w(f"**Like for like (muse-train without recompute vs PyTorch eager).** muse-train's "
+          f"tokens/s over eager's at {t0} threads: {ratio_list('muse_keep', 'eager')} "
+          "(target 1.1). Both sides run the same LibTorch kernels for the matrix products, "
+          "attention and the vocabulary-wide softmax, so the difference comes from the work "
+          "around them: muse-train's step also reads and packs its batch from the HDF5 shards, "
+          "checks its inputs and runs its own FSDP bookkeeping and AdamW (trainer/); eager "
+          "PyTorch runs autograd over ordinary parameters and `torch.optim.AdamW`'s "
+          "per-tensor loop.\n")
+        if self.median(self.presets[-1], "compile"):
+            text = (f"**torch.compile.** muse-train against it: "
+                    f"{ratio_list('muse_keep', 'compile')} (target 1.0); torch.compile against "
+                    f"eager: {ratio_list('compile', 'eager')}. Inductor fuses the elementwise "
+                    "chains of the model (RMSNorm, rotary, SwiGLU's gate, the residual adds, "
+                    "the mask construction), forward and backward, into C++ loops and leaves "
+                    "the matrix products to the same MKL sgemm; the loss, the clipping and "
+                    "AdamW stay eager, since only the model is compiled. Each fused loop is "
+                    "also one OpenMP parallel region where eager runs one per op, so the "
+                    "threads meet less often, which counts most when other processes share "
+                    "the cores.")
+            share_e, share_c = self.matmul_share("eager"), self.matmul_share("compile")
+            if share_e is not None and share_c is not None:
+                text += (f" In the profiles above, the matrix products take {share_e:.0%} of "
+                         f"the eager step's self CPU time and {share_c:.0%} of the compiled "
+                         "one's: what compilation removes is memory-bound work, passes over "
+                         "the activations that fusion merges.")
+            w(text + "\n")
+        w(f"**Hugging Face LlamaForCausalLM.** muse-train against it: "
+          f"{ratio_list('muse_keep', 'hf')}; against eager: {ratio_list('hf', 'eager')} (HF "
+          "over eager). The HF row trains on text tokens only: LlamaForCausalLM has no image "
+          "projector, so the <image> placeholders stay ordinary token embeddings and the "
+          "patch projection and its scatter into the sequence (about 4 images of 4 patches "
+          "per batch, a negligible share of the FLOPs) are not done. The batch shape "
+          f"({BATCH} x {SEQ_LEN}), the packed documents and their block-diagonal causal mask "
+          "(transformers builds it from position ids that restart at each document), the "
+          "loss over the same counted targets, the clipping and AdamW are the same. Other "
+          "differences in work: transformers repeats the key and value heads for "
+          "grouped-query attention (`repeat_kv`, a copy per layer) where the others pass "
+          "`enable_gqa` to scaled_dot_product_attention, and it builds the mask through its "
+          "masking utilities every forward.\n")
+        parts = []
+        for preset in self.presets:
+            k, r = self.median(preset, "muse_keep"), self.median(preset, "muse_recompute")
+            if k and r:
+                parts.append(f"{(r / k - 1) * 100:+.0f}% ({preset})")
+        w("**Default mode (recompute).** muse-train's default recomputes each block's forward "
+          "in backward (FSDP's activation checkpointing, to hold only unit inputs between "
+          "forward and backward). Its step time against no recompute: "
+          f"{', '.join(parts)}. A full extra forward would add about a third; the embedding, "
+          "the head (whose logits are V wide), the loss, clipping, AdamW and the loader are "
+          "not recomputed. On one rank sharding saves no memory and these models fit easily, "
+          "so `trainer.activation_checkpointing=false trainer.keep_gathered=true` is the "
+          "setting for small models and single-rank runs.\n")
+        parts = []
+        for preset in self.presets:
+            sides = ", ".join(f"{LABEL[s]} {self.mfu(preset, s):.0%}" for s, _ in SIDES
+                              if self.median(preset, s))
+            parts.append(f"{preset}: {sides}")
+        small = self.mfu("small", "muse_keep") if "small" in self.presets else None
+        w(f"**MFU.** Of the measured {self.peak():.0f} GFLOP/s at {t0} threads: "
+          + "; ".join(parts) + "."
+          + (f" muse-train's small-preset MFU is {small:.0%} against the target of "
+             f"{MFU_TARGET:.0%} ({'met' if small >= MFU_TARGET else 'missed'})." if small
+             else "")
+          + " Only the matrix products run near the peak: the rest of the step (softmax and "
+            "cross-entropy over the vocabulary, attention's masked softmax, the norms and "
+            "elementwise ops, the optimizer's passes over every parameter) does few model "
+            "FLOPs per byte, so a side's MFU is bounded by the share of its step spent in "
+            "sgemm, and the tiny preset's products (width 128) are small for sgemm.\n")
+        others = [x for r in self.results.values() for x in r["others"]]
+        if max(others) > 0.25:
+            w(f"**Load.** Other processes kept up to {max(others):.1f} of the "
+              f"{os.cpu_count()} cores busy during some runs (the last column of the results): "
+              "such a run's step times are longer for reasons of its own, and the medians "
+              "pool it with the quieter runs of the same side; the measured peak, a best case, "
+              "is higher than what a disturbed step could get. Rerun with more repetitions on "
+              "an idle machine for firmer ratios.\n")
+        return "\n".join(out)
+
+    def overheads_section(self, o):
+        return "\n".join([
+            f"### Ways a step can do more work than eager PyTorch (`overheads.py`, "
+            f"{o['preset']})\n",
+            "`bench/train/overheads.py` times, with the same ATen calls, ways a training step "
+            "can spend more than eager PyTorch's, each against the eager way, at the "
+            f"{o['preset']} preset's sizes ({o['numel'] / 1e6:.0f}M elements), 1 thread, CPU "
+            "seconds per step (medians):\n",
+            "| what | that way | eager PyTorch's way |", "| --- | --- | --- |",
+            f"| weights as views of one flat leaf per unit: each view's backward "
+            f"(SliceBackward) zero-fills a gradient the size of the whole unit and adds it | "
+            f"{o['flat_views_s']:.3f} s | {o['per_param_s']:.3f} s (a leaf per parameter, then "
+            f"one copy into a flat buffer) |",
+            f"| global gradient norm with `dtype=kDouble` (`linalg_vector_norm` first copies "
+            f"every gradient to fp64) | {o['grad_norm_fp64_s']:.3f} s | "
+            f"{o['grad_norm_fp32_s']:.3f} s (fp32 norms) |",
+            f"| AdamW as ~16 elementwise passes plus a `where` over a flat shard | "
+            f"{o['adamw_muse_s']:.3f} s | {o['adamw_torch_default_s']:.3f} s default, "
+            f"{o['adamw_torch_fused_s']:.3f} s `fused=True` |",
+            f"| one rank: copies for the all-gather and the reduce-scatter, and the shard's "
+            f"add | {o['solo_copies_s']:.3f} s | none |", ""])
+
 
 METHOD = """
-## What is measured
+### What is measured
 
 One optimizer step on a global batch of {batch} sequences x {seq_len} tokens ({tokens}
-tokens): forward, next-token cross-entropy, backward, global gradient-norm
-clipping to 1.0 and AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on
-matrices only), all in fp32. tokens/s = {tokens} / median step time over every
-step after the first {warm} of each run (warm-up: allocator, page faults,
-OpenMP pool), pooled over {reps} runs per row. "CPU s per step" is the CPU
-time (user + system, all threads and ranks) spent during a step, median: it
-barely moves with the load from other processes, so it cross-checks the wall
-times (at 2 threads it includes OpenMP threads spinning while they wait).
+tokens): forward, next-token cross-entropy, backward, global gradient-norm clipping to
+1.0 and AdamW (lr 3e-4, betas 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices only), all
+in fp32, {threads} intra-op threads (LibTorch's and PyTorch's default, one per physical
+core, pinned for every side with `OMP_NUM_THREADS` and, in Python,
+`torch.set_num_threads`). tokens/s = {tokens} / median step time over every step after
+the first {warm} of each run (warm-up: allocator, page faults, the OpenMP pool, and
+torch.compile's compilation), pooled over {reps} runs per side. The sides run one after
+another, run by run, the order rotated every repetition, on the same model shape:
 
-* **muse-train**: `build/bin/muse-train --config configs/tiny/pretrain.yaml`
-  with `--set` overrides: steps, `telemetry.log_every=1`, `eval.every=0`, one
-  checkpoint after the last step (not timed). Step times are `step_time_s`
-  of `metrics.jsonl`; they include reading and packing the batch from
-  `data/tiny/shards/pretrain` (the HDF5 loader), the input checks and, on one
-  rank, the solo communicator's copies for FSDP's gather and reduce-scatter.
-  Its CPU time is read from /proc when each record appears.
-* **PyTorch eager**: `bench/train/torch_model.py`, the same architecture
-  written op for op from `model/forward.cpp` (RMSNorm in fp32, GQA with
-  half-split rotary, `scaled_dot_product_attention` with the same
-  block-diagonal causal bool mask that muse-train builds from the segment
-  ids, SwiGLU, output projection tied to the token embedding), parameters as
-  ordinary `nn.Parameter`s; `torch.optim.AdamW` with its default
-  implementation choice (for CPU tensors the per-tensor loop, neither foreach
-  nor fused) and `torch.nn.utils.clip_grad_norm_`. Its batches are synthetic
-  but shaped like the loader's: random token ids, documents of ~51 tokens
-  packed into rows (so the same kind of block-diagonal mask), ~4 images of 4
-  patches per batch, as in the tiny data. The compute does not depend on the
-  token values. The batches are built before timing, so the baseline pays no
-  data loading; muse-train does.
-* **The two muse-train modes**: *default* recomputes each unit's forward in
-  backward (full activation checkpointing at unit boundaries, the FSDP
-  default: one extra forward per step); *no recompute* sets
-  `trainer.activation_checkpointing=false trainer.keep_gathered=true`, which
-  keeps every activation as plain eager PyTorch does: the like-for-like row.
-* **small preset**: `model.preset=small` (dim 512, 8 layers, 8 heads, 4 kv
-  heads, ffn 1408, vocab 32768, tied; 40M parameters) with the tiny data's
-  8x8 grayscale images (`model.image_size=8 model.patch_size=4
-  model.image_channels=1`) so that it trains on the same shards; the preset's
-  224x224 RGB images would only change the patch projector. Both sides use
-  the same batch shape as tiny.
-* **Threads**: LibTorch (muse-train) and PyTorch default to one intra-op
-  OpenMP thread per physical core ({threads} here), through the same library
-  code; the runner also pins it explicitly with `OMP_NUM_THREADS` for both
-  (and `torch.set_num_threads` in the baseline). The {ranks}-rank row runs
-  `mpirun -np {ranks} --oversubscribe --bind-to none` with {per_rank} thread(s) per
-  rank: the ranks share the same {threads} cores, so it shows sharding's cost
-  (gathers, reduce-scatters, collective verification) next to the parallelism
-  it gets from one process per core instead of OpenMP threads; on separate
-  nodes or GPUs each rank brings its own cores.
+* **muse-train** (one process): `build/bin/muse-train --config
+  configs/tiny/pretrain.yaml` with `--set` overrides: steps, the batch shape,
+  `telemetry.log_every=1`, `eval.every=0`, one checkpoint after the last step (not
+  timed). Step times are `step_time_s` of `metrics.jsonl`; they include reading and
+  packing the batch from `data/tiny/shards/pretrain` (the HDF5 loader) and the input
+  checks. Its CPU time is read from /proc when each record appears. Two modes: *no
+  recompute* (`trainer.activation_checkpointing=false trainer.keep_gathered=true`, which
+  keeps every activation as plain PyTorch does: the like-for-like row) and the
+  *default*, which recomputes each unit's forward in backward.
+* **PyTorch eager**: `bench/train/torch_model.py`, the same architecture written op for
+  op from `model/forward.cpp` (RMSNorm in fp32, GQA with half-split rotary,
+  `scaled_dot_product_attention` with the same block-diagonal causal bool mask that
+  muse-train builds from the segment ids, SwiGLU, output projection tied to the token
+  embedding, the image patch projector), parameters as ordinary `nn.Parameter`s;
+  `torch.optim.AdamW` with its default implementation choice (for CPU tensors the
+  per-tensor loop, neither foreach nor fused) and `torch.nn.utils.clip_grad_norm_`.
+  Its batches are synthetic but shaped like the loader's: random token ids, documents
+  of ~51 tokens packed into rows (so the same kind of block-diagonal mask), 4 images of
+  4 patches per batch, as in the tiny data. The compute does not depend on the token
+  values. The batches are built before timing, so the PyTorch sides pay no data
+  loading; muse-train does.
+* **PyTorch torch.compile**: the same model and step with `torch.compile(model)`
+  (default mode, inductor's C++ backend on the CPU); loss, clipping and AdamW as in
+  eager. Every batch has the same shapes, so it compiles once.
+* **HF LlamaForCausalLM, text only**: transformers' `LlamaForCausalLM` (sdpa attention)
+  loaded in fp32 from `muse-export --checkpoint RUN --format hf` of the first
+  muse-train run of the preset, trained with the same step, batches, loss and
+  optimizer settings on the text tokens only (see the discussion for the difference
+  in work).
+* **small preset**: `model.preset=small` (dim 512, 8 layers, 8 heads, 4 kv heads, ffn
+  1408, vocab 32768, tied; 40M parameters) with the tiny data's 8x8 grayscale images
+  (`model.image_size=8 model.patch_size=4 model.image_channels=1`) so that it trains on
+  the same shards; the preset's 224x224 RGB images would only change the patch
+  projector. **tiny**: dim 128, 4 layers, vocab 4096, 1.3M parameters.
 """
 
 RERUN = """
-## Rerun
+### Rerun
 
 ```
-bench/train/run.sh                      # builds muse-train, then runs everything
-NO_BUILD=1 REPS=5 bench/train/run.sh    # the existing build/bin/muse-train
-PRESETS=tiny THREADS=2,1 bench/train/run.sh
+bench/train/run.sh                                  # builds muse-train and muse-export, then runs
+NO_BUILD=1 REPS=5 bench/train/run.sh                # the existing build/bin binaries
+PRESETS=small THREADS=2,1 REPS=3 bench/train/run.sh # more threads counts and repetitions
 ```
 
-Knobs: `REPS` (runs per row, default 3; the small preset runs at most 2),
-`THREADS` (comma-separated intra-op thread counts, default LibTorch's), `RANKS`
-(default 2; 1 drops the multi-rank row), `PRESETS` (default `tiny,small`),
-`BUILD_DIR` (default `build`), `NO_BUILD=1`. Each run's median goes to stderr
-as it finishes.
+Knobs: `REPS` (runs per side, default 2), `THREADS` (comma-separated intra-op thread
+counts, default LibTorch's; the result rows use the first), `PRESETS` (default
+`tiny,small`), `OVERHEADS=1` (adds overheads.py's table), `RESULTS_DIR` (where
+`train.json` goes, default a new temporary directory), `BUILD_DIR` (default `build`),
+`NO_BUILD=1`, `SAVE=RAW.json` (keeps the raw measurements; `bench.py --load RAW.json
+--json OUT.json` renders them again without measuring). Each run's median goes to stderr as
+it finishes.
 """
-
-def median_of(results, key, what="times"):
-    r = results.get(key)
-    return statistics.median(r[what]) if r and r[what] else None
-
-
-def discussion(args, results, overheads, load_high):
-    """The analysis, with its numbers taken from this run."""
-    out = ["## Discussion\n"]
-    w = out.append
-    one = 1 if 1 in args.threads else None
-    t0 = args.threads[0]
-
-    w("**Like for like (no recompute vs PyTorch eager).** Both sides run the same LibTorch")
-    w("kernels (profiled with torch.profiler, `aten::mm` alone is ~80% of the small step,")
-    w("attention and the vocabulary-wide softmax most of the rest), so the difference can only")
-    parts = []
-    for preset in args.presets:
-        for t in args.threads:
-            a, b = median_of(results, (preset, t, "torch")), \
-                median_of(results, (preset, t, "muse_keep"))
-            if a and b:
-                parts.append(f"{preset} at {t} thread{'s' if t > 1 else ''} {a / b:.2f}x")
-    spread = max((max(r["run_medians"]) / min(r["run_medians"]) - 1) * 100
-                 for r in results.values())
-    w("come from the work around them. By wall time, muse-train's tokens/s over PyTorch's")
-    w("are " + ", ".join(parts) + f"; but the run medians of one row differ by up to "
-      f"{spread:.0f}% with the load (see \"runs\").")
-    if one:
-        cpu = []
-        for preset in args.presets:
-            a, b = median_of(results, (preset, 1, "torch"), "cpu"), \
-                median_of(results, (preset, 1, "muse_keep"), "cpu")
-            if a and b:
-                cpu.append(f"{preset} {b / a:.2f}x")
-        w("CPU time per step at 1 thread, the figure the load disturbs least (though shared")
-        w(f"caches and memory bandwidth still move it by several percent): muse-train spends "
-          f"{' and '.join(cpu)}")
-        w("PyTorch's CPU time (above 1 is more).")
-    else:
-        w("(Rerun with `THREADS=...,1` for the steadier 1-thread CPU-time comparison.)")
-    behind = []
-    if t0 > 1:
-        for preset in args.presets:
-            a, b = median_of(results, (preset, t0, "torch")), \
-                median_of(results, (preset, t0, "muse_keep"))
-            if a and b and a / b < 0.97:
-                behind.append(f"{preset} {a / b:.2f}x")
-    if behind:
-        w(f"At {t0} threads, the default, muse-train is behind ({', '.join(behind)}): the")
-        w("matmuls scale with the threads, but the extra elementwise passes listed below are")
-        w("memory-bound and barely do, so at more threads they are a larger share of the step.")
-        w("A `perf record` of both sides (small preset, 2 threads, taken while writing this")
-        w("benchmark) agrees: the MKL sgemm kernel has the same number of samples on both sides,")
-        w("and muse-train's extra samples are in the add, copy, fill, mul and `where` kernels and")
-        w("the fp32-to-fp64 copy, the passes in the table below.")
-    w("The tiny step also carries work that PyTorch's prepared batches skip (the HDF5 loader,")
-    w("input checks with their `.item()` reads).\n")
-
-    w("**Default mode (recompute).** muse-train's default recomputes each block's forward in")
-    w("backward (FSDP's activation checkpointing, to hold only unit inputs between forward and")
-    w("backward). Against no recompute it costs")
-    parts = []
-    for preset in args.presets:
-        what = "cpu" if one else "times"
-        t = 1 if one else t0
-        a, b = median_of(results, (preset, t, "muse_keep"), what), \
-            median_of(results, (preset, t, "muse_recompute"), what)
-        if a and b:
-            parts.append(f"{(b / a - 1) * 100:+.0f}% ({preset})")
-    w(", ".join(parts) + f" {'CPU time per step at 1 thread' if one else 'step time'}: less")
-    w("than the one-third a full extra forward would suggest, because the embedding, the head")
-    w("(whose logits are V wide), the loss, clipping, AdamW and the loader are not recomputed.")
-    w("On one rank sharding saves no memory and these models fit easily, so the recompute buys")
-    w("nothing here: `trainer.activation_checkpointing=false trainer.keep_gathered=true` is the")
-    w("setting for small models and single-rank runs (a possible `auto` default: off when the")
-    w("world size is 1 or the activations fit).\n")
-
-    if t0 > 1 and one:
-        parts = []
-        for preset in args.presets:
-            for side in ("torch", "muse_keep"):
-                a, b = median_of(results, (preset, t0, side)), \
-                    median_of(results, (preset, 1, side))
-                if a and b:
-                    parts.append(f"{preset} {dict(SIDES)[side]} {b / a:.2f}x")
-        w(f"**Threads.** Speed-up from 1 to {t0} threads: " + ", ".join(parts) + ".")
-        w("With OpenMP, every parallel region waits for its slowest thread and the waiting")
-        w("thread spins, which the CPU column counts.")
-        if load_high:
-            w(f"Here other processes used the same {os.cpu_count()} cores, so a run's step "
-              "times also depend on")
-            w("which bursts of that load it met, for either side; read the multi-thread rows")
-            w("with that in mind.")
-        w("")
-
-    if args.ranks > 1:
-        parts = []
-        for preset in args.presets:
-            a, b = median_of(results, (preset, t0, "torch")), \
-                median_of(results, (preset, max(1, os.cpu_count() // args.ranks),
-                                    "muse_2ranks"))
-            r = median_of(results, (preset, t0, "muse_recompute"))
-            if a and b and r:
-                parts.append(f"{preset}: {a / b:.2f}x PyTorch, {r / b:.2f}x muse-train's own "
-                             f"1-rank default")
-        w(f"**{args.ranks} ranks.** " + "; ".join(parts) + ". Each rank computes half the")
-        w("batch on one thread, then pays the collectives (all-gather of every unit twice, a")
-        w("reduce-scatter per unit, the verification messages) through shared memory. Two")
-        w("single-threaded processes also tolerate other load better than one process whose")
-        w("two OpenMP threads must meet at every op. It is not a scaling result: both ranks")
-        w("share the same cores.\n")
-
-    if overheads:
-        o = overheads
-        w(f"**Where muse-train's step does more work than eager PyTorch.** `bench/train/"
-          f"overheads.py`")
-        w("reproduces, with the same ATen calls, the parts of trainer/ that eager PyTorch does")
-        w(f"not have, at the {o['preset']} preset's sizes ({o['numel'] / 1e6:.0f}M elements), "
-          "1 thread, CPU seconds")
-        w("per step (medians); the first two rows were fixed after they were measured:\n")
-        w("| what | muse-train's way (before the fix, for the first two) | eager PyTorch's way | fix |")
-        w("| --- | --- | --- | --- |")
-        w(f"| weights as views of one flat leaf per unit (trainer/fsdp.cpp): each view's "
-          f"backward (SliceBackward) zero-fills a gradient the size of the whole unit and adds "
-          f"it | {o['flat_views_s']:.3f} s | {o['per_param_s']:.3f} s (a leaf per parameter, "
-          f"then one copy into a flat buffer) | done: one leaf per weight, its `.grad` a view of "
-          f"the unit's zeroed gradient buffer, so AccumulateGrad adds in place |")
-        w(f"| global gradient norm with `dtype=kDouble` (trainer/grad_clip.cpp): "
-          f"`linalg_vector_norm` first copies every gradient to fp64 | "
-          f"{o['grad_norm_fp64_s']:.3f} s | {o['grad_norm_fp32_s']:.3f} s (fp32 norms) | "
-          f"done: fp32 norm per shard, squares summed in fp64 |")
-        w(f"| AdamW as ~16 elementwise passes plus a `where` (trainer/adamw.cpp) | "
-          f"{o['adamw_muse_s']:.3f} s | {o['adamw_torch_default_s']:.3f} s default, "
-          f"{o['adamw_torch_fused_s']:.3f} s `fused=True` | `at::_fused_adamw_` on the flat "
-          f"shard (one pass; the mask as two calls or a per-element weight-decay) |")
-        w(f"| one rank: the solo communicator copies each unit for the all-gather and the "
-          f"reduce-scatter, and the shard adds it | {o['solo_copies_s']:.3f} s | none | "
-          f"alias `full` to the shard and the gradient to `grad` when the world size is 1 |")
-        # What remains after the first two fixes: AdamW and the one-rank copies.
-        extra = (o["adamw_muse_s"] - o["adamw_torch_fused_s"]) + o["solo_copies_s"]
-        step = median_of(results, (o["preset"], 1, "muse_keep"), "cpu")
-        share = f", {extra / step * 100:.0f}% of the measured {step:.1f} s CPU step" if step \
-            else ""
-        vs_eager = (o["adamw_muse_s"] - o["adamw_torch_default_s"]) + o["solo_copies_s"]
-        w("")
-        w(f"Against eager PyTorch's way the remaining two cost muse-train about {vs_eager:.2f} s "
-          f"of CPU per "
-          f"{o['preset']} step;")
-        w(f"the fixes with a fused AdamW would save about {extra:.2f} s{share} at one")
-        w("thread, and a larger share at more threads, where these memory-bound passes hardly")
-        w("speed up while the matmuls do. None of it is in the matmuls, which dominate both")
-        w("sides. Next in line, for the default mode: the recompute above.\n")
-    return "\n".join(out)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--muse", default="build/bin/muse-train")
-    ap.add_argument("--out", default="docs/performance.md")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", default=str(torch.get_num_threads()),
+    ap.add_argument("--export", default="build/bin/muse-export")
+    ap.add_argument("--json", help="write the result JSON (bench/README.md's interface) here")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--threads", default="",
                     help="comma-separated intra-op thread counts (default: LibTorch's default)")
-    ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--presets", default="tiny,small")
-    ap.add_argument("--save", help="also write the raw results to this JSON file")
-    ap.add_argument("--load", help="skip measuring: report the results saved with --save "
-                    "(give the same --threads, --ranks and --presets)")
+    ap.add_argument("--peak-sizes", default="2048,3072,4096",
+                    help="matrix sides for the matmul peak")
+    ap.add_argument("--peak-reps", type=int, default=3)
+    ap.add_argument("--overheads", action="store_true",
+                    help="also run overheads.py at the largest preset")
+    ap.add_argument("--save", help="also write the raw measurements to this JSON file")
+    ap.add_argument("--load", help="skip measuring: report the raw measurements saved with "
+                    "--save (the other measuring options are ignored)")
     args = ap.parse_args()
-    args.threads = [int(t) for t in args.threads.split(",") if t]
-    args.presets = [p for p in args.presets.split(",") if p]
-    for p in args.presets:
-        if p not in PRESETS:
-            sys.exit(f"error: --presets: unknown preset '{p}' (tiny or small)")
     if args.load:
         with open(args.load) as f:
-            saved = json.load(f)
-        results = {tuple(r["key"]): r["value"] for r in saved["results"]}
-        overheads, load_before, load_after, seconds, args.reps = (saved[k] for k in (
-            "overheads", "load_before", "load_after", "seconds", "reps"))
+            raw = json.load(f)
     else:
-        load_before = os.getloadavg()[0]
-        start = time.time()
-        results = measure(args)
-        overheads = run_overheads(args)
-        load_after, seconds = os.getloadavg()[0], time.time() - start
+        if not args.threads:
+            import torch
+
+            args.threads = str(torch.get_num_threads())
+        threads = [int(t) for t in args.threads.split(",") if t]
+        presets = [p for p in args.presets.split(",") if p]
+        for p in presets:
+            if p not in PRESETS:
+                sys.exit(f"error: --presets: unknown preset '{p}' (tiny or small)")
+        args.threads, args.presets = threads, presets
+        start, busy, own = time.time(), busy_cpu_seconds(), own_cpu_seconds()
+        workdir = tempfile.mkdtemp(prefix="train-bench-plan.")
+        flops = {p: planned_flops(args, p, workdir) for p in presets}
+        shutil.rmtree(workdir)
+        results, peaks = measure(args)
+        overheads = run_overheads(presets[-1]) if args.overheads else None
+        raw = {"args": {"reps": args.reps, "threads": threads, "presets": presets},
+               "results": [{"key": list(k), "value": v} for k, v in results.items()],
+               "peaks": peaks, "flops": flops, "overheads": overheads,
+               "versions": {
+                   "muse": subprocess.run([args.muse, "--version"], capture_output=True,
+                                          text=True).stdout.strip(),
+                   "torch": importlib.metadata.version("torch"),
+                   "transformers": importlib.metadata.version("transformers")},
+               "cpu": cpu_model(), "system": platform.system(),
+               "seconds": time.time() - start}
+        raw["others"] = max(0.0, (busy_cpu_seconds() - busy) -
+                            (own_cpu_seconds() - own)) / raw["seconds"]
     if args.save:
         with open(args.save, "w") as f:
-            json.dump({"results": [{"key": list(k), "value": v} for k, v in results.items()],
-                       "overheads": overheads, "load_before": load_before,
-                       "load_after": load_after, "seconds": seconds, "reps": args.reps}, f)
-    text = report(args, results, overheads, load_before, load_after, seconds)
-    with open(args.out, "w") as f:
-        f.write(text)
+            json.dump(raw, f)
+    report = Report(raw)
+    text = report.markdown()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"name": "train",
+                       "title": "Training step: muse-train vs PyTorch eager, torch.compile and "
+                                "Hugging Face Llama",
+                       "seconds": raw["seconds"], "rows": report.rows(), "markdown": text}, f,
+                      indent=1)
     print(text)
 
 

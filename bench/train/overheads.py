@@ -1,18 +1,17 @@
-"""The parts of muse-train's training step that PyTorch eager does not have,
-each timed against the eager way in PyTorch on one thread at the sizes of a
-preset (CPU seconds, median of repetitions). They are reproductions of what
-trainer/ does with the same ATen calls, not muse-train itself:
+"""Ways a training step can spend more than PyTorch eager's, each timed
+against the eager way in PyTorch on one thread at the sizes of a preset (CPU
+seconds, median of repetitions), with the ATen calls such code makes:
 
-* flat_views: a unit's weights are views of one flat leaf (trainer/fsdp.cpp),
-  so every view's backward (SliceBackward) fills a zero gradient the size of
-  the whole unit and adds it; eager: one leaf per parameter.
-* grad_norm: the global norm in fp64 (trainer/grad_clip.cpp passes
-  dtype=kDouble to linalg_vector_norm, which first copies the gradient to
-  fp64); eager: clip_grad_norm_'s fp32 norms.
-* adamw: trainer/adamw.cpp's sequence of elementwise passes; eager:
-  torch.optim.AdamW's default (per-tensor loop) and fused=True.
-* solo_copies: with one rank the FSDP all-gather and reduce-scatter copy
-  every unit (dist/solo_communicator.cpp) and the gradient shard adds it.
+* flat_views: a unit's weights as views of one flat leaf, so that every
+  view's backward (SliceBackward) fills a zero gradient the size of the
+  whole unit and adds it; eager: one leaf per parameter.
+* grad_norm: the global norm in fp64 (linalg_vector_norm with
+  dtype=kDouble first copies the gradient to fp64); eager:
+  clip_grad_norm_'s fp32 norms.
+* adamw: AdamW as a sequence of elementwise passes over a flat shard;
+  eager: torch.optim.AdamW's default (per-tensor loop) and fused=True.
+* solo_copies: with one rank, an FSDP all-gather and reduce-scatter that
+  copy every unit, and the gradient shard's add.
 
 Prints one JSON object.
 
@@ -32,7 +31,8 @@ from torch_model import PRESETS, Config  # noqa: E402
 
 
 def unit_shapes(cfg):
-    """model/layout.cpp's units: embed, blocks, head (tied: norm only)."""
+    """FSDP units as model/layout.cpp lays them out: embed, blocks, head
+    (tied: norm only)."""
     C, F, HD, KVD = cfg.dim, cfg.ffn_hidden, cfg.n_heads * cfg.head_dim, \
         cfg.n_kv_heads * cfg.head_dim
     embed = [(cfg.vocab_size, C), (C, cfg.patch_dim), (C,), (cfg.n_patches, C)]
@@ -94,8 +94,8 @@ def main():
     out["grad_norm_fp32_s"] = cpu_time(lambda: sum(
         torch.linalg.vector_norm(g, 2).double().square() for g in flat_grads), args.reps)
 
-    # AdamW over every element, as trainer/adamw.cpp does it (one shard per
-    # unit; the passes are the same, so one buffer of n stands for them).
+    # AdamW as separate passes over every element (one shard per unit has
+    # the same passes, so one buffer of n stands for them).
     p, g = torch.randn(n), torch.randn(n) * 1e-3
     m, v = torch.zeros(n), torch.zeros(n)
     mask = torch.rand(n) > 0.01

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Pretraining throughput side by side: muse-train's loop (1 rank, default
-# recompute and no-recompute; 2 ranks under mpirun) against the same model and
-# batch in PyTorch eager from the same torch wheel, interleaved run by run.
-# Writes docs/performance.md.
+# Training step side by side: muse-train in one process (no recompute and its
+# default recompute) against the same model and batch in PyTorch eager,
+# torch.compile and transformers' LlamaForCausalLM (from muse-export's HF
+# directory, text only), interleaved run by run, with the fp32 matmul peak
+# measured in the same run for MFU. Writes $RESULTS_DIR/train.json and prints
+# its Markdown section.
 #
-#   REPS (default 3)   THREADS (default LibTorch's, one per physical core;
-#                                comma-separated for several, e.g. 2,1)
-#   RANKS (default 2)  PRESETS (default tiny,small)
-#   BUILD_DIR (default build)   NO_BUILD=1 to use the existing binary
+#   REPS (default 2)   THREADS (default LibTorch's, one per physical core;
+#                               comma-separated for several, e.g. 2,1)
+#   PRESETS (default tiny,small)   OVERHEADS=1 adds overheads.py's table
+#   RESULTS_DIR (default a new temporary directory)
+#   SAVE=FILE also keeps the raw measurements (bench.py --load FILE renders them)
+#   BUILD_DIR (default build)   NO_BUILD=1 to use the existing binaries
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build_dir="${BUILD_DIR:-build}"
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  BUILD_DIR="$build_dir" bash scripts/build.sh muse-train >/dev/null
+  BUILD_DIR="$build_dir" bash scripts/build.sh muse-train muse-export >/dev/null
 fi
+results_dir="${RESULTS_DIR:-$(mktemp -d)}"
+mkdir -p "$results_dir"
+extra=()
+[[ "${OVERHEADS:-0}" == 1 ]] && extra+=(--overheads)
+[[ -n "${SAVE:-}" ]] && extra+=(--save "$SAVE")
 MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
 "$MUSE_VENV/bin/python" bench/train/bench.py --muse "$build_dir/bin/muse-train" \
-  --out docs/performance.md --reps "${REPS:-3}" ${THREADS:+--threads "$THREADS"} \
-  --ranks "${RANKS:-2}" --presets "${PRESETS:-tiny,small}"
+  --export "$build_dir/bin/muse-export" --json "$results_dir/train.json" \
+  --reps "${REPS:-2}" ${THREADS:+--threads "$THREADS"} --presets "${PRESETS:-tiny,small}" \
+  "${extra[@]}"
+echo "wrote $results_dir/train.json" >&2

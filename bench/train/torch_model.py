@@ -83,19 +83,25 @@ def apply_rope(x, cos, sin):
     return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
 
 
-def attn_context(cfg, segment_ids):
-    """Rotary tables (B, 1, T, D) and the block-diagonal causal mask
-    (B, 1, T, T) bool of a packed batch: positions restart at 0 in each
-    segment (a maximal run of equal ids) and attention stays inside it."""
+def segment_positions(segment_ids):
+    """(B, T) positions that restart at 0 in each segment (a maximal run of
+    equal ids) and (B, T) the segment's number within its row."""
     B, T = segment_ids.shape
     idx = torch.arange(T).expand(B, T)  # (B,T)
     starts = torch.cat([torch.ones(B, 1, dtype=torch.bool),
                         segment_ids[:, 1:] != segment_ids[:, :-1]], 1)  # (B,T)
-    segment = starts.cumsum(1)  # (B,T)
     first = torch.cummax(torch.where(starts, idx, 0), 1).values  # (B,T)
+    return idx - first, starts.cumsum(1)
+
+
+def attn_context(cfg, segment_ids):
+    """Rotary tables (B, 1, T, D) and the block-diagonal causal mask
+    (B, 1, T, T) bool of a packed batch: positions restart at 0 in each
+    segment (a maximal run of equal ids) and attention stays inside it."""
+    T = segment_ids.size(1)
+    positions, segment = segment_positions(segment_ids)  # (B,T), (B,T)
     causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T,T)
     mask = ((segment.unsqueeze(2) == segment.unsqueeze(1)) & causal).unsqueeze(1)  # (B,1,T,T)
-    positions = idx - first
     D = cfg.head_dim
     inv_freq = 1.0 / torch.pow(cfg.rope_theta, torch.arange(0, D, 2).float() / D)  # (D/2)
     angles = positions.float().unsqueeze(-1) * inv_freq  # (B,T,D/2)
@@ -138,15 +144,6 @@ class Model(torch.nn.Module):
             self.blocks.append(b)
         self.norm = torch.nn.Parameter(torch.ones(C))
 
-    def param_groups(self, weight_decay):
-        """AdamW groups: matrices decay, norm gains and biases do not
-        (model/layout.h's ParamKind table)."""
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            (no_decay if name.endswith("norm") or name.endswith("bias") else decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay},
-                {"params": no_decay, "weight_decay": 0.0}]
-
     def embed(self, tokens, images, image_slots):
         """(B, T, C): token embeddings with the images' patch vectors at their slots."""
         cfg = self.cfg
@@ -188,6 +185,14 @@ class Model(torch.nn.Module):
         return F.linear(rms_norm(x, self.norm, self.cfg.norm_eps), self.tok_embed)  # (B,T,V)
 
 
+def adamw_groups(params, weight_decay):
+    """AdamW groups: matrices decay, norm gains and biases (the vectors) do
+    not, as model/layout.h's ParamKind table has it."""
+    params = list(params)
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
 def text_loss(logits, targets, image_token_id):
     """Summed next-token cross-entropy over the counted targets (not -100,
     not the <image> placeholder) and their number."""
@@ -212,9 +217,11 @@ def packed_batch(cfg, batch, seq_len, images_per_batch, mean_doc_len, generator)
             n = 1 + int(torch.empty(1).exponential_(1.0 / mean_doc_len, generator=generator))
             segment_ids[r, t:t + n] = seg
             t, seg = t + n, seg + 1
+    # Exactly `images_per_batch` images, so that every batch has the same
+    # shapes (torch.compile would otherwise recompile).
     slots = []
-    for i in range(images_per_batch):
-        row = i % B
+    while len(slots) < images_per_batch:
+        row = len(slots) % B
         start = int(torch.randint(0, T - np_, (1,), generator=generator))
         if any(r == row and abs(s - start) < np_ for r, s in slots):
             continue
