@@ -29,6 +29,7 @@ for b in ${benches//,/ }; do
 done
 MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
 "$MUSE_VENV/bin/python" bench/report.py --results "$results" --out docs/performance.md \
-  --invocation "${ONLY:+ONLY=$ONLY }bench/run.sh" --seconds $(($(date +%s) - start))
+  --invocation "${ONLY:+ONLY=$ONLY }${PRESETS:+PRESETS=$PRESETS }${REPS:+REPS=$REPS }bench/run.sh" \
+  --seconds $(($(date +%s) - start))
 echo "docs/performance.md written; results in $results" >&2
 ((${#failed[@]} == 0)) || { echo "error: failed: ${failed[*]}" >&2; exit 1; }
