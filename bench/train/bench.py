@@ -19,6 +19,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -741,6 +742,8 @@ def main():
     ap.add_argument("--load", help="skip measuring: report the raw measurements saved with "
                     "--save (the other measuring options are ignored)")
     args = ap.parse_args()
+    # A terminated run still removes its work directory (the finally in measure).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.load:
         with open(args.load) as f:
             raw = json.load(f)
