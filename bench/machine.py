@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import time
 
 
@@ -145,5 +146,39 @@ def main():
     print(json.dumps(out))
 
 
+def follow_steps(cmd, env, run_dir, sample):
+    """Runs muse-train's `cmd` (its run directory `run_dir`, run name
+    `bench`) and returns the step records of its metrics.jsonl (not the
+    evaluation ones), each with "sample": `sample(pid)` taken when the record
+    appeared (None once the process had ended). Exits with an error line and
+    the log's tail when the run fails; the run directory is left in place."""
+    metrics = os.path.join(run_dir, "bench", "metrics.jsonl")
+    with open(os.path.join(run_dir, "log.txt"), "w+") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+        records, text = [], ""
+        while True:
+            done = proc.poll() is not None
+            if os.path.exists(metrics):
+                with open(metrics) as f:
+                    now = f.read()
+                now = now[:now.rfind("\n") + 1]  # whole lines: a record may be half written
+                if now != text:
+                    value = sample(proc.pid) if not done else None
+                    for line in now[len(text):].splitlines():
+                        r = json.loads(line)
+                        if "step_time_s" in r and "eval" not in r:
+                            r["sample"] = value
+                            records.append(r)
+                    text = now
+            if done:
+                break
+            time.sleep(0.005)
+        if proc.returncode != 0:
+            log.seek(0)
+            sys.exit(f"error: {' '.join(cmd)} failed:\n{log.read()[-2000:]}")
+    return records
+
+
 if __name__ == "__main__":
     main()
+

@@ -25,7 +25,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model, follow_steps  # noqa: E402
 from torch_model import PRESETS as MODEL_PRESETS  # noqa: E402
 
 RANKS = 2
@@ -135,32 +135,11 @@ def run_muse(args, preset, mode, workdir):
     rank's CPU time so far, of its main thread and of its other threads."""
     run_dir = tempfile.mkdtemp(dir=workdir)
     cmd = muse_command(args, preset, mode, run_dir)
-    metrics = os.path.join(run_dir, "bench", "metrics.jsonl")
-    log = open(os.path.join(run_dir, "log.txt"), "w+")
-    proc = subprocess.Popen(cmd, env=env_one_thread(), stdout=log, stderr=log)
-    records, text, last_cpu = [], "", None
-    while True:
-        done = proc.poll() is not None
-        if os.path.exists(metrics):
-            with open(metrics) as f:
-                now = f.read()
-            now = now[:now.rfind("\n") + 1]  # whole lines only
-            if now != text:
-                cpu, threads = tree_cpu(proc.pid) if not done else (None, None)
-                for line in now[len(text):].splitlines():
-                    r = json.loads(line)
-                    if "step_time_s" in r:
-                        r["cpu_s"] = cpu - last_cpu if None not in (cpu, last_cpu) else None
-                        r["threads"] = threads
-                        records.append(r)
-                last_cpu, text = cpu, now
-        if done:
-            break
-        time.sleep(0.002)
-    if proc.returncode != 0:
-        log.seek(0)
-        sys.exit(f"error: {' '.join(cmd)} failed:\n{log.read()[-2000:]}")
-    log.close()
+    records, last_cpu = follow_steps(cmd, env_one_thread(), run_dir, tree_cpu), None
+    for r in records:
+        cpu, r["threads"] = r.pop("sample") or (None, None)
+        r["cpu_s"] = cpu - last_cpu if None not in (cpu, last_cpu) else None
+        last_cpu = cpu
     subprocess.run(["rm", "-rf", run_dir], check=True)
     return records
 

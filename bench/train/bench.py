@@ -28,7 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from machine import busy_cpu_seconds, cpu_model  # noqa: E402
+from machine import busy_cpu_seconds, cpu_model, follow_steps  # noqa: E402
 
 BATCH, SEQ_LEN = 8, 256
 TOKENS = BATCH * SEQ_LEN
@@ -143,33 +143,12 @@ def run_muse(args, preset, side, threads, workdir, export_to=None):
     final checkpoint is exported there as a Hugging Face directory."""
     run_dir = tempfile.mkdtemp(dir=workdir)
     cmd = muse_cmd(args, muse_keys(preset, side, run_dir))
-    metrics = os.path.join(run_dir, "bench", "metrics.jsonl")
-    log = open(os.path.join(run_dir, "log.txt"), "w+")
-    proc = subprocess.Popen(cmd, env=env_with_threads(threads, workdir), stdout=log, stderr=log)
-    records, text, last_cpu = [], "", None
-    while True:
-        done = proc.poll() is not None
-        if os.path.exists(metrics):
-            with open(metrics) as f:
-                text_now = f.read()
-            # Only whole lines: a record may be half written.
-            text_now = text_now[:text_now.rfind("\n") + 1]
-            if text_now != text:
-                cpu = cpu_seconds(proc.pid) if not done else None
-                for line in text_now[len(text):].splitlines():
-                    r = json.loads(line)
-                    if "step_time_s" in r and "eval" not in r:
-                        r["cpu_s"] = cpu - last_cpu if cpu is not None and last_cpu is not None \
-                            else None
-                        records.append(r)
-                last_cpu, text = cpu, text_now
-        if done:
-            break
-        time.sleep(0.01)
-    if proc.returncode != 0:
-        log.seek(0)
-        sys.exit(f"error: {' '.join(cmd)} failed:\n{log.read()[-2000:]}")
-    log.close()
+    records, last_cpu = follow_steps(cmd, env_with_threads(threads, workdir), run_dir,
+                                     cpu_seconds), None
+    for r in records:
+        cpu = r.pop("sample")
+        r["cpu_s"] = cpu - last_cpu if None not in (cpu, last_cpu) else None
+        last_cpu = cpu
     if export_to:
         cmd = [args.export, "--checkpoint", os.path.join(run_dir, "bench"), "--format", "hf",
                "--out", export_to]
