@@ -13,6 +13,7 @@
 #include "dist/dist_config.h"
 #include "model/model_config.h"
 #include "rewards/rewards_config.h"
+#include "rl/adaptive_config.h"
 #include "rl/aggregate_config.h"
 #include "rl/rl_config.h"
 #include "telemetry/telemetry_config.h"
@@ -50,6 +51,7 @@ struct MuseConfig {
   rl::RlConfig rl;
   rewards::RewardsConfig rewards;
   rl::AggregateConfig aggregate;
+  rl::AdaptiveConfig adaptive;
 
   template <class V>
   void visit(V& v) {
@@ -76,6 +78,9 @@ struct MuseConfig {
     v.section("aggregate", aggregate,
               "Contemplating mode: solver candidates, the aggregator prompt and the aggregate "
               "stage's data and evaluation (docs/contemplate.md).");
+    v.section("adaptive", adaptive,
+              "Test-time compute: adaptive re-expansion of compressed reasoning in muse-generate "
+              "--adaptive (docs/inference.md).");
   }
 
   // Fills every model.* key the config did not set from the chosen preset.

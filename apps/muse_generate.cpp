@@ -2,7 +2,8 @@
 // mode (K solver samples, then the aggregator).
 //
 //   muse-generate --checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl)
-//                 [--contemplate K] [--solver DIR] [--verbose] [--compare-sequential] ...
+//                 [--adaptive | --contemplate K [--refine-rounds R]] [--solver DIR]
+//                 [--metrics FILE] [--set KEY=VALUE ...] [--verbose] [--compare-sequential] ...
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or bad input.
 #include <ATen/ATen.h>
@@ -22,9 +23,11 @@
 #include "data/data_error.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "dist/solo_communicator.h"
 #include "model/generate.h"
 #include "muse/version.h"
 #include "rewards/terms.h"
+#include "rl/adaptive.h"
 #include "rl/aggregate_stage.h"
 #include "rl/contemplate.h"
 #include "telemetry/log.h"
@@ -53,16 +56,25 @@ const char* kDescription =
     "as eval.prompts does and reports accuracy against the answers; --verbose prints\n"
     "every candidate; --compare-sequential times one sequential chain producing as\n"
     "many tokens as the parallel mode spent. Settings not given come from the\n"
-    "checkpoint's config. Exit codes: 0 success, 1 runtime failure, 2 bad command line\n"
-    "or input.";
+    "checkpoint's config. --refine-rounds R lets the K agents see each other's\n"
+    "proposals and revise theirs R times before the aggregator reads them\n"
+    "(aggregate.refine_template, aggregate.refine_by). --adaptive answers with the\n"
+    "smallest of adaptive.budgets reasoning tokens and expands to larger budgets\n"
+    "where the answer looks uncertain (adaptive.signal). --metrics FILE (with\n"
+    "--prompts) runs the evaluation muse-train runs and appends its records:\n"
+    "fixed_budget@N and adaptive with --adaptive; single, greedy, majority@K,\n"
+    "aggregator@K (+refine@R) with --contemplate. --set KEY=VALUE changes an\n"
+    "adaptive.*, aggregate.* or rewards.* setting of the checkpoint's config.\n"
+    "Exit codes: 0 success, 1 runtime failure, 2 bad command line or input.";
 
 struct Options {
-  std::string checkpoint, prompt, prompts, solver, tokenizer;
-  std::vector<std::string> images;
+  std::string checkpoint, prompt, prompts, solver, tokenizer, metrics;
+  std::vector<std::string> images, overrides;
   std::optional<int64_t> contemplate, max_new_tokens, limit;
+  int64_t refine_rounds = 0;
   std::optional<double> temperature;
   uint64_t seed = 0;
-  bool verbose = false, compare_sequential = false;
+  bool verbose = false, compare_sequential = false, adaptive = false;
 };
 
 double seconds_since(Clock::time_point start) {
@@ -93,6 +105,103 @@ double time_sequential_chain(const model::Model& m, const data::PromptRecord& pr
   return seconds_since(start);
 }
 
+// The sections --set may change: how to answer, not what the model is.
+constexpr std::string_view kSettableSections[] = {"adaptive.", "aggregate.", "rewards."};
+
+void apply_overrides(muse::MuseConfig& cfg, const std::vector<std::string>& overrides) {
+  config::Origins origins;
+  for (const std::string& assignment : overrides) {
+    if (std::none_of(std::begin(kSettableSections), std::end(kSettableSections),
+                     [&](std::string_view s) { return assignment.starts_with(s); })) {
+      throw config::ConfigError("--set", assignment +
+                                             ": only adaptive.*, aggregate.* and rewards.* keys "
+                                             "can be set (the model is the checkpoint's)");
+    }
+    config::apply_yaml(cfg, config::parse_override(assignment), "--set " + assignment, origins);
+  }
+}
+
+void append_records(const std::string& path, const std::vector<telemetry::Record>& records) {
+  telemetry::JsonlSink sink(path);
+  for (const telemetry::Record& r : records)
+    sink.write(r);
+}
+
+// One line per record: its name, accuracy and mean reasoning tokens.
+void print_records(const std::vector<telemetry::Record>& records) {
+  for (const telemetry::Record& r : records) {
+    const auto number = [&](std::string_view key) {
+      const telemetry::Value* v = r.find(key);
+      return v && std::holds_alternative<double>(*v) ? std::get<double>(*v) : 0.0;
+    };
+    std::printf("%-28s accuracy %.3f  reasoning tokens %.1f",
+                std::get<std::string>(*r.find("eval")).c_str(), number("accuracy"),
+                number("think_tokens_mean"));
+    if (r.find("expanded_fraction")) std::printf("  expanded %.3f", number("expanded_fraction"));
+    if (r.find("seconds_per_problem"))
+      std::printf("  %.3f s/problem", number("seconds_per_problem"));
+    std::printf("\n");
+  }
+}
+
+// --adaptive: each prompt's answer and passes; with --metrics, the
+// fixed-budget and adaptive records over all prompts.
+int run_adaptive(const Options& o, const muse::MuseConfig& cfg, const model::Model& m,
+                 const data::Tokenizer& tokenizer, const std::vector<data::PromptRecord>& prompts,
+                 int64_t step) {
+  rl::check_adaptive_config(cfg.adaptive);
+  const std::string& kind = cfg.rewards.length.kind;
+  const rl::AdaptiveSetup setup{.cfg = &cfg.adaptive,
+                                .tokenizer = &tokenizer,
+                                .match = cfg.rewards.correctness.mode(),
+                                .budget_prompt = cfg.adaptive.budget_prompt == "on" ||
+                                                 (cfg.adaptive.budget_prompt == "auto" &&
+                                                  (kind == "l1_exact" || kind == "l1_max")),
+                                .seed = o.seed};
+  if (!o.metrics.empty()) {
+    const std::vector<telemetry::Record> records = rl::evaluate_adaptive(m, prompts, setup, step);
+    print_records(records);
+    append_records(o.metrics, records);
+    return 0;
+  }
+  const bool graded = !o.prompts.empty();
+  rl::AdaptiveTally tally;
+  const std::vector<rl::AdaptiveOutcome> outcomes =
+      rl::answer_adaptive(m, prompts, cfg.adaptive.budgets, setup);
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const rl::AdaptiveOutcome& out = outcomes[i];
+    tally.add(out);
+    if (graded || o.verbose)
+      std::cout << "[" << i + 1 << "] " << one_line(prompts[i].prompt) << "\n";
+    if (o.verbose) {
+      for (const rl::PassLog& pass : out.passes) {
+        std::printf("  budget %lld: answer %s, uncertainty %.3f -> %s\n",
+                    static_cast<long long>(pass.budget), pass.answer.value_or("(none)").c_str(),
+                    pass.uncertainty,
+                    pass.next == rl::Expansion::kStop       ? "keep"
+                    : pass.next == rl::Expansion::kContinue ? "continue"
+                                                            : "rerun");
+      }
+      std::cout << "  response: " << one_line(out.response.text) << "\n";
+    }
+    std::string line = "answer: " + out.answer.value_or("(no answer)");
+    if (graded)
+      line +=
+          "  (reference " + prompts[i].answer + ", " + (out.correct ? "correct" : "wrong") + ")";
+    std::printf("%s%s  [%lld reasoning tokens, %zu pass(es)]\n", graded || o.verbose ? "  " : "",
+                line.c_str(), static_cast<long long>(out.think_tokens), out.passes.size());
+  }
+  if (graded) {
+    const double n = std::max(1.0, tally.problems);
+    std::printf(
+        "%lld prompt(s): adaptive accuracy %.3f, %.1f reasoning tokens per answer, %.1f%% "
+        "expanded\n",
+        static_cast<long long>(tally.problems), tally.correct / n, tally.think / n,
+        100 * tally.expanded / n);
+  }
+  return 0;
+}
+
 struct Totals {
   double prompts = 0, single = 0, majority = 0, answer = 0, tokens = 0, parallel_s = 0,
          sequential_s = 0;
@@ -101,7 +210,8 @@ struct Totals {
 int run(const Options& o) {
   const muse::checkpoints::Checkpoint ckpt(
       muse::trainer::resolve_init_from(o.checkpoint, "--checkpoint"));
-  const muse::MuseConfig cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
+  muse::MuseConfig cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
+  apply_overrides(cfg, o.overrides);
   const data::Tokenizer tokenizer =
       data::Tokenizer::load(o.tokenizer.empty() ? cfg.data.tokenizer : o.tokenizer);
   const model::Model aggregator = muse::trainer::load_model(ckpt, 0, at::kCPU);
@@ -118,6 +228,7 @@ int run(const Options& o) {
     prompts.push_back(data::make_prompt(tokenizer, o.prompt, "", o.images, ".", popts));
   }
   const bool graded = !o.prompts.empty();
+  if (o.adaptive) return run_adaptive(o, cfg, aggregator, tokenizer, prompts, ckpt.step());
 
   // Contemplating mode: the solver is --solver, else the run's separate
   // solver, else the checkpoint itself.
@@ -138,6 +249,32 @@ int run(const Options& o) {
       .max_new_tokens = o.max_new_tokens.value_or(cfg.aggregate.solver_max_new_tokens),
       .seed = o.seed,
       .batch = 256};
+  if (k > 0 && !o.metrics.empty()) {
+    // The aggregation evaluation of the aggregate stage, for this K and R.
+    rl::AggregateConfig eval_cfg = cfg.aggregate;
+    eval_cfg.eval_k = {k};
+    eval_cfg.eval_refine_rounds.clear();
+    for (int64_t r = 1; r <= o.refine_rounds; ++r)  // what each round adds
+      eval_cfg.eval_refine_rounds.push_back(r);
+    eval_cfg.eval_problems = 0;
+    eval_cfg.solver_temperature = solver_sampling.temperature;
+    eval_cfg.solver_max_new_tokens = solver_sampling.max_new_tokens;
+    const rl::AggregateSetup setup{.cfg = &eval_cfg,
+                                   .format = format,
+                                   .tokenizer = &tokenizer,
+                                   .model = mc,
+                                   .match = match,
+                                   .seed = o.seed};
+    muse::dist::SoloCommunicator solo;
+    const std::vector<telemetry::Record> records =
+        rl::evaluate_contemplation(setup, solver, aggregator, prompts, max_new, ckpt.step(), solo);
+    print_records(records);
+    append_records(o.metrics, records);
+    return 0;
+  }
+  const model::Model& refiner = cfg.aggregate.refine_by == "aggregator" ? aggregator : solver;
+  rl::SolverSampling refine_sampling = solver_sampling;
+  refine_sampling.seed = rl::mix_seed({o.seed, 1});  // revisions apart from the first samples
   const rl::SolverSampling final_sampling{.temperature = k > 0 ? 0 : o.temperature.value_or(0),
                                           .max_new_tokens = max_new,
                                           .seed = o.seed,
@@ -149,11 +286,24 @@ int run(const Options& o) {
     if (graded || o.verbose) std::cout << "[" << i + 1 << "] " << one_line(problem.prompt) << "\n";
     const Clock::time_point start = Clock::now();
     std::vector<rewards::Response> candidates;
+    int64_t spent = 0;  // tokens of candidates since revised
     data::PromptRecord final_prompt = problem;
     if (k > 0) {
       const rl::PresentedPrompt shown{
           .record = &problem, .tokens = problem.tokens, .text = problem.prompt, .budget = 0};
       candidates = rl::sample_candidates(solver, {shown}, k, solver_sampling, tokenizer).front();
+      for (int64_t round = 1; round <= o.refine_rounds; ++round) {
+        for (const rewards::Response& c : candidates)
+          spent += c.total_tokens;
+        if (o.verbose) {
+          for (size_t j = 0; j < candidates.size(); ++j)
+            std::cout << "  " << (round == 1 ? "" : "round " + std::to_string(round - 1) + " ")
+                      << "candidate " << j + 1 << ": " << one_line(candidates[j].text) << "\n";
+        }
+        candidates = rl::refine_candidates(refiner, {shown}, {candidates}, format, refine_sampling,
+                                           tokenizer)
+                         .front();
+      }
       final_prompt = rl::aggregation_record(problem, candidates, format, tokenizer, mc);
       const auto need = static_cast<int64_t>(final_prompt.tokens.size()) + max_new;
       if (need > mc.max_seq_len) {
@@ -168,12 +318,15 @@ int run(const Options& o) {
         rl::aggregate(aggregator, {final_prompt}, final_sampling, tokenizer).front();
     const double parallel_s = seconds_since(start);
 
-    int64_t tokens = answer.total_tokens;
+    int64_t tokens = spent + answer.total_tokens;
     for (const rewards::Response& c : candidates)
       tokens += c.total_tokens;
     if (o.verbose) {
+      const std::string label =
+          o.refine_rounds > 0 ? "round " + std::to_string(o.refine_rounds) + " " : "";
       for (size_t j = 0; j < candidates.size(); ++j)
-        std::cout << "  candidate " << j + 1 << ": " << one_line(candidates[j].text) << "\n";
+        std::cout << "  " << label << "candidate " << j + 1 << ": " << one_line(candidates[j].text)
+                  << "\n";
       if (k > 0) std::cout << "  aggregator: " << one_line(answer.text) << "\n";
     }
     std::string line = "answer: " + shown_answer(answer);
@@ -232,7 +385,7 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   bool help = false, version = false;
-  std::string contemplate, max_new_tokens, temperature, seed = "0", limit;
+  std::string contemplate, max_new_tokens, temperature, seed = "0", limit, refine_rounds;
   config::ArgParser args(
       "muse-generate",
       "--checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl) [options]",
@@ -245,6 +398,18 @@ int main(int argc, char** argv) {
   args.option("--limit", "N", &limit, "answer only the first N records of --prompts");
   args.option("--contemplate", "K", &contemplate,
               "contemplating mode: K solver samples, then the aggregator");
+  args.option("--refine-rounds", "R", &refine_rounds,
+              "with --contemplate: R rounds in which each agent sees the others' proposals and "
+              "revises its own before the aggregator reads them");
+  args.flag("--adaptive", &o.adaptive,
+            "answer with the smallest of adaptive.budgets and expand where the answer looks "
+            "uncertain");
+  args.option("--metrics", "FILE", &o.metrics,
+              "with --prompts: run the evaluation (fixed_budget@N and adaptive, or the "
+              "contemplating methods) and append its records to FILE");
+  args.repeated(
+      "--set", "KEY=VALUE", &o.overrides,
+      "change an adaptive.*, aggregate.* or rewards.* setting of the checkpoint's config");
   args.option("--solver", "DIR", &o.solver,
               "the solvers' checkpoint (default: the run's aggregate.solver, else --checkpoint)");
   args.option("--max-new-tokens", "N", &max_new_tokens,
@@ -281,6 +446,19 @@ int main(int argc, char** argv) {
     o.seed = static_cast<uint64_t>(config::parse_int_option("--seed", seed, 0));
     if (!o.contemplate && !o.solver.empty())
       throw config::UsageError("--solver goes with --contemplate");
+    if (!refine_rounds.empty()) {
+      if (!o.contemplate) throw config::UsageError("--refine-rounds goes with --contemplate");
+      o.refine_rounds = config::parse_int_option("--refine-rounds", refine_rounds, 0);
+    }
+    if (o.adaptive && o.contemplate)
+      throw config::UsageError("--adaptive and --contemplate are separate modes; give one");
+    if (!o.metrics.empty() && o.prompts.empty())
+      throw config::UsageError(
+          "--metrics needs --prompts (records are measured on graded prompts)");
+    if (!o.metrics.empty() && !o.adaptive && !o.contemplate)
+      throw config::UsageError("--metrics goes with --adaptive or --contemplate");
+    if (o.adaptive && o.compare_sequential)
+      throw config::UsageError("--compare-sequential goes with --contemplate or plain answers");
   } catch (const config::UsageError& e) {
     telemetry::log_error(std::string("muse-generate: ") + e.what());
     return kExitUsage;

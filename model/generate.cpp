@@ -198,33 +198,26 @@ at::Tensor draw(const at::Tensor& probs, at::Generator& gen) {
   return next;
 }
 
-// (B, V) fp32 logits on the CPU -> the sampled ids (B) and their
-// log-probabilities (B) under the unmodified softmax.
-std::pair<at::Tensor, at::Tensor> sample(const at::Tensor& logits, const SamplingOptions& opt,
-                                         int64_t image_token_id, at::Generator& gen) {
+// (B, V) fp32 logits on the CPU -> the sampled ids (B).
+at::Tensor sample(const at::Tensor& logits, const SamplingOptions& opt, int64_t image_token_id,
+                  at::Generator& gen) {
   at::Tensor l = logits.clone();
   l.select(1, image_token_id).fill_(kNegInf);
-  at::Tensor next;  // (B)
-  if (opt.temperature == 0) {
-    next = l.argmax(-1);
-  } else {
-    if (opt.temperature != 1) l = l / opt.temperature;
-    const int64_t V = l.size(-1);
-    if (opt.top_k > 0 && opt.top_k < V) {
-      const at::Tensor kth = std::get<0>(l.topk(opt.top_k, -1)).narrow(-1, opt.top_k - 1, 1);
-      l = l.masked_fill(l < kth, kNegInf);
-    }
-    if (opt.top_p < 1) {
-      const auto [sorted, order] = l.sort(-1, /*descending=*/true);  // (B,V)
-      const at::Tensor probs = sorted.softmax(-1);
-      // Drop a token when the more likely ones already reach top_p (the first always stays).
-      const at::Tensor drop = (probs.cumsum(-1) - probs) >= opt.top_p;
-      l = l.scatter(-1, order, sorted.masked_fill(drop, kNegInf));
-    }
-    next = draw(l.softmax(-1), gen);
+  if (opt.temperature == 0) return l.argmax(-1);
+  if (opt.temperature != 1) l = l / opt.temperature;
+  const int64_t V = l.size(-1);
+  if (opt.top_k > 0 && opt.top_k < V) {
+    const at::Tensor kth = std::get<0>(l.topk(opt.top_k, -1)).narrow(-1, opt.top_k - 1, 1);
+    l = l.masked_fill(l < kth, kNegInf);
   }
-  const at::Tensor logp = logits.log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1);
-  return {next, logp};
+  if (opt.top_p < 1) {
+    const auto [sorted, order] = l.sort(-1, /*descending=*/true);  // (B,V)
+    const at::Tensor probs = sorted.softmax(-1);
+    // Drop a token when the more likely ones already reach top_p (the first always stays).
+    const at::Tensor drop = (probs.cumsum(-1) - probs) >= opt.top_p;
+    l = l.scatter(-1, order, sorted.masked_fill(drop, kNegInf));
+  }
+  return draw(l.softmax(-1), gen);
 }
 
 }  // namespace
@@ -348,6 +341,7 @@ std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& 
     const Prompt& p = prompts[b];
     check(!p.tokens.empty(), "prompt " + std::to_string(b) + " is empty");
     check(p.max_new_tokens >= 0, "prompt " + std::to_string(b) + ": max_new_tokens < 0");
+    check(p.think_limit >= 0, "prompt " + std::to_string(b) + ": think_limit < 0");
     check(static_cast<int64_t>(p.tokens.size()) + p.max_new_tokens <= cfg.max_seq_len,
           "prompt " + std::to_string(b) + ": " + std::to_string(p.tokens.size()) + " tokens + " +
               std::to_string(p.max_new_tokens) + " new tokens exceed model.max_seq_len (" +
@@ -364,13 +358,33 @@ std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& 
   }
   if (n_done == B) return out;
 
+  check(options.think_end_token >= 0 ||
+            std::all_of(prompts.begin(), prompts.end(),
+                        [](const Prompt& p) { return p.think_limit == 0; }),
+        "a prompt's think_limit needs GenerateOptions::think_end_token");
   Decoder decoder(model, prompts, max_new);
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  std::vector<bool> thinking(prompts.size(), true);  // think_end_token not generated yet
   while (true) {
-    const auto [next, logp] = sample(decoder.logits().to(at::kCPU), so, cfg.image_token_id, gen);
-    const at::Tensor next_ids = next.to(at::kLong).contiguous();    // (B)
-    const at::Tensor next_logp = logp.to(at::kFloat).contiguous();  // (B)
-    const int64_t* ids = next_ids.data_ptr<int64_t>();
+    const at::Tensor logits = decoder.logits().to(at::kCPU);
+    at::Tensor next =
+        sample(logits, so, cfg.image_token_id, gen).to(at::kLong).contiguous();  // (B)
+    int64_t* ids = next.mutable_data_ptr<int64_t>();
+    for (int64_t b = 0; b < B; ++b) {
+      if (!done[b] && thinking[b] && prompts[b].think_limit > 0 &&
+          static_cast<int64_t>(out[b].tokens.size()) == prompts[b].think_limit &&
+          ids[b] != options.think_end_token) {
+        ids[b] = options.think_end_token;
+        out[b].forced_think_end = static_cast<int64_t>(out[b].tokens.size());
+      }
+    }
+    // Log-probabilities (and entropies) under the unmodified distribution,
+    // forced tokens included.
+    const at::Tensor logsm = logits.log_softmax(-1);  // (B,V)
+    const at::Tensor next_logp = logsm.gather(-1, next.unsqueeze(-1)).squeeze(-1).contiguous();
+    const at::Tensor entropy = options.record_entropy
+                                   ? (-(logsm.exp() * logsm).nan_to_num(0).sum(-1)).contiguous()
+                                   : at::Tensor();
     const float* logps = next_logp.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) continue;
@@ -378,6 +392,8 @@ std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& 
       const int64_t token = ids[b];
       g.tokens.push_back(token);
       g.logprobs.push_back(logps[b]);
+      if (options.record_entropy) g.entropies.push_back(entropy.data_ptr<float>()[b]);
+      if (token == options.think_end_token) thinking[b] = false;
       const bool stop = std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) !=
                         options.stop_tokens.end();
       if (stop || static_cast<int64_t>(g.tokens.size()) == prompts[b].max_new_tokens) {

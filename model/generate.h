@@ -37,6 +37,10 @@ struct Prompt {
   std::vector<int64_t> tokens = {};
   at::Tensor images = {};  // (N_img, S_img, S_img, Ch) uint8; undefined without placeholders
   int64_t max_new_tokens = 256;
+  // Budget forcing (s1, arXiv 2501.19393): once this many tokens are
+  // generated without GenerateOptions::think_end_token, that token is the
+  // next one, so reasoning ends and the answer follows. 0 = no limit.
+  int64_t think_limit = 0;
 };
 
 struct SamplingOptions {
@@ -49,6 +53,8 @@ struct GenerateOptions {
   SamplingOptions sampling;
   std::vector<int64_t> stop_tokens;  // a sequence ends after generating any of these
   uint64_t seed = 0;                 // the same seed, prompts and model give the same tokens
+  int64_t think_end_token = -1;      // what Prompt::think_limit forces; needed when one is set
+  bool record_entropy = false;       // fill Generation::entropies
 };
 
 enum class StopReason { kStopToken, kLength };
@@ -56,6 +62,10 @@ enum class StopReason { kStopToken, kLength };
 struct Generation {
   std::vector<int64_t> tokens;  // generated tokens, the stop token included
   std::vector<float> logprobs;  // per token: log_softmax(logits)[token] at temperature 1
+  // Per token, with GenerateOptions::record_entropy: the entropy (nats) of
+  // the temperature-1 distribution it was drawn from.
+  std::vector<float> entropies;
+  int64_t forced_think_end = -1;  // index of a token forced by Prompt::think_limit; -1 = none
   StopReason stop_reason = StopReason::kLength;
 };
 
@@ -115,7 +125,8 @@ class Decoder {
 };
 
 // Generates for every prompt until a stop token or its max_new_tokens
-// (prompt length + max_new_tokens must fit in model.max_seq_len). Sampling
+// (prompt length + max_new_tokens must fit in model.max_seq_len), ending
+// reasoning at a prompt's think_limit. Sampling
 // draws one uniform number per sequence and step from the seeded generator
 // and takes the first token whose cumulative probability exceeds it (inverse
 // transform sampling). Throws ModelError for bad prompts or options, or

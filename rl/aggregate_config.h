@@ -20,6 +20,13 @@ inline constexpr const char* kAggLmTemplate =
     "in gaps, and/or combining useful ideas - to produce a final, comprehensive, and correct "
     "solution to the problem.";
 
+// The refinement round's prompt (recursive self-aggregation, arXiv
+// 2509.26626; parallel draft-refine, arXiv 2510.01123): an agent sees its
+// own proposal and the others' and revises.
+inline constexpr const char* kRefineTemplate =
+    "{problem}\nYour earlier solution: {own}\nOther agents' solutions:{solutions}\nReview "
+    "them, correct any mistakes in your own and write an improved solution.";
+
 struct AggregateConfig {
   std::string solver;
   int64_t k = 8;
@@ -32,6 +39,9 @@ struct AggregateConfig {
   std::string prompt_template = kAggLmTemplate;
   std::vector<int64_t> eval_k = {2, 4, 8};
   int64_t eval_problems = 0;
+  std::string refine_template = kRefineTemplate;
+  std::string refine_by = "solver";
+  std::vector<int64_t> eval_refine_rounds = {};
 
   template <class V>
   void visit(V& v) {
@@ -68,6 +78,19 @@ struct AggregateConfig {
     v.field(
         "eval_problems", eval_problems,
         {.help = "held-out problems evaluated (the first ones of eval.prompts); 0 = all", .ge = 0});
+    v.field("refine_template", refine_template,
+            {.help = "a refinement round's prompt for one agent: {problem}, {solutions} (the "
+                     "other agents' proposals as \"\\nSolution i: ...\") and optionally {own} "
+                     "(its own; without {own}, {solutions} lists its own first)"});
+    v.field("refine_by", refine_by,
+            {.help = "who revises in a refinement round: solver (the agents themselves) or "
+                     "aggregator (the model trained to read proposals, sampling one revision "
+                     "per agent)",
+             .choices = {"solver", "aggregator"}});
+    v.field("eval_refine_rounds", eval_refine_rounds,
+            {.help = "refinement rounds R evaluated besides none: aggregator@K+refine@R and "
+                     "majority@K+refine@R records for each K of eval_k (empty = none)",
+             .ge = 1});
   }
 };
 

@@ -1,6 +1,7 @@
 #include "rl/aggregate_stage.h"
 
 #include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -18,6 +19,13 @@ using nlohmann::json;
 constexpr uint64_t kPoolSeedTag = 0xA66A;
 constexpr uint64_t kEvalSeedTag = 0xE7A1;
 constexpr uint64_t kSelectSeedTag = 0x5E1E;
+constexpr uint64_t kRefineSeedTag = 0x4EF1;
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // This rank's share of problems [0, n): every size-th from rank.
 std::vector<PresentedPrompt> share_of(const std::vector<data::PromptRecord>& problems, size_t n,
@@ -179,10 +187,18 @@ std::vector<telemetry::Record> evaluate_contemplation(
                        ? std::min(problems.size(), static_cast<size_t>(cfg.eval_problems))
                        : problems.size();
   const int64_t k_max = *std::max_element(cfg.eval_k.begin(), cfg.eval_k.end());
+  std::vector<int64_t> rounds = {0};  // refinement rounds evaluated, none first
+  for (const int64_t r : cfg.eval_refine_rounds)
+    rounds.push_back(r);
+  std::sort(rounds.begin(), rounds.end());
+  rounds.erase(std::unique(rounds.begin(), rounds.end()), rounds.end());
+  const model::Model& refiner = cfg.refine_by == "aggregator" ? aggregator : solver;
   // Sums: the problems, one sample's [correct, think, tokens], the greedy
-  // solver's [correct, think, tokens], then per K
-  // majority [correct, pass@K, think, tokens] and aggregator [correct, think,
-  // tokens, own think, own tokens, truncated].
+  // solver's [correct, think, tokens], then per K and refinement round
+  // majority [correct, pass@K, think, tokens, seconds] and aggregator
+  // [correct, think, tokens, own think, own tokens, truncated, seconds].
+  // Think and tokens count every candidate and revision; seconds are this
+  // rank's time per method, candidate sampling shared out by K / max K.
   enum : size_t {
     kProblems,
     kSingleCorrect,
@@ -193,18 +209,33 @@ std::vector<telemetry::Record> evaluate_contemplation(
     kGreedyTokens,
     kHead
   };
-  enum : size_t { kMajCorrect, kPassAtK, kMajThink, kMajTokens };
-  enum : size_t { kAggCorrect = 4, kAggThink, kAggTokens, kAggOwnThink, kAggOwnTokens, kAggTrunc };
-  constexpr size_t kPerK = 10;
-  std::vector<double> sums(kHead + kPerK * cfg.eval_k.size(), 0.0);
+  enum : size_t { kMajCorrect, kPassAtK, kMajThink, kMajTokens, kMajSeconds };
+  enum : size_t {
+    kAggCorrect = 5,
+    kAggThink,
+    kAggTokens,
+    kAggOwnThink,
+    kAggOwnTokens,
+    kAggTrunc,
+    kAggSeconds,
+    kPerBlock
+  };
+  const auto block = [&](size_t ki, size_t ri) {
+    return kHead + kPerBlock * (ki * rounds.size() + ri);
+  };
+  std::vector<double> sums(block(cfg.eval_k.size(), 0), 0.0);
+  const SolverSampling refine_sampling = solver_sampling(
+      cfg, mix_seed({setup.seed, kRefineSeedTag, static_cast<uint64_t>(comm.rank())}));
   dist::run_agreed(comm, [&] {
     const std::vector<PresentedPrompt> share = share_of(problems, n, comm);
     if (share.empty()) return;
+    const Clock::time_point sampling_start = Clock::now();
     const auto candidates = sample_candidates(
         solver, share, k_max,
         solver_sampling(cfg,
                         mix_seed({setup.seed, kEvalSeedTag, static_cast<uint64_t>(comm.rank())})),
         *setup.tokenizer);
+    const double sampling_s = seconds_since(sampling_start);
     sums[kProblems] = static_cast<double>(share.size());
     for (const auto& set : candidates) {
       for (const rewards::Response& c : set)
@@ -224,34 +255,59 @@ std::vector<telemetry::Record> evaluate_contemplation(
     }
     for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
       const int64_t k = cfg.eval_k[ki];
-      double* s = sums.data() + kHead + kPerK * ki;
-      std::vector<data::PromptRecord> records;
-      for (size_t p = 0; p < share.size(); ++p) {
-        const std::span<const rewards::Response> set(candidates[p].data(), static_cast<size_t>(k));
-        const Vote vote = majority_vote(candidate_answers(set), setup.match);
-        s[kMajCorrect] += is_hard(vote, share[p].record->answer, setup.match) ? 0 : 1;
-        s[kPassAtK] +=
-            std::any_of(set.begin(), set.end(),
-                        [&](const auto& c) { return rewards::is_correct(c, setup.match); })
-                ? 1
-                : 0;
-        s[kMajThink] += static_cast<double>(think_sum(set));
-        s[kMajTokens] += static_cast<double>(token_sum(set));
-        records.push_back(
-            aggregation_record(*share[p].record, set, setup.format, *setup.tokenizer, setup.model));
-        check_fits(records.back(), max_new_tokens, setup.model, "aggregate.eval_k", k);
+      // The first K candidates of each problem, then their revisions.
+      std::vector<std::vector<rewards::Response>> sets;
+      for (const auto& all : candidates)
+        sets.emplace_back(all.begin(), all.begin() + k);
+      double spent_think = 0, spent_tokens = 0;
+      for (const auto& set : sets) {
+        spent_think += static_cast<double>(think_sum(set));
+        spent_tokens += static_cast<double>(token_sum(set));
       }
-      const std::vector<rewards::Response> answers = aggregate(
-          aggregator, records, {.temperature = 0, .max_new_tokens = max_new_tokens, .seed = 0},
-          *setup.tokenizer);
-      for (const rewards::Response& a : answers) {
-        s[kAggCorrect] += rewards::is_correct(a, setup.match) ? 1 : 0;
-        s[kAggOwnThink] += static_cast<double>(a.think_tokens);
-        s[kAggOwnTokens] += static_cast<double>(a.total_tokens);
-        s[kAggTrunc] += a.truncated ? 1 : 0;
+      double spent_s = sampling_s * static_cast<double>(k) / static_cast<double>(k_max);
+      int64_t done_rounds = 0;
+      for (size_t ri = 0; ri < rounds.size(); ++ri) {
+        const Clock::time_point refine_start = Clock::now();
+        for (; done_rounds < rounds[ri]; ++done_rounds) {
+          sets = refine_candidates(refiner, share, sets, setup.format, refine_sampling,
+                                   *setup.tokenizer);
+          for (const auto& set : sets) {
+            spent_think += static_cast<double>(think_sum(set));
+            spent_tokens += static_cast<double>(token_sum(set));
+          }
+        }
+        spent_s += seconds_since(refine_start);
+        double* s = sums.data() + block(ki, ri);
+        std::vector<data::PromptRecord> records;
+        for (size_t p = 0; p < share.size(); ++p) {
+          const Vote vote = majority_vote(candidate_answers(sets[p]), setup.match);
+          s[kMajCorrect] += is_hard(vote, share[p].record->answer, setup.match) ? 0 : 1;
+          s[kPassAtK] +=
+              std::any_of(sets[p].begin(), sets[p].end(),
+                          [&](const auto& c) { return rewards::is_correct(c, setup.match); })
+                  ? 1
+                  : 0;
+          records.push_back(aggregation_record(*share[p].record, sets[p], setup.format,
+                                               *setup.tokenizer, setup.model));
+          check_fits(records.back(), max_new_tokens, setup.model, "aggregate.eval_k", k);
+        }
+        s[kMajThink] = spent_think;
+        s[kMajTokens] = spent_tokens;
+        s[kMajSeconds] = spent_s;
+        const Clock::time_point aggregate_start = Clock::now();
+        const std::vector<rewards::Response> answers = aggregate(
+            aggregator, records, {.temperature = 0, .max_new_tokens = max_new_tokens, .seed = 0},
+            *setup.tokenizer);
+        for (const rewards::Response& a : answers) {
+          s[kAggCorrect] += rewards::is_correct(a, setup.match) ? 1 : 0;
+          s[kAggOwnThink] += static_cast<double>(a.think_tokens);
+          s[kAggOwnTokens] += static_cast<double>(a.total_tokens);
+          s[kAggTrunc] += a.truncated ? 1 : 0;
+        }
+        s[kAggThink] = s[kMajThink] + s[kAggOwnThink];
+        s[kAggTokens] = s[kMajTokens] + s[kAggOwnTokens];
+        s[kAggSeconds] = spent_s + seconds_since(aggregate_start);
       }
-      s[kAggThink] = s[kMajThink] + s[kAggOwnThink];
-      s[kAggTokens] = s[kMajTokens] + s[kAggOwnTokens];
     }
   });
   sums = trainer::sum_over_ranks(comm, sums);
@@ -274,17 +330,25 @@ std::vector<telemetry::Record> evaluate_contemplation(
       record("single", 1, sums[kSingleCorrect], sums[kSingleThink], sums[kSingleTokens]),
       record("greedy", 1, sums[kGreedyCorrect], sums[kGreedyThink], sums[kGreedyTokens])};
   for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
-    const int64_t k = cfg.eval_k[ki];
-    const double* s = sums.data() + kHead + kPerK * ki;
-    out.push_back(
-        record("majority@" + std::to_string(k), k, s[kMajCorrect], s[kMajThink], s[kMajTokens]));
-    out.back().add("pass_at_k", s[kPassAtK] / problems_n);
-    out.push_back(record((step == 0 ? "aggregator_untrained@" : "aggregator@") + std::to_string(k),
-                         k, s[kAggCorrect], s[kAggThink], s[kAggTokens]));
-    out.back()
-        .add("aggregator_think_tokens_mean", s[kAggOwnThink] / problems_n)
-        .add("aggregator_tokens_mean", s[kAggOwnTokens] / problems_n)
-        .add("truncated_fraction", s[kAggTrunc] / problems_n);
+    for (size_t ri = 0; ri < rounds.size(); ++ri) {
+      const int64_t k = cfg.eval_k[ki];
+      const double* s = sums.data() + block(ki, ri);
+      const std::string suffix =
+          std::to_string(k) + (rounds[ri] > 0 ? "+refine@" + std::to_string(rounds[ri]) : "");
+      out.push_back(record("majority@" + suffix, k, s[kMajCorrect], s[kMajThink], s[kMajTokens]));
+      out.back()
+          .add("pass_at_k", s[kPassAtK] / problems_n)
+          .add("refine_rounds", rounds[ri])
+          .add("seconds_per_problem", s[kMajSeconds] / problems_n);
+      out.push_back(record((step == 0 ? "aggregator_untrained@" : "aggregator@") + suffix, k,
+                           s[kAggCorrect], s[kAggThink], s[kAggTokens]));
+      out.back()
+          .add("refine_rounds", rounds[ri])
+          .add("aggregator_think_tokens_mean", s[kAggOwnThink] / problems_n)
+          .add("aggregator_tokens_mean", s[kAggOwnTokens] / problems_n)
+          .add("truncated_fraction", s[kAggTrunc] / problems_n)
+          .add("seconds_per_problem", s[kAggSeconds] / problems_n);
+    }
   }
   return out;
 }

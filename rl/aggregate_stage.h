@@ -50,7 +50,10 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
 // candidates each: the records "single" (one sample) and "greedy" (the
 // solver's greedy answer), then for each K in aggregate.eval_k "majority@K"
 // and, from the greedy aggregator, "aggregator@K" (or
-// "aggregator_untrained@K" at step 0). Collective; every rank returns them.
+// "aggregator_untrained@K" at step 0); for each R in
+// aggregate.eval_refine_rounds, the same two after R refinement rounds over
+// the K candidates ("majority@K+refine@R", "aggregator@K+refine@R"), with the
+// tokens and seconds they spent. Collective; every rank returns them.
 std::vector<telemetry::Record> evaluate_contemplation(
     const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,
     const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,

@@ -11,6 +11,7 @@ namespace {
 
 constexpr std::string_view kProblemSlot = "{problem}";
 constexpr std::string_view kSolutionsSlot = "{solutions}";
+constexpr std::string_view kOwnSlot = "{own}";
 
 size_t count_of(std::string_view text, std::string_view what) {
   size_t n = 0;
@@ -91,39 +92,84 @@ std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t
   return {shown.begin(), shown.begin() + static_cast<std::ptrdiff_t>(n)};
 }
 
-void check_template(std::string_view prompt_template) {
+namespace {
+
+// "\nSolution 1: <c1>\nSolution 2: <c2>...", numbered from `first`.
+std::string numbered_solutions(const std::vector<std::string>& candidates, size_t first = 1) {
+  std::string out;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const std::string text = replace_all(valid_utf8(candidates[i]), "<image>", "");
+    const std::string_view shown = trimmed(text);
+    out += "\nSolution " + std::to_string(first + i) + ": " +
+           (shown.empty() ? std::string("(no solution)") : std::string(shown));
+  }
+  return out;
+}
+
+// `t` with each slot replaced by its value. Every slot is located in the
+// template before any is filled, so text inside a value is never taken for a
+// slot. Slots absent from the template are skipped.
+std::string fill_slots(std::string_view t,
+                       std::vector<std::pair<std::string_view, std::string>> slots) {
+  std::vector<std::pair<size_t, size_t>> at;  // (position in t, slot index)
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (const size_t pos = t.find(slots[i].first); pos != std::string_view::npos)
+      at.emplace_back(pos, i);
+  std::sort(at.begin(), at.end());
+  std::string out;
+  size_t done = 0;
+  for (const auto& [pos, i] : at) {
+    out += t.substr(done, pos - done);
+    out += slots[i].second;
+    done = pos + slots[i].first.size();
+  }
+  out += t.substr(done);
+  return out;
+}
+
+}  // namespace
+
+void check_template(std::string_view prompt_template, std::string_view key) {
   for (const std::string_view slot : {kProblemSlot, kSolutionsSlot}) {
     if (count_of(prompt_template, slot) != 1) {
-      throw config::ConfigError("aggregate.template",
+      throw config::ConfigError(std::string(key),
                                 "must hold " + std::string(slot) + " exactly once");
     }
   }
 }
 
+void check_refine_template(std::string_view prompt_template) {
+  check_template(prompt_template, "aggregate.refine_template");
+  if (count_of(prompt_template, kOwnSlot) > 1)
+    throw config::ConfigError("aggregate.refine_template", "may hold {own} at most once");
+}
+
 std::string aggregator_prompt(std::string_view prompt_template, std::string_view problem,
                               const std::vector<std::string>& candidates) {
   check_template(prompt_template);
-  std::string solutions;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    const std::string text = replace_all(valid_utf8(candidates[i]), "<image>", "");
-    const std::string_view shown = trimmed(text);
-    solutions += "\nSolution " + std::to_string(i + 1) + ": " +
-                 (shown.empty() ? std::string("(no solution)") : std::string(shown));
+  return fill_slots(prompt_template, {{kProblemSlot, std::string(problem)},
+                                      {kSolutionsSlot, numbered_solutions(candidates)}});
+}
+
+std::string refinement_prompt(std::string_view prompt_template, std::string_view problem,
+                              const std::vector<std::string>& candidates, size_t own) {
+  check_refine_template(prompt_template);
+  if (count_of(prompt_template, kOwnSlot) == 0) {
+    // The agent's own proposal is shown first, then the others.
+    std::vector<std::string> ordered = {candidates[own]};
+    for (size_t i = 0; i < candidates.size(); ++i)
+      if (i != own) ordered.push_back(candidates[i]);
+    return fill_slots(prompt_template, {{kProblemSlot, std::string(problem)},
+                                        {kSolutionsSlot, numbered_solutions(ordered)}});
   }
-  // Both slots are located in the template before either is filled, so text
-  // inside the problem or a candidate is never taken for a slot.
-  const std::string_view t = prompt_template;
-  const size_t p = t.find(kProblemSlot), s = t.find(kSolutionsSlot);
-  const bool problem_first = p < s;
-  const size_t first = problem_first ? p : s, second = problem_first ? s : p;
-  const size_t first_len = (problem_first ? kProblemSlot : kSolutionsSlot).size();
-  const size_t second_len = (problem_first ? kSolutionsSlot : kProblemSlot).size();
-  std::string out(t.substr(0, first));
-  out += problem_first ? std::string(problem) : solutions;
-  out += t.substr(first + first_len, second - first - first_len);
-  out += problem_first ? solutions : std::string(problem);
-  out += t.substr(second + second_len);
-  return out;
+  std::vector<std::string> others;
+  for (size_t i = 0; i < candidates.size(); ++i)
+    if (i != own) others.push_back(candidates[i]);
+  const std::string own_text = numbered_solutions({candidates[own]});
+  return fill_slots(prompt_template, {{kProblemSlot, std::string(problem)},
+                                      {kSolutionsSlot, numbered_solutions(others)},
+                                      // The own proposal without its "\nSolution 1: " label.
+                                      {kOwnSlot, own_text.substr(own_text.find(": ") + 2)}});
 }
 
 Vote majority_vote(const std::vector<std::optional<std::string>>& answers,

@@ -29,9 +29,13 @@ CandidateView parse_candidate_view(const std::string& name);
 std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t think_end,
                                       CandidateView view, int64_t max_tokens);
 
-// Throws config::ConfigError naming aggregate.template unless `prompt_template`
-// holds {problem} and {solutions} exactly once each.
-void check_template(std::string_view prompt_template);
+// Throws config::ConfigError naming `key` unless `prompt_template` holds
+// {problem} and {solutions} exactly once each.
+void check_template(std::string_view prompt_template, std::string_view key = "aggregate.template");
+
+// As check_template for aggregate.refine_template, which may also hold {own}
+// once.
+void check_refine_template(std::string_view prompt_template);
 
 // The template with {problem} replaced by the problem and {solutions} by
 // "\nSolution 1: <c1>\nSolution 2: <c2>..." (candidates trimmed; an empty
@@ -40,6 +44,13 @@ void check_template(std::string_view prompt_template);
 // (a candidate cut inside a character) become '?'.
 std::string aggregator_prompt(std::string_view prompt_template, std::string_view problem,
                               const std::vector<std::string>& candidates);
+
+// A refinement round's prompt for agent `own` of `candidates`: with {own} in
+// the template, {own} is its proposal and {solutions} the others' (numbered
+// from 1); without it, {solutions} lists its own proposal first, then the
+// others. Candidates are cleaned as in aggregator_prompt.
+std::string refinement_prompt(std::string_view prompt_template, std::string_view problem,
+                              const std::vector<std::string>& candidates, size_t own);
 
 // The answer most candidates give, answers compared with answers_match in
 // `mode`; a tie goes to the answer that appears first. Candidates without an

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "config/schema.h"
 #include "rewards/verify.h"
 
 namespace muse::rl {
@@ -29,11 +30,27 @@ std::vector<model::Generation> generate_batched(const model::Model& model,
   return out;
 }
 
+// What the aggregator or a refining agent is shown of each candidate.
+std::vector<std::string> shown_candidates(std::span<const rewards::Response> candidates,
+                                          const AggregationFormat& format,
+                                          const data::Tokenizer& tokenizer) {
+  const int64_t think_end = tokenizer.special_id(data::kThinkEnd);
+  std::vector<std::string> shown;
+  for (const rewards::Response& c : candidates) {
+    const std::vector<int64_t> tokens =
+        candidate_tokens(c.tokens, think_end, format.view, format.candidate_max_tokens);
+    shown.push_back(tokenizer.decode(std::vector<int32_t>(tokens.begin(), tokens.end())));
+  }
+  return shown;
+}
+
 }  // namespace
 
 AggregationFormat AggregationFormat::from(const AggregateConfig& cfg) {
   check_template(cfg.prompt_template);
+  check_refine_template(cfg.refine_template);
   return {.prompt_template = cfg.prompt_template,
+          .refine_template = cfg.refine_template,
           .view = parse_candidate_view(cfg.candidates),
           .candidate_max_tokens = cfg.candidate_max_tokens};
 }
@@ -62,15 +79,53 @@ data::PromptRecord aggregation_record(const data::PromptRecord& problem,
                                       const AggregationFormat& format,
                                       const data::Tokenizer& tokenizer,
                                       const model::ModelConfig& model) {
-  const int64_t think_end = tokenizer.special_id(data::kThinkEnd);
-  std::vector<std::string> shown;
-  for (const rewards::Response& c : candidates) {
-    const std::vector<int64_t> tokens =
-        candidate_tokens(c.tokens, think_end, format.view, format.candidate_max_tokens);
-    shown.push_back(tokenizer.decode(std::vector<int32_t>(tokens.begin(), tokens.end())));
-  }
   return aggregation_record_from_prompt(
-      problem, aggregator_prompt(format.prompt_template, problem.prompt, shown), tokenizer, model);
+      problem,
+      aggregator_prompt(format.prompt_template, problem.prompt,
+                        shown_candidates(candidates, format, tokenizer)),
+      tokenizer, model);
+}
+
+std::vector<std::vector<rewards::Response>> refine_candidates(
+    const model::Model& refiner, const std::vector<PresentedPrompt>& problems,
+    const std::vector<std::vector<rewards::Response>>& candidates, const AggregationFormat& format,
+    const SolverSampling& sampling, const data::Tokenizer& tokenizer) {
+  std::vector<data::PromptRecord> records;
+  std::vector<model::Prompt> batch;
+  for (size_t p = 0; p < problems.size(); ++p) {
+    const std::vector<std::string> shown = shown_candidates(candidates[p], format, tokenizer);
+    for (size_t j = 0; j < shown.size(); ++j) {
+      records.push_back(aggregation_record_from_prompt(
+          *problems[p].record,
+          refinement_prompt(format.refine_template, problems[p].record->prompt, shown, j),
+          tokenizer, refiner.config()));
+      const auto need =
+          static_cast<int64_t>(records.back().tokens.size()) + sampling.max_new_tokens;
+      if (need > refiner.config().max_seq_len) {
+        throw config::ConfigError(
+            "aggregate.refine_template",
+            "a refinement prompt over " + std::to_string(shown.size()) +
+                " candidates plus its new tokens is " + std::to_string(need) +
+                " positions, more than model.max_seq_len (" +
+                std::to_string(refiner.config().max_seq_len) +
+                "); lower aggregate.candidate_max_tokens or shorten the template");
+      }
+    }
+  }
+  for (const data::PromptRecord& r : records)
+    batch.push_back(
+        {.tokens = r.tokens, .images = r.images, .max_new_tokens = sampling.max_new_tokens});
+  const std::vector<model::Generation> generations =
+      generate_batched(refiner, batch, sampling, tokenizer.special_id(data::kEndOfText));
+  std::vector<std::vector<rewards::Response>> out(problems.size());
+  for (size_t p = 0, i = 0; p < problems.size(); ++p) {
+    for (size_t j = 0; j < candidates[p].size(); ++j, ++i) {
+      const PresentedPrompt shown{
+          .record = &records[i], .tokens = records[i].tokens, .text = records[i].prompt};
+      out[p].push_back(to_response(shown, generations[i], tokenizer));
+    }
+  }
+  return out;
 }
 
 data::PromptRecord aggregation_record_from_prompt(const data::PromptRecord& problem,

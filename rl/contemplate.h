@@ -22,6 +22,7 @@ namespace muse::rl {
 // How candidates are turned into an aggregator prompt (from aggregate.*).
 struct AggregationFormat {
   std::string prompt_template = kAggLmTemplate;
+  std::string refine_template = kRefineTemplate;
   CandidateView view = CandidateView::kAnswer;
   int64_t candidate_max_tokens = 32;
 
@@ -64,6 +65,17 @@ std::vector<rewards::Response> aggregate(const model::Model& aggregator,
                                          const std::vector<data::PromptRecord>& records,
                                          const SolverSampling& sampling,
                                          const data::Tokenizer& tokenizer);
+
+// One refinement round: every candidate of every problem is revised by
+// `refiner`, prompted with aggregate.refine_template over the problem and all
+// of its problem's candidates (shown as the aggregator sees them), and
+// sampled as `sampling` says. result[p][j] revises candidates[p][j]. Throws
+// config::ConfigError naming aggregate.refine_template when a prompt plus
+// sampling.max_new_tokens does not fit model.max_seq_len.
+std::vector<std::vector<rewards::Response>> refine_candidates(
+    const model::Model& refiner, const std::vector<PresentedPrompt>& problems,
+    const std::vector<std::vector<rewards::Response>>& candidates, const AggregationFormat& format,
+    const SolverSampling& sampling, const data::Tokenizer& tokenizer);
 
 // The answers of `candidates` (nullopt where there is none), for voting.
 std::vector<std::optional<std::string>> candidate_answers(

@@ -19,6 +19,7 @@
 #include "rl/advantages.h"
 #include "rl/aggregate_stage.h"
 #include "rl/policy_update.h"
+#include "rl/rl_compute.h"
 #include "rl/rollout.h"
 #include "telemetry/log.h"
 #include "telemetry/progress.h"
@@ -56,6 +57,8 @@ enum StepSum : size_t {
   kResponses,
   kGroupsKept,
   kGroups,
+  kRolloutFlops,  // rl/rl_compute.h
+  kUpdateFlops,
   kTermsBegin
 };
 
@@ -288,6 +291,11 @@ class Run {
                            .response = generations[p * G + j].tokens,
                            .advantage = advantages[j]});
       }
+      for (int64_t j = 0; j < G; ++j) {
+        sums[kRolloutFlops] +=
+            rollout_flops(base_.model, static_cast<int64_t>(prompts[p].tokens.size()),
+                          static_cast<int64_t>(generations[p * G + j].tokens.size()));
+      }
       sums[kResponses] += static_cast<double>(G);
       sums[kGroupsKept] += keep ? 1 : 0;
       sums[kGroups] += 1;
@@ -313,9 +321,16 @@ class Run {
     const UpdateStats update =
         policy_update(state_, reference_.get(), samples, update_options_, lr, step_ + 1, comm_);
     const double train_seconds = seconds_since(train_start);
+    for (const Sample& s : samples) {
+      sums[kUpdateFlops] += update_flops(base_.model, update_options_, reference_ != nullptr,
+                                         static_cast<int64_t>(s.prompt.size()),
+                                         static_cast<int64_t>(s.response.size()));
+    }
     ++step_;
 
     sums = trainer::sum_over_ranks(comm_, sums);
+    rollout_flops_ += sums[kRolloutFlops];
+    update_flops_ += sums[kUpdateFlops];
     think_histogram = trainer::sum_over_ranks(comm_, think_histogram);
     const double responses = std::max(1.0, sums[kResponses]);
     const double seconds = seconds_since(start);
@@ -341,8 +356,9 @@ class Run {
         .add("clip_fraction", update.clip_fraction)
         .add("ratio_mean", update.ratio_mean)
         .add("optimizer_steps", update.optimizer_steps)
-        .add("tokens", generated)
-        .add("rollout_tokens_per_s", sums[kResponseTokens] / rollout_seconds)
+        .add("tokens", generated);
+    add_compute(r);
+    r.add("rollout_tokens_per_s", sums[kResponseTokens] / rollout_seconds)
         .add("train_tokens_per_s",
              update.tokens * static_cast<double>(job_.rl.epochs) / std::max(train_seconds, 1e-9))
         .add("step_time_s", seconds)
@@ -352,6 +368,16 @@ class Run {
         .add("skipped", update.skipped_steps > 0)
         .add("skipped_total", state_.skipped_total());
     return r;
+  }
+
+  // The cumulative compute of the run so far, over all ranks (with `parts`,
+  // also its rollout and update shares); left out when the run resumed from a
+  // checkpoint that did not keep it.
+  void add_compute(telemetry::Record& r, bool parts = true) const {
+    if (!compute_known_) return;
+    if (parts)
+      r.add("compute_rollout_flops", rollout_flops_).add("compute_update_flops", update_flops_);
+    r.add("compute_flops", rollout_flops_ + update_flops_);
   }
 
   static double value(const telemetry::Record& r, const std::string& key) {
@@ -465,6 +491,7 @@ class Run {
         .add("response_tokens_mean", sums[kEvalResponseTokens] / n)
         .add("truncated_fraction", sums[kEvalTruncated] / n)
         .add("prompts", static_cast<int64_t>(sums[kEvalPrompts]));
+    add_compute(r, false);
     if (comm_.rank() == 0) {
       metrics_.write(r);
       telemetry::log_info("eval heldout at step " + std::to_string(step_) + ": accuracy " +
@@ -475,18 +502,21 @@ class Run {
   }
 
   void save() {
-    checkpoints::SaveRequest request{
-        .step = step_,
-        .model = base_.model,
-        .config_yaml = base_.config_yaml,
-        .train_state = json{{"stage", base_.stage},
-                            {"step", step_},
-                            {"optimizer_steps", state_.optimizer_steps()},
-                            {"skipped_total", state_.skipped_total()},
-                            {"consecutive_skips", state_.consecutive_skips()}}
-                           .dump(),
-        .rank_state = trainer::cpu_rng_state(),
-        .tensors = {}};
+    json train_state{{"stage", base_.stage},
+                     {"step", step_},
+                     {"optimizer_steps", state_.optimizer_steps()},
+                     {"skipped_total", state_.skipped_total()},
+                     {"consecutive_skips", state_.consecutive_skips()}};
+    if (compute_known_) {
+      train_state["compute_rollout_flops"] = rollout_flops_;
+      train_state["compute_update_flops"] = update_flops_;
+    }
+    checkpoints::SaveRequest request{.step = step_,
+                                     .model = base_.model,
+                                     .config_yaml = base_.config_yaml,
+                                     .train_state = train_state.dump(),
+                                     .rank_state = trainer::cpu_rng_state(),
+                                     .tensors = {}};
     state_.add_to_checkpoint(request);
     if (reference_) {
       const int rank = comm_.rank();
@@ -508,6 +538,16 @@ class Run {
                   state.at("skipped_total").get<int64_t>(),
                   state.at("consecutive_skips").get<int64_t>());
     step_ = state.at("step").get<int64_t>();
+    // Rollout lengths vary, so the compute so far cannot be recomputed from
+    // the step: it comes back from the checkpoint or stays unknown.
+    compute_known_ = state.contains("compute_rollout_flops");
+    if (compute_known_) {
+      rollout_flops_ = state.at("compute_rollout_flops").get<double>();
+      update_flops_ = state.at("compute_update_flops").get<double>();
+    } else if (comm_.rank() == 0) {
+      telemetry::log_warning(dir.string() +
+                             " does not record the compute so far: records leave out compute_*");
+    }
     if (reference_) {
       const auto names = ckpt.tensor_names();
       const std::string first = trainer::unit_tensor_name(reference_->units().front(), "reference");
@@ -544,6 +584,10 @@ class Run {
   std::vector<data::PromptRecord> eval_prompts_;  // as presented (with any budget sentence)
   std::optional<PromptSchedule> schedule_prompts_;
   int64_t step_ = 0;
+  // Cumulative FLOPs over all ranks since the run started (rl/rl_compute.h).
+  double rollout_flops_ = 0;
+  double update_flops_ = 0;
+  bool compute_known_ = true;
   // The aggregate stage: its setup, training problems and separate solver.
   std::optional<AggregateSetup> aggregate_;
   std::vector<data::PromptRecord> problems_;

@@ -37,7 +37,8 @@ def read_evals(run_dir):
 
 
 def ks_of(evals):
-    return sorted({int(n.split("@")[1]) for n in evals if n.startswith("majority@")})
+    return sorted({int(n.split("@")[1]) for n in evals
+                   if n.startswith("majority@") and "+" not in n})
 
 
 def rows_of(evals):

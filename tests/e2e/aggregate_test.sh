@@ -96,10 +96,11 @@ for s in (0, 3):
 # The frozen solver gives the same candidates at every evaluation.
 for n in names:
     a, b = dict(evals[(0, n)]), dict(evals[(3, n)])
-    a.pop("step"), b.pop("step")
+    for r in (a, b):
+        r.pop("step"), r.pop("seconds_per_problem", None)
     assert a == b, (n, a, b)
 
-timing = ("tokens_per_s", "time_s", "rss_bytes")
+timing = ("tokens_per_s", "time_s", "rss_bytes", "seconds_per_problem")
 def same(r):
     return {k: v for k, v in r.items() if not any(k.endswith(t) for t in timing)}
 assert len(whole) == len(split), (len(whole), len(split))
@@ -137,6 +138,68 @@ out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompt "Two <image> <ima
 [[ $status == 2 ]] && grep -q "^error: .*1 image token\|^error: .*2 image token" <<<"$out" ||
   { echo "$out"; fail "muse-generate with too few images"; }
 echo "muse-generate ok"
+
+# Refinement rounds: --verbose shows each round's candidates; --metrics
+# writes the aggregation evaluation's records for R = 0 and 1.
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 2 \
+  --contemplate 2 --refine-rounds 1 --verbose 2>&1) || { echo "$out"; fail "--refine-rounds failed"; }
+[[ $(grep -c "^  candidate [12]: " <<<"$out") == 4 && $(grep -c "^  round 1 candidate [12]: " <<<"$out") == 4 ]] ||
+  { echo "$out"; fail "--verbose did not show both rounds of candidates"; }
+"$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 4 \
+  --contemplate 2 --refine-rounds 1 --metrics "$tmp/refine.jsonl" --set aggregate.refine_by=aggregator \
+  >"$tmp/refine.out" 2>&1 || { cat "$tmp/refine.out"; fail "--refine-rounds --metrics failed"; }
+"$py" - "$tmp/refine.jsonl" <<'PY'
+import json, sys
+records = {r["eval"]: r for r in map(json.loads, open(sys.argv[1]))}
+want = {"single", "greedy", "majority@2", "aggregator@2", "majority@2+refine@1", "aggregator@2+refine@1"}
+assert set(records) == want, sorted(records)
+for name in ("majority@2", "aggregator@2"):
+    plain, refined = records[name], records[name + "+refine@1"]
+    assert refined["refine_rounds"] == 1 and plain["refine_rounds"] == 0, (plain, refined)
+    # A round spends K more responses per problem, and time.
+    assert refined["tokens_per_answer"] > plain["tokens_per_answer"], (plain, refined)
+    assert refined["seconds_per_problem"] > plain["seconds_per_problem"], (plain, refined)
+    assert refined["prompts"] == 4, refined
+PY
+"$py" scripts/report_inference.py refine "$tmp/refine.jsonl" --out "$tmp/refine.png" >"$tmp/refine.md" &&
+  [[ -s $tmp/refine.png && $(grep -c "^| aggregator | 2 | [01] |" "$tmp/refine.md") == 2 ]] ||
+  { cat "$tmp/refine.md"; fail "report_inference.py refine"; }
+echo "refinement ok"
+
+# Adaptive re-expansion: the fixed-budget and adaptive records and the plot.
+"$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 6 --adaptive \
+  --set "adaptive.budgets=[4,8,32]" --metrics "$tmp/adaptive.jsonl" >"$tmp/adaptive.out" 2>&1 ||
+  { cat "$tmp/adaptive.out"; fail "--adaptive --metrics failed"; }
+"$py" - "$tmp/adaptive.jsonl" <<'PY'
+import json, sys
+records = {r["eval"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert set(records) == {"fixed_budget@4", "fixed_budget@8", "fixed_budget@32", "adaptive"}, sorted(records)
+for r in records.values():
+    assert r["prompts"] == 6 and 0 <= r["accuracy"] <= 1 and 0 <= r["expanded_fraction"] <= 1, r
+for n in (4, 8, 32):
+    r = records[f"fixed_budget@{n}"]
+    assert r["expanded_fraction"] == 0 and r["think_tokens_mean"] <= n, r
+a = records["adaptive"]
+assert a["budgets"] == "4,8,32" and a["signal"] == "logprob", a
+# Continuing never pays more reasoning than the largest budget.
+assert a["think_tokens_mean"] <= 32 and 1 <= a["passes_mean"] <= 3, a
+PY
+"$py" scripts/report_inference.py adaptive "$tmp/adaptive.jsonl" --out "$tmp/adaptive.png" >"$tmp/adaptive.md" &&
+  [[ -s $tmp/adaptive.png && $(grep -c "^| fixed_budget@\|^| adaptive " "$tmp/adaptive.md") == 4 ]] ||
+  { cat "$tmp/adaptive.md"; fail "report_inference.py adaptive"; }
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 2 --adaptive \
+  --set "adaptive.budgets=[4,32]" --verbose 2>&1) || { echo "$out"; fail "--adaptive --verbose failed"; }
+grep -q "^  budget 4: answer .*, uncertainty .* -> " <<<"$out" && grep -q "^2 prompt(s): adaptive accuracy" <<<"$out" ||
+  { echo "$out"; fail "--adaptive did not report its passes"; }
+for bad in "--adaptive --contemplate 2" "--refine-rounds 1" "--adaptive --set model.dim=8" \
+  "--adaptive --set adaptive.budgets=[8,4]"; do
+  status=0
+  # shellcheck disable=SC2086
+  out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 1 $bad 2>&1) ||
+    status=$?
+  [[ $status == 2 && $(grep -c "^error: " <<<"$out") == 1 ]] || { echo "$out"; fail "$bad: want one error line, exit 2"; }
+done
+echo "adaptive ok"
 
 # expect_error NAME KEY [--set ...]: exit 2 and one error line naming KEY.
 expect_error() {

@@ -209,6 +209,58 @@ TEST(Generate, StopTokensAndLengthLimits) {
   EXPECT_EQ(free_run[2].stop_reason, StopReason::kLength);
 }
 
+TEST(Generate, ThinkLimitForcesTheEndOfReasoning) {
+  const ModelConfig cfg = test_config();
+  const Model m(cfg, 37);
+  auto prompts = make_prompts(cfg, 10);
+  const auto free_run = generate(m, prompts, greedy());
+  // A think-end token the greedy runs do not produce in their first 3 tokens.
+  int64_t think_end = 1;
+  const auto in_first3 = [&](int64_t t) {
+    return std::any_of(free_run.begin(), free_run.end(), [&](const Generation& g) {
+      return std::find(g.tokens.begin(), g.tokens.begin() + 3, t) != g.tokens.begin() + 3;
+    });
+  };
+  while (in_first3(think_end) || think_end == cfg.image_token_id)
+    ++think_end;
+  prompts[0].think_limit = 3;
+  prompts[1].think_limit = 0;  // no limit: unchanged
+  GenerateOptions o = greedy();
+  o.think_end_token = think_end;
+  o.record_entropy = true;
+  const auto gen = generate(m, prompts, o);
+  ASSERT_EQ(gen[0].tokens.size(), 10u);
+  EXPECT_EQ(gen[0].forced_think_end, 3);
+  EXPECT_EQ(std::vector<int64_t>(gen[0].tokens.begin(), gen[0].tokens.begin() + 3),
+            std::vector<int64_t>(free_run[0].tokens.begin(), free_run[0].tokens.begin() + 3));
+  EXPECT_EQ(gen[0].tokens[3], think_end);
+  EXPECT_EQ(gen[1].tokens, free_run[1].tokens);
+  EXPECT_EQ(gen[1].forced_think_end, -1);
+  // After the forced token, decoding continues from it as if it were sampled;
+  // its log-probability is the model's.
+  const int64_t len = static_cast<int64_t>(prompts[0].tokens.size());
+  const at::Tensor logp = full_logits(m, prompts[0], gen[0].tokens).log_softmax(-1);
+  for (size_t s = 0; s < gen[0].tokens.size(); ++s) {
+    const at::Tensor row = logp[len - 1 + static_cast<int64_t>(s)];
+    EXPECT_NEAR(gen[0].logprobs[s], row[gen[0].tokens[s]].item<double>(), 1e-5);
+    EXPECT_NEAR(gen[0].entropies[s], -(row.exp() * row).sum().item<double>(), 1e-4);
+    if (s > 3) {
+      at::Tensor masked = row.clone();
+      masked[cfg.image_token_id] = -std::numeric_limits<float>::infinity();
+      EXPECT_EQ(gen[0].tokens[s], masked.argmax().item<int64_t>()) << s;
+    }
+  }
+  // A limit past a generated think-end token forces nothing.
+  prompts = make_prompts(cfg, 10);
+  prompts[2].think_limit = 5;
+  o.think_end_token = free_run[2].tokens[1];
+  const auto late = generate(m, prompts, o);
+  EXPECT_EQ(late[2].forced_think_end, -1);
+  EXPECT_EQ(late[2].tokens, free_run[2].tokens);
+  o.think_end_token = -1;  // a limit without a token to force
+  EXPECT_THROW(generate(m, prompts, o), ModelError);
+}
+
 TEST(Generate, BadRequestsAreErrors) {
   const ModelConfig cfg = test_config();
   const Model m(cfg, 36);

@@ -13,6 +13,7 @@
 
 #include "config/schema.h"
 #include "rewards/verify.h"
+#include "rl/aggregate_config.h"
 
 namespace muse::rl {
 namespace {
@@ -102,6 +103,36 @@ TEST(AggregatorPrompt, TemplateNeedsEachSlotOnce) {
     }
   }
   EXPECT_NO_THROW(check_template("{solutions}{problem}"));
+}
+
+TEST(RefinementPrompt, ShowsTheAgentItsOwnProposalAndTheOthers) {
+  const std::vector<std::string> candidates = {"<answer>5</answer>", "<answer>6</answer>",
+                                               " <answer>7</answer> "};
+  EXPECT_EQ(refinement_prompt("{problem}\nYours: {own}\nOthers:{solutions}\nRevise.",
+                              "What is 2 + 3?", candidates, 1),
+            "What is 2 + 3?\nYours: <answer>6</answer>\nOthers:\nSolution 1: "
+            "<answer>5</answer>\nSolution 2: <answer>7</answer>\nRevise.");
+  // Without {own}, the agent's proposal is listed first.
+  EXPECT_EQ(refinement_prompt("Proposed answers:{solutions}\n{problem}", "Sum?", candidates, 2),
+            "Proposed answers:\nSolution 1: <answer>7</answer>\nSolution 2: "
+            "<answer>5</answer>\nSolution 3: <answer>6</answer>\nSum?");
+  // An empty own proposal is named; slots inside a proposal are not filled.
+  EXPECT_EQ(refinement_prompt("{own}|{problem}|{solutions}", "p", {"", "{own}"}, 0),
+            "(no solution)|p|\nSolution 1: {own}");
+}
+
+TEST(RefinementPrompt, TemplateNeedsProblemAndSolutionsOnceAndOwnAtMostOnce) {
+  for (const char* bad :
+       {"{problem} {own}", "{solutions} {own}", "{problem}{solutions}{own}{own}"}) {
+    try {
+      check_refine_template(bad);
+      FAIL() << bad;
+    } catch (const config::ConfigError& e) {
+      EXPECT_EQ(e.key(), "aggregate.refine_template") << bad;
+    }
+  }
+  EXPECT_NO_THROW(check_refine_template("{solutions}{problem}"));
+  EXPECT_NO_THROW(check_refine_template(kRefineTemplate));
 }
 
 TEST(MajorityVote, TheMostCommonAnswerWins) {

@@ -1,0 +1,125 @@
+// Adaptive re-expansion of compressed thoughts: answer with a small reasoning
+// budget, read how sure the answer is, and answer again with a larger budget
+// only where it is not. The signals and the policy are plain functions (unit
+// tested); answer_adaptive runs them with a model over a batch of problems.
+// Not collective. docs/inference.md describes the method and its costs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "data/prompts.h"
+#include "data/tokenizer.h"
+#include "model/model.h"
+#include "rewards/reward.h"
+#include "rewards/verify.h"
+#include "rl/adaptive_config.h"
+#include "telemetry/metrics.h"
+
+namespace muse::rl {
+
+enum class UncertaintySignal { kLogprob, kEntropy, kDisagreement };
+enum class ExpandMode { kContinue, kRerun };
+
+// Throws config::ConfigError naming the adaptive.* key at fault.
+UncertaintySignal parse_signal(const std::string& name);
+ExpandMode parse_expand(const std::string& name);
+void check_adaptive_config(const AdaptiveConfig& cfg);
+
+// The positions [begin, end) of the answer's tokens in `tokens`: those
+// between the last complete <answer> ... </answer> pair. nullopt when there is
+// no such pair or it is empty.
+struct AnswerSpan {
+  size_t begin = 0, end = 0;
+};
+std::optional<AnswerSpan> answer_span(std::span<const int64_t> tokens, int64_t answer_begin,
+                                      int64_t answer_end);
+
+// Mean of `values` (per-token log-probabilities or entropies) over `span`.
+double span_mean(std::span<const float> values, const AnswerSpan& span);
+
+// The share of `answers` that are not the majority answer (a missing answer
+// never agrees); 1 when there is no answer at all.
+double disagreement(const std::vector<std::optional<std::string>>& answers,
+                    rewards::MatchMode mode);
+
+// How uncertain one pass is, higher = less sure, on each signal's own scale:
+// -logprob, entropy, or disagreement. `logprobs`/`entropies` hold one mean per
+// sample, nullopt for a sample without an answer (which is maximally
+// uncertain: +infinity for logprob and entropy).
+double uncertainty(UncertaintySignal signal, const std::vector<std::optional<double>>& per_sample,
+                   double disagreement_share);
+
+// The uncertainty above which a pass is expanded (adaptive.*_threshold in
+// the same scale as uncertainty()).
+double expand_above(const AdaptiveConfig& cfg, UncertaintySignal signal);
+
+// What to do after a pass.
+enum class Expansion {
+  kStop,      // keep the answer
+  kContinue,  // think on from the reasoning cut at the budget, with the next budget
+  kRerun,     // answer again from the problem with the next budget
+};
+struct PassState {
+  double uncertainty = 0;
+  bool has_larger_budget = false;
+  bool cut = false;              // some sample's reasoning was ended by the budget
+  bool next_may_differ = false;  // a new pass differs without a cut: sampled, or budget stated
+};
+Expansion choose_expansion(const PassState& pass, double threshold, ExpandMode mode);
+
+// One pass of one problem, for --verbose and the records.
+struct PassLog {
+  int64_t budget = 0;
+  double uncertainty = 0;
+  std::optional<std::string> answer;
+  Expansion next = Expansion::kStop;
+};
+
+struct AdaptiveOutcome {
+  std::optional<std::string> answer;  // the majority of the last pass's samples
+  rewards::Response response;         // the last pass's first sample
+  bool correct = false;
+  int64_t think_tokens = 0;  // reasoning tokens generated over every pass and sample
+  int64_t tokens = 0;        // all tokens generated over every pass and sample
+  std::vector<PassLog> passes;
+};
+
+struct AdaptiveSetup {
+  const AdaptiveConfig* cfg = nullptr;         // [not null]
+  const data::Tokenizer* tokenizer = nullptr;  // [not null]
+  rewards::MatchMode match = rewards::MatchMode::kNumeric;
+  bool budget_prompt = false;  // adaptive.budget_prompt resolved
+  uint64_t seed = 0;
+};
+
+// Answers each problem starting at budgets[0] and expanding through
+// `budgets` as adaptive.* says. With one budget: the fixed-budget answer.
+// Throws config::ConfigError when a problem plus its largest budget does not
+// fit model.max_seq_len.
+std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
+                                             const std::vector<data::PromptRecord>& problems,
+                                             std::span<const int64_t> budgets,
+                                             const AdaptiveSetup& setup);
+
+// Sums over problems that make a record; add() then records() per method.
+struct AdaptiveTally {
+  double problems = 0, correct = 0, think = 0, tokens = 0, expanded = 0, passes = 0;
+  void add(const AdaptiveOutcome& o);
+};
+
+// The record "fixed_budget@N" or "adaptive": accuracy, think_tokens_mean,
+// expanded_fraction, tokens_mean, passes_mean, prompts.
+telemetry::Record adaptive_record(const std::string& name, const AdaptiveTally& tally,
+                                  int64_t step);
+
+// On `problems`: one fixed_budget@N record per adaptive.budgets entry, then
+// the adaptive record (its settings included).
+std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
+                                                 const std::vector<data::PromptRecord>& problems,
+                                                 const AdaptiveSetup& setup, int64_t step);
+
+}  // namespace muse::rl
