@@ -150,16 +150,16 @@ int run_adaptive(const Options& o, const muse::MuseConfig& cfg, const model::Mod
                  const data::Tokenizer& tokenizer, const std::vector<data::PromptRecord>& prompts,
                  int64_t step) {
   rl::check_adaptive_config(cfg.adaptive);
-  const std::string& kind = cfg.rewards.length.kind;
-  const rl::AdaptiveSetup setup{.cfg = &cfg.adaptive,
-                                .tokenizer = &tokenizer,
-                                .match = cfg.rewards.correctness.mode(),
-                                .budget_prompt = cfg.adaptive.budget_prompt == "on" ||
-                                                 (cfg.adaptive.budget_prompt == "auto" &&
-                                                  (kind == "l1_exact" || kind == "l1_max")),
-                                .seed = o.seed};
+  const rl::AdaptiveSetup setup{
+      .cfg = &cfg.adaptive,
+      .tokenizer = &tokenizer,
+      .match = cfg.rewards.correctness.mode(),
+      .budget_prompt = rl::states_budget(cfg.adaptive, cfg.rewards.length.kind),
+      .seed = o.seed};
   if (!o.metrics.empty()) {
-    const std::vector<telemetry::Record> records = rl::evaluate_adaptive(m, prompts, setup, step);
+    muse::dist::SoloCommunicator solo;
+    const std::vector<telemetry::Record> records =
+        rl::evaluate_adaptive(m, prompts, setup, step, solo);
     print_records(records);
     append_records(o.metrics, records);
     return 0;

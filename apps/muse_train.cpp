@@ -30,6 +30,7 @@
 #include "dist/world.h"
 #include "model/layout.h"
 #include "muse/version.h"
+#include "rl/adaptive.h"
 #include "rl/aggregate_stage.h"
 #include "rl/rl_loop.h"
 #include "telemetry/log.h"
@@ -174,7 +175,11 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
   // W&B learns how the run ended: 0, 3 (preempted), 2 (config) or 1.
   try {
     if (cfg.stage == "rl" || cfg.stage == "aggregate") {
-      rl::train_rl({.base = job, .rl = cfg.rl, .rewards = cfg.rewards, .aggregate = cfg.aggregate},
+      rl::train_rl({.base = job,
+                    .rl = cfg.rl,
+                    .rewards = cfg.rewards,
+                    .aggregate = cfg.aggregate,
+                    .adaptive = cfg.adaptive},
                    comm, metrics);
     } else {
       trainer::train(job, comm, metrics);
@@ -347,6 +352,7 @@ int run(int argc, char** argv) {
   if (cfg.stage == "rl" || cfg.stage == "aggregate") {
     try {
       rl::check_launch(cfg.stage, cfg.rl, cfg.rewards, world.size);
+      if (cfg.adaptive.eval) rl::check_adaptive_config(cfg.adaptive);
       if (cfg.stage == "aggregate") rl::check_aggregate_config(cfg.aggregate);
     } catch (const config::ConfigError& e) {
       if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());

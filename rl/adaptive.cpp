@@ -6,9 +6,11 @@
 #include <numeric>
 
 #include "config/schema.h"
+#include "dist/agree.h"
 #include "model/generate.h"
 #include "rl/aggregation.h"
 #include "rl/rollout.h"
+#include "trainer/training_state.h"
 
 namespace muse::rl {
 namespace {
@@ -291,28 +293,61 @@ telemetry::Record adaptive_record(const std::string& name, const AdaptiveTally& 
   return r;
 }
 
+bool states_budget(const AdaptiveConfig& cfg, const std::string& length_kind) {
+  return cfg.budget_prompt == "on" ||
+         (cfg.budget_prompt == "auto" && (length_kind == "l1_exact" || length_kind == "l1_max"));
+}
+
 std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
                                                  const std::vector<data::PromptRecord>& problems,
-                                                 const AdaptiveSetup& setup, int64_t step) {
+                                                 const AdaptiveSetup& setup, int64_t step,
+                                                 dist::Communicator& comm) {
   const AdaptiveConfig& cfg = *setup.cfg;
+  // Per method (each budget alone, then adaptive): the tally's six sums.
+  constexpr size_t kSums = 6;
+  const size_t methods = cfg.budgets.size() + 1;
+  std::vector<double> sums(kSums * methods, 0.0);
+  dist::run_agreed(comm, [&] {
+    std::vector<data::PromptRecord> share;
+    for (size_t i = static_cast<size_t>(comm.rank()); i < problems.size();
+         i += static_cast<size_t>(comm.size()))
+      share.push_back(problems[i]);
+    if (share.empty()) return;
+    for (size_t m = 0; m < methods; ++m) {
+      const bool adaptive = m == cfg.budgets.size();
+      const std::span<const int64_t> budgets =
+          adaptive ? std::span<const int64_t>(cfg.budgets) : std::span(&cfg.budgets[m], 1);
+      AdaptiveTally t;
+      for (const AdaptiveOutcome& o : answer_adaptive(model, share, budgets, setup))
+        t.add(o);
+      const double values[kSums] = {t.problems, t.correct, t.think, t.tokens, t.expanded, t.passes};
+      std::copy(std::begin(values), std::end(values),
+                sums.begin() + static_cast<std::ptrdiff_t>(kSums * m));
+    }
+  });
+  sums = trainer::sum_over_ranks(comm, sums);
   std::vector<telemetry::Record> out;
-  for (const int64_t budget : cfg.budgets) {
-    AdaptiveTally tally;
-    for (const AdaptiveOutcome& o : answer_adaptive(model, problems, {&budget, 1}, setup))
-      tally.add(o);
-    out.push_back(adaptive_record("fixed_budget@" + std::to_string(budget), tally, step));
-    out.back().add("budget", budget);
+  for (size_t m = 0; m < methods; ++m) {
+    const double* v = sums.data() + kSums * m;
+    const AdaptiveTally t{.problems = v[0],
+                          .correct = v[1],
+                          .think = v[2],
+                          .tokens = v[3],
+                          .expanded = v[4],
+                          .passes = v[5]};
+    if (m < cfg.budgets.size()) {
+      out.push_back(adaptive_record("fixed_budget@" + std::to_string(cfg.budgets[m]), t, step));
+      out.back().add("budget", cfg.budgets[m]);
+    } else {
+      out.push_back(adaptive_record("adaptive", t, step));
+      out.back()
+          .add("budgets", joined(cfg.budgets))
+          .add("signal", cfg.signal)
+          .add("threshold", expand_above(cfg, parse_signal(cfg.signal)))
+          .add("expand", cfg.expand)
+          .add("samples", cfg.samples);
+    }
   }
-  AdaptiveTally tally;
-  for (const AdaptiveOutcome& o : answer_adaptive(model, problems, cfg.budgets, setup))
-    tally.add(o);
-  out.push_back(adaptive_record("adaptive", tally, step));
-  out.back()
-      .add("budgets", joined(cfg.budgets))
-      .add("signal", cfg.signal)
-      .add("threshold", expand_above(cfg, parse_signal(cfg.signal)))
-      .add("expand", cfg.expand)
-      .add("samples", cfg.samples);
   return out;
 }
 

@@ -13,6 +13,7 @@
 
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "dist/communicator.h"
 #include "model/model.h"
 #include "rewards/reward.h"
 #include "rewards/verify.h"
@@ -105,7 +106,7 @@ std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
                                              std::span<const int64_t> budgets,
                                              const AdaptiveSetup& setup);
 
-// Sums over problems that make a record; add() then records() per method.
+// Sums over problems that make a record.
 struct AdaptiveTally {
   double problems = 0, correct = 0, think = 0, tokens = 0, expanded = 0, passes = 0;
   void add(const AdaptiveOutcome& o);
@@ -116,10 +117,17 @@ struct AdaptiveTally {
 telemetry::Record adaptive_record(const std::string& name, const AdaptiveTally& tally,
                                   int64_t step);
 
-// On `problems`: one fixed_budget@N record per adaptive.budgets entry, then
-// the adaptive record (its settings included).
+// Whether prompts state the budget: adaptive.budget_prompt on, or auto with
+// a length reward that trains models to follow it (rewards.length.kind
+// l1_exact or l1_max).
+bool states_budget(const AdaptiveConfig& cfg, const std::string& length_kind);
+
+// On `problems`, shared out over the ranks: one fixed_budget@N record per
+// adaptive.budgets entry, then the adaptive record (its settings included).
+// Collective; every rank returns them.
 std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
                                                  const std::vector<data::PromptRecord>& problems,
-                                                 const AdaptiveSetup& setup, int64_t step);
+                                                 const AdaptiveSetup& setup, int64_t step,
+                                                 dist::Communicator& comm);
 
 }  // namespace muse::rl

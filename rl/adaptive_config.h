@@ -25,6 +25,7 @@ struct AdaptiveConfig {
   std::string budget_prompt = "auto";
   int64_t answer_tokens = 16;
   int64_t batch = 64;
+  bool eval = false;
 
   template <class V>
   void visit(V& v) {
@@ -73,6 +74,9 @@ struct AdaptiveConfig {
         {.help = "tokens allowed after the reasoning for the answer", .unit = "tokens", .ge = 1});
     v.field("batch", batch,
             {.help = "sequences per generation call (bounds the KV cache)", .ge = 1});
+    v.field("eval", eval,
+            {.help = "rl stage: at every evaluation also write the fixed_budget@N and adaptive "
+                     "records on eval.prompts"});
   }
 };
 

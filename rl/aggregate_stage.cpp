@@ -195,7 +195,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
   const model::Model& refiner = cfg.refine_by == "aggregator" ? aggregator : solver;
   // Sums: the problems, one sample's [correct, think, tokens], the greedy
   // solver's [correct, think, tokens], then per K and refinement round
-  // majority [correct, pass@K, think, tokens, seconds] and aggregator
+  // majority [correct, pass@K, think, tokens, seconds, distinct answers] and aggregator
   // [correct, think, tokens, own think, own tokens, truncated, seconds].
   // Think and tokens count every candidate and revision; seconds are this
   // rank's time per method, candidate sampling shared out by K / max K.
@@ -209,9 +209,9 @@ std::vector<telemetry::Record> evaluate_contemplation(
     kGreedyTokens,
     kHead
   };
-  enum : size_t { kMajCorrect, kPassAtK, kMajThink, kMajTokens, kMajSeconds };
+  enum : size_t { kMajCorrect, kPassAtK, kMajThink, kMajTokens, kMajSeconds, kDistinct };
   enum : size_t {
-    kAggCorrect = 5,
+    kAggCorrect = 6,
     kAggThink,
     kAggTokens,
     kAggOwnThink,
@@ -280,8 +280,10 @@ std::vector<telemetry::Record> evaluate_contemplation(
         double* s = sums.data() + block(ki, ri);
         std::vector<data::PromptRecord> records;
         for (size_t p = 0; p < share.size(); ++p) {
-          const Vote vote = majority_vote(candidate_answers(sets[p]), setup.match);
+          const auto answers = candidate_answers(sets[p]);
+          const Vote vote = majority_vote(answers, setup.match);
           s[kMajCorrect] += is_hard(vote, share[p].record->answer, setup.match) ? 0 : 1;
+          s[kDistinct] += static_cast<double>(distinct_answers(answers, setup.match));
           s[kPassAtK] +=
               std::any_of(sets[p].begin(), sets[p].end(),
                           [&](const auto& c) { return rewards::is_correct(c, setup.match); })
@@ -338,6 +340,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
       out.push_back(record("majority@" + suffix, k, s[kMajCorrect], s[kMajThink], s[kMajTokens]));
       out.back()
           .add("pass_at_k", s[kPassAtK] / problems_n)
+          .add("distinct_answers_mean", s[kDistinct] / problems_n)
           .add("refine_rounds", rounds[ri])
           .add("seconds_per_problem", s[kMajSeconds] / problems_n);
       out.push_back(record((step == 0 ? "aggregator_untrained@" : "aggregator@") + suffix, k,

@@ -172,9 +172,12 @@ std::string refinement_prompt(std::string_view prompt_template, std::string_view
                                       {kOwnSlot, own_text.substr(own_text.find(": ") + 2)}});
 }
 
-Vote majority_vote(const std::vector<std::optional<std::string>>& answers,
-                   rewards::MatchMode mode) {
-  std::vector<Vote> clusters;  // in order of first appearance
+namespace {
+
+// Answers grouped by answers_match, in order of first appearance.
+std::vector<Vote> answer_clusters(const std::vector<std::optional<std::string>>& answers,
+                                  rewards::MatchMode mode) {
+  std::vector<Vote> clusters;
   for (const std::optional<std::string>& a : answers) {
     if (!a) continue;
     const auto same = std::find_if(clusters.begin(), clusters.end(), [&](const Vote& c) {
@@ -186,6 +189,19 @@ Vote majority_vote(const std::vector<std::optional<std::string>>& answers,
       ++same->votes;
     }
   }
+  return clusters;
+}
+
+}  // namespace
+
+int64_t distinct_answers(const std::vector<std::optional<std::string>>& answers,
+                         rewards::MatchMode mode) {
+  return static_cast<int64_t>(answer_clusters(answers, mode).size());
+}
+
+Vote majority_vote(const std::vector<std::optional<std::string>>& answers,
+                   rewards::MatchMode mode) {
+  const std::vector<Vote> clusters = answer_clusters(answers, mode);
   Vote best;
   for (const Vote& c : clusters)
     if (c.votes > best.votes) best = c;  // strictly more: the earlier one wins a tie

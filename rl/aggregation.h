@@ -61,6 +61,11 @@ struct Vote {
 };
 Vote majority_vote(const std::vector<std::optional<std::string>>& answers, rewards::MatchMode mode);
 
+// How many different answers `answers` hold (compared as majority_vote
+// compares them; a missing answer is none): the diversity of a candidate set.
+int64_t distinct_answers(const std::vector<std::optional<std::string>>& answers,
+                         rewards::MatchMode mode);
+
 // AggLM: a candidate set is hard when its majority answer is wrong (or it
 // has none), easy otherwise.
 bool is_hard(const Vote& vote, std::string_view reference, rewards::MatchMode mode);

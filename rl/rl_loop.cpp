@@ -16,6 +16,7 @@
 #include "rewards/registry.h"
 #include "rewards/reward_set.h"
 #include "rewards/terms.h"
+#include "rl/adaptive.h"
 #include "rl/advantages.h"
 #include "rl/aggregate_stage.h"
 #include "rl/policy_update.h"
@@ -34,6 +35,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+
+// The adaptive evaluation's sampling seed (adaptive.samples > 1), apart from
+// the rollouts'.
+constexpr uint64_t kAdaptiveSeedTag = 0xADA7;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -136,6 +141,8 @@ class Run {
     if (!base_.eval.prompts.empty()) {
       for (const data::PromptRecord& record :
            data::load_prompts(base_.eval.prompts, *tokenizer_, options)) {
+        // The adaptive evaluation states its own budgets.
+        if (job.adaptive.eval && !aggregating_) adaptive_prompts_.push_back(record);
         const PresentedPrompt p =
             present(record, rewards_.uses_budget() ? rewards_.eval_budget() : 0);
         eval_prompts_.push_back({.tokens = p.tokens,
@@ -499,6 +506,28 @@ class Run {
                           telemetry::format_number(sums[kEvalThink] / n) + " on " +
                           std::to_string(static_cast<int64_t>(sums[kEvalPrompts])) + " prompts");
     }
+    if (job_.adaptive.eval) evaluate_adaptive_budgets(mode);
+  }
+
+  // adaptive.eval: each fixed budget and adaptive re-expansion on eval.prompts.
+  void evaluate_adaptive_budgets(rewards::MatchMode mode) {
+    const AdaptiveSetup setup{
+        .cfg = &job_.adaptive,
+        .tokenizer = &*tokenizer_,
+        .match = mode,
+        .budget_prompt = states_budget(job_.adaptive, job_.rewards.length.kind),
+        .seed = mix_seed({static_cast<uint64_t>(base_.seed), kAdaptiveSeedTag})};
+    const std::vector<telemetry::Record> records =
+        evaluate_adaptive(policy_copy_, adaptive_prompts_, setup, step_, comm_);
+    if (comm_.rank() != 0) return;
+    std::string line = "eval at step " + std::to_string(step_) + ":";
+    for (const telemetry::Record& r : records) {
+      metrics_.write(r);
+      line += " " + std::get<std::string>(*r.find("eval")) + " " +
+              telemetry::format_number(value(r, "accuracy")) + " (" +
+              telemetry::format_number(value(r, "think_tokens_mean")) + " tokens)";
+    }
+    telemetry::log_info(line);
   }
 
   void save() {
@@ -581,7 +610,8 @@ class Run {
   int64_t copy_step_ = -1;                         // the step whose weights policy_copy_ holds
   std::optional<data::Tokenizer> tokenizer_;
   std::vector<data::PromptRecord> prompts_;
-  std::vector<data::PromptRecord> eval_prompts_;  // as presented (with any budget sentence)
+  std::vector<data::PromptRecord> eval_prompts_;      // as presented (with any budget sentence)
+  std::vector<data::PromptRecord> adaptive_prompts_;  // eval.prompts as loaded, for adaptive.eval
   std::optional<PromptSchedule> schedule_prompts_;
   int64_t step_ = 0;
   // Cumulative FLOPs over all ranks since the run started (rl/rl_compute.h).

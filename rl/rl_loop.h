@@ -7,6 +7,7 @@
 
 #include "dist/communicator.h"
 #include "rewards/rewards_config.h"
+#include "rl/adaptive_config.h"
 #include "rl/aggregate_config.h"
 #include "rl/rl_config.h"
 #include "telemetry/metrics.h"
@@ -19,6 +20,7 @@ struct RlJob {
   RlConfig rl;
   rewards::RewardsConfig rewards;
   AggregateConfig aggregate;  // the aggregate stage only
+  AdaptiveConfig adaptive;    // the rl stage's adaptive evaluation (adaptive.eval)
 };
 
 // What can be checked before the RL stage starts: a prompt set, prompts per

@@ -65,6 +65,23 @@ assert "reference" in json.dumps(names), "checkpoint holds no reference policy"
 print("rl: records, resume and reference ok")
 PY
 
+# adaptive.eval: each evaluation also writes the fixed-budget and adaptive
+# records, shared out over the ranks.
+rl adaptive --set trainer.steps=1 --set eval.every=1 --set adaptive.eval=true \
+  --set "adaptive.budgets=[2,8]" --set adaptive.answer_tokens=6
+"$py" - "$(metrics adaptive)" <<'PY'
+import json, sys
+evals = [json.loads(l) for l in open(sys.argv[1])]
+evals = [r for r in evals if "eval" in r]
+names = ["heldout", "fixed_budget@2", "fixed_budget@8", "adaptive"]
+assert [(r["step"], r["eval"]) for r in evals] == [(s, n) for s in (0, 1) for n in names], evals
+for r in evals[1:4]:
+    assert r["prompts"] == 600 and "expanded_fraction" in r and "accuracy" in r, r
+    assert r["think_tokens_mean"] <= 8, r
+assert evals[1]["expanded_fraction"] == 0 and evals[3]["budgets"] == "2,8", evals
+print("rl: adaptive evaluation ok")
+PY
+
 # The sweep helper: two one-step runs, then the comparison table and plot.
 small="trainer.steps=1 init_from=$runs/warm rl.prompts_per_step=2 rl.group_size=2 \
 rl.max_new_tokens=8 eval.every=1 eval.max_new_tokens=4 telemetry.progress=off"
@@ -91,4 +108,5 @@ expect_error overlong_window rewards.length.overlong_cache --set rewards.length.
   --set rewards.length.overlong_cache=24
 # Found while the run starts, on every rank: still exit 2, one line.
 expect_error too_long rl.max_new_tokens --set rl.max_new_tokens=1000
+expect_error adaptive_budgets adaptive.budgets --set adaptive.eval=true --set "adaptive.budgets=[8,4]"
 echo "rl errors ok"

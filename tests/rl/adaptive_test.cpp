@@ -10,6 +10,7 @@
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "dist/solo_communicator.h"
 #include "model/model.h"
 #include "rl/adaptive.h"
 
@@ -227,7 +228,8 @@ TEST_F(AdaptiveModel, RecordsNameEveryBudgetAndTheAdaptiveRun) {
   AdaptiveConfig cfg;
   cfg.budgets = {2, 5};
   cfg.answer_tokens = 2;
-  const auto records = evaluate_adaptive(m, problems(), setup(cfg), 3);
+  dist::SoloCommunicator solo;
+  const auto records = evaluate_adaptive(m, problems(), setup(cfg), 3, solo);
   ASSERT_EQ(records.size(), 3u);
   const auto name = [](const telemetry::Record& r) {
     return std::get<std::string>(*r.find("eval"));

@@ -163,6 +163,13 @@ TEST(MajorityVote, CandidatesWithoutAnAnswerDoNotVote) {
   EXPECT_FALSE(majority_vote({}, MatchMode::kExact).answer);
 }
 
+TEST(DistinctAnswers, CountsAnswersAsTheVoteGroupsThem) {
+  using A = std::vector<std::optional<std::string>>;
+  EXPECT_EQ(distinct_answers(A{"3", "3.0", "4", std::nullopt}, rewards::MatchMode::kNumeric), 2);
+  EXPECT_EQ(distinct_answers(A{"3", "3.0", "4"}, rewards::MatchMode::kExact), 3);
+  EXPECT_EQ(distinct_answers(A{std::nullopt}, rewards::MatchMode::kNumeric), 0);
+}
+
 TEST(Difficulty, HardWhenTheMajorityIsWrongOrMissing) {
   EXPECT_FALSE(is_hard(majority_vote(answers({"6", "6", "1"}), MatchMode::kNumeric), "6.0",
                        MatchMode::kNumeric));
