@@ -13,6 +13,7 @@
 #include "dist/solo_communicator.h"
 #include "model/model.h"
 #include "rl/adaptive.h"
+#include "tests/model/model_test_util.h"
 
 namespace muse::rl {
 namespace {
@@ -131,19 +132,11 @@ class AdaptiveModel : public testing::Test {
     tokenizer_ = nullptr;
   }
 
+  // The model tests' small shape, over this tokenizer's vocabulary.
   static model::ModelConfig config() {
-    model::ModelConfig c;
-    c.preset = "custom";
+    model::ModelConfig c = model::testing::test_config();
     c.vocab_size = tokenizer_->vocab_size();
-    c.dim = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.ffn_hidden = 48;
     c.max_seq_len = 96;
-    c.image_size = 8;
-    c.patch_size = 4;
-    c.image_channels = 3;
     c.image_token_id = tokenizer_->special_id(data::kImage);
     return c;
   }
