@@ -457,6 +457,11 @@ int main(int argc, char** argv) {
           "--metrics needs --prompts (records are measured on graded prompts)");
     if (!o.metrics.empty() && !o.adaptive && !o.contemplate)
       throw config::UsageError("--metrics goes with --adaptive or --contemplate");
+    if (o.adaptive && (o.max_new_tokens || o.temperature)) {
+      throw config::UsageError(
+          "--max-new-tokens and --temperature do not apply to --adaptive (set "
+          "adaptive.budgets, adaptive.answer_tokens and adaptive.temperature with --set)");
+    }
     if (o.adaptive && o.compare_sequential)
       throw config::UsageError("--compare-sequential goes with --contemplate or plain answers");
   } catch (const config::UsageError& e) {
