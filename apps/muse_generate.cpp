@@ -305,14 +305,8 @@ int run(const Options& o) {
                          .front();
       }
       final_prompt = rl::aggregation_record(problem, candidates, format, tokenizer, mc);
-      const auto need = static_cast<int64_t>(final_prompt.tokens.size()) + max_new;
-      if (need > mc.max_seq_len) {
-        throw config::ConfigError("--contemplate",
-                                  "the aggregator prompt over " + std::to_string(k) +
-                                      " candidates plus its new tokens is " + std::to_string(need) +
-                                      " positions, more than model.max_seq_len (" +
-                                      std::to_string(mc.max_seq_len) + ")");
-      }
+      rl::check_fits(final_prompt, max_new, mc, "--contemplate",
+                     "the aggregator prompt over " + std::to_string(k) + " candidates");
     }
     const rewards::Response answer =
         rl::aggregate(aggregator, {final_prompt}, final_sampling, tokenizer).front();

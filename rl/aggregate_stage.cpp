@@ -39,19 +39,8 @@ std::vector<PresentedPrompt> share_of(const std::vector<data::PromptRecord>& pro
   return out;
 }
 
-void check_fits(const data::PromptRecord& record, int64_t max_new_tokens,
-                const model::ModelConfig& model, const std::string& key, int64_t k) {
-  const auto need = static_cast<int64_t>(record.tokens.size()) + max_new_tokens;
-  if (need > model.max_seq_len) {
-    throw config::ConfigError(key, "an aggregator prompt over " + std::to_string(k) +
-                                       " candidates plus its new tokens is " +
-                                       std::to_string(need) +
-                                       " positions, more than "
-                                       "model.max_seq_len (" +
-                                       std::to_string(model.max_seq_len) +
-                                       "); lower aggregate.candidate_max_tokens or shorten "
-                                       "aggregate.template");
-  }
+std::string aggregator_over(int64_t k) {
+  return "an aggregator prompt over " + std::to_string(k) + " candidates";
 }
 
 int64_t think_sum(std::span<const rewards::Response> responses) {
@@ -106,7 +95,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
         const data::PromptRecord record =
             aggregation_record(problems[problem], set, setup.format, *setup.tokenizer, setup.model);
         check_fits(record, aggregator_max_new_tokens, setup.model, "aggregate.candidate_max_tokens",
-                   k);
+                   aggregator_over(k));
         int64_t correct = 0;
         for (const rewards::Response& c : set)
           correct += rewards::is_correct(c, setup.match) ? 1 : 0;
@@ -291,7 +280,8 @@ std::vector<telemetry::Record> evaluate_contemplation(
                   : 0;
           records.push_back(aggregation_record(*share[p].record, sets[p], setup.format,
                                                *setup.tokenizer, setup.model));
-          check_fits(records.back(), max_new_tokens, setup.model, "aggregate.eval_k", k);
+          check_fits(records.back(), max_new_tokens, setup.model, "aggregate.eval_k",
+                     aggregator_over(k));
         }
         s[kMajThink] = spent_think;
         s[kMajTokens] = spent_tokens;

@@ -72,37 +72,19 @@ std::string valid_utf8(std::string_view text) {
   return out;
 }
 
-}  // namespace
-
-CandidateView parse_candidate_view(const std::string& name) {
-  if (name == "answer") return CandidateView::kAnswer;
-  if (name == "full") return CandidateView::kFull;
-  throw config::ConfigError("aggregate.candidates", "unknown candidate view '" + name + "'");
+// A candidate as a prompt shows it: valid UTF-8, no <image> markers, trimmed;
+// an empty one reads "(no solution)".
+std::string shown_candidate(std::string_view candidate) {
+  const std::string text = replace_all(valid_utf8(candidate), "<image>", "");
+  const std::string_view shown = trimmed(text);
+  return shown.empty() ? "(no solution)" : std::string(shown);
 }
 
-std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t think_end,
-                                      CandidateView view, int64_t max_tokens) {
-  std::span<const int64_t> shown = response;
-  if (view == CandidateView::kAnswer) {
-    const auto end = std::find(response.rbegin(), response.rend(), think_end);
-    shown = end == response.rend() ? std::span<const int64_t>{}
-                                   : response.last(end - response.rbegin());
-  }
-  const size_t n = std::min(shown.size(), static_cast<size_t>(std::max<int64_t>(max_tokens, 0)));
-  return {shown.begin(), shown.begin() + static_cast<std::ptrdiff_t>(n)};
-}
-
-namespace {
-
-// "\nSolution 1: <c1>\nSolution 2: <c2>...", numbered from `first`.
-std::string numbered_solutions(const std::vector<std::string>& candidates, size_t first = 1) {
+// "\nSolution 1: <c1>\nSolution 2: <c2>...".
+std::string numbered_solutions(const std::vector<std::string>& candidates) {
   std::string out;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    const std::string text = replace_all(valid_utf8(candidates[i]), "<image>", "");
-    const std::string_view shown = trimmed(text);
-    out += "\nSolution " + std::to_string(first + i) + ": " +
-           (shown.empty() ? std::string("(no solution)") : std::string(shown));
-  }
+  for (size_t i = 0; i < candidates.size(); ++i)
+    out += "\nSolution " + std::to_string(i + 1) + ": " + shown_candidate(candidates[i]);
   return out;
 }
 
@@ -127,7 +109,43 @@ std::string fill_slots(std::string_view t,
   return out;
 }
 
+// Answers grouped by answers_match, in order of first appearance.
+std::vector<Vote> answer_clusters(const std::vector<std::optional<std::string>>& answers,
+                                  rewards::MatchMode mode) {
+  std::vector<Vote> clusters;
+  for (const std::optional<std::string>& a : answers) {
+    if (!a) continue;
+    const auto same = std::find_if(clusters.begin(), clusters.end(), [&](const Vote& c) {
+      return rewards::answers_match(*a, *c.answer, mode);
+    });
+    if (same == clusters.end()) {
+      clusters.push_back({.answer = *a, .votes = 1});
+    } else {
+      ++same->votes;
+    }
+  }
+  return clusters;
+}
+
 }  // namespace
+
+CandidateView parse_candidate_view(const std::string& name) {
+  if (name == "answer") return CandidateView::kAnswer;
+  if (name == "full") return CandidateView::kFull;
+  throw config::ConfigError("aggregate.candidates", "unknown candidate view '" + name + "'");
+}
+
+std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t think_end,
+                                      CandidateView view, int64_t max_tokens) {
+  std::span<const int64_t> shown = response;
+  if (view == CandidateView::kAnswer) {
+    const auto end = std::find(response.rbegin(), response.rend(), think_end);
+    shown = end == response.rend() ? std::span<const int64_t>{}
+                                   : response.last(end - response.rbegin());
+  }
+  const size_t n = std::min(shown.size(), static_cast<size_t>(std::max<int64_t>(max_tokens, 0)));
+  return {shown.begin(), shown.begin() + static_cast<std::ptrdiff_t>(n)};
+}
 
 void check_template(std::string_view prompt_template, std::string_view key) {
   for (const std::string_view slot : {kProblemSlot, kSolutionsSlot}) {
@@ -165,34 +183,10 @@ std::string refinement_prompt(std::string_view prompt_template, std::string_view
   std::vector<std::string> others;
   for (size_t i = 0; i < candidates.size(); ++i)
     if (i != own) others.push_back(candidates[i]);
-  const std::string own_text = numbered_solutions({candidates[own]});
   return fill_slots(prompt_template, {{kProblemSlot, std::string(problem)},
                                       {kSolutionsSlot, numbered_solutions(others)},
-                                      // The own proposal without its "\nSolution 1: " label.
-                                      {kOwnSlot, own_text.substr(own_text.find(": ") + 2)}});
+                                      {kOwnSlot, shown_candidate(candidates[own])}});
 }
-
-namespace {
-
-// Answers grouped by answers_match, in order of first appearance.
-std::vector<Vote> answer_clusters(const std::vector<std::optional<std::string>>& answers,
-                                  rewards::MatchMode mode) {
-  std::vector<Vote> clusters;
-  for (const std::optional<std::string>& a : answers) {
-    if (!a) continue;
-    const auto same = std::find_if(clusters.begin(), clusters.end(), [&](const Vote& c) {
-      return rewards::answers_match(*a, *c.answer, mode);
-    });
-    if (same == clusters.end()) {
-      clusters.push_back({.answer = *a, .votes = 1});
-    } else {
-      ++same->votes;
-    }
-  }
-  return clusters;
-}
-
-}  // namespace
 
 int64_t distinct_answers(const std::vector<std::optional<std::string>>& answers,
                          rewards::MatchMode mode) {

@@ -99,17 +99,9 @@ std::vector<std::vector<rewards::Response>> refine_candidates(
           *problems[p].record,
           refinement_prompt(format.refine_template, problems[p].record->prompt, shown, j),
           tokenizer, refiner.config()));
-      const auto need =
-          static_cast<int64_t>(records.back().tokens.size()) + sampling.max_new_tokens;
-      if (need > refiner.config().max_seq_len) {
-        throw config::ConfigError(
-            "aggregate.refine_template",
-            "a refinement prompt over " + std::to_string(shown.size()) +
-                " candidates plus its new tokens is " + std::to_string(need) +
-                " positions, more than model.max_seq_len (" +
-                std::to_string(refiner.config().max_seq_len) +
-                "); lower aggregate.candidate_max_tokens or shorten the template");
-      }
+      check_fits(records.back(), sampling.max_new_tokens, refiner.config(),
+                 "aggregate.refine_template",
+                 "a refinement prompt over " + std::to_string(shown.size()) + " candidates");
     }
   }
   for (const data::PromptRecord& r : records)
@@ -140,6 +132,18 @@ data::PromptRecord aggregation_record_from_prompt(const data::PromptRecord& prob
   r.images = problem.images;
   r.answer = problem.answer;
   return r;
+}
+
+void check_fits(const data::PromptRecord& record, int64_t max_new_tokens,
+                const model::ModelConfig& model, const std::string& key, const std::string& what) {
+  const auto need = static_cast<int64_t>(record.tokens.size()) + max_new_tokens;
+  if (need > model.max_seq_len) {
+    throw config::ConfigError(key, what + " plus its new tokens is " + std::to_string(need) +
+                                       " positions, more than model.max_seq_len (" +
+                                       std::to_string(model.max_seq_len) +
+                                       "); lower aggregate.candidate_max_tokens or shorten "
+                                       "the template");
+  }
 }
 
 std::vector<rewards::Response> aggregate(const model::Model& aggregator,

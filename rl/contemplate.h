@@ -59,6 +59,12 @@ data::PromptRecord aggregation_record_from_prompt(const data::PromptRecord& prob
                                                   const data::Tokenizer& tokenizer,
                                                   const model::ModelConfig& model);
 
+// Throws config::ConfigError naming `key` when `record` (`what`, e.g. "an
+// aggregator prompt over 4 candidates") plus `max_new_tokens` does not fit
+// model.max_seq_len.
+void check_fits(const data::PromptRecord& record, int64_t max_new_tokens,
+                const model::ModelConfig& model, const std::string& key, const std::string& what);
+
 // The aggregator's answers to `records` (temperature 0 = greedy), ending at
 // end-of-text, as the rewards see them.
 std::vector<rewards::Response> aggregate(const model::Model& aggregator,

@@ -10,17 +10,12 @@
 #   BUILD_DIR (default build)   NO_BUILD=1 to use the existing binary
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build_dir="${BUILD_DIR:-build}"
-if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  BUILD_DIR="$build_dir" bash scripts/build.sh checkpoint_bench >/dev/null
-fi
-MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
-results="${RESULTS_DIR:-$(mktemp -d)}"
-mkdir -p "$results"
+source bench/common.sh
+bench_prepare checkpoint_bench
 parent="${CKPT_DIR:-${TMPDIR:-/tmp}}"
 mkdir -p "$parent"
 work=$(mktemp -d -p "$parent" checkpoint-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-"$MUSE_VENV/bin/python" bench/checkpoint/bench.py --bench "$build_dir/bin/checkpoint_bench" \
+"$py" bench/checkpoint/bench.py --bench "$build_dir/bin/checkpoint_bench" \
   --dir "$work/d" --out "$results/checkpoint.json" --reps "${REPS:-5}" \
   --preset "${PRESET:-small}" ${LAYERS:+--layers "$LAYERS"}

@@ -7,15 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/build.sh comm_bench >/dev/null
-MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
+py="${MUSE_VENV:-$HOME/.cache/muse-train/venv}/bin/python"
 ranks=${RANKS:-2} reps=${REPS:-20} max_mib=${MAX_MIB:-64}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun -np "$ranks" --oversubscribe --bind-to none build/bin/comm_bench \
   --reps "$reps" --max-mib "$max_mib" >"$out/muse.jsonl"
-"$MUSE_VENV/bin/python" bench/comm/torch_gloo_bench.py --ranks "$ranks" --reps "$reps" \
+"$py" bench/comm/torch_gloo_bench.py --ranks "$ranks" --reps "$reps" \
   --max-mib "$max_mib" >"$out/gloo.jsonl"
-"$MUSE_VENV/bin/python" bench/comm/report.py "$out/muse.jsonl" "$out/gloo.jsonl" "$ranks" \
+"$py" bench/comm/report.py "$out/muse.jsonl" "$out/gloo.jsonl" "$ranks" \
   >docs/bench-comm.md
 cat docs/bench-comm.md

@@ -9,13 +9,8 @@
 #   BUILD_DIR (default build)   NO_BUILD=1 to use the existing binaries
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build_dir="${BUILD_DIR:-build}"
-if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  BUILD_DIR="$build_dir" bash scripts/build.sh data_bench muse-train >/dev/null
-fi
-MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
-results="${RESULTS_DIR:-$(mktemp -d)}"
-mkdir -p "$results"
-"$MUSE_VENV/bin/python" bench/data/bench.py --data-bench "$build_dir/bin/data_bench" \
+source bench/common.sh
+bench_prepare data_bench muse-train
+"$py" bench/data/bench.py --data-bench "$build_dir/bin/data_bench" \
   --muse "$build_dir/bin/muse-train" --out "$results/data.json" --reps "${REPS:-2}" \
   --presets "${PRESETS:-tiny,small}" ${THREADS:+--threads "$THREADS"}

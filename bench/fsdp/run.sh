@@ -10,11 +10,7 @@
 #   NO_BUILD=1 to use the existing binary
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build_dir="${BUILD_DIR:-build}"
-if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  BUILD_DIR="$build_dir" bash scripts/build.sh muse-train >/dev/null
-fi
-results_dir="${RESULTS_DIR:-$(mktemp -d)}"
-MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
-"$MUSE_VENV/bin/python" bench/fsdp/bench.py --muse "$build_dir/bin/muse-train" \
-  --results-dir "$results_dir" --reps "${REPS:-2}" --presets "${PRESETS:-tiny,small}"
+source bench/common.sh
+bench_prepare muse-train
+"$py" bench/fsdp/bench.py --muse "$build_dir/bin/muse-train" \
+  --results-dir "$results" --reps "${REPS:-2}" --presets "${PRESETS:-tiny,small}"

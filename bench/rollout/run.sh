@@ -17,16 +17,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS=0
-build_dir="${BUILD_DIR:-build}"
-if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  BUILD_DIR="$build_dir" bash scripts/build.sh rollout_bench muse-train muse-export >/dev/null
-fi
+source bench/common.sh
+bench_prepare rollout_bench muse-train muse-export
 bin="$build_dir/bin"
-py="${MUSE_VENV:-$HOME/.cache/muse-train/venv}/bin/python"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-results="${RESULTS_DIR:-$work/results}"
-mkdir -p "$results"
 
 # checkpoint PRESET: a checkpoint of PRESET, given or from a short pretraining
 # run on the tiny shards (the small preset with the tiny data's 8x8 grayscale

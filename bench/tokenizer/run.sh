@@ -10,16 +10,10 @@
 #   BUILD_DIR (default build)   NO_BUILD=1 to use the existing binary
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build_dir="${BUILD_DIR:-build}"
-if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  BUILD_DIR="$build_dir" bash scripts/build.sh tokenizer_bench >/dev/null
-fi
-MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
-py="$MUSE_VENV/bin/python"
+source bench/common.sh
+bench_prepare tokenizer_bench
 bench="$build_dir/bin/tokenizer_bench"
 reps=${REPS:-3} vocab=${VOCAB:-4096}
-results="${RESULTS_DIR:-$(mktemp -d)}"
-mkdir -p "$results"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 start=$SECONDS

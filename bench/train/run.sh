@@ -14,18 +14,13 @@
 #   BUILD_DIR (default build)   NO_BUILD=1 to use the existing binaries
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build_dir="${BUILD_DIR:-build}"
-if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  BUILD_DIR="$build_dir" bash scripts/build.sh muse-train muse-export >/dev/null
-fi
-results_dir="${RESULTS_DIR:-$(mktemp -d)}"
-mkdir -p "$results_dir"
+source bench/common.sh
+bench_prepare muse-train muse-export
 extra=()
 [[ "${OVERHEADS:-0}" == 1 ]] && extra+=(--overheads)
 [[ -n "${SAVE:-}" ]] && extra+=(--save "$SAVE")
-MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
-"$MUSE_VENV/bin/python" bench/train/bench.py --muse "$build_dir/bin/muse-train" \
-  --export "$build_dir/bin/muse-export" --json "$results_dir/train.json" \
+"$py" bench/train/bench.py --muse "$build_dir/bin/muse-train" \
+  --export "$build_dir/bin/muse-export" --json "$results/train.json" \
   --reps "${REPS:-2}" ${THREADS:+--threads "$THREADS"} --presets "${PRESETS:-tiny,small}" \
   "${extra[@]}"
-echo "wrote $results_dir/train.json" >&2
+echo "wrote $results/train.json" >&2
