@@ -26,7 +26,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 from machine import cpu_model, follow_steps  # noqa: E402
-from torch_model import PRESETS as MODEL_PRESETS  # noqa: E402
 
 RANKS = 2
 BATCH, SEQ_LEN = 8, 256
@@ -268,10 +267,8 @@ def summarize(runs, preset, mode):
     out["fsdp2"]["peak_at"] = [r["peak_at"] for r in later]
     out["plan"] = parse_plan(runs["plan"][(preset, mode)])
     # Exactly: shard_bytes is 16 bytes per shard element (docs/memory.md),
-    # the optimizer scratch 9.
-    out["muse"]["scratch"] = 9 * muse_reps[0][0]["shard_bytes"] // 16
-    cfg = MODEL_PRESETS[preset]
-    out["muse"]["embed_grad"] = 4 * cfg["vocab_size"] * cfg["dim"]
+    # the optimizer scratch (the weight-decay mask) 1.
+    out["muse"]["scratch"] = muse_reps[0][0]["shard_bytes"] // 16
     return out
 
 
@@ -493,26 +490,13 @@ def discussion(args, summaries):
     w("| FSDP2, measured | " + " | ".join(mib(s["fsdp2"]["tensor"])
                                           for s in summaries.values()) + " |")
     w("")
-    without = ", ".join(
-        f"{p} {m} {mib(s['muse']['tensor'] - s['muse']['scratch'] - s['muse']['embed_grad'])}"
-        f" against {mib(s['fsdp2']['tensor'])}" for (p, m), s in summaries.items())
-    w("Two of muse-train's buffers are alive at that moment with no counterpart in FSDP2. "
-      "The *optimizer scratch*: muse-train's AdamW keeps two fp32 update buffers and the "
-      "bool weight-decay mask for the whole shard (9 bytes per parameter over N, "
+    w("One of muse-train's buffers is alive at that moment with no counterpart in FSDP2: the "
+      "bool weight-decay mask of the whole shard (1 byte per parameter over N, "
       + ", ".join(f"{p} {mib(s['muse']['scratch'])}" for (p, m), s in summaries.items()
                   if m == "recompute") +
-      ") through the step, while `torch.optim.AdamW` allocates one parameter's "
-      "temporaries at a time, after the backward. And the tied embedding's full gradient "
-      "buffer (V x C fp32, "
-      + ", ".join(f"{p} {mib(s['muse']['embed_grad'])}" for (p, m), s in summaries.items()
-                  if m == "recompute") +
-      "), which muse-train allocates before the head's backward (docs/memory.md), while "
-      "autograd creates the token table's gradient only when the head's matmul backward "
-      "produces it, after the log-softmax backward. Without the two, muse-train's "
-      f"measured peak would be {without}. A fused AdamW over the flat shard "
-      "(`at::_fused_adamw_`, which needs no update buffers, with the weight decay applied "
-      "per parameter range instead of through a mask), and allocating the embedding's "
-      "gradient buffer when the head's weight gradient arrives, would remove both. Peak "
+      "), which `torch.optim.AdamW` does not need because it decays parameter by parameter. "
+      "The one-pass CPU AdamW keeps no fp32 update buffers, and the tied embedding's full "
+      "gradient is made after the head's backward, off the peak (docs/memory.md). Peak "
       "RSS tells another story: importing torch (this wheel loads its CUDA libraries) "
       "leaves a Python process about half a GiB resident before any tensor exists, which "
       "muse-train's LibTorch binary does not load.\n")
