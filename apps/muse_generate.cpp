@@ -274,7 +274,7 @@ int run(const Options& o) {
   }
   const model::Model& refiner = cfg.aggregate.refine_by == "aggregator" ? aggregator : solver;
   rl::SolverSampling refine_sampling = solver_sampling;
-  refine_sampling.seed = rl::mix_seed({o.seed, 1});  // revisions apart from the first samples
+  refine_sampling.seed = config::mix_seed({o.seed, 1});  // revisions apart from the first samples
   const rl::SolverSampling final_sampling{.temperature = k > 0 ? 0 : o.temperature.value_or(0),
                                           .max_new_tokens = max_new,
                                           .seed = o.seed,

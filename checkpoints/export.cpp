@@ -8,6 +8,7 @@
 #include "checkpoints/manifest.h"
 #include "checkpoints/posix_file.h"
 #include "checkpoints/safetensors.h"
+#include "model/family.h"
 #include "model/layout.h"
 #include "muse/version.h"
 
@@ -17,8 +18,6 @@ namespace {
 using detail::Json;
 namespace fs = std::filesystem;
 
-constexpr std::string_view kProjectorPrefix = "multi_modal_projector.";
-constexpr const char* kProjectorFile = "multi_modal_projector.safetensors";
 constexpr const char* kMuseConfigFile = "muse_config.json";
 // The transformers release the exported files are tested with.
 constexpr const char* kTransformersVersion = "5.23.0";
@@ -38,7 +37,7 @@ std::vector<Param> params_of(const model::ModelConfig& cfg) {
 }
 
 bool is_projector(const Param& p) {
-  return p.spec.name.starts_with(kProjectorPrefix);
+  return &model::family_of(*p.spec.row) == &model::projector_family();
 }
 
 at::Tensor read_param(const Checkpoint& ckpt, const Param& p) {
@@ -114,28 +113,27 @@ Json hf_config(const model::ModelConfig& cfg, const TokenizerFacts& tok, at::Sca
   const char* dtype_name = dtype == at::kFloat  ? "float32"
                            : dtype == at::kHalf ? "float16"
                                                 : "bfloat16";
+  const model::Family& family = model::llama_family();
   Json j;
-  j["architectures"] = {"LlamaForCausalLM"};
-  j["model_type"] = "llama";
-  j["vocab_size"] = cfg.vocab_size;
-  j["hidden_size"] = cfg.dim;
-  j["intermediate_size"] = cfg.ffn_hidden;
-  j["num_hidden_layers"] = cfg.n_layers;
-  j["num_attention_heads"] = cfg.n_heads;
-  j["num_key_value_heads"] = cfg.n_kv_heads;
-  j["head_dim"] = cfg.head_dim();
-  j["hidden_act"] = "silu";
-  j["max_position_embeddings"] = cfg.max_seq_len;
-  j["rms_norm_eps"] = cfg.norm_eps;
-  j["rope_theta"] = cfg.rope_theta;
-  j["rope_scaling"] = nullptr;
-  j["tie_word_embeddings"] = cfg.tie_embeddings;
-  j["attention_bias"] = false;
-  j["mlp_bias"] = false;
-  j["attention_dropout"] = 0.0;
-  j["initializer_range"] = cfg.init_std;
-  j["pretraining_tp"] = 1;
-  j["use_cache"] = true;
+  j["architectures"] = {family.hf_architecture};
+  j["model_type"] = family.hf_model_type;
+  for (const model::HfConfigKey& key : family.hf_config) {
+    const std::string name(key.hf_key);
+    switch (key.kind) {
+      case model::HfConfigKey::kInt:
+        j[name] = static_cast<int64_t>(key.value(cfg));
+        break;
+      case model::HfConfigKey::kReal:
+        j[name] = key.value(cfg);
+        break;
+      case model::HfConfigKey::kBool:
+        j[name] = key.value(cfg) != 0;
+        break;
+      case model::HfConfigKey::kFixed:
+        j[name] = Json::parse(key.fixed);
+        break;
+    }
+  }
   j["bos_token_id"] = tok.bos;
   j["eos_token_id"] = tok.eos;
   j["pad_token_id"] = tok.pad >= 0 ? Json(tok.pad) : Json(nullptr);
@@ -229,7 +227,8 @@ ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out_arg,
     write_json(tmp / "model.safetensors.index.json",
                Json{{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}});
   }
-  write_group(kProjectorFile, projector);
+  const std::string projector_file(model::projector_family().hf_file);
+  write_group(projector_file, projector);
 
   write_json(tmp / "config.json", hf_config(cfg, tok, options.dtype));
   Json generation{{"bos_token_id", tok.bos},
@@ -255,7 +254,7 @@ ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out_arg,
                   {"source", {{"checkpoint", ckpt.dir().string()}, {"step", ckpt.step()}}},
                   {"model", detail::model_to_json(cfg)},
                   {"multi_modal_projector",
-                   {{"file", kProjectorFile},
+                   {{"file", projector_file},
                     {"image_token_id", cfg.image_token_id},
                     {"image_size", cfg.image_size},
                     {"patch_size", cfg.patch_size},
@@ -280,7 +279,9 @@ ExportSummary export_gguf(const Checkpoint& ckpt, const fs::path& out,
   const model::ModelConfig& cfg = ckpt.model();
   const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
   GgufWriter w(out);
-  w.add_string("general.architecture", "llama");
+  const model::Family& family = model::llama_family();
+  const std::string arch(family.gguf_architecture);
+  w.add_string("general.architecture", arch);
   w.add_string("general.type", "model");
   w.add_string("general.name", "muse");
   w.add_uint32("general.file_type", options.dtype == at::kFloat  ? 0
@@ -289,18 +290,13 @@ ExportSummary export_gguf(const Checkpoint& ckpt, const fs::path& out,
   w.add_uint32("general.quantization_version", 2);
   w.add_uint32("general.alignment", static_cast<uint32_t>(kGgufAlignment));
   const auto u32 = [](int64_t v) { return static_cast<uint32_t>(v); };
-  w.add_uint32("llama.context_length", u32(cfg.max_seq_len));
-  w.add_uint32("llama.embedding_length", u32(cfg.dim));
-  w.add_uint32("llama.block_count", u32(cfg.n_layers));
-  w.add_uint32("llama.feed_forward_length", u32(cfg.ffn_hidden));
-  w.add_uint32("llama.attention.head_count", u32(cfg.n_heads));
-  w.add_uint32("llama.attention.head_count_kv", u32(cfg.n_kv_heads));
-  w.add_uint32("llama.attention.key_length", u32(cfg.head_dim()));
-  w.add_uint32("llama.attention.value_length", u32(cfg.head_dim()));
-  w.add_uint32("llama.rope.dimension_count", u32(cfg.head_dim()));
-  w.add_float32("llama.rope.freq_base", static_cast<float>(cfg.rope_theta));
-  w.add_float32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(cfg.norm_eps));
-  w.add_uint32("llama.vocab_size", u32(cfg.vocab_size));
+  for (const model::GgufKey& key : family.gguf_keys) {
+    const std::string name = arch + "." + std::string(key.suffix);
+    if (key.kind == model::GgufKey::kUint32)
+      w.add_uint32(name, u32(static_cast<int64_t>(key.value(cfg))));
+    if (key.kind == model::GgufKey::kFloat32)
+      w.add_float32(name, static_cast<float>(key.value(cfg)));
+  }
   w.add_string("tokenizer.ggml.model", "gpt2");
   w.add_string("tokenizer.ggml.pre", "llama-bpe");
   w.add_string_array("tokenizer.ggml.tokens", tok.tokens);
@@ -312,62 +308,29 @@ ExportSummary export_gguf(const Checkpoint& ckpt, const fs::path& out,
   w.add_bool("tokenizer.ggml.add_bos_token", true);
   w.add_bool("tokenizer.ggml.add_eos_token", false);
 
-  // GGUF names (llama.cpp's TENSOR_NAMES); the projector has no place in a
-  // llama GGUF.
-  const auto gguf_name = [](const model::ParamSpec& p, int64_t layer) -> std::string {
-    const std::string blk = "blk." + std::to_string(layer) + ".";
-    switch (p.id) {
-      case model::ParamId::kTokEmbed:
-        return "token_embd.weight";
-      case model::ParamId::kAttnNorm:
-        return blk + "attn_norm.weight";
-      case model::ParamId::kAttnQ:
-        return blk + "attn_q.weight";
-      case model::ParamId::kAttnK:
-        return blk + "attn_k.weight";
-      case model::ParamId::kAttnV:
-        return blk + "attn_v.weight";
-      case model::ParamId::kAttnOut:
-        return blk + "attn_output.weight";
-      case model::ParamId::kFfnNorm:
-        return blk + "ffn_norm.weight";
-      case model::ParamId::kFfnGate:
-        return blk + "ffn_gate.weight";
-      case model::ParamId::kFfnUp:
-        return blk + "ffn_up.weight";
-      case model::ParamId::kFfnDown:
-        return blk + "ffn_down.weight";
-      case model::ParamId::kOutputNorm:
-        return "output_norm.weight";
-      case model::ParamId::kOutput:
-        return "output.weight";
-      default:
-        return "";
-    }
-  };
   struct Planned {
     Param param;
     std::string name;
   };
   std::vector<Planned> planned;
-  const std::vector<model::UnitLayout> layout = model::model_layout(cfg);
-  for (size_t u = 0; u < layout.size(); ++u) {
-    const int64_t layer = static_cast<int64_t>(u) - 1;  // blocks are units 1..n_layers
-    for (const model::ParamSpec& p : layout[u].params) {
-      const std::string name = gguf_name(p, layer);
-      if (name.empty()) continue;
+  // The projector has no GGUF name: a llama GGUF has no place for it.
+  for (const model::UnitLayout& unit : model::model_layout(cfg)) {
+    for (const model::ParamSpec& p : unit.params) {
+      if (p.row->gguf_name.empty()) continue;
+      const std::string name = model::layer_name(p.row->gguf_name, p.layer);
       // Norms (every 1-D tensor) stay F32, as llama.cpp's converter keeps them.
       const at::ScalarType dtype = p.shape.size() == 1 ? at::kFloat : options.dtype;
       w.add_tensor({.name = name, .shape = p.shape, .dtype = dtype});
-      planned.push_back({{p, layout[u].name}, name});
+      planned.push_back({{p, unit.name}, name});
     }
   }
   w.write_header();
   ExportSummary summary;
   for (const Planned& p : planned) {
     at::Tensor t = read_param(ckpt, p.param);
-    if (p.param.spec.id == model::ParamId::kAttnQ) t = interleave_rotary_rows(t, cfg.n_heads);
-    if (p.param.spec.id == model::ParamId::kAttnK) t = interleave_rotary_rows(t, cfg.n_kv_heads);
+    const model::Rotary rotary = p.param.spec.row->rotary;
+    if (rotary == model::Rotary::kQueryRows) t = interleave_rotary_rows(t, cfg.n_heads);
+    if (rotary == model::Rotary::kKeyRows) t = interleave_rotary_rows(t, cfg.n_kv_heads);
     w.write_tensor(p.name, t);
     ++summary.tensors;
   }

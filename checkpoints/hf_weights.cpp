@@ -5,6 +5,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/posix_file.h"
+#include "model/family.h"
 
 namespace muse::checkpoints {
 namespace {
@@ -27,56 +28,48 @@ json read_json(const fs::path& path) {
   }
 }
 
-// config.json against the run's model config: one error naming the key.
+std::string number_text(double v, model::HfConfigKey::Kind kind) {
+  if (kind == model::HfConfigKey::kBool) return v != 0 ? "true" : "false";
+  if (kind == model::HfConfigKey::kInt) return std::to_string(static_cast<int64_t>(v));
+  return json(v).dump();
+}
+
+// config.json against the run's model config, key by key as the family
+// table lists them: one error naming the key.
 void check_config(const fs::path& path, const json& c, const model::ModelConfig& m) {
-  const auto number = [&](const char* key, const json& fallback) -> json {
-    const json v = c.contains(key) ? c[key] : fallback;
-    if (!v.is_number())
-      throw CheckpointError(path.string() + ": " + key + " is missing or not a number");
-    return v;
-  };
-  const std::pair<const char*, int64_t> ints[] = {{"vocab_size", m.vocab_size},
-                                                  {"hidden_size", m.dim},
-                                                  {"num_hidden_layers", m.n_layers},
-                                                  {"num_attention_heads", m.n_heads},
-                                                  {"intermediate_size", m.ffn_hidden}};
-  for (const auto& [key, want] : ints) {
-    const int64_t got = number(key, nullptr).get<int64_t>();
-    if (got != want) {
-      throw CheckpointError(path.string() + ": " + key + " is " + std::to_string(got) +
-                            ", the model config has " + std::to_string(want));
+  const model::Family& family = model::llama_family();
+  for (const model::HfConfigKey& key : family.hf_config) {
+    if (!key.checked) continue;
+    const std::string name(key.hf_key);
+    if (key.kind == model::HfConfigKey::kFixed) {
+      if (c.contains(name) && c[name] != json::parse(key.fixed)) {
+        throw CheckpointError(path.string() + ": " + name + " is " + c[name].dump() + "; the " +
+                              std::string(family.name) + " family supports only " +
+                              std::string(key.fixed));
+      }
+      continue;
+    }
+    double got;
+    if (!c.contains(name) && key.absent) {
+      got = key.absent(m);
+    } else if (key.kind == model::HfConfigKey::kBool && c.contains(name) && c[name].is_boolean()) {
+      got = c[name].get<bool>() ? 1 : 0;
+    } else if (key.kind != model::HfConfigKey::kBool && c.contains(name) && c[name].is_number()) {
+      got = c[name].get<double>();
+    } else {
+      throw CheckpointError(path.string() + ": " + name + " is missing or not a " +
+                            (key.kind == model::HfConfigKey::kBool ? "boolean" : "number"));
+    }
+    const double want = key.value(m);
+    const bool same = key.kind == model::HfConfigKey::kReal
+                          ? std::fabs(got - want) <= 1e-6 * std::fabs(want)
+                          : got == want;
+    if (!same) {
+      throw CheckpointError(path.string() + ": " + name + " is " + number_text(got, key.kind) +
+                            ", the model config has " + number_text(want, key.kind) + " (" +
+                            std::string(key.model_key) + ")");
     }
   }
-  const int64_t kv =
-      number("num_key_value_heads", c.value("num_attention_heads", 0)).get<int64_t>();
-  if (kv != m.n_kv_heads) {
-    throw CheckpointError(path.string() + ": num_key_value_heads is " + std::to_string(kv) +
-                          ", model.n_kv_heads is " + std::to_string(m.n_kv_heads));
-  }
-  const int64_t head_dim = number("head_dim", m.dim / m.n_heads).get<int64_t>();
-  if (head_dim != m.head_dim()) {
-    throw CheckpointError(path.string() + ": head_dim is " + std::to_string(head_dim) +
-                          ", the model's is " + std::to_string(m.head_dim()));
-  }
-  const std::pair<const char*, double> reals[] = {{"rope_theta", m.rope_theta},
-                                                  {"rms_norm_eps", m.norm_eps}};
-  for (const auto& [key, want] : reals) {
-    const double got = number(key, nullptr).get<double>();
-    if (std::fabs(got - want) > 1e-6 * std::fabs(want)) {
-      throw CheckpointError(path.string() + ": " + key + " is " + std::to_string(got) +
-                            ", the model config has " + std::to_string(want));
-    }
-  }
-  if (c.value("tie_word_embeddings", false) != m.tie_embeddings) {
-    throw CheckpointError(path.string() +
-                          ": tie_word_embeddings disagrees with model.tie_embeddings");
-  }
-  if (c.value("attention_bias", false) || c.value("mlp_bias", false))
-    throw CheckpointError(path.string() + ": attention_bias and mlp_bias are not supported");
-  if (c.contains("rope_scaling") && !c["rope_scaling"].is_null())
-    throw CheckpointError(path.string() + ": rope_scaling is not supported");
-  if (c.value("hidden_act", "silu") != "silu")
-    throw CheckpointError(path.string() + ": hidden_act must be silu");
 }
 
 }  // namespace
@@ -107,7 +100,7 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
   } else {
     paths.push_back(dir / "model.safetensors");
   }
-  const fs::path projector = dir / "multi_modal_projector.safetensors";
+  const fs::path projector = dir / model::projector_family().hf_file;
   impl_->projector = fs::exists(projector);
   if (impl_->projector) paths.push_back(projector);
   for (const fs::path& p : paths) {
@@ -119,7 +112,7 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
   }
   for (const model::UnitLayout& unit : model::model_layout(model)) {
     for (const model::ParamSpec& p : unit.params) {
-      const bool is_projector = p.name.starts_with("multi_modal_projector.");
+      const bool is_projector = &model::family_of(*p.row) == &model::projector_family();
       const auto it = impl_->file_of.find(p.name);
       if (it == impl_->file_of.end()) {
         if (is_projector && !impl_->projector) continue;

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "config/schema.h"
+#include "config/splitmix64.h"
 #include "data/data_error.h"
 #include "data/shard.h"
 
@@ -18,19 +19,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// splitmix64: a small, fully specified generator, so that the shuffle is the
-// same with every standard library (std::shuffle and the std distributions
-// are not).
+// The splitmix64 generator (config/splitmix64.h).
 class Random {
  public:
   Random(int64_t seed, int64_t stream) : state_(static_cast<uint64_t>(seed)) {
     state_ = next() ^ (static_cast<uint64_t>(stream) * 0xd1b54a32d192ed03ull);
   }
   uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    const uint64_t z = config::splitmix64(state_);
+    state_ += config::kSplitmix64Step;
+    return z;
   }
   // Uniform in [0, n), without modulo bias.
   uint64_t below(uint64_t n) {

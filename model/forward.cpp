@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "model/linear.h"
+
 namespace muse::model {
 namespace {
 
@@ -160,17 +162,33 @@ at::Tensor embed_forward(const EmbedWeights& w, const ModelConfig& cfg, const In
   return at::index_put(x, {rows, cols}, vecs.reshape({-1, cfg.dim}));
 }
 
+PackedBlock pack_block(const BlockWeights& w, int64_t rows) {
+  return {.wqkv = pack_linear(at::cat({w.wq, w.wk, w.wv}), rows),
+          .wo = pack_linear(w.wo, rows),
+          .w_gate_up = pack_linear(at::cat({w.w_gate, w.w_up}), rows),
+          .w_down = pack_linear(w.w_down, rows)};
+}
+
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at::Tensor& x,
-                         const AttnContext& ctx, LayerCache* cache) {
+                         const AttnContext& ctx, LayerCache* cache, const PackedBlock* packed) {
   const int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, KV = cfg.n_kv_heads,
-                D = cfg.head_dim();
+                D = cfg.head_dim(), F = cfg.ffn_hidden;
   // Attention.
-  const at::Tensor h = rms_norm(x, w.attn_norm, cfg.norm_eps);                  // (B,T,C)
-  const at::Tensor q = at::linear(h, w.wq).view({B, T, H, D}).transpose(1, 2);  // (B,H,T,D)
-  at::Tensor k = at::linear(h, w.wk).view({B, T, KV, D}).transpose(1, 2);       // (B,KV,T,D)
-  at::Tensor v = at::linear(h, w.wv).view({B, T, KV, D}).transpose(1, 2);       // (B,KV,T,D)
-  const at::Tensor q_rot = apply_rope(q, ctx);
-  k = apply_rope(k, ctx);
+  const at::Tensor h = rms_norm(x, w.attn_norm, cfg.norm_eps);  // (B,T,C)
+  at::Tensor q, k, v;                                           // (B,T,H*D), (B,T,KV*D) x 2
+  if (packed) {
+    const at::Tensor qkv = project(h, packed->wqkv);  // (B,T,(H+2KV)*D)
+    q = qkv.narrow(-1, 0, H * D);
+    k = qkv.narrow(-1, H * D, KV * D);
+    v = qkv.narrow(-1, (H + KV) * D, KV * D);
+  } else {
+    q = project(h, w.wq);
+    k = project(h, w.wk);
+    v = project(h, w.wv);
+  }
+  const at::Tensor q_rot = apply_rope(q.view({B, T, H, D}).transpose(1, 2), ctx);  // (B,H,T,D)
+  k = apply_rope(k.view({B, T, KV, D}).transpose(1, 2), ctx);                      // (B,KV,T,D)
+  v = v.view({B, T, KV, D}).transpose(1, 2);                                       // (B,KV,T,D)
   if (cache) {
     const int64_t end = ctx.cache_start + T;
     check(end <= cache->k.size(2), "KV cache full: " + std::to_string(end) + " positions > " +
@@ -186,16 +204,27 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at
   const at::Tensor a = at::scaled_dot_product_attention(
       q_rot, k, v, ctx.mask.defined() ? std::optional<at::Tensor>(ctx.mask) : std::nullopt,
       /*dropout_p=*/0.0, /*is_causal=*/!ctx.mask.defined(), /*scale=*/std::nullopt,
-      /*enable_gqa=*/KV != H);                                                          // (B,H,T,D)
-  const at::Tensor y = x + at::linear(a.transpose(1, 2).reshape({B, T, H * D}), w.wo);  // (B,T,C)
+      /*enable_gqa=*/KV != H);                                             // (B,H,T,D)
+  const at::Tensor attn_out = a.transpose(1, 2).reshape({B, T, H * D});    // (B,T,H*D)
+  const at::Tensor y = x + project(attn_out, packed ? packed->wo : w.wo);  // (B,T,C)
   // SwiGLU MLP.
-  const at::Tensor g = rms_norm(y, w.ffn_norm, cfg.norm_eps);                       // (B,T,C)
-  return y + at::linear(at::silu(at::linear(g, w.w_gate)) * at::linear(g, w.w_up),  // (B,T,F)
-                        w.w_down);
+  const at::Tensor g = rms_norm(y, w.ffn_norm, cfg.norm_eps);  // (B,T,C)
+  at::Tensor gate, up;                                         // (B,T,F) each
+  if (packed) {
+    const at::Tensor gu = project(g, packed->w_gate_up);  // (B,T,2F)
+    gate = gu.narrow(-1, 0, F);
+    up = gu.narrow(-1, F, F);
+  } else {
+    gate = project(g, w.w_gate);
+    up = project(g, w.w_up);
+  }
+  return y + project(at::silu(gate) * up, packed ? packed->w_down : w.w_down);
 }
 
-at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x) {
-  return at::linear(rms_norm(x, w.norm, cfg.norm_eps), w.output);  // (B,T,V)
+at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x,
+                        const at::Tensor& packed_output) {
+  return project(rms_norm(x, w.norm, cfg.norm_eps),
+                 packed_output.defined() ? packed_output : w.output);  // (B,T,V)
 }
 
 at::Tensor counted_targets(const at::Tensor& targets, int64_t image_token_id) {

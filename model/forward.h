@@ -1,7 +1,10 @@
 // The model's forward pass as a chain of pure functions of (weights, inputs),
 // one per unit: embed_forward -> block_forward x n_layers -> head_forward.
 // FSDP gathers a unit's flat buffer, builds its weight views and calls the
-// unit's function; Model chains them for single-process use.
+// unit's function; Model chains them for single-process use; the decoder
+// (generate.h) runs the same functions over a KV cache. block_forward is the
+// model's only transformer block: training, prefill and cached decode steps
+// all go through it.
 //
 // Architecture (Llama family): token embedding; per block x += attn(rmsnorm(x)),
 // x += swiglu(rmsnorm(x)); final rmsnorm; output projection. Attention is
@@ -54,8 +57,10 @@ struct Inputs {
 struct AttnContext {
   at::Tensor cos;  // (B, 1, T, D) fp32
   at::Tensor sin;  // (B, 1, T, D) fp32
-  // (B, 1, T, S) bool, true where a query may attend to a key; undefined means
-  // plain causal attention over the T new positions (S == T).
+  // (B, 1, T, S) bool, true where a query may attend to a key, or floating
+  // point, added to the attention scores (0 or -inf; a mask made once and
+  // broadcast over T); undefined means plain causal attention over the T new
+  // positions (S == T).
   at::Tensor mask;
   int64_t cache_start = 0;  // KV-cache index of the first new position (0 without a cache)
 };
@@ -75,18 +80,33 @@ struct LayerCache {
   at::Tensor v;  // (B, KV, S_max, D)
 };
 
+// A block's projections packed for decode steps of B rows (linear.h): the
+// same weights, q/k/v and gate/up stacked so each is one matrix product.
+struct PackedBlock {
+  at::Tensor wqkv;       // ((H + 2 KV) D, C): wq, wk, wv stacked
+  at::Tensor wo;         // (C, H D)
+  at::Tensor w_gate_up;  // (2 F, C): w_gate, w_up stacked
+  at::Tensor w_down;     // (C, F)
+};
+PackedBlock pack_block(const BlockWeights& w, int64_t rows);
+
 // (B, T, C): token embeddings with the images' patch vectors at their slots.
 // Throws ModelError for inputs that do not fit `cfg`.
 at::Tensor embed_forward(const EmbedWeights& w, const ModelConfig& cfg, const Inputs& in);
 
-// (B, T, C) -> (B, T, C). With `cache`, the new keys/values are written at
-// [ctx.cache_start, ctx.cache_start + T) and attention reads cache positions
-// [0, ctx.cache_start + T); `cache` must not be used under autograd.
+// (B, T, C) -> (B, T, C): x += attn(rmsnorm(x)); x += swiglu(rmsnorm(x)).
+// With `cache`, the new keys/values are written at [ctx.cache_start,
+// ctx.cache_start + T) and attention reads cache positions [0,
+// ctx.cache_start + T); `cache` must not be used under autograd. With
+// `packed` (pack_block of `w`), the projections multiply the packed weights.
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at::Tensor& x,
-                         const AttnContext& ctx, LayerCache* cache = nullptr);
+                         const AttnContext& ctx, LayerCache* cache = nullptr,
+                         const PackedBlock* packed = nullptr);
 
-// (B, T, C) -> (B, T, V) logits.
-at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x);
+// (B, T, C) -> (B, T, V) logits; `packed_output` is w.output packed by
+// pack_linear, or undefined.
+at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x,
+                        const at::Tensor& packed_output = {});
 
 // Next-token cross-entropy summed over the counted targets, and their number.
 // A target counts unless it is -100 or the <image> placeholder.

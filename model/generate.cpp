@@ -11,8 +11,8 @@
 #include <utility>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Context.h>
-#include <ATen/core/dispatch/Dispatcher.h>
+
+#include "model/linear.h"
 
 namespace muse::model {
 namespace {
@@ -21,70 +21,6 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 void check(bool ok, const std::string& message) {
   if (!ok) throw ModelError(message);
-}
-
-// LibTorch's oneDNN linear over a weight reordered once into oneDNN's layout
-// (the pair of operators torch.compile's CPU backend uses), when this LibTorch
-// has them.
-struct OneDnnLinear {
-  using Reorder = at::Tensor(const at::Tensor&, std::optional<int64_t>);
-  using Linear = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                            std::string_view, c10::List<std::optional<at::Scalar>>,
-                            std::optional<std::string_view>);
-  std::optional<c10::TypedOperatorHandle<Reorder>> reorder;
-  std::optional<c10::TypedOperatorHandle<Linear>> linear;
-};
-
-const OneDnnLinear& onednn() {
-  static const OneDnnLinear ops = [] {
-    OneDnnLinear o;
-    if (!at::hasMKLDNN()) return o;
-    const auto reorder =
-        c10::Dispatcher::singleton().findSchema({"mkldnn::_reorder_linear_weight", ""});
-    const auto linear = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
-    if (reorder && linear) {
-      o.reorder = reorder->typed<OneDnnLinear::Reorder>();
-      o.linear = linear->typed<OneDnnLinear::Linear>();
-    }
-    return o;
-  }();
-  return ops;
-}
-
-// `w` (N, K) for linear_step with `rows` input rows: on the CPU, reordered
-// for oneDNN where that beats at::linear (MKL), which repacks the weight on
-// every call once there are 2 or more rows; with one row MKL multiplies
-// matrix by vector without repacking and only the largest weights gain (the
-// output projection). The thresholds are from timing both on an AVX-512 CPU;
-// below them the weight stays dense.
-at::Tensor step_weight(const at::Tensor& w, int64_t rows) {
-  const OneDnnLinear& ops = onednn();
-  const int64_t min_numel = rows > 1 ? int64_t{1} << 18 : int64_t{1} << 20;
-  if (!w.device().is_cpu() || w.scalar_type() != at::kFloat || !ops.reorder ||
-      w.numel() < min_numel)
-    return w.contiguous();
-  return ops.reorder->call(w.contiguous(), rows);
-}
-
-// (..., K) -> (..., N): at::linear(x, w) for a weight made by step_weight.
-at::Tensor linear_step(const at::Tensor& x, const at::Tensor& w) {
-  if (!w.is_mkldnn()) return at::linear(x, w);
-  return onednn().linear->call(x, w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(),
-                               std::nullopt);
-}
-
-// In fp32 whatever the compute dtype, as block_forward does.
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  const at::Tensor xf = x.to(at::kFloat);
-  const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * normed.to(x.scalar_type());
-}
-
-// (B, h, D) rotated by the angles (B, 1, D) of each sequence's position, with
-// `sin` negated on its first half: roll(x) * sin equals rotate_half(x) * sin
-// of block_forward, element for element.
-at::Tensor rope_step(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  return x * cos + at::roll(x, x.size(-1) / 2, -1) * sin;
 }
 
 }  // namespace
@@ -261,37 +197,11 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
   const AttnContext table = attn_context(cfg, at::arange(s_max, pad_.options()).view({1, s_max}),
                                          /*mask=*/{}, 0);
   cos_ = table.cos.view({s_max, D});
-  sin_ = table.sin.view({s_max, D}).clone();
-  sin_.narrow(1, 0, D / 2).neg_();
+  sin_ = table.sin.view({s_max, D});
   const at::Tensor open = at::arange(s_max, pad_.options()).unsqueeze(0) >= pad_.unsqueeze(1);
   mask_ = at::zeros({B, s_max}, flat.options())
               .masked_fill_(open.logical_not(), kNegInf)
               .view({B, 1, 1, s_max});
-}
-
-at::Tensor Decoder::step_block(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
-                               const at::Tensor& sin, const at::Tensor& mask) {
-  const ModelConfig& cfg = model_->config();
-  const BlockWeights w = model_->block_weights(layer);
-  const StepWeights& p = weights_[layer];
-  LayerCache& cache = cache_[layer];
-  const int64_t B = x.size(0), H = cfg.n_heads, KV = cfg.n_kv_heads, D = cfg.head_dim(),
-                F = cfg.ffn_hidden, s = length_;
-  // Attention of the new position over cache positions [0, s].
-  const at::Tensor h = rms_norm(x, w.attn_norm, cfg.norm_eps);             // (B,1,C)
-  const at::Tensor qkv = linear_step(h, p.wqkv).view({B, H + 2 * KV, D});  // (B,H+2KV,D)
-  const at::Tensor qk = rope_step(qkv.narrow(1, 0, H + KV), cos, sin);     // (B,H+KV,D)
-  cache.k.narrow(2, s, 1).copy_(qk.narrow(1, H, KV).unsqueeze(2));
-  cache.v.narrow(2, s, 1).copy_(qkv.narrow(1, H + KV, KV).unsqueeze(2));
-  const at::Tensor a = at::scaled_dot_product_attention(
-      qk.narrow(1, 0, H).unsqueeze(2), cache.k.narrow(2, 0, s + 1), cache.v.narrow(2, 0, s + 1),
-      mask, /*dropout_p=*/0.0, /*is_causal=*/false, /*scale=*/std::nullopt,
-      /*enable_gqa=*/KV != H);  // (B,H,1,D)
-  const at::Tensor y = x + linear_step(a.transpose(1, 2).reshape({B, 1, H * D}), p.wo);  // (B,1,C)
-  // SwiGLU MLP.
-  const at::Tensor gu =
-      linear_step(rms_norm(y, w.ffn_norm, cfg.norm_eps), p.w_gate_up);  // (B,1,2F)
-  return y + linear_step(at::silu(gu.narrow(-1, 0, F)) * gu.narrow(-1, F, F), p.w_down);
 }
 
 void Decoder::step(const at::Tensor& tokens) {
@@ -302,28 +212,23 @@ void Decoder::step(const at::Tensor& tokens) {
         "step needs one token per sequence (" + std::to_string(B) + ")");
   check(s < cos_.size(0),
         "KV cache full: " + std::to_string(s + 1) + " positions > " + std::to_string(cos_.size(0)));
-  if (weights_.empty()) {
-    // Copied on the first step: a decoder that never steps (one new token)
+  if (packed_.empty()) {
+    // Packed on the first step: a decoder that never steps (one new token)
     // does not pay for it.
-    for (int64_t il = 0; il < cfg.n_layers; ++il) {
-      const BlockWeights w = model_->block_weights(il);
-      weights_.push_back({.wqkv = step_weight(at::cat({w.wq, w.wk, w.wv}), B),
-                          .wo = step_weight(w.wo, B),
-                          .w_gate_up = step_weight(at::cat({w.w_gate, w.w_up}), B),
-                          .w_down = step_weight(w.w_down, B)});
-    }
-    output_ = step_weight(model_->head_weights().output, B);
+    for (int64_t il = 0; il < cfg.n_layers; ++il)
+      packed_.push_back(pack_block(model_->block_weights(il), B));
+    packed_output_ = pack_linear(model_->head_weights().output, B);
   }
   const Inputs in{.tokens = tokens.to(pad_.device(), at::kLong).view({B, 1})};  // (B,1)
   const at::Tensor positions = s - pad_;                                        // (B)
-  const at::Tensor cos = cos_.index_select(0, positions).view({B, 1, D});       // (B,1,D)
-  const at::Tensor sin = sin_.index_select(0, positions).view({B, 1, D});
-  const at::Tensor mask = mask_.narrow(3, 0, s + 1);               // (B,1,1,s+1)
+  const AttnContext ctx{.cos = cos_.index_select(0, positions).view({B, 1, 1, D}),
+                        .sin = sin_.index_select(0, positions).view({B, 1, 1, D}),
+                        .mask = mask_.narrow(3, 0, s + 1),  // (B,1,1,s+1)
+                        .cache_start = s};
   at::Tensor x = embed_forward(model_->embed_weights(), cfg, in);  // (B,1,C)
   for (int64_t il = 0; il < cfg.n_layers; ++il)
-    x = step_block(il, x, cos, sin, mask);
-  const HeadWeights head = model_->head_weights();
-  logits_ = linear_step(rms_norm(x, head.norm, cfg.norm_eps), output_)
+    x = block_forward(model_->block_weights(il), cfg, x, ctx, &cache_[il], &packed_[il]);
+  logits_ = head_forward(model_->head_weights(), cfg, x, packed_output_)
                 .select(1, 0)
                 .to(at::kFloat);  // (B,V)
   length_ = s + 1;

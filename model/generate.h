@@ -81,14 +81,13 @@ Inputs left_padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& pro
 // autograd. Rotary positions past model.max_seq_len are computed but were
 // never trained: keep prompt + new tokens within it.
 //
-// The prompts go through the model's block_forward; the one-position steps
-// use the same computation with the query/key/value and gate/up projections
-// fused into one matrix product each, rotary tables and the padding mask
-// computed once, and, on the CPU, every projection's weights reordered once
-// into oneDNN's layout for the batch (a decode step's matrix products have B
-// rows, too few to amortise repacking the weights on every call). Those
-// copies of the weights are made at the first step() and do not follow later
-// changes to the model.
+// The prompts and the one-position steps both go through the model's
+// block_forward. The steps pass it the blocks' weights packed (pack_block:
+// q/k/v and gate/up stacked into one matrix product each and, on the CPU,
+// reordered once into oneDNN's layout for the batch, since a decode step's
+// products have B rows, too few to amortise repacking on every call), and
+// rotary tables and the padding mask computed once. The packed copies are
+// made at the first step() and do not follow later changes to the model.
 class Decoder {
  public:
   // Runs the prompts (each non-empty) through the model, with room in the
@@ -101,27 +100,15 @@ class Decoder {
   void step(const at::Tensor& tokens);
 
  private:
-  // One block's projections for the decode steps: dense, or in oneDNN's
-  // layout on the CPU (see linear_step in generate.cpp).
-  struct StepWeights {
-    at::Tensor wqkv;       // ((H + 2 KV) D, C): wq, wk, wv stacked
-    at::Tensor wo;         // (C, H D)
-    at::Tensor w_gate_up;  // (2 F, C): w_gate, w_up stacked
-    at::Tensor w_down;     // (C, F)
-  };
-
-  at::Tensor step_block(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
-                        const at::Tensor& sin, const at::Tensor& mask);
-
-  const Model* model_;                // [not null] must outlive the decoder
-  at::Tensor pad_;                    // (B) int64: left-padding of each sequence
-  std::vector<LayerCache> cache_;     // [n_layers], each (B, KV, S_max, D)
-  std::vector<StepWeights> weights_;  // [n_layers]
-  at::Tensor output_;                 // (V, C): the head's output projection, as weights_
-  at::Tensor cos_, sin_;  // (S_max, D) fp32 rotary tables; sin_ negated on its first half
-  at::Tensor mask_;       // (B, 1, 1, S_max): 0 where a sequence may attend, -inf on its pads
-  int64_t length_ = 0;    // cache positions filled (padded prompt + steps)
-  at::Tensor logits_;     // (B, V)
+  const Model* model_;               // [not null] must outlive the decoder
+  at::Tensor pad_;                   // (B) int64: left-padding of each sequence
+  std::vector<LayerCache> cache_;    // [n_layers], each (B, KV, S_max, D)
+  std::vector<PackedBlock> packed_;  // [n_layers] the blocks' weights packed for B rows
+  at::Tensor packed_output_;         // (V, C): the head's output projection, packed
+  at::Tensor cos_, sin_;             // (S_max, D) fp32 rotary tables
+  at::Tensor mask_;     // (B, 1, 1, S_max): 0 where a sequence may attend, -inf on its pads
+  int64_t length_ = 0;  // cache positions filled (padded prompt + steps)
+  at::Tensor logits_;   // (B, V)
 };
 
 // Generates for every prompt until a stop token or its max_new_tokens

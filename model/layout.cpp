@@ -5,30 +5,35 @@
 namespace muse::model {
 namespace {
 
-// Appends the parameter `id` of `shape` at the end of `unit`.
-void append(UnitLayout& unit, ParamId id, int64_t layer, std::vector<int64_t> shape) {
-  int64_t numel = 1;
-  for (int64_t s : shape)
-    numel *= s;
-  unit.params.push_back({id, param_name(id, layer), std::move(shape), unit.numel, numel,
-                         param_kind(id).weight_decay});
-  unit.numel += numel;
+// The unit of `kind` (layer `layer` for a block): every present row of the
+// model's families for that unit, back to back in table order.
+UnitLayout make_unit(const ModelConfig& cfg, UnitKind kind, int64_t layer, std::string name) {
+  UnitLayout unit{.name = std::move(name)};
+  for (const Family* family : model_families(cfg)) {
+    for (const ParamRow& row : family->params) {
+      if (row.unit != kind || !present(row, cfg)) continue;
+      std::vector<int64_t> shape = param_shape(row, cfg);
+      int64_t numel = 1;
+      for (int64_t s : shape)
+        numel *= s;
+      unit.params.push_back({.id = row.id,
+                             .row = &row,
+                             .layer = layer,
+                             .name = layer_name(row.hf_name, layer),
+                             .shape = std::move(shape),
+                             .offset = unit.numel,
+                             .numel = numel,
+                             .weight_decay = row.weight_decay});
+      unit.numel += numel;
+    }
+  }
+  return unit;
 }
 
 }  // namespace
 
-const ParamKind& param_kind(ParamId id) {
-  for (const auto& k : kParamKinds) {
-    if (k.id == id) return k;
-  }
-  throw std::out_of_range("no such ParamId");
-}
-
 std::string param_name(ParamId id, int64_t layer) {
-  std::string name(param_kind(id).name);
-  const size_t at = name.find("{i}");
-  if (at != std::string::npos) name.replace(at, 3, std::to_string(layer));
-  return name;
+  return layer_name(param_row(id).hf_name, layer);
 }
 
 const ParamSpec& UnitLayout::param(ParamId id) const {
@@ -39,35 +44,11 @@ const ParamSpec& UnitLayout::param(ParamId id) const {
 }
 
 std::vector<UnitLayout> model_layout(const ModelConfig& cfg) {
-  const int64_t C = cfg.dim, V = cfg.vocab_size, F = cfg.ffn_hidden;
-  const int64_t HD = cfg.n_heads * cfg.head_dim(), KVD = cfg.n_kv_heads * cfg.head_dim();
   std::vector<UnitLayout> units;
-
-  UnitLayout embed{.name = "embed"};
-  append(embed, ParamId::kTokEmbed, 0, {V, C});
-  append(embed, ParamId::kPatchProjWeight, 0, {C, cfg.patch_dim()});
-  append(embed, ParamId::kPatchProjBias, 0, {C});
-  append(embed, ParamId::kPatchPos, 0, {cfg.n_patches(), C});
-  units.push_back(std::move(embed));
-
-  for (int64_t il = 0; il < cfg.n_layers; ++il) {
-    UnitLayout block{.name = "block." + std::to_string(il)};
-    append(block, ParamId::kAttnNorm, il, {C});
-    append(block, ParamId::kAttnQ, il, {HD, C});
-    append(block, ParamId::kAttnK, il, {KVD, C});
-    append(block, ParamId::kAttnV, il, {KVD, C});
-    append(block, ParamId::kAttnOut, il, {C, HD});
-    append(block, ParamId::kFfnNorm, il, {C});
-    append(block, ParamId::kFfnGate, il, {F, C});
-    append(block, ParamId::kFfnUp, il, {F, C});
-    append(block, ParamId::kFfnDown, il, {C, F});
-    units.push_back(std::move(block));
-  }
-
-  UnitLayout head{.name = "head"};
-  append(head, ParamId::kOutputNorm, 0, {C});
-  if (!cfg.tie_embeddings) append(head, ParamId::kOutput, 0, {V, C});
-  units.push_back(std::move(head));
+  units.push_back(make_unit(cfg, UnitKind::kEmbed, 0, "embed"));
+  for (int64_t il = 0; il < cfg.n_layers; ++il)
+    units.push_back(make_unit(cfg, UnitKind::kBlock, il, "block." + std::to_string(il)));
+  units.push_back(make_unit(cfg, UnitKind::kHead, 0, "head"));
   return units;
 }
 

@@ -1,7 +1,8 @@
 // Where every parameter lives: the model is a list of units (embed, one per
 // transformer block, head), and each unit's parameters are one flat fp32
-// buffer. A UnitLayout is pure data (names, shapes, offsets), so sharding,
-// checkpointing and export are arithmetic on this table.
+// buffer. A UnitLayout is pure data (names, shapes, offsets) made from the
+// family tables (family.h), so sharding, checkpointing and export are
+// arithmetic on it.
 //
 // Shapes: C model width, V vocab, H heads, KV kv-heads, D head dim,
 // F ffn hidden, P patch size, Ch image channels, Np patches per image.
@@ -12,74 +13,21 @@
 #include <string_view>
 #include <vector>
 
+#include "model/family.h"
 #include "model/model_config.h"
 
 namespace muse::model {
 
-// Every kind of parameter the model has.
-enum class ParamId {
-  kTokEmbed,         // (V, C)
-  kPatchProjWeight,  // (C, P*P*Ch)
-  kPatchProjBias,    // (C)
-  kPatchPos,         // (Np, C)
-  kAttnNorm,         // (C)
-  kAttnQ,            // (H*D, C)
-  kAttnK,            // (KV*D, C)
-  kAttnV,            // (KV*D, C)
-  kAttnOut,          // (C, H*D)
-  kFfnNorm,          // (C)
-  kFfnGate,          // (F, C)
-  kFfnUp,            // (F, C)
-  kFfnDown,          // (C, F)
-  kOutputNorm,       // (C)
-  kOutput,           // (V, C), absent when tied
-};
-
-enum class ParamInit {
-  kOnes,          // norm gains
-  kZeros,         // biases
-  kNormal,        // N(0, init_std)
-  kNormalScaled,  // N(0, init_std / sqrt(2 * n_layers)): projections back into the residual stream
-};
-
-// The one table of parameter kinds: stored name (Hugging Face Llama names for
-// the text backbone; "{i}" is the layer index), initialisation, and whether
-// AdamW decays it (matrices yes; norms and biases no).
-struct ParamKind {
-  ParamId id;
-  std::string_view name;
-  ParamInit init;
-  bool weight_decay;
-};
-inline constexpr ParamKind kParamKinds[] = {
-    {ParamId::kTokEmbed, "model.embed_tokens.weight", ParamInit::kNormal, true},
-    {ParamId::kPatchProjWeight, "multi_modal_projector.patch_proj.weight", ParamInit::kNormal,
-     true},
-    {ParamId::kPatchProjBias, "multi_modal_projector.patch_proj.bias", ParamInit::kZeros, false},
-    {ParamId::kPatchPos, "multi_modal_projector.patch_pos", ParamInit::kNormal, true},
-    {ParamId::kAttnNorm, "model.layers.{i}.input_layernorm.weight", ParamInit::kOnes, false},
-    {ParamId::kAttnQ, "model.layers.{i}.self_attn.q_proj.weight", ParamInit::kNormal, true},
-    {ParamId::kAttnK, "model.layers.{i}.self_attn.k_proj.weight", ParamInit::kNormal, true},
-    {ParamId::kAttnV, "model.layers.{i}.self_attn.v_proj.weight", ParamInit::kNormal, true},
-    {ParamId::kAttnOut, "model.layers.{i}.self_attn.o_proj.weight", ParamInit::kNormalScaled, true},
-    {ParamId::kFfnNorm, "model.layers.{i}.post_attention_layernorm.weight", ParamInit::kOnes,
-     false},
-    {ParamId::kFfnGate, "model.layers.{i}.mlp.gate_proj.weight", ParamInit::kNormal, true},
-    {ParamId::kFfnUp, "model.layers.{i}.mlp.up_proj.weight", ParamInit::kNormal, true},
-    {ParamId::kFfnDown, "model.layers.{i}.mlp.down_proj.weight", ParamInit::kNormalScaled, true},
-    {ParamId::kOutputNorm, "model.norm.weight", ParamInit::kOnes, false},
-    {ParamId::kOutput, "lm_head.weight", ParamInit::kNormal, true},
-};
-
-const ParamKind& param_kind(ParamId id);
-
-// The stored name of a parameter; `layer` fills "{i}" in block parameters.
+// The stored (Hugging Face) name of a parameter; `layer` fills "{i}" in
+// block parameters.
 std::string param_name(ParamId id, int64_t layer = 0);
 
 // One parameter inside its unit's flat buffer: elements [offset, offset+numel).
 struct ParamSpec {
   ParamId id;
-  std::string name;
+  const ParamRow* row;  // [not null] its family table row
+  int64_t layer;        // the block's layer index; 0 outside blocks
+  std::string name;     // the Hugging Face name
   std::vector<int64_t> shape;
   int64_t offset;
   int64_t numel;

@@ -5,21 +5,27 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "config/splitmix64.h"
+
 namespace muse::model {
 namespace {
 
-// SplitMix64's finaliser: nearby inputs give unrelated outputs.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
+uint64_t param_seed(uint64_t seed, int64_t unit_index, int64_t param_index) {
+  using config::splitmix64;
+  return splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(unit_index)) ^
+                    static_cast<uint64_t>(param_index));
 }
 
-uint64_t param_seed(uint64_t seed, int64_t unit_index, int64_t param_index) {
-  return mix(mix(mix(seed) ^ static_cast<uint64_t>(unit_index)) ^
-             static_cast<uint64_t>(param_index));
-}
+// The view of parameter `id`, passed through `as`.
+struct Views {
+  const UnitLayout& unit;
+  const at::Tensor& flat;
+  const ViewFn& as;
+  at::Tensor operator()(ParamId id) const {
+    const at::Tensor v = param_view(unit, flat, id);
+    return as ? as(v) : v;
+  }
+};
 
 }  // namespace
 
@@ -28,31 +34,34 @@ at::Tensor param_view(const UnitLayout& unit, const at::Tensor& flat, ParamId id
   return flat.narrow(0, p.offset, p.numel).view(p.shape);
 }
 
-EmbedWeights embed_weights(const UnitLayout& unit, const at::Tensor& flat) {
-  return {.tok_embed = param_view(unit, flat, ParamId::kTokEmbed),
-          .patch_proj_weight = param_view(unit, flat, ParamId::kPatchProjWeight),
-          .patch_proj_bias = param_view(unit, flat, ParamId::kPatchProjBias),
-          .patch_pos = param_view(unit, flat, ParamId::kPatchPos)};
+EmbedWeights embed_weights(const UnitLayout& unit, const at::Tensor& flat, const ViewFn& as) {
+  const Views view{unit, flat, as};
+  return {.tok_embed = view(ParamId::kTokEmbed),
+          .patch_proj_weight = view(ParamId::kPatchProjWeight),
+          .patch_proj_bias = view(ParamId::kPatchProjBias),
+          .patch_pos = view(ParamId::kPatchPos)};
 }
 
-BlockWeights block_weights(const UnitLayout& unit, const at::Tensor& flat) {
-  return {.attn_norm = param_view(unit, flat, ParamId::kAttnNorm),
-          .wq = param_view(unit, flat, ParamId::kAttnQ),
-          .wk = param_view(unit, flat, ParamId::kAttnK),
-          .wv = param_view(unit, flat, ParamId::kAttnV),
-          .wo = param_view(unit, flat, ParamId::kAttnOut),
-          .ffn_norm = param_view(unit, flat, ParamId::kFfnNorm),
-          .w_gate = param_view(unit, flat, ParamId::kFfnGate),
-          .w_up = param_view(unit, flat, ParamId::kFfnUp),
-          .w_down = param_view(unit, flat, ParamId::kFfnDown)};
+BlockWeights block_weights(const UnitLayout& unit, const at::Tensor& flat, const ViewFn& as) {
+  const Views view{unit, flat, as};
+  return {.attn_norm = view(ParamId::kAttnNorm),
+          .wq = view(ParamId::kAttnQ),
+          .wk = view(ParamId::kAttnK),
+          .wv = view(ParamId::kAttnV),
+          .wo = view(ParamId::kAttnOut),
+          .ffn_norm = view(ParamId::kFfnNorm),
+          .w_gate = view(ParamId::kFfnGate),
+          .w_up = view(ParamId::kFfnUp),
+          .w_down = view(ParamId::kFfnDown)};
 }
 
 HeadWeights head_weights(const UnitLayout& unit, const at::Tensor& flat,
-                         const at::Tensor& tok_embed) {
+                         const at::Tensor& tok_embed, const ViewFn& as) {
+  const Views view{unit, flat, as};
   const bool tied = std::none_of(unit.params.begin(), unit.params.end(),
                                  [](const ParamSpec& p) { return p.id == ParamId::kOutput; });
-  return {.norm = param_view(unit, flat, ParamId::kOutputNorm),
-          .output = tied ? tok_embed : param_view(unit, flat, ParamId::kOutput)};
+  at::Tensor norm = view(ParamId::kOutputNorm);
+  return {.norm = norm, .output = tied ? tok_embed : view(ParamId::kOutput)};
 }
 
 at::Tensor init_unit(const ModelConfig& cfg, const UnitLayout& unit, int64_t unit_index,
@@ -61,7 +70,7 @@ at::Tensor init_unit(const ModelConfig& cfg, const UnitLayout& unit, int64_t uni
   for (size_t j = 0; j < unit.params.size(); ++j) {
     const ParamSpec& p = unit.params[j];
     at::Tensor v = flat.narrow(0, p.offset, p.numel);
-    const ParamInit init = param_kind(p.id).init;
+    const ParamInit init = p.row->init;
     if (init == ParamInit::kOnes) {
       v.fill_(1);
     } else if (init == ParamInit::kZeros) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include <ATen/ATen.h>
 
@@ -43,12 +44,17 @@ struct HeadWeights {
 // A view of parameter `id` in `flat` (numel,), shaped as the layout says.
 at::Tensor param_view(const UnitLayout& unit, const at::Tensor& flat, ParamId id);
 
-EmbedWeights embed_weights(const UnitLayout& unit, const at::Tensor& flat);
-BlockWeights block_weights(const UnitLayout& unit, const at::Tensor& flat);
-// `tok_embed` (V, C) is the embed unit's token table, used as the output
-// projection when the head has none (tied embeddings); ignored otherwise.
+// What becomes of each parameter view before the forward reads it (FSDP makes
+// autograd leaves of them); identity when empty.
+using ViewFn = std::function<at::Tensor(const at::Tensor&)>;
+
+EmbedWeights embed_weights(const UnitLayout& unit, const at::Tensor& flat, const ViewFn& as = {});
+BlockWeights block_weights(const UnitLayout& unit, const at::Tensor& flat, const ViewFn& as = {});
+// `tok_embed` (V, C) is the embed unit's token table, used as it is as the
+// output projection when the head has none (tied embeddings); ignored
+// otherwise.
 HeadWeights head_weights(const UnitLayout& unit, const at::Tensor& flat,
-                         const at::Tensor& tok_embed);
+                         const at::Tensor& tok_embed, const ViewFn& as = {});
 
 // The initial flat buffer (numel,) fp32 on the CPU of `unit`, whose index in
 // model_layout() is `unit_index`. Parameter j of unit u draws from its own

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "config/splitmix64.h"
 #include "rewards/registry.h"
 
 namespace muse::rewards {
@@ -13,13 +14,6 @@ const RewardsConfig& validated(const RewardsConfig& cfg) {
 }
 
 }  // namespace
-
-uint64_t splitmix64(uint64_t key) {
-  uint64_t z = key + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 RewardSet::RewardSet(const RewardsConfig& cfg)
     : cfg_(validated(cfg)),
@@ -96,7 +90,7 @@ int64_t draw_budget(const LengthConfig& cfg, uint64_t key) {
                                   "], which needs 1 <= budget_min <= budget_max");
   }
   const auto span = static_cast<uint64_t>(cfg.budget_max - cfg.budget_min) + 1;
-  return cfg.budget_min + static_cast<int64_t>(splitmix64(key) % span);
+  return cfg.budget_min + static_cast<int64_t>(config::splitmix64(key) % span);
 }
 
 }  // namespace muse::rewards

@@ -58,10 +58,6 @@ class RewardSet {
 
 // `prompt` with the sentence L1 (arXiv 2503.04697) appends to state a budget:
 // prompt + " Think for N tokens."
-// Sebastiano Vigna's splitmix64 finaliser: every bit of the key reaches every
-// bit of the result, so consecutive keys give unrelated draws.
-uint64_t splitmix64(uint64_t key);
-
 std::string budget_prompt(std::string_view prompt, int64_t budget);
 
 // A training prompt's budget, uniform in [budget_min, budget_max]:

@@ -100,7 +100,7 @@ void run_pass(const model::Model& model, const std::vector<data::PromptRecord>& 
     options.stop_tokens = {tok.special_id(data::kEndOfText)};
     options.think_end_token = think_end;
     options.record_entropy = parse_signal(cfg.signal) == UncertaintySignal::kEntropy;
-    options.seed = mix_seed({setup.seed, static_cast<uint64_t>(pass), chunk});
+    options.seed = config::mix_seed({setup.seed, static_cast<uint64_t>(pass), chunk});
     const std::vector<model::Generation> gens = model::generate(
         model,
         std::vector<model::Prompt>(prompts.begin() + static_cast<std::ptrdiff_t>(begin),

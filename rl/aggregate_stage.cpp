@@ -82,8 +82,8 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
     const std::vector<PresentedPrompt> share = share_of(problems, problems.size(), comm);
     const auto candidates = sample_candidates(
         solver, share, k * sets,
-        solver_sampling(cfg,
-                        mix_seed({setup.seed, kPoolSeedTag, static_cast<uint64_t>(comm.rank())})),
+        solver_sampling(
+            cfg, config::mix_seed({setup.seed, kPoolSeedTag, static_cast<uint64_t>(comm.rank())})),
         *setup.tokenizer);
     std::ostringstream lines;
     for (size_t p = 0; p < share.size(); ++p) {
@@ -133,7 +133,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
     think += set["think_tokens"].get<double>();
   }
   const std::vector<size_t> chosen =
-      select_sets(hard, cfg.easy_share, mix_seed({setup.seed, kSelectSeedTag}));
+      select_sets(hard, cfg.easy_share, config::mix_seed({setup.seed, kSelectSeedTag}));
   const auto n_hard = std::count(hard.begin(), hard.end(), true);
   if (n_hard == 0) {
     throw trainer::TrainError(
@@ -214,15 +214,15 @@ std::vector<telemetry::Record> evaluate_contemplation(
   };
   std::vector<double> sums(block(cfg.eval_k.size(), 0), 0.0);
   const SolverSampling refine_sampling = solver_sampling(
-      cfg, mix_seed({setup.seed, kRefineSeedTag, static_cast<uint64_t>(comm.rank())}));
+      cfg, config::mix_seed({setup.seed, kRefineSeedTag, static_cast<uint64_t>(comm.rank())}));
   dist::run_agreed(comm, [&] {
     const std::vector<PresentedPrompt> share = share_of(problems, n, comm);
     if (share.empty()) return;
     const Clock::time_point sampling_start = Clock::now();
     const auto candidates = sample_candidates(
         solver, share, k_max,
-        solver_sampling(cfg,
-                        mix_seed({setup.seed, kEvalSeedTag, static_cast<uint64_t>(comm.rank())})),
+        solver_sampling(
+            cfg, config::mix_seed({setup.seed, kEvalSeedTag, static_cast<uint64_t>(comm.rank())})),
         *setup.tokenizer);
     const double sampling_s = seconds_since(sampling_start);
     sums[kProblems] = static_cast<double>(share.size());

@@ -215,7 +215,7 @@ std::vector<size_t> select_sets(const std::vector<bool>& hard, double easy_share
                static_cast<size_t>(std::llround(easy_share * static_cast<double>(chosen.size()))));
   uint64_t state = seed;
   for (size_t i = 0; i < n_easy; ++i) {  // a partial Fisher-Yates draw
-    state = mix_seed({state, i});
+    state = config::mix_seed({state, i});
     std::swap(easy[i], easy[i + state % (easy.size() - i)]);
   }
   chosen.insert(chosen.end(), easy.begin(), easy.begin() + static_cast<std::ptrdiff_t>(n_easy));

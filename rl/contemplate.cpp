@@ -23,7 +23,7 @@ std::vector<model::Generation> generate_batched(const model::Model& model,
     model::GenerateOptions options;
     options.sampling.temperature = sampling.temperature;
     options.stop_tokens = {stop_token};
-    options.seed = mix_seed({sampling.seed, index});
+    options.seed = config::mix_seed({sampling.seed, index});
     for (model::Generation& g : model::generate(model, part, options))
       out.push_back(std::move(g));
   }

@@ -250,7 +250,7 @@ class Run {
           rewards_.uses_budget()
               ? rewards::draw_budget(
                     job_.rewards.length,
-                    mix_seed({base_.seed, static_cast<uint64_t>(step_), chosen[i]}))
+                    config::mix_seed({base_.seed, static_cast<uint64_t>(step_), chosen[i]}))
               : 0;
       prompts.push_back(present(prompts_[chosen[i]], budget));
     }
@@ -258,8 +258,8 @@ class Run {
     model::GenerateOptions sampling;
     sampling.sampling = {.temperature = rl.temperature, .top_k = 0, .top_p = rl.top_p};
     sampling.stop_tokens = {tokenizer_->special_id(data::kEndOfText)};
-    sampling.seed =
-        mix_seed({base_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())});
+    sampling.seed = config::mix_seed(
+        {base_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())});
     const std::vector<model::Generation> generations =
         sample_groups(policy_copy_, prompts, G, rl.max_new_tokens, sampling);
     const double rollout_seconds = seconds_since(start);
@@ -516,7 +516,7 @@ class Run {
         .tokenizer = &*tokenizer_,
         .match = mode,
         .budget_prompt = states_budget(job_.adaptive, job_.rewards.length.kind),
-        .seed = mix_seed({static_cast<uint64_t>(base_.seed), kAdaptiveSeedTag})};
+        .seed = config::mix_seed({static_cast<uint64_t>(base_.seed), kAdaptiveSeedTag})};
     const std::vector<telemetry::Record> records =
         evaluate_adaptive(policy_copy_, adaptive_prompts_, setup, step_, comm_);
     if (comm_.rank() != 0) return;

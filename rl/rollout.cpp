@@ -7,19 +7,12 @@
 
 namespace muse::rl {
 
-uint64_t mix_seed(std::initializer_list<uint64_t> values) {
-  uint64_t h = 0;
-  for (uint64_t v : values)
-    h = rewards::splitmix64(h ^ v);
-  return h;
-}
-
 std::vector<size_t> PromptSchedule::permutation(int64_t pass) const {
   std::vector<size_t> order(n_);
   std::iota(order.begin(), order.end(), size_t{0});
-  uint64_t state = mix_seed({seed_, static_cast<uint64_t>(pass)});
+  uint64_t state = config::mix_seed({seed_, static_cast<uint64_t>(pass)});
   for (size_t i = n_; i > 1; --i) {  // Fisher-Yates
-    state = mix_seed({state});
+    state = config::mix_seed({state});
     std::swap(order[i - 1], order[state % i]);
   }
   return order;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "config/splitmix64.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
 #include "model/generate.h"
@@ -55,8 +56,5 @@ std::vector<model::Generation> sample_groups(const model::Model& model,
                                              const std::vector<PresentedPrompt>& prompts,
                                              int64_t group_size, int64_t max_new_tokens,
                                              const model::GenerateOptions& options);
-
-// A splitmix64 mix of a few values: seeds that differ per step and rank.
-uint64_t mix_seed(std::initializer_list<uint64_t> values);
 
 }  // namespace muse::rl

@@ -93,34 +93,28 @@ at::Tensor FsdpModel::run_unit(int64_t u, const UnitBuffers& unit, const at::Ten
   // when the unit's gradient is wanted: one leaf per parameter, because the
   // backward of a view of one flat leaf would materialise a gradient the size
   // of the whole buffer for every parameter.
-  const auto weight = [](const UnitBuffers& b, const at::Tensor& view) {
-    if (b.leaves == nullptr) return view;
-    at::Tensor leaf = view.detach().requires_grad_();
-    b.leaves->push_back({leaf, view.storage_offset() - b.flat.storage_offset()});
-    return leaf;
+  const auto leaves_of = [](const UnitBuffers& b) -> model::ViewFn {
+    if (b.leaves == nullptr) return {};
+    return [&b](const at::Tensor& view) {
+      at::Tensor leaf = view.detach().requires_grad_();
+      b.leaves->push_back({leaf, view.storage_offset() - b.flat.storage_offset()});
+      return leaf;
+    };
   };
-  if (u == model::kEmbedUnit) {
-    model::EmbedWeights w = model::embed_weights(layout, unit.flat);
-    for (at::Tensor* t : {&w.tok_embed, &w.patch_proj_weight, &w.patch_proj_bias, &w.patch_pos})
-      *t = weight(unit, *t);
-    return model::embed_forward(w, cfg_, in);
-  }
+  if (u == model::kEmbedUnit)
+    return model::embed_forward(model::embed_weights(layout, unit.flat, leaves_of(unit)), cfg_, in);
   if (u == model::head_unit(cfg_)) {
-    const at::Tensor tok_embed =
-        cfg_.tie_embeddings
-            ? weight(embed, model::param_view(units_[model::kEmbedUnit].layout, embed.flat,
-                                              model::ParamId::kTokEmbed))
-            : at::Tensor();
-    model::HeadWeights w = model::head_weights(layout, unit.flat, tok_embed);
-    w.norm = weight(unit, w.norm);
-    if (!cfg_.tie_embeddings) w.output = weight(unit, w.output);
-    return model::head_forward(w, cfg_, x);
+    at::Tensor tok_embed;  // the output projection when tied: a leaf of the embed unit
+    if (cfg_.tie_embeddings) {
+      tok_embed = model::param_view(units_[model::kEmbedUnit].layout, embed.flat,
+                                    model::ParamId::kTokEmbed);
+      if (const model::ViewFn as = leaves_of(embed)) tok_embed = as(tok_embed);
+    }
+    return model::head_forward(model::head_weights(layout, unit.flat, tok_embed, leaves_of(unit)),
+                               cfg_, x);
   }
-  model::BlockWeights w = model::block_weights(layout, unit.flat);
-  for (at::Tensor* t :
-       {&w.attn_norm, &w.wq, &w.wk, &w.wv, &w.wo, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down})
-    *t = weight(unit, *t);
-  return model::block_forward(w, cfg_, x, ctx);
+  return model::block_forward(model::block_weights(layout, unit.flat, leaves_of(unit)), cfg_, x,
+                              ctx);
 }
 
 at::Tensor FsdpModel::forward_backward(

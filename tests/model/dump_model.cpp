@@ -72,8 +72,8 @@ void perturb_vectors(const Model& m, at::Generator& gen) {
   for (size_t u = 0; u < m.layout().size(); ++u) {
     for (const auto& p : m.layout()[u].params) {
       at::Tensor v = m.flat_params()[u].narrow(0, p.offset, p.numel);
-      if (param_kind(p.id).init == ParamInit::kOnes) v.uniform_(0.5, 1.5, gen);
-      if (param_kind(p.id).init == ParamInit::kZeros) v.normal_(0.0, 0.1, gen);
+      if (p.row->init == ParamInit::kOnes) v.uniform_(0.5, 1.5, gen);
+      if (p.row->init == ParamInit::kZeros) v.normal_(0.0, 0.1, gen);
     }
   }
 }
