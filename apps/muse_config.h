@@ -10,7 +10,7 @@
 #include "config/loader.h"
 #include "config/schema.h"
 #include "data/data_config.h"
-#include "dist/dist_config.h"
+#include "comm/dist_config.h"
 #include "model/model_config.h"
 #include "rewards/rewards_config.h"
 #include "rl/adaptive_config.h"
@@ -45,7 +45,7 @@ struct MuseConfig {
   trainer::OptimConfig optim;
   trainer::CheckpointConfig checkpoint;
   trainer::EvalConfig eval;
-  dist::DistConfig dist;
+  comm::DistConfig dist;
   telemetry::TelemetryConfig telemetry;
   telemetry::WandbConfig wandb;
   rl::RlConfig rl;

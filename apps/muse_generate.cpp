@@ -23,7 +23,7 @@
 #include "data/data_error.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "dist/solo_communicator.h"
+#include "comm/solo_communicator.h"
 #include "model/generate.h"
 #include "muse/version.h"
 #include "rewards/terms.h"
@@ -157,7 +157,7 @@ int run_adaptive(const Options& o, const muse::MuseConfig& cfg, const model::Mod
       .budget_prompt = rl::states_budget(cfg.adaptive, cfg.rewards.length.kind),
       .seed = o.seed};
   if (!o.metrics.empty()) {
-    muse::dist::SoloCommunicator solo;
+    muse::comm::SoloCommunicator solo;
     const std::vector<telemetry::Record> records =
         rl::evaluate_adaptive(m, prompts, setup, step, solo);
     print_records(records);
@@ -265,7 +265,7 @@ int run(const Options& o) {
                                    .model = mc,
                                    .match = match,
                                    .seed = o.seed};
-    muse::dist::SoloCommunicator solo;
+    muse::comm::SoloCommunicator solo;
     const std::vector<telemetry::Record> records =
         rl::evaluate_contemplation(setup, solver, aggregator, prompts, max_new, ckpt.step(), solo);
     print_records(records);

@@ -24,10 +24,10 @@
 #include "data/data_error.h"
 #include "data/loader.h"
 #include "data/shard.h"
-#include "dist/agree.h"
-#include "dist/communicator.h"
-#include "dist/self_check.h"
-#include "dist/world.h"
+#include "comm/agree.h"
+#include "comm/communicator.h"
+#include "comm/self_check.h"
+#include "comm/world.h"
 #include "model/layout.h"
 #include "muse/version.h"
 #include "rl/adaptive.h"
@@ -47,7 +47,7 @@ using muse::MuseConfig;
 namespace checkpoints = muse::checkpoints;
 namespace config = muse::config;
 namespace data = muse::data;
-namespace dist = muse::dist;
+namespace dist = muse::comm;
 namespace model = muse::model;
 namespace rl = muse::rl;
 namespace telemetry = muse::telemetry;
@@ -68,10 +68,10 @@ const char* kDescription =
 
 std::string version_text() {
   return std::string("muse-train ") + MUSE_VERSION + " (commit " + MUSE_GIT_COMMIT + ", LibTorch " +
-         MUSE_TORCH_VERSION + ", backends: mpi" + (dist::has_nccl() ? ", nccl" : "") + ")";
+         MUSE_TORCH_VERSION + ", backends: mpi" + (comm::has_nccl() ? ", nccl" : "") + ")";
 }
 
-std::string world_summary(const dist::World& w, std::string_view backend) {
+std::string world_summary(const comm::World& w, std::string_view backend) {
   std::ostringstream s;
   s << "world: " << w.size << " rank(s) on " << w.n_nodes << " node(s), launcher " << w.launcher
     << ", backend " << backend;
@@ -91,7 +91,7 @@ std::string model_summary(const model::ModelConfig& m) {
 // Opens the training data the way the loop will and checks it fits the model
 // (vocabulary, image size and channels, the <image> token id); returns a
 // one-line summary. Throws data::DataError naming the shard at fault.
-std::string check_training_data(const MuseConfig& cfg, const dist::World& world) {
+std::string check_training_data(const MuseConfig& cfg, const comm::World& world) {
   data::LoaderOptions options = data::loader_options(cfg.data);
   options.image_tokens = cfg.model.n_patches();
   options.vocab_size = cfg.model.vocab_size;
@@ -122,9 +122,9 @@ void log_first_line(const std::exception& e) {
 }
 
 // True on every rank when `failed` is true on any rank.
-bool any_rank(dist::Communicator& comm, bool failed) {
+bool any_rank(comm::Communicator& comm, bool failed) {
   const at::Tensor flag = at::full({1}, failed ? 1 : 0, at::kLong);
-  comm.all_reduce(flag, dist::ReduceOp::kMax);
+  comm.all_reduce(flag, comm::ReduceOp::kMax);
   return flag.item<int64_t>() != 0;
 }
 
@@ -134,7 +134,7 @@ std::filesystem::path run_dir_of(const MuseConfig& cfg) {
 
 // The stage's loop (pretraining and SFT: the trainer's; RL: rl/), with rank 0
 // writing metrics.jsonl.
-void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communicator& comm) {
+void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communicator& comm) {
   trainer::set_cpu_block_cache(cfg.trainer.cpu_block_cache);
   const trainer::TrainJob job{.stage = cfg.stage,
                               .seed = static_cast<uint64_t>(cfg.seed),
@@ -147,11 +147,13 @@ void run_training(const MuseConfig& cfg, const dist::World& world, dist::Communi
                               .optim = cfg.optim,
                               .checkpoint = cfg.checkpoint,
                               .eval = cfg.eval,
+                              .eval_match = cfg.eval.match_mode(
+                                  cfg.stage, cfg.rewards.correctness.mode()),
                               .telemetry = cfg.telemetry,
                               .local_rank = world.local_rank};
   telemetry::Metrics metrics;
   telemetry::WandbSink* wandb = nullptr;  // owned by metrics; rank 0 only
-  dist::run_agreed(comm, [&] {
+  comm::run_agreed(comm, [&] {
     if (!world.is_main()) return;
     const std::string path = (job.run_dir / "metrics.jsonl").string();
     // A resumed run writes the steps after its checkpoint again (all of
@@ -216,7 +218,7 @@ int wandb_sync_command(int argc, char** argv) {
 // Ranks on one node share its cores: unless OMP_NUM_THREADS says otherwise,
 // each rank's LibTorch thread pool gets cores / ranks-per-node threads
 // instead of every rank starting one thread per core (as torchrun does).
-void share_cores(const dist::World& world) {
+void share_cores(const comm::World& world) {
   if (world.local_size <= 1 || std::getenv("OMP_NUM_THREADS") != nullptr) return;
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   const int threads = std::max(1, cores / world.local_size);
@@ -240,7 +242,7 @@ std::filesystem::path prepare_run_dir(const MuseConfig& cfg) {
   return dir;
 }
 
-void print_self_check(const std::vector<dist::SelfCheckRow>& rows) {
+void print_self_check(const std::vector<comm::SelfCheckRow>& rows) {
   std::ostringstream s;
   s << "communicator self-check passed (" << rows.size() << " collectives):\n";
   for (const auto& r : rows) {
@@ -324,8 +326,8 @@ int run(int argc, char** argv) {
     return 0;
   }
 
-  const auto session = dist::Session::start(&argc, &argv);
-  const dist::World& world = session->world();
+  const auto session = comm::Session::start(&argc, &argv);
+  const comm::World& world = session->world();
   telemetry::set_log_rank(world.rank, world.size);
 
   // Every rank reads the same files and fails the same way; rank 0 reports.
@@ -368,14 +370,14 @@ int run(int argc, char** argv) {
       telemetry::log_warning(warning);
   }
 
-  dist::CommOptions comm_options;
+  comm::CommOptions comm_options;
   comm_options.timeout =
       std::chrono::milliseconds(static_cast<int64_t>(cfg.dist.collective_timeout_s * 1000));
   comm_options.verify = cfg.dist.verify_collectives;
-  std::unique_ptr<dist::Communicator> comm;
+  std::unique_ptr<comm::Communicator> comm;
   try {
-    comm = dist::make_communicator(*session, cfg.dist.backend, comm_options);
-  } catch (const dist::DistError& e) {
+    comm = comm::make_communicator(*session, cfg.dist.backend, comm_options);
+  } catch (const comm::DistError& e) {
     telemetry::log_error(std::string("dist.backend: ") + e.what());
     return kExitFailure;
   }
@@ -398,7 +400,7 @@ int run(int argc, char** argv) {
     }
 
     if (dry_run) {
-      print_self_check(dist::run_self_check(*comm, 1024));
+      print_self_check(comm::run_self_check(*comm, 1024));
       if (cfg.stage == "pretrain" || cfg.stage == "sft") {
         // Every rank opens the data; all learn whether any could not.
         std::string data_error, summary;
@@ -424,7 +426,7 @@ int run(int argc, char** argv) {
   } catch (const trainer::Preempted& e) {
     if (world.is_main()) telemetry::log_info(e.what());
     return trainer::kExitPreempted;
-  } catch (const dist::PeerFailure& e) {
+  } catch (const comm::PeerFailure& e) {
     // The rank that failed has said why; every rank ends with its status.
     return e.config_error() ? kExitUsage : kExitFailure;
   } catch (const config::ConfigError& e) {
@@ -433,7 +435,7 @@ int run(int argc, char** argv) {
     telemetry::log_error(e.key().empty() || what.starts_with(e.key()) ? what
                                                                       : e.key() + ": " + what);
     return kExitUsage;
-  } catch (const dist::DistError& e) {
+  } catch (const comm::DistError& e) {
     // A collective failed or timed out: ranks may now disagree about what
     // comes next, so end the whole job rather than hang.
     telemetry::log_error(e.what());

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "checkpoints/checkpoint_error.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/model_config.h"
 
 namespace muse::checkpoints {
@@ -62,9 +62,9 @@ struct SaveRequest {
 // directory. Throws CheckpointError on every rank when any rank fails: the
 // failed rank's "PATH: problem", which the other ranks repeat with
 // " (on rank R)" appended; nothing is left under the final name then. (A
-// collective that fails throws dist::DistError, as everywhere.)
+// collective that fails throws comm::DistError, as everywhere.)
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir,
-                                      const SaveRequest& request, dist::Communicator& comm,
+                                      const SaveRequest& request, comm::Communicator& comm,
                                       int64_t keep);
 
 // The checkpoint a user names: a checkpoint directory (holding manifest.json),

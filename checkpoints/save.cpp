@@ -36,7 +36,7 @@ constexpr int64_t kStateFields = 3;
 
 // Collectives must run where the communicator moves data: NCCL only moves
 // CUDA tensors, the MPI and single-rank backends CPU ones.
-at::Device control_device(const dist::Communicator& comm, const SaveRequest& request) {
+at::Device control_device(const comm::Communicator& comm, const SaveRequest& request) {
   if (comm.backend() != "nccl") return at::kCPU;
   for (const ShardedTensor& t : request.tensors)
     if (t.data.defined() && t.data.is_cuda()) return t.data.device();
@@ -47,7 +47,7 @@ at::Device control_device(const dist::Communicator& comm, const SaveRequest& req
 class Agreement {
  public:
   // `cleanup` runs on rank 0 before any rank throws; it must not throw.
-  Agreement(dist::Communicator& comm, at::Device device, std::function<void()> cleanup)
+  Agreement(comm::Communicator& comm, at::Device device, std::function<void()> cleanup)
       : comm_(comm), device_(device), cleanup_(std::move(cleanup)) {}
 
   // All-gathers `values` (the same count on every rank) with this rank's
@@ -99,7 +99,7 @@ class Agreement {
     comm_.barrier();
   }
 
-  dist::Communicator& comm_;
+  comm::Communicator& comm_;
   at::Device device_;
   std::function<void()> cleanup_;
 };
@@ -375,7 +375,7 @@ void publish(const fs::path& run_dir, const fs::path& tmp_dir, const fs::path& f
 }  // namespace
 
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir,
-                                      const SaveRequest& request, dist::Communicator& comm,
+                                      const SaveRequest& request, comm::Communicator& comm,
                                       int64_t keep) {
   const fs::path root = run_dir / detail::kCheckpointsDir;
   const std::string name = detail::step_dir_name(request.step);

@@ -1,5 +1,5 @@
 # One helper per kind of target, so every folder reads the same:
-#   muse_add_library(dist SOURCES ... DEPS ...)        -> muse_dist, alias muse::dist
+#   muse_add_library(comm SOURCES ... DEPS ...)        -> muse_comm, alias muse::comm
 #   muse_add_executable(muse-train SOURCES ... DEPS ...)  -> build/bin/muse-train
 #   muse_add_test(config_test SOURCES ... DEPS ... LABELS unit)
 #   muse_add_mpi_test(comm_test SOURCES ... DEPS ... RANKS 2 4)

@@ -20,12 +20,15 @@ struct CorrectnessConfig {
             {.help = "weight of the 0/1 correctness reward (the last <answer> against the "
                      "reference answer)"});
     v.field("match", match,
-            {.help = "how answers are compared: exact (trimmed strings) or numeric (decimal "
-                     "numbers to 1e-9 relative, falling back to exact)",
-             .choices = {"exact", "numeric"}});
+            {.help = "how answers are compared (rewards/verify.h): exact (the last "
+                     "<answer>...</answer> pair against the reference, trimmed strings), numeric "
+                     "(the same pair, decimal numbers to 1e-9 relative, falling back to exact) "
+                     "or caption (no tags: the response begins with the reference as a whole "
+                     "word)",
+             .choices = {"exact", "numeric", "caption"}});
   }
 
-  MatchMode mode() const { return match == "exact" ? MatchMode::kExact : MatchMode::kNumeric; }
+  MatchMode mode() const { return parse_match_mode(match); }
 };
 
 struct FormatConfig {

@@ -6,8 +6,7 @@
 namespace muse::rewards {
 
 bool is_correct(const Response& response, MatchMode match) {
-  const std::optional<std::string> got = extract_answer(response.text);
-  return got && answers_match(*got, response.answer, match);
+  return answer_correct(response.text, response.answer, match);
 }
 
 std::vector<double> CorrectnessReward::score(std::span<const Response> group,

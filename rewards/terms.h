@@ -11,8 +11,8 @@
 
 namespace muse::rewards {
 
-// Whether the response's last <answer> matches its reference answer; false
-// without a complete <answer>...</answer>.
+// Whether the response answers its reference: answer_correct (verify.h), the
+// checker behind every accuracy muse-train reports.
 bool is_correct(const Response& response, MatchMode match);
 
 // 1 for a correct response (is_correct), else 0.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace muse::rewards {
 namespace {
@@ -68,6 +70,20 @@ std::optional<double> parse_decimal(std::string_view text) {
   return negative ? -value : value;
 }
 
+// ASCII only, so the result does not depend on the C locale; bytes of UTF-8
+// sequences count as non-alphanumeric, as they do in the "C" locale.
+bool ascii_alnum(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// MatchMode::kCaption.
+bool caption_match(std::string_view response, std::string_view reference) {
+  const std::string_view text = trim(response);
+  const std::string_view ref = trim(reference);
+  if (ref.empty() || !text.starts_with(ref)) return false;
+  return text.size() == ref.size() || !ascii_alnum(text[ref.size()]);
+}
+
 size_t count_occurrences(std::string_view text, std::string_view tag) {
   size_t n = 0;
   for (size_t at = text.find(tag); at != std::string_view::npos; at = text.find(tag, at + 1))
@@ -76,6 +92,13 @@ size_t count_occurrences(std::string_view text, std::string_view tag) {
 }
 
 }  // namespace
+
+MatchMode parse_match_mode(std::string_view name) {
+  if (name == "exact") return MatchMode::kExact;
+  if (name == "numeric") return MatchMode::kNumeric;
+  if (name == "caption") return MatchMode::kCaption;
+  throw std::invalid_argument("unknown answer match mode '" + std::string(name) + "'");
+}
 
 std::optional<std::string> extract_answer(std::string_view text) {
   const size_t close = text.rfind(kAnswerClose);
@@ -87,12 +110,19 @@ std::optional<std::string> extract_answer(std::string_view text) {
 }
 
 bool answers_match(std::string_view got, std::string_view reference, MatchMode mode) {
+  if (mode == MatchMode::kCaption) return caption_match(got, reference);
   if (mode == MatchMode::kNumeric) {
     const std::optional<double> a = parse_decimal(got);
     const std::optional<double> b = parse_decimal(reference);
     if (a && b) return std::fabs(*a - *b) <= 1e-9 * std::max(1.0, std::fabs(*b));
   }
   return trim(got) == trim(reference);
+}
+
+bool answer_correct(std::string_view response_text, std::string_view reference, MatchMode mode) {
+  if (mode == MatchMode::kCaption) return caption_match(response_text, reference);
+  const std::optional<std::string> got = extract_answer(response_text);
+  return got && answers_match(*got, reference, mode);
 }
 
 bool well_formatted(std::string_view text) {

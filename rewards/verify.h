@@ -14,7 +14,15 @@ namespace muse::rewards {
 enum class MatchMode {
   kExact,    // the trimmed strings are equal
   kNumeric,  // both are decimal numbers and equal to 1e-9 relative; else as kExact
+  // The trimmed response begins with the trimmed, non-empty reference followed
+  // by a non-alphanumeric character or the end: " seven." answers "seven",
+  // " sevenfold" does not. No tags involved: for captions, which have none.
+  kCaption,
 };
+
+// "exact", "numeric" or "caption"; throws std::invalid_argument for any other
+// name (config choices reject those before this is reached).
+MatchMode parse_match_mode(std::string_view name);
 
 // The text inside the last complete <answer>...</answer> pair of `text`,
 // trimmed; nullopt when there is no complete pair.
@@ -24,8 +32,15 @@ std::optional<std::string> extract_answer(std::string_view text);
 // (optional sign, digits with optional "1,000" thousands commas, optional
 // fraction, surrounding whitespace) and accepts |got - reference| <=
 // 1e-9 * max(1, |reference|); when either is not such a number it compares
-// like kExact.
+// like kExact. kCaption applies the caption rule to `got` as the response, so
+// unlike the others it is not symmetric.
 bool answers_match(std::string_view got, std::string_view reference, MatchMode mode);
+
+// Whether a whole response answers `reference`: the one checker behind the RL
+// reward and every reported accuracy. kExact and kNumeric read the last
+// complete <answer>...</answer> pair (false without one) and compare it with
+// answers_match; kCaption applies the caption rule to the whole text.
+bool answer_correct(std::string_view response_text, std::string_view reference, MatchMode mode);
 
 // True when `text`, trimmed, is exactly one <think>...</think> block, optional
 // whitespace, then one <answer>...</answer> block with a non-blank answer, and

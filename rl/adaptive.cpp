@@ -6,7 +6,7 @@
 #include <numeric>
 
 #include "config/schema.h"
-#include "dist/agree.h"
+#include "comm/agree.h"
 #include "model/generate.h"
 #include "rl/aggregation.h"
 #include "rl/rollout.h"
@@ -301,13 +301,13 @@ bool states_budget(const AdaptiveConfig& cfg, const std::string& length_kind) {
 std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
                                                  const std::vector<data::PromptRecord>& problems,
                                                  const AdaptiveSetup& setup, int64_t step,
-                                                 dist::Communicator& comm) {
+                                                 comm::Communicator& comm) {
   const AdaptiveConfig& cfg = *setup.cfg;
   // Per method (each budget alone, then adaptive): the tally's six sums.
   constexpr size_t kSums = 6;
   const size_t methods = cfg.budgets.size() + 1;
   std::vector<double> sums(kSums * methods, 0.0);
-  dist::run_agreed(comm, [&] {
+  comm::run_agreed(comm, [&] {
     std::vector<data::PromptRecord> share;
     for (size_t i = static_cast<size_t>(comm.rank()); i < problems.size();
          i += static_cast<size_t>(comm.size()))

@@ -13,7 +13,7 @@
 
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/model.h"
 #include "rewards/reward.h"
 #include "rewards/verify.h"
@@ -128,6 +128,6 @@ bool states_budget(const AdaptiveConfig& cfg, const std::string& length_kind);
 std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
                                                  const std::vector<data::PromptRecord>& problems,
                                                  const AdaptiveSetup& setup, int64_t step,
-                                                 dist::Communicator& comm);
+                                                 comm::Communicator& comm);
 
 }  // namespace muse::rl

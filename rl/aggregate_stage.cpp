@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "config/schema.h"
-#include "dist/agree.h"
+#include "comm/agree.h"
 #include "rewards/terms.h"
 #include "trainer/training_state.h"
 
@@ -29,7 +29,7 @@ double seconds_since(Clock::time_point start) {
 
 // This rank's share of problems [0, n): every size-th from rank.
 std::vector<PresentedPrompt> share_of(const std::vector<data::PromptRecord>& problems, size_t n,
-                                      const dist::Communicator& comm) {
+                                      const comm::Communicator& comm) {
   std::vector<PresentedPrompt> out;
   for (size_t i = comm.rank(); i < n; i += comm.size())
     out.push_back({.record = &problems[i],
@@ -74,11 +74,11 @@ void check_aggregate_config(const AggregateConfig& cfg) {
 
 AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solver,
                            const std::vector<data::PromptRecord>& problems,
-                           int64_t aggregator_max_new_tokens, dist::Communicator& comm) {
+                           int64_t aggregator_max_new_tokens, comm::Communicator& comm) {
   const AggregateConfig& cfg = *setup.cfg;
   const int64_t k = cfg.k, sets = cfg.sets_per_problem;
   std::string mine;
-  dist::run_agreed(comm, [&] {
+  comm::run_agreed(comm, [&] {
     const std::vector<PresentedPrompt> share = share_of(problems, problems.size(), comm);
     const auto candidates = sample_candidates(
         solver, share, k * sets,
@@ -116,7 +116,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
   });
 
   std::vector<json> all;
-  for (const std::string& part : dist::all_gather_bytes(comm, mine)) {
+  for (const std::string& part : comm::all_gather_bytes(comm, mine)) {
     std::istringstream in(part);
     for (std::string line; std::getline(in, line);)
       all.push_back(json::parse(line));
@@ -170,7 +170,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
 std::vector<telemetry::Record> evaluate_contemplation(
     const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,
     const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,
-    dist::Communicator& comm) {
+    comm::Communicator& comm) {
   const AggregateConfig& cfg = *setup.cfg;
   const size_t n = cfg.eval_problems > 0
                        ? std::min(problems.size(), static_cast<size_t>(cfg.eval_problems))
@@ -215,7 +215,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
   std::vector<double> sums(block(cfg.eval_k.size(), 0), 0.0);
   const SolverSampling refine_sampling = solver_sampling(
       cfg, config::mix_seed({setup.seed, kRefineSeedTag, static_cast<uint64_t>(comm.rank())}));
-  dist::run_agreed(comm, [&] {
+  comm::run_agreed(comm, [&] {
     const std::vector<PresentedPrompt> share = share_of(problems, n, comm);
     if (share.empty()) return;
     const Clock::time_point sampling_start = Clock::now();

@@ -10,7 +10,7 @@
 
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/model.h"
 #include "rewards/verify.h"
 #include "rl/aggregate_config.h"
@@ -44,7 +44,7 @@ struct AggregationPool {
 // when there is no hard set. Collective.
 AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solver,
                            const std::vector<data::PromptRecord>& problems,
-                           int64_t aggregator_max_new_tokens, dist::Communicator& comm);
+                           int64_t aggregator_max_new_tokens, comm::Communicator& comm);
 
 // On the first aggregate.eval_problems of `problems`: max(eval_k) solver
 // candidates each: the records "single" (one sample) and "greedy" (the
@@ -57,6 +57,6 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
 std::vector<telemetry::Record> evaluate_contemplation(
     const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,
     const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,
-    dist::Communicator& comm);
+    comm::Communicator& comm);
 
 }  // namespace muse::rl

@@ -82,10 +82,10 @@ at::Tensor right_aligned(const std::vector<at::Tensor>& per_sample, const MicroB
 // The indices [begin, end) cut into micro-batches, as many on every rank
 // (the most any rank needs; the others run empty ones).
 std::vector<std::vector<size_t>> micro_batches(size_t begin, size_t end, int64_t micro,
-                                               dist::Communicator& comm) {
+                                               comm::Communicator& comm) {
   const int64_t local = (static_cast<int64_t>(end - begin) + micro - 1) / micro;
   const at::Tensor count = at::tensor({local}, at::kLong);
-  comm.all_reduce(count, dist::ReduceOp::kMax);
+  comm.all_reduce(count, comm::ReduceOp::kMax);
   std::vector<std::vector<size_t>> out(count.item<int64_t>());
   for (size_t i = begin; i < end; ++i)
     out[(i - begin) / micro].push_back(i);
@@ -94,7 +94,7 @@ std::vector<std::vector<size_t>> micro_batches(size_t begin, size_t end, int64_t
 
 // log pi(response tokens) of every sample under `model`, without autograd.
 std::vector<at::Tensor> score_samples(trainer::FsdpModel& model, std::span<const Sample> samples,
-                                      int64_t micro, dist::Communicator& comm) {
+                                      int64_t micro, comm::Communicator& comm) {
   std::vector<at::Tensor> out(samples.size());
   for (auto& rows : micro_batches(0, samples.size(), micro, comm)) {
     const MicroBatch mb =
@@ -115,7 +115,7 @@ enum UpdateSum : size_t { kLoss, kClipped, kKl, kRatio, kEntropy, kTokens, kUpda
 
 UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* reference,
                           std::span<const Sample> samples, const UpdateOptions& options, double lr,
-                          int64_t step_number, dist::Communicator& comm) {
+                          int64_t step_number, comm::Communicator& comm) {
   trainer::FsdpModel& model = state.model();
   // One pass over one rollout batch is on-policy: pi_old is the policy itself
   // (detached), and no extra forward is needed.

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <span>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "rl/policy_loss.h"
 #include "rl/sample.h"
 #include "trainer/fsdp.h"
@@ -47,6 +47,6 @@ struct UpdateStats {
 // errors. Collective over `comm`.
 UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* reference,
                           std::span<const Sample> samples, const UpdateOptions& options, double lr,
-                          int64_t step_number, dist::Communicator& comm);
+                          int64_t step_number, comm::Communicator& comm);
 
 }  // namespace muse::rl

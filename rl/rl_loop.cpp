@@ -11,7 +11,7 @@
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "dist/agree.h"
+#include "comm/agree.h"
 #include "model/model.h"
 #include "rewards/registry.h"
 #include "rewards/reward_set.h"
@@ -44,7 +44,7 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-trainer::FsdpOptions fsdp_options(const trainer::TrainJob& job, const dist::Communicator& comm,
+trainer::FsdpOptions fsdp_options(const trainer::TrainJob& job, const comm::Communicator& comm,
                                   at::Device device) {
   trainer::FsdpOptions o = trainer::fsdp_options(job.trainer, comm.backend());
   o.device = device;
@@ -92,7 +92,7 @@ double histogram_quantile(const std::vector<double>& histogram, double q) {
 
 class Run {
  public:
-  Run(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& metrics)
+  Run(const RlJob& job, comm::Communicator& comm, telemetry::Metrics& metrics)
       : job_(job),
         base_(job.base),
         comm_(comm),
@@ -182,7 +182,7 @@ class Run {
   void build_aggregation_prompts() {
     std::unique_ptr<model::Model> starting;
     const model::Model* solver = solver_.get();
-    dist::run_agreed(comm_, [&] {
+    comm::run_agreed(comm_, [&] {
       if (solver) return;
       if (step_ == 0) {
         refresh_policy_copy();
@@ -198,7 +198,7 @@ class Run {
         build_pool(*aggregate_, *solver, problems_, job_.rl.max_new_tokens, comm_);
     prompts_ = std::move(pool.records);
     schedule_prompts_.emplace(prompts_.size(), base_.seed);
-    dist::run_agreed(comm_, [&] {
+    comm::run_agreed(comm_, [&] {
       check_lengths();  // the aggregation prompts, with any budget sentence
       if (comm_.rank() != 0) return;
       config::write_file_atomic(base_.run_dir / "aggregation_sets.jsonl", pool.sets_jsonl);
@@ -476,7 +476,7 @@ class Run {
         trainer::answer_prompts(policy_copy_, *tokenizer_, eval_prompts_, base_.eval.max_new_tokens,
                                 comm_.rank(), comm_.size());
     std::vector<double> sums(kEvalSums, 0.0);
-    const rewards::MatchMode mode = job_.rewards.correctness.mode();
+    const rewards::MatchMode mode = base_.eval_match;
     for (size_t i = 0; i < answers.generations.size(); ++i) {
       const data::PromptRecord& record = *answers.records[i];
       const PresentedPrompt shown{
@@ -597,7 +597,7 @@ class Run {
   const RlJob& job_;
   const trainer::TrainJob& base_;
   const bool aggregating_ = job_.base.stage == "aggregate";
-  dist::Communicator& comm_;
+  comm::Communicator& comm_;
   telemetry::Metrics& metrics_;
   at::Device device_;
   trainer::TrainingState state_;
@@ -641,10 +641,10 @@ void check_launch(const std::string& stage, const RlConfig& rl,
   rewards::check_length_limits(rewards.length, rl.max_new_tokens);
 }
 
-void train_rl(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& metrics) {
+void train_rl(const RlJob& job, comm::Communicator& comm, telemetry::Metrics& metrics) {
   std::unique_ptr<Run> run;
-  dist::run_agreed(comm, [&] { run = std::make_unique<Run>(job, comm, metrics); });
-  dist::run_agreed(comm, [&] { run->start(); });
+  comm::run_agreed(comm, [&] { run = std::make_unique<Run>(job, comm, metrics); });
+  comm::run_agreed(comm, [&] { run->start(); });
   if (job.base.stage == "aggregate") run->build_aggregation_prompts();
   run->train();
 }

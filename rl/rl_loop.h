@@ -5,7 +5,7 @@
 // from solver candidates (docs/contemplate.md).
 #pragma once
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "rewards/rewards_config.h"
 #include "rl/adaptive_config.h"
 #include "rl/aggregate_config.h"
@@ -39,6 +39,6 @@ void check_launch(const std::string& stage, const RlConfig& rl,
 // Collective over `comm`; rank 0 writes `metrics` and the progress line.
 // Throws trainer::TrainError, config::ConfigError, data::DataError or
 // checkpoints::CheckpointError.
-void train_rl(const RlJob& job, dist::Communicator& comm, telemetry::Metrics& metrics);
+void train_rl(const RlJob& job, comm::Communicator& comm, telemetry::Metrics& metrics);
 
 }  // namespace muse::rl

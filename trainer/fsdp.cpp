@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "config/schema.h"
-#include "dist/nvtx.h"
+#include "telemetry/nvtx.h"
 #include "model/weights.h"
 
 namespace muse::trainer {
@@ -16,7 +16,7 @@ namespace muse::trainer {
 struct FsdpModel::Gathered {
   at::Tensor full;    // (N*S) param dtype
   at::Tensor source;  // this rank's send buffer, alive until the gather completes
-  std::unique_ptr<dist::Work> work;
+  std::unique_ptr<comm::Work> work;
 
   const at::Tensor& wait() {
     if (work) {
@@ -36,7 +36,7 @@ struct PendingReduce {
   FsdpUnit* unit;
   at::Tensor send;  // (N*S) reduce dtype
   at::Tensor recv;  // (S) reduce dtype
-  std::unique_ptr<dist::Work> work;
+  std::unique_ptr<comm::Work> work;
 
   void finish() {
     work->wait();
@@ -46,7 +46,7 @@ struct PendingReduce {
 
 }  // namespace
 
-FsdpModel::FsdpModel(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+FsdpModel::FsdpModel(const model::ModelConfig& cfg, uint64_t seed, comm::Communicator& comm,
                      const FsdpOptions& options)
     : cfg_(cfg), options_(options), comm_(&comm) {
   cfg_.validate();
@@ -76,7 +76,7 @@ FsdpModel::FsdpModel(const model::ModelConfig& cfg, uint64_t seed, dist::Communi
 }
 
 std::unique_ptr<FsdpModel::Gathered> FsdpModel::gather(int64_t u) {
-  const dist::NvtxRange range("fsdp gather unit", u);
+  const telemetry::NvtxRange range("fsdp gather unit", u);
   auto g = std::make_unique<Gathered>();
   const FsdpUnit& unit = units_[u];
   g->source = unit.param.to(options_.param_dtype);  // no copy when already fp32
@@ -164,7 +164,7 @@ at::Tensor FsdpModel::forward_backward(
   at::Tensor x;  // (B,T,C) activations between units
   for (int64_t u = 0; u < head; ++u) {
     prefetch(u, u + depth);
-    const dist::NvtxRange range("fsdp forward unit", u);
+    const telemetry::NvtxRange range("fsdp forward unit", u);
     if (options_.activation_checkpointing) {
       inputs[u] = x;
       at::NoGradGuard no_grad;
@@ -182,11 +182,11 @@ at::Tensor FsdpModel::forward_backward(
   prefetch(head, head - depth);
   std::deque<PendingReduce> pending;
   const auto reduce_gradient = [&](int64_t u) {
-    const dist::NvtxRange range("fsdp reduce-scatter unit", u);
+    const telemetry::NvtxRange range("fsdp reduce-scatter unit", u);
     PendingReduce p{.unit = &units_[u], .send = {}, .recv = {}, .work = nullptr};
     p.send = grads[u].to(options_.reduce_dtype);
     p.recv = at::empty({units_[u].shards.shard_numel}, p.send.options());
-    p.work = comm_->reduce_scatter_async(p.recv, p.send, dist::ReduceOp::kSum);
+    p.work = comm_->reduce_scatter_async(p.recv, p.send, comm::ReduceOp::kSum);
     pending.push_back(std::move(p));
     if (pending.size() > max_pending_reduces(depth)) {
       pending.front().finish();
@@ -196,7 +196,7 @@ at::Tensor FsdpModel::forward_backward(
 
   at::Tensor loss, grad_x;
   {
-    const dist::NvtxRange range("fsdp head forward+backward", head);
+    const telemetry::NvtxRange range("fsdp head forward+backward", head);
     // Scoped: the logits' graph references the head's gathered buffer and
     // its full gradient, which must not outlive the head's backward.
     const at::Tensor head_in = x.detach().requires_grad_();
@@ -222,7 +222,7 @@ at::Tensor FsdpModel::forward_backward(
   // Backward through the other units, last to first.
   for (int64_t u = head - 1; u >= 0; --u) {
     prefetch(u, u - depth);
-    const dist::NvtxRange range("fsdp backward unit", u);
+    const telemetry::NvtxRange range("fsdp backward unit", u);
     at::Tensor out = outputs[u];
     if (options_.activation_checkpointing) {
       if (u > 0) inputs[u] = inputs[u].detach().requires_grad_();

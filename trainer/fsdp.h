@@ -39,7 +39,7 @@
 #include <memory>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/forward.h"
 #include "model/layout.h"
 #include "model/model.h"
@@ -82,7 +82,7 @@ class FsdpModel {
   // this rank's shard, so the weights are the same whatever the world size.
   // Throws config::ConfigError for an invalid model config or options that
   // cannot work together.
-  FsdpModel(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+  FsdpModel(const model::ModelConfig& cfg, uint64_t seed, comm::Communicator& comm,
             const FsdpOptions& options);
 
   const model::ModelConfig& config() const { return cfg_; }
@@ -135,7 +135,7 @@ class FsdpModel {
 
   model::ModelConfig cfg_;
   FsdpOptions options_;
-  dist::Communicator* comm_;  // [not null]
+  comm::Communicator* comm_;  // [not null]
   std::vector<FsdpUnit> units_;
 };
 

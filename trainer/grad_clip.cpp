@@ -12,7 +12,7 @@ double clip_coefficient(double norm, double max_norm) {
   return std::min(1.0, max_norm / (norm + 1e-6));
 }
 
-double global_grad_norm(std::span<const at::Tensor> grads, dist::Communicator& comm) {
+double global_grad_norm(std::span<const at::Tensor> grads, comm::Communicator& comm) {
   const at::Device device = grads.empty() ? at::Device(at::kCPU) : grads.front().device();
   at::Tensor sum_sq = at::zeros({1}, at::TensorOptions(at::kDouble).device(device));  // (1)
   // Each shard's norm in its own dtype (ATen's reduction is accurate, and an
@@ -20,12 +20,12 @@ double global_grad_norm(std::span<const at::Tensor> grads, dist::Communicator& c
   // summed over shards and ranks in fp64.
   for (const at::Tensor& g : grads)
     sum_sq.add_(at::linalg_vector_norm(g, 2).to(at::kDouble).square());
-  comm.all_reduce(sum_sq, dist::ReduceOp::kSum);
+  comm.all_reduce(sum_sq, comm::ReduceOp::kSum);
   return std::sqrt(sum_sq.item<double>());
 }
 
 GradNorm clip_grad_norm(std::span<const at::Tensor> grads, double max_norm,
-                        dist::Communicator& comm) {
+                        comm::Communicator& comm) {
   GradNorm result;
   result.norm = global_grad_norm(grads, comm);
   result.clip_coef = clip_coefficient(result.norm, max_norm);

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <span>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace muse::trainer {
 
@@ -30,12 +30,12 @@ double clip_coefficient(double norm, double max_norm);
 // tensor's norm in its dtype, their squares summed in fp64. `grads` are this rank's gradient shards
 // without their padding (each (v), e.g. shard.narrow(0, 0, v)), so padding never counts. One
 // all-reduce of one element on `comm`; every rank must call it.
-double global_grad_norm(std::span<const at::Tensor> grads, dist::Communicator& comm);
+double global_grad_norm(std::span<const at::Tensor> grads, comm::Communicator& comm);
 
 // The global norm, and when it is finite and above `max_norm` (> 0), scales
 // every tensor of `grads` in place by the clip coefficient. Non-finite
 // gradients are left untouched for the caller to skip the step.
 GradNorm clip_grad_norm(std::span<const at::Tensor> grads, double max_norm,
-                        dist::Communicator& comm);
+                        comm::Communicator& comm);
 
 }  // namespace muse::trainer

@@ -242,7 +242,7 @@ namespace {
 // ---- Planning. ----
 
 // The small all-reduces of one step in trainer/pretrain.cpp, each of one
-// 8-byte element: agreeing that every rank read its data (dist::run_agreed),
+// 8-byte element: agreeing that every rank read its data (comm::run_agreed),
 // the global count of targets, the loss, and the gradient norm (grad_clip).
 constexpr int64_t kStepAllReduces = 4;
 constexpr int64_t kScalarBytes = 8;
@@ -391,7 +391,7 @@ Phase micro_batch_peak(const model::ModelConfig& cfg, const PlanInputs& in,
 }
 
 // Bytes one rank sends to all-gather or reduce-scatter a full buffer of
-// `bytes` (dist::CollectiveStats' wire convention).
+// `bytes` (comm::CollectiveStats' wire convention).
 int64_t ring_bytes(int64_t bytes, int n) {
   return bytes * (n - 1) / n;
 }

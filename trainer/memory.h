@@ -75,7 +75,7 @@ struct MemoryPlan {
   double flops_per_token = 0;            // forward + backward (model::flops_per_token)
   double flops_per_step = 0;             // all ranks, every micro-batch
   double flops_per_step_rank = 0;        // this rank's share
-  int64_t comm_wire_bytes_per_step = 0;  // dist::CommStats wire bytes one rank sends
+  int64_t comm_wire_bytes_per_step = 0;  // comm::CommStats wire bytes one rank sends
 };
 
 MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in);

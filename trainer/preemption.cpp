@@ -29,9 +29,9 @@ int preemption_signal() {
   return received_signal;
 }
 
-int agreed_preemption_signal(dist::Communicator& comm) {
+int agreed_preemption_signal(comm::Communicator& comm) {
   const at::Tensor s = at::full({1}, static_cast<int64_t>(received_signal), at::kLong);
-  comm.all_reduce(s, dist::ReduceOp::kMax);
+  comm.all_reduce(s, comm::ReduceOp::kMax);
   return static_cast<int>(s.item<int64_t>());
 }
 

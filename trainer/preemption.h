@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace muse::trainer {
 
@@ -23,7 +23,7 @@ void install_preemption_handlers();
 int preemption_signal();
 
 // The signal any rank received (0 when none): one all-reduce. Collective.
-int agreed_preemption_signal(dist::Communicator& comm);
+int agreed_preemption_signal(comm::Communicator& comm);
 
 // What the step loop throws once the checkpoint of a preempted run is saved.
 class Preempted : public std::runtime_error {

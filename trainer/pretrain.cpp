@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -17,10 +16,11 @@
 #include "data/loader.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "dist/agree.h"
+#include "comm/agree.h"
 #include "model/forward.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "rewards/verify.h"
 #include "telemetry/log.h"
 #include "telemetry/progress.h"
 #include "trainer/adamw.h"
@@ -41,7 +41,7 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-PlanInputs plan_of(const TrainJob& job, const dist::Communicator& comm) {
+PlanInputs plan_of(const TrainJob& job, const comm::Communicator& comm) {
   return plan_inputs(job.trainer, job.data.batch_size, job.data.seq_len, comm.size(),
                      comm.backend());
 }
@@ -74,7 +74,7 @@ model::Inputs inputs_of(const data::Batch& b, at::Device device) {
 // the counters a checkpoint saves.
 class Run {
  public:
-  Run(const TrainJob& job, dist::Communicator& comm, telemetry::Metrics& metrics)
+  Run(const TrainJob& job, comm::Communicator& comm, telemetry::Metrics& metrics)
       : job_(job),
         comm_(comm),
         metrics_(metrics),
@@ -119,11 +119,11 @@ class Run {
   // One optimizer step over grad_accum micro-batches; returns its record.
   telemetry::Record train_step() {
     const Clock::time_point start = Clock::now();
-    const dist::CommStats before = comm_.stats();
+    const comm::CommStats before = comm_.stats();
     reset_peak_cpu_memory();
     std::vector<data::Batch> batches;
     int64_t local_count = 0;
-    dist::run_agreed(comm_, [&] {
+    comm::run_agreed(comm_, [&] {
       for (int64_t m = 0; m < job_.trainer.grad_accum; ++m) {
         batches.push_back(loader_.next());
         local_count += model::counted_targets(batches.back().targets, job_.model.image_token_id)
@@ -202,7 +202,7 @@ class Run {
     eval_data.shards = job_.eval.shards;
     eval_data.shuffle = false;
     std::vector<data::Batch> batches;
-    dist::run_agreed(comm_, [&] {
+    comm::run_agreed(comm_, [&] {
       data::Loader loader(loader_options_for(eval_data, job_.model, job_.data.batch_size),
                           comm_.rank(), comm_.size(), static_cast<int64_t>(job_.seed));
       for (int64_t b = 0; b < job_.eval.batches; ++b)
@@ -224,7 +224,7 @@ class Run {
   // greedily with the full weights gathered into one model.
   std::pair<double, double> prompt_accuracy() {
     if (!eval_model_) {
-      dist::run_agreed(comm_, [&] {
+      comm::run_agreed(comm_, [&] {
         tokenizer_.emplace(data::Tokenizer::load(job_.data.tokenizer));
         const data::PromptOptions options{.image_tokens = job_.model.n_patches(),
                                           .image_size = job_.model.image_size,
@@ -239,33 +239,11 @@ class Run {
     double correct = 0;
     for (size_t i = 0; i < answers.generations.size(); ++i) {
       const std::string text = decode_generation(*tokenizer_, answers.generations[i]);
-      correct += answer_matches(text, answers.records[i]->answer) ? 1 : 0;
+      correct += rewards::answer_correct(text, answers.records[i]->answer, job_.eval_match) ? 1 : 0;
     }
     const std::vector<double> total =
         sum_over_ranks(comm_, {correct, static_cast<double>(answers.records.size())});
     return {total[0], std::max(1.0, total[1])};
-  }
-
-  // The model's answer is right when the text inside <answer>...</answer>
-  // equals the reference (trimmed), or, without such tags (captions), when
-  // the text begins with the reference as a whole word: " seven." matches
-  // "seven", " sevenfold" does not.
-  static bool answer_matches(std::string_view text, std::string_view answer) {
-    const auto trim = [](std::string_view t) {
-      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front())))
-        t.remove_prefix(1);
-      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back())))
-        t.remove_suffix(1);
-      return t;
-    };
-    if (const size_t open = text.find("<answer>"); open != std::string_view::npos) {
-      const std::string_view rest = text.substr(open + std::string_view("<answer>").size());
-      return trim(rest.substr(0, rest.find("</answer>"))) == trim(answer);
-    }
-    text = trim(text);
-    if (answer.empty() || !text.starts_with(answer)) return false;
-    return text.size() == answer.size() ||
-           !std::isalnum(static_cast<unsigned char>(text[answer.size()]));
   }
 
   std::string train_state() const {
@@ -320,7 +298,7 @@ class Run {
   }
 
   const TrainJob& job_;
-  dist::Communicator& comm_;
+  comm::Communicator& comm_;
   telemetry::Metrics& metrics_;
   PlanInputs plan_;  // the batch split and FSDP options, as the dry run plans them
   at::Device device_;
@@ -337,10 +315,10 @@ class Run {
 
 }  // namespace
 
-void train(const TrainJob& job, dist::Communicator& comm, telemetry::Metrics& metrics) {
+void train(const TrainJob& job, comm::Communicator& comm, telemetry::Metrics& metrics) {
   std::unique_ptr<Run> run;
-  dist::run_agreed(comm, [&] { run = std::make_unique<Run>(job, comm, metrics); });
-  dist::run_agreed(comm, [&] { run->start(); });
+  comm::run_agreed(comm, [&] { run = std::make_unique<Run>(job, comm, metrics); });
+  comm::run_agreed(comm, [&] { run->start(); });
   run->train();
 }
 

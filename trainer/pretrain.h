@@ -10,8 +10,9 @@
 #include <string>
 
 #include "data/data_config.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/model_config.h"
+#include "rewards/verify.h"
 #include "telemetry/metrics.h"
 #include "telemetry/telemetry_config.h"
 #include "trainer/optim_config.h"
@@ -33,6 +34,9 @@ struct TrainJob {
   OptimConfig optim;
   CheckpointConfig checkpoint;
   EvalConfig eval;
+  // eval.match resolved by the caller (EvalConfig::match_mode), which knows the
+  // stage and rewards.correctness.match.
+  rewards::MatchMode eval_match = rewards::MatchMode::kCaption;
   telemetry::TelemetryConfig telemetry;
   int local_rank = 0;  // picks the GPU with trainer.device auto/cuda
 };
@@ -42,6 +46,6 @@ struct TrainJob {
 // seeded initialisation. Collective over `comm`. Rank 0 writes records to
 // `metrics` and the progress line to stdout. Throws TrainError,
 // checkpoints::CheckpointError, data::DataError or config::ConfigError.
-void train(const TrainJob& job, dist::Communicator& comm, telemetry::Metrics& metrics);
+void train(const TrainJob& job, comm::Communicator& comm, telemetry::Metrics& metrics);
 
 }  // namespace muse::trainer

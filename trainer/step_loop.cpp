@@ -5,7 +5,7 @@
 #include <iostream>
 #include <optional>
 
-#include "dist/nvtx.h"
+#include "telemetry/nvtx.h"
 #include "telemetry/log.h"
 #include "telemetry/progress.h"
 #include "trainer/preemption.h"
@@ -23,7 +23,7 @@ StepSchedule step_schedule(const TrainerConfig& trainer, const CheckpointConfig&
 }
 
 void run_steps(const std::string& label, const int64_t& step, const StepSchedule& schedule,
-               dist::Communicator& comm, telemetry::Metrics& metrics, const StepHooks& hooks) {
+               comm::Communicator& comm, telemetry::Metrics& metrics, const StepHooks& hooks) {
   const int rank = comm.rank();
   if (step >= schedule.steps) {
     telemetry::log_info("run already complete at step " + std::to_string(step) +
@@ -42,7 +42,7 @@ void run_steps(const std::string& label, const int64_t& step, const StepSchedule
   while (step < schedule.steps) {
     const telemetry::Record record = [&] {
       // Numbered as the step's metrics record is (the steps done after it).
-      const dist::NvtxRange range("step " + std::to_string(step + 1));
+      const telemetry::NvtxRange range("step " + std::to_string(step + 1));
       return hooks.step();
     }();
     tokens_since_log += std::get<int64_t>(*record.find("tokens"));

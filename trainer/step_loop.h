@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "telemetry/metrics.h"
 #include "telemetry/telemetry_config.h"
 #include "trainer/train_config.h"
@@ -52,6 +52,6 @@ StepSchedule step_schedule(const TrainerConfig& trainer, const CheckpointConfig&
 // agree whether one was signalled; if so the step is logged and saved and
 // run_steps throws Preempted. Collective over `comm`.
 void run_steps(const std::string& label, const int64_t& step, const StepSchedule& schedule,
-               dist::Communicator& comm, telemetry::Metrics& metrics, const StepHooks& hooks);
+               comm::Communicator& comm, telemetry::Metrics& metrics, const StepHooks& hooks);
 
 }  // namespace muse::trainer

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "config/schema.h"
+#include "rewards/verify.h"
 
 namespace muse::trainer {
 
@@ -91,6 +93,7 @@ struct EvalConfig {
   int64_t batches = 4;
   std::string prompts;
   int64_t max_new_tokens = 4;
+  std::string match = "auto";
 
   template <class V>
   void visit(V& v) {
@@ -107,9 +110,24 @@ struct EvalConfig {
              .ge = 1});
     v.field("prompts", prompts,
             {.help = "held-out prompts (JSONL with prompt, images, answer) whose greedy "
-                     "continuation must start with the answer; empty for none"});
+                     "continuations are checked against the answer as eval.match says; empty "
+                     "for none"});
     v.field("max_new_tokens", max_new_tokens,
             {.help = "tokens generated per evaluation prompt", .unit = "tokens", .ge = 1});
+    v.field("match", match,
+            {.help = "how held-out answers are checked (the RL reward's verifier, "
+                     "rewards/verify.h): caption = the response begins with the reference as a "
+                     "whole word; exact/numeric = the last complete <answer>...</answer> pair; "
+                     "auto = caption in the pretrain stage, rewards.correctness.match in every "
+                     "other stage",
+             .choices = {"auto", "caption", "exact", "numeric"}});
+  }
+
+  // eval.match resolved for `stage`; `reward_match` is
+  // rewards.correctness.mode(), passed in because that section is not ours.
+  rewards::MatchMode match_mode(std::string_view stage, rewards::MatchMode reward_match) const {
+    if (match != "auto") return rewards::parse_match_mode(match);
+    return stage == "pretrain" ? rewards::MatchMode::kCaption : reward_match;
   }
 };
 

@@ -8,13 +8,13 @@
 
 #include "checkpoints/hf_weights.h"
 #include "config/schema.h"
-#include "dist/agree.h"
+#include "comm/agree.h"
 #include "telemetry/log.h"
 #include "trainer/memory.h"
 
 namespace muse::trainer {
 
-at::Device pick_device(const TrainerConfig& cfg, int local_rank, const dist::Communicator& comm) {
+at::Device pick_device(const TrainerConfig& cfg, int local_rank, const comm::Communicator& comm) {
   if (!uses_gpu(cfg, comm.backend())) return at::kCPU;
   if (!at::hasCUDA()) {
     throw config::ConfigError("trainer.device", "cuda, but this process sees no CUDA device");
@@ -22,7 +22,7 @@ at::Device pick_device(const TrainerConfig& cfg, int local_rank, const dist::Com
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
 }
 
-std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values) {
+std::vector<double> sum_over_ranks(comm::Communicator& comm, std::vector<double> values) {
   const at::Tensor t = at::tensor(values, at::kDouble);
   comm.all_reduce(t);
   return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
@@ -93,7 +93,7 @@ model::Model load_model_from(const std::string& from, const std::string& key,
   return m;
 }
 
-TrainingState::TrainingState(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+TrainingState::TrainingState(const model::ModelConfig& cfg, uint64_t seed, comm::Communicator& comm,
                              const FsdpOptions& fsdp, const OptimConfig& optim)
     : comm_(comm), model_(cfg, seed, comm, fsdp), grad_clip_(optim.grad_clip) {
   const AdamWOptions adamw{.beta1 = optim.beta1,
@@ -123,7 +123,7 @@ Update TrainingState::step(double loss, double lr, int64_t max_consecutive_skips
   ++skipped_total_;
   if (++consecutive_skips_ >= max_consecutive_skips) {
     // Every rank stops here together; rank 0 says why.
-    if (comm_.rank() != 0) throw dist::PeerFailure("stopped with rank 0");
+    if (comm_.rank() != 0) throw comm::PeerFailure("stopped with rank 0");
     throw TrainError("step " + std::to_string(step_number) + ": loss or gradient norm not " +
                      "finite for " + std::to_string(consecutive_skips_) +
                      " steps in a row (trainer.max_consecutive_skips); lower optim.lr or "

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/model.h"
 #include "model/model_config.h"
 #include "trainer/adamw.h"
@@ -40,10 +40,10 @@ class TrainError : public std::runtime_error {
 // The device of the rank's weights and compute: the GPU of `local_rank` when
 // uses_gpu(...), else the CPU. Throws config::ConfigError when a GPU is asked
 // for but none is visible.
-at::Device pick_device(const TrainerConfig& cfg, int local_rank, const dist::Communicator& comm);
+at::Device pick_device(const TrainerConfig& cfg, int local_rank, const comm::Communicator& comm);
 
 // The sum over ranks of a few scalars, in one all-reduce.
-std::vector<double> sum_over_ranks(dist::Communicator& comm, std::vector<double> values);
+std::vector<double> sum_over_ranks(comm::Communicator& comm, std::vector<double> values);
 
 // The CPU generator's state as bytes, and back (a checkpoint's rank state).
 std::string cpu_rng_state();
@@ -74,7 +74,7 @@ struct Update {
 
 class TrainingState {
  public:
-  TrainingState(const model::ModelConfig& cfg, uint64_t seed, dist::Communicator& comm,
+  TrainingState(const model::ModelConfig& cfg, uint64_t seed, comm::Communicator& comm,
                 const FsdpOptions& fsdp, const OptimConfig& optim);
 
   FsdpModel& model() { return model_; }
@@ -109,7 +109,7 @@ class TrainingState {
                         const std::string& what) const;
 
  private:
-  dist::Communicator& comm_;
+  comm::Communicator& comm_;
   FsdpModel model_;
   std::vector<AdamWShard> optim_;
   double grad_clip_;

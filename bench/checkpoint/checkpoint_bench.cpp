@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
-#include "dist/solo_communicator.h"
+#include "comm/solo_communicator.h"
 #include "model/model_config.h"
 #include "trainer/training_state.h"
 
@@ -168,7 +168,7 @@ class Bench {
  private:
   fs::path run_dir_;
   muse::model::ModelConfig cfg_;
-  muse::dist::SoloCommunicator comm_;
+  muse::comm::SoloCommunicator comm_;
   TrainingState state_;
   std::vector<at::Tensor> saved_;  // copies of the state after the step
   int64_t step_ = 0;

@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using muse::dist::Communicator;
+using muse::comm::Communicator;
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -60,12 +60,12 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--max-mib")) max_mib = std::atoll(argv[i + 1]);
   }
-  const auto session = muse::dist::Session::start(&argc, &argv);
+  const auto session = muse::comm::Session::start(&argc, &argv);
   at::set_num_threads(1);  // one core per rank, as the ranks share the machine
   for (const bool verify : {true, false}) {
-    muse::dist::CommOptions options;
+    muse::comm::CommOptions options;
     options.verify = verify;
-    auto comm = muse::dist::make_communicator(*session, "mpi", options);
+    auto comm = muse::comm::make_communicator(*session, "mpi", options);
     const int64_t n_ranks = comm->size();
     const double ring = static_cast<double>(n_ranks - 1) / n_ranks;
     for (int64_t bytes = 4096; bytes <= max_mib << 20; bytes *= 16) {
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   }
 
   // Overlap: a 16 MiB all-reduce started before a matmul, waited after it.
-  auto comm = muse::dist::make_communicator(*session, "mpi", {});
+  auto comm = muse::comm::make_communicator(*session, "mpi", {});
   const at::Tensor grads = at::ones({4 << 20}, at::kFloat);
   const at::Tensor a = at::randn({384, 384});
   auto compute = [&] {

@@ -456,7 +456,7 @@ def discussion(args, summaries):
       "muddier: a process with more runnable threads also gets a larger share of the "
       "contended cores, so the wall-time ratio can favour the side that spins while the "
       "CPU-time ratio does not; when the two ratios disagree, the CPU-time one says more "
-      "about the code. The fix belongs in `dist/mpi_communicator.cpp`: start each "
+      "about the code. The fix belongs in `comm/mpi_communicator.cpp`: start each "
       "collective non-blocking (`MPI_Iallgather`, `MPI_Ireduce_scatter_block`, "
       "`MPI_Iallreduce`) and wait with `MPI_Test` and a short sleep between tests, so that "
       "an idle worker gives its core back; the spinning is free only when every rank has "

@@ -198,7 +198,7 @@ COLLECTIVES = {
 
 def wire_bytes(kind, nbytes, world):
     """Bytes a rank sends for one collective on an nbytes buffer under a ring
-    algorithm, the convention of muse-train's dist::CommStats (docs/memory.md):
+    algorithm, the convention of muse-train's comm::CommStats (docs/memory.md):
     (N-1)/N of it for an all-gather or a reduce-scatter, 2(N-1)/N for an
     all-reduce."""
     return (2 if kind == "all_reduce" else 1) * nbytes * (world - 1) // world

@@ -86,7 +86,7 @@ with the first {WARMUP} discarded, {args.reps} runs per setting interleaved. Onl
 completes every reduce-scatter before the next unit, so no byte moves while a unit
 computes; 1 (the default) issues the next unit's all-gather before this unit runs and
 leaves up to two reduce-scatters in flight; 2 gathers two units ahead. The collectives
-run on the MPI communicator's worker thread (dist/mpi_communicator.h), so they progress
+run on the MPI communicator's worker thread (comm/mpi_communicator.h), so they progress
 while the rank's own thread computes.
 
 ### Results

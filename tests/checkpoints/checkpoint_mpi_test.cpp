@@ -21,7 +21,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "tests/checkpoints/error_of.h"
-#include "tests/dist/mpi_test_env.h"
+#include "tests/comm/mpi_test_env.h"
 
 namespace muse::checkpoints {
 namespace {
@@ -92,7 +92,7 @@ class CheckpointMpiTest : public ::testing::Test {
     return r;
   }
 
-  std::unique_ptr<dist::Communicator> comm_;
+  std::unique_ptr<comm::Communicator> comm_;
   int rank_ = 0;
   int world_ = 1;
   fs::path run_;

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "config/schema.h"
-#include "dist/solo_communicator.h"
+#include "comm/solo_communicator.h"
 #include "model/layout.h"
 #include "tests/checkpoints/error_of.h"
 #include "tests/temp_dir.h"
@@ -82,7 +82,7 @@ class CheckpointTest : public ::testing::Test {
 
   muse::testing::TempDir tmp_;
   fs::path run_ = tmp_.path() / "run";
-  dist::SoloCommunicator comm_;
+  comm::SoloCommunicator comm_;
 };
 
 TEST_F(CheckpointTest, RoundTrip) {

@@ -9,7 +9,7 @@ prints the expected shard_bytes or comm_bytes per step of the run in RUN_DIR
 (its config.yaml and its last checkpoint's manifest.json, whose "model" holds
 every model.* field and whose "units" the computed sizes are checked against).
 
-Rules (trainer/shard_plan.h, trainer/fsdp.cpp, dist/communicator.h):
+Rules (trainer/shard_plan.h, trainer/fsdp.cpp, comm/communicator.h):
 * units: embed (token table, patch projection and bias, patch positions),
   one per block, head (final norm, plus the output matrix when untied);
 * a unit of n elements is padded to N*S, S the smallest multiple of 16 with

@@ -27,8 +27,7 @@ TEST(Init, OtherSeedOtherWeights) {
   const Model a(test_config(), 7), b(test_config(), 8);
   for (size_t u = 0; u < a.flat_params().size(); ++u) {
     for (const auto& p : a.layout()[u].params) {
-      if (p.row->init == ParamInit::kNormal ||
-          p.row->init == ParamInit::kNormalScaled) {
+      if (p.row->init == ParamInit::kNormal || p.row->init == ParamInit::kNormalScaled) {
         EXPECT_FALSE(at::equal(param_view(a.layout()[u], a.flat_params()[u], p.id),
                                param_view(b.layout()[u], b.flat_params()[u], p.id)))
             << p.name;

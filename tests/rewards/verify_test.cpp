@@ -1,9 +1,11 @@
-// Answer extraction, answer matching, the format check and think-token
-// counting.
+// Answer extraction, answer matching (every mode, and answer_correct on whole
+// responses), the format check and think-token counting.
 #include "rewards/verify.h"
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+#include <string_view>
 #include <vector>
 
 namespace muse::rewards {
@@ -62,6 +64,81 @@ TEST(AnswersMatch, NumericFallsBackToExactForNonNumbers) {
   EXPECT_FALSE(answers_match("5 apples", "5", MatchMode::kNumeric));
   EXPECT_FALSE(answers_match("-", "0", MatchMode::kNumeric));
   EXPECT_TRUE(answers_match("1,00", "1,00", MatchMode::kNumeric));
+}
+
+TEST(AnswersMatch, CaptionWantsTheReferenceAsALeadingWholeWord) {
+  EXPECT_TRUE(answers_match(" seven.", "seven", MatchMode::kCaption));
+  EXPECT_TRUE(answers_match("seven", "seven", MatchMode::kCaption));
+  EXPECT_TRUE(answers_match("seven cats", "seven", MatchMode::kCaption));
+  EXPECT_FALSE(answers_match(" sevenfold", "seven", MatchMode::kCaption));
+  EXPECT_FALSE(answers_match("seven7", "seven", MatchMode::kCaption));
+  EXPECT_FALSE(answers_match("a seven", "seven", MatchMode::kCaption));
+  // Not symmetric: the reference must be the prefix.
+  EXPECT_FALSE(answers_match("seven", "seven.", MatchMode::kCaption));
+}
+
+TEST(AnswerCorrect, CaptionRule) {
+  EXPECT_TRUE(answer_correct(" seven.", "seven", MatchMode::kCaption));
+  EXPECT_TRUE(answer_correct("seven", "seven", MatchMode::kCaption));
+  EXPECT_TRUE(answer_correct("seven-ish", "seven", MatchMode::kCaption));
+  EXPECT_FALSE(answer_correct(" sevenfold", "seven", MatchMode::kCaption));
+  EXPECT_FALSE(answer_correct("Seven", "seven", MatchMode::kCaption));
+  EXPECT_FALSE(answer_correct("", "seven", MatchMode::kCaption));
+  // Both sides are trimmed, with every kind of whitespace.
+  EXPECT_TRUE(answer_correct("\n\t seven \n", "seven", MatchMode::kCaption));
+  EXPECT_TRUE(answer_correct("seven dogs", "  seven\n", MatchMode::kCaption));
+  EXPECT_TRUE(answer_correct("two cats", " two cats ", MatchMode::kCaption));
+  // A blank reference answers nothing, or every response would count.
+  EXPECT_FALSE(answer_correct("seven", "", MatchMode::kCaption));
+  EXPECT_FALSE(answer_correct("seven", " \n", MatchMode::kCaption));
+  EXPECT_FALSE(answer_correct("", "", MatchMode::kCaption));
+  // Tags mean nothing to a caption: the text is read as it is.
+  EXPECT_FALSE(answer_correct("<answer>seven</answer>", "seven", MatchMode::kCaption));
+  EXPECT_TRUE(answer_correct("<answer>seven</answer>", "<answer>seven", MatchMode::kCaption));
+}
+
+TEST(AnswerCorrect, ReadsTheLastCompletePair) {
+  const std::string_view two = "<answer>1</answer> <answer>2</answer>";
+  for (const MatchMode mode : {MatchMode::kExact, MatchMode::kNumeric}) {
+    EXPECT_TRUE(answer_correct(two, "2", mode));
+    EXPECT_FALSE(answer_correct(two, "1", mode));
+    // An unclosed last <answer> leaves the previous complete pair.
+    EXPECT_TRUE(answer_correct("<answer>1</answer> <answer>2", "1", mode));
+    EXPECT_FALSE(answer_correct("<answer>1</answer> <answer>2", "2", mode));
+  }
+}
+
+TEST(AnswerCorrect, ExactAndNumericCompareTheAnswer) {
+  const std::string_view text = "<think>so 5.0</think><answer> 5.0 </answer>";
+  EXPECT_TRUE(answer_correct(text, "5", MatchMode::kNumeric));
+  EXPECT_FALSE(answer_correct(text, "5", MatchMode::kExact));
+  EXPECT_TRUE(answer_correct(text, "5.0", MatchMode::kExact));
+  EXPECT_TRUE(answer_correct("<answer>1,000</answer>", "1000", MatchMode::kNumeric));
+  EXPECT_FALSE(answer_correct("<answer>1,000</answer>", "1000", MatchMode::kExact));
+  EXPECT_FALSE(answer_correct("<answer>6</answer>", "5", MatchMode::kNumeric));
+  // No prefix rule inside the tags: the whole answer must match.
+  EXPECT_FALSE(answer_correct("<answer>seven.</answer>", "seven", MatchMode::kExact));
+  EXPECT_TRUE(answer_correct("<answer>x+1</answer>", "x+1", MatchMode::kNumeric));
+}
+
+TEST(AnswerCorrect, ExactAndNumericNeedACompletePair) {
+  for (const MatchMode mode : {MatchMode::kExact, MatchMode::kNumeric}) {
+    EXPECT_FALSE(answer_correct("5", "5", mode));
+    EXPECT_FALSE(answer_correct(" seven.", "seven", mode));
+    EXPECT_FALSE(answer_correct("<answer>5", "5", mode));
+    EXPECT_FALSE(answer_correct("5</answer>", "5", mode));
+    EXPECT_FALSE(answer_correct("", "", mode));
+  }
+  // An empty pair still is a pair: it answers an empty reference.
+  EXPECT_TRUE(answer_correct("<answer> </answer>", "", MatchMode::kExact));
+}
+
+TEST(ParseMatchMode, NamesEveryMode) {
+  EXPECT_EQ(parse_match_mode("exact"), MatchMode::kExact);
+  EXPECT_EQ(parse_match_mode("numeric"), MatchMode::kNumeric);
+  EXPECT_EQ(parse_match_mode("caption"), MatchMode::kCaption);
+  EXPECT_THROW(parse_match_mode("auto"), std::invalid_argument);
+  EXPECT_THROW(parse_match_mode(""), std::invalid_argument);
 }
 
 TEST(WellFormatted, AcceptsThinkThenAnswer) {

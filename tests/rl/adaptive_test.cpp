@@ -10,7 +10,7 @@
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "dist/solo_communicator.h"
+#include "comm/solo_communicator.h"
 #include "model/model.h"
 #include "rl/adaptive.h"
 #include "tests/model/model_test_util.h"
@@ -221,7 +221,7 @@ TEST_F(AdaptiveModel, RecordsNameEveryBudgetAndTheAdaptiveRun) {
   AdaptiveConfig cfg;
   cfg.budgets = {2, 5};
   cfg.answer_tokens = 2;
-  dist::SoloCommunicator solo;
+  comm::SoloCommunicator solo;
   const auto records = evaluate_adaptive(m, problems(), setup(cfg), 3, solo);
   ASSERT_EQ(records.size(), 3u);
   const auto name = [](const telemetry::Record& r) {

@@ -14,9 +14,9 @@
 #include <memory>
 #include <vector>
 
-#include "dist/solo_communicator.h"
+#include "comm/solo_communicator.h"
 #include "model/model.h"
-#include "tests/dist/mpi_test_env.h"
+#include "tests/comm/mpi_test_env.h"
 #include "tests/model/model_test_util.h"
 
 namespace muse::rl {
@@ -60,7 +60,7 @@ trainer::OptimConfig optim() {
 }
 
 // The weights after one policy_update of `samples` on `comm`.
-model::Model updated(dist::Communicator& comm, const std::vector<Sample>& samples,
+model::Model updated(comm::Communicator& comm, const std::vector<Sample>& samples,
                      const UpdateOptions& options) {
   const model::ModelConfig cfg = model::testing::test_config(true);
   trainer::TrainingState state(cfg, kSeed, comm, {}, optim());
@@ -92,7 +92,7 @@ TEST_P(PolicyUpdateTest, RanksTakeTheSingleProcessStep) {
   options.micro_batch = 2;
   options.loss_constant = 8;
 
-  dist::SoloCommunicator solo;
+  comm::SoloCommunicator solo;
   const model::Model expected = updated(solo, all, options);
 
   // Uneven shares: rank 0 the first four responses, the others split the rest.

@@ -18,7 +18,7 @@
 
 #include "config/schema.h"
 #include "model/model.h"
-#include "tests/dist/mpi_test_env.h"
+#include "tests/comm/mpi_test_env.h"
 #include "tests/model/model_test_util.h"
 
 namespace muse::trainer {
@@ -118,7 +118,7 @@ class FsdpTest : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {
     }
   }
 
-  std::unique_ptr<dist::Communicator> comm_;
+  std::unique_ptr<comm::Communicator> comm_;
 };
 
 TEST_P(FsdpTest, GradientsMatchTheUnshardedModel) {

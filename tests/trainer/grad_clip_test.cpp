@@ -15,7 +15,7 @@
 #include <memory>
 #include <vector>
 
-#include "tests/dist/mpi_test_env.h"
+#include "tests/comm/mpi_test_env.h"
 #include "trainer/shard_plan.h"
 
 namespace muse::trainer {
@@ -50,7 +50,7 @@ class GradClipTest : public ::testing::Test {
     return at::linalg_vector_norm(at::stack(norms), 2).item<double>();
   }
 
-  std::unique_ptr<dist::Communicator> comm_;
+  std::unique_ptr<comm::Communicator> comm_;
   int rank_ = 0;
   std::vector<at::Tensor> full_;    // every unit's unsharded gradient
   std::vector<at::Tensor> shards_;  // this rank's padded shards

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "config/schema.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/forward.h"
 #include "model/layout.h"
 #include "trainer/adamw.h"
@@ -46,31 +46,31 @@ at::Tensor g_allocated_before_tracking = at::ones({1024});
 // all-gather repeats the input N times, a sum is N times the value. The
 // communicator base class counts the traffic of the N-rank collectives, and
 // the buffers have the sizes a real rank would see.
-class ReplicaCommunicator final : public dist::Communicator {
+class ReplicaCommunicator final : public comm::Communicator {
  public:
   explicit ReplicaCommunicator(int world_size) : Communicator(0, world_size) {}
   std::string_view backend() const override { return "replica"; }
 
  protected:
-  std::unique_ptr<dist::Work> launch(Call call) override {
+  std::unique_ptr<comm::Work> launch(Call call) override {
     const int64_t n = size();
-    const bool sum = call.op == dist::ReduceOp::kSum;
+    const bool sum = call.op == comm::ReduceOp::kSum;
     switch (call.kind) {
-      case dist::Collective::kAllGather:
+      case comm::Collective::kAllGather:
         call.out.view({n, -1}).copy_(call.in.view({1, -1}));
         break;
-      case dist::Collective::kReduceScatter:
+      case comm::Collective::kReduceScatter:
         call.out.copy_(call.in.narrow(0, 0, call.out.numel()));
         if (sum) call.out.mul_(n);
         break;
-      case dist::Collective::kAllReduce:
+      case comm::Collective::kAllReduce:
         if (sum) call.in.mul_(n);
         break;
-      case dist::Collective::kBroadcast:
-      case dist::Collective::kBarrier:
+      case comm::Collective::kBroadcast:
+      case comm::Collective::kBarrier:
         break;
     }
-    return std::make_unique<dist::DoneWork>();
+    return std::make_unique<comm::DoneWork>();
   }
 };
 

@@ -20,6 +20,8 @@ model::UnitLayout make_unit(const std::vector<int64_t>& sizes) {
   model::UnitLayout unit{.name = "test"};
   for (int64_t n : sizes) {
     unit.params.push_back({.id = model::ParamId::kAttnQ,
+                           .row = &model::param_row(model::ParamId::kAttnQ),
+                           .layer = 0,
                            .name = std::to_string(unit.params.size()),
                            .shape = {n},
                            .offset = unit.numel,

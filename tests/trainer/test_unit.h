@@ -16,6 +16,8 @@ inline model::UnitLayout unit_of(const std::string& name,
   model::UnitLayout unit{.name = name};
   for (const auto& [n, decay] : params) {
     unit.params.push_back({.id = model::ParamId::kAttnQ,
+                           .row = &model::param_row(model::ParamId::kAttnQ),
+                           .layer = 0,
                            .name = std::to_string(unit.params.size()),
                            .shape = {n},
                            .offset = unit.numel,

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 // What the ranks that did not fail throw when another rank did; the failing
 // rank reports the cause, so this one need not be printed. It says whether
@@ -38,4 +38,4 @@ void run_agreed(Communicator& comm, const std::function<void()>& work);
 // all-gathers (the sizes, then the padded bytes). Collective.
 std::vector<std::string> all_gather_bytes(Communicator& comm, const std::string& mine);
 
-}  // namespace muse::dist
+}  // namespace muse::comm

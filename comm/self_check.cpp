@@ -1,10 +1,10 @@
-#include "dist/self_check.h"
+#include "comm/self_check.h"
 
 #include <ATen/ATen.h>
 
 #include <chrono>
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 // Small integers, exact in every checked dtype (bfloat16 included) after
@@ -124,4 +124,4 @@ std::vector<SelfCheckRow> run_self_check(Communicator& comm, int64_t n) {
   return rows;
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

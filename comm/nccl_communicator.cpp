@@ -1,14 +1,14 @@
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "dist/mpi_error.h"
-#include "dist/nvtx.h"
+#include "comm/mpi_error.h"
+#include "telemetry/nvtx.h"
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 void check_cuda(cudaError_t rc, const char* what) {
@@ -221,7 +221,7 @@ std::unique_ptr<Work> NcclCommunicator::launch(Call call) {
   }
   const Fingerprint mine = fingerprint_of(call);
   if (options_.verify) {
-    const NvtxRange range("nccl verify");
+    const telemetry::NvtxRange range("nccl verify");
     std::vector<Fingerprint> all(size());
     check_mpi(
         MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, bootstrap_),
@@ -230,7 +230,7 @@ std::unique_ptr<Work> NcclCommunicator::launch(Call call) {
   }
   // Everything that queues the collective: the events, the stream waits and
   // the NCCL call (the GPU work itself shows on the communicator's stream).
-  const NvtxRange range(range_name(call.kind), buffer_bytes(call));
+  const telemetry::NvtxRange range(range_name(call.kind), buffer_bytes(call));
   const c10::cuda::CUDAGuard guard(device_);
   auto events = std::make_shared<Events>();
   check_cuda(cudaEventCreate(&events->start), "cudaEventCreate");
@@ -288,4 +288,4 @@ void NcclCommunicator::enqueue(const Call& call) {
   }
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -6,12 +6,12 @@
 #include <string>
 
 #include "config/schema.h"
-#include "dist/agree.h"
-#include "dist/communicator.h"
-#include "dist/self_check.h"
-#include "tests/dist/mpi_test_env.h"
+#include "comm/agree.h"
+#include "comm/communicator.h"
+#include "comm/self_check.h"
+#include "tests/comm/mpi_test_env.h"
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 using muse::testing::rank_data;
@@ -323,4 +323,4 @@ TEST_F(CommBehaviour, WorldMatchesMpi) {
 }
 
 }  // namespace
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -4,9 +4,9 @@
 #include <map>
 #include <string>
 
-#include "dist/world.h"
+#include "comm/world.h"
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 LaunchEnv read(const std::map<std::string, std::string>& vars) {
@@ -126,4 +126,4 @@ TEST(Session, WithoutLauncherIsOneRankWithoutMpi) {
 }
 
 }  // namespace
-}  // namespace muse::dist
+}  // namespace muse::comm

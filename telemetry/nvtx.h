@@ -1,8 +1,8 @@
 // NVTX ranges: named spans of host time that Nsight Systems shows on the
 // timeline above the CUDA work they enqueue (docs/gpu.md).
 //
-//   const dist::NvtxRange range("step 12");         // pushed here, popped at scope end
-//   const dist::NvtxRange range("nccl all_gather", bytes);  // with an int64 payload
+//   const telemetry::NvtxRange range("step 12");         // pushed here, popped at scope end
+//   const telemetry::NvtxRange range("nccl all_gather", bytes);  // with an int64 payload
 //
 // In CUDA builds (MUSE_WITH_NCCL) these are NVTX3 push/pop calls on the
 // calling thread: header-only, nothing to link, and close to free when no
@@ -18,7 +18,7 @@
 #include <nvtx3/nvToolsExt.h>
 #endif
 
-namespace muse::dist {
+namespace muse::telemetry {
 
 class NvtxRange {
  public:
@@ -52,4 +52,4 @@ class NvtxRange {
   NvtxRange& operator=(const NvtxRange&) = delete;
 };
 
-}  // namespace muse::dist
+}  // namespace muse::telemetry

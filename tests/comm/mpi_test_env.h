@@ -8,18 +8,18 @@
 
 #include <memory>
 
-#include "dist/communicator.h"
-#include "dist/world.h"
+#include "comm/communicator.h"
+#include "comm/world.h"
 
 namespace muse::testing {
 
 // The session of this test process (started before any test runs).
-const dist::Session& session();
+const comm::Session& session();
 
 // The MPI communicator of this test process (the solo one on 1 rank), with
 // fingerprint verification as given and a timeout long enough for a loaded
 // machine.
-std::unique_ptr<dist::Communicator> make_test_communicator(bool verify = true);
+std::unique_ptr<comm::Communicator> make_test_communicator(bool verify = true);
 
 // The tensor rank `rank` contributes in a test: deterministic in (rank, salt),
 // so every rank can compute every other rank's input. Integer-valued for

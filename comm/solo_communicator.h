@@ -2,9 +2,9 @@
 // and no MPI or NCCL call is made.
 #pragma once
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 class SoloCommunicator final : public Communicator {
  public:
@@ -15,4 +15,4 @@ class SoloCommunicator final : public Communicator {
   std::unique_ptr<Work> launch(Call call) override;
 };
 
-}  // namespace muse::dist
+}  // namespace muse::comm

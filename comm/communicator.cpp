@@ -1,16 +1,16 @@
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 #include <ATen/ATen.h>
 
 #include <sstream>
 
-#include "dist/mpi_communicator.h"
-#include "dist/solo_communicator.h"
+#include "comm/mpi_communicator.h"
+#include "comm/solo_communicator.h"
 #ifdef MUSE_WITH_NCCL
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 #endif
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 bool is_supported(at::ScalarType t) {
@@ -261,4 +261,4 @@ std::unique_ptr<Communicator> make_communicator(const Session& session, std::str
   return std::make_unique<MpiCommunicator>(options);
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

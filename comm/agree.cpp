@@ -1,4 +1,4 @@
-#include "dist/agree.h"
+#include "comm/agree.h"
 
 #include <ATen/ATen.h>
 
@@ -8,7 +8,7 @@
 
 #include "config/schema.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 void run_agreed(Communicator& comm, const std::function<void()>& work) {
   std::exception_ptr failure;
@@ -54,4 +54,4 @@ std::vector<std::string> all_gather_bytes(Communicator& comm, const std::string&
   return out;
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -1,6 +1,6 @@
-#include "dist/solo_communicator.h"
+#include "comm/solo_communicator.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 std::unique_ptr<Work> SoloCommunicator::launch(Call call) {
   // all_gather and reduce_scatter move `in` to `out` unchanged (a sum or
@@ -12,4 +12,4 @@ std::unique_ptr<Work> SoloCommunicator::launch(Call call) {
   return std::make_unique<DoneWork>();
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

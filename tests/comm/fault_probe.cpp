@@ -11,17 +11,17 @@
 
 #include <ATen/ATen.h>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "telemetry/log.h"
 
 int main(int argc, char** argv) {
   using namespace muse;
   const std::string mode = argc > 1 ? argv[1] : "";
-  const auto session = dist::Session::start(&argc, &argv);
+  const auto session = comm::Session::start(&argc, &argv);
   telemetry::set_log_rank(session->world().rank, session->world().size);
-  dist::CommOptions options;
+  comm::CommOptions options;
   options.timeout = std::chrono::seconds(mode == "timeout" ? 2 : 60);
-  auto comm = dist::make_communicator(*session, "mpi", options);
+  auto comm = comm::make_communicator(*session, "mpi", options);
   comm->barrier();
 
   if (comm->rank() == 1) {
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     comm->all_reduce(at::ones({4}, at::kFloat));
     std::puts("all_reduce completed (unexpected)");
     return 0;
-  } catch (const dist::DistError& e) {
+  } catch (const comm::DistError& e) {
     telemetry::log_error(e.what());
     session->abort(3);
   }

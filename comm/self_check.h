@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 struct SelfCheckRow {
   std::string collective;  // "all_reduce(sum)"
@@ -22,4 +22,4 @@ struct SelfCheckRow {
 // describing the first collective whose result is wrong.
 std::vector<SelfCheckRow> run_self_check(Communicator& comm, int64_t n);
 
-}  // namespace muse::dist
+}  // namespace muse::comm

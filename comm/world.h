@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace muse::dist {
+namespace muse::comm {
 
 // A failure of the distributed runtime: a launch misconfiguration, a
 // collective that timed out, ranks that disagree about a collective.
@@ -75,4 +75,4 @@ class Session {
   bool uses_mpi_ = false;
 };
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -5,9 +5,9 @@
 
 #include <string>
 
-#include "dist/world.h"
+#include "comm/world.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 // Throws DistError "WHAT failed: <MPI's text for rc>" unless rc is MPI_SUCCESS.
 inline void check_mpi(int rc, const char* what) {
@@ -18,4 +18,4 @@ inline void check_mpi(int rc, const char* what) {
   throw DistError(std::string(what) + " failed: " + std::string(text, length));
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

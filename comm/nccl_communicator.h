@@ -23,9 +23,9 @@
 #include <string>
 #include <thread>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 // True when this process sees at least one CUDA device.
 bool nccl_device_available();
@@ -76,4 +76,4 @@ class NcclCommunicator final : public Communicator {
   std::thread watchdog_;
 };
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -32,9 +32,9 @@
 #include <string_view>
 #include <vector>
 
-#include "dist/world.h"
+#include "comm/world.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 enum class ReduceOp { kSum, kAvg, kMax, kMin };
 
@@ -192,4 +192,4 @@ std::unique_ptr<Communicator> make_communicator(const Session& session, std::str
 // Backends compiled into this build ("mpi", and "nccl" in CUDA builds).
 bool has_nccl();
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -5,7 +5,7 @@
 
 #include "config/schema.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 struct DistConfig {
   std::string backend = "auto";
@@ -29,4 +29,4 @@ struct DistConfig {
   }
 };
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -18,9 +18,9 @@
 #include <mutex>
 #include <thread>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
-namespace muse::dist {
+namespace muse::comm {
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -62,4 +62,4 @@ class MpiCommunicator final : public Communicator {
   std::string broken_reason_;
 };
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -4,10 +4,10 @@
 
 #include <ATen/ATen.h>
 
-#include "dist/communicator.h"
-#include "dist/solo_communicator.h"
+#include "comm/communicator.h"
+#include "comm/solo_communicator.h"
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 TEST(Solo, CollectivesAreTheIdentity) {
@@ -115,4 +115,4 @@ TEST(MakeCommunicator, OneRankGetsTheSoloBackendAndUnknownBackendsFail) {
 }
 
 }  // namespace
-}  // namespace muse::dist
+}  // namespace muse::comm

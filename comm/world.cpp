@@ -1,4 +1,4 @@
-#include "dist/world.h"
+#include "comm/world.h"
 
 #include <mpi.h>
 #include <unistd.h>
@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "dist/mpi_error.h"
+#include "comm/mpi_error.h"
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 std::optional<int> env_int(const std::function<const char*(const char*)>& getenv,
@@ -150,4 +150,4 @@ void Session::abort(int exit_code) const {
   std::_Exit(exit_code);
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -1,12 +1,12 @@
-#include "dist/mpi_communicator.h"
+#include "comm/mpi_communicator.h"
 
 #include <ATen/ATen.h>
 
 #include <climits>
 
-#include "dist/mpi_error.h"
+#include "comm/mpi_error.h"
 
-namespace muse::dist {
+namespace muse::comm {
 namespace {
 
 // The MPI type that moves a dtype's bytes unchanged, and that reduces it
@@ -232,4 +232,4 @@ void MpiCommunicator::run(State& state, const Call& call) {
   }
 }
 
-}  // namespace muse::dist
+}  // namespace muse::comm

@@ -7,12 +7,12 @@
 #include <cstdio>
 #include <memory>
 
-#include "tests/dist/mpi_test_env.h"
+#include "tests/comm/mpi_test_env.h"
 
 namespace muse::testing {
 namespace {
 
-std::unique_ptr<dist::Session> g_session;
+std::unique_ptr<comm::Session> g_session;
 
 class FailurePrinter : public ::testing::EmptyTestEventListener {
  public:
@@ -30,15 +30,15 @@ class FailurePrinter : public ::testing::EmptyTestEventListener {
 
 }  // namespace
 
-const dist::Session& session() {
+const comm::Session& session() {
   return *g_session;
 }
 
-std::unique_ptr<dist::Communicator> make_test_communicator(bool verify) {
-  dist::CommOptions options;
+std::unique_ptr<comm::Communicator> make_test_communicator(bool verify) {
+  comm::CommOptions options;
   options.timeout = std::chrono::seconds(60);
   options.verify = verify;
-  return dist::make_communicator(*g_session, "mpi", options);
+  return comm::make_communicator(*g_session, "mpi", options);
 }
 
 at::Tensor rank_data(int rank, int64_t n, at::ScalarType dtype, int salt) {
@@ -52,7 +52,7 @@ at::Tensor rank_data(int rank, int64_t n, at::ScalarType dtype, int salt) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  muse::testing::g_session = muse::dist::Session::start(&argc, &argv);
+  muse::testing::g_session = muse::comm::Session::start(&argc, &argv);
   const int rank = muse::testing::g_session->world().rank;
   if (rank != 0) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
