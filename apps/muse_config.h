@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "comm/dist_config.h"
 #include "config/loader.h"
 #include "config/schema.h"
 #include "data/data_config.h"
-#include "comm/dist_config.h"
 #include "model/model_config.h"
 #include "rewards/rewards_config.h"
 #include "rl/adaptive_config.h"

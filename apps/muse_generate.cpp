@@ -19,11 +19,11 @@
 
 #include "apps/muse_config.h"
 #include "checkpoints/checkpoint.h"
+#include "comm/solo_communicator.h"
 #include "config/cli.h"
 #include "data/data_error.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "comm/solo_communicator.h"
 #include "model/generate.h"
 #include "muse/version.h"
 #include "rewards/terms.h"

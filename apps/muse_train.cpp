@@ -17,6 +17,10 @@
 
 #include "apps/muse_config.h"
 #include "checkpoints/checkpoint.h"
+#include "comm/agree.h"
+#include "comm/communicator.h"
+#include "comm/self_check.h"
+#include "comm/world.h"
 #include "config/cli.h"
 #include "config/files.h"
 #include "config/loader.h"
@@ -24,10 +28,6 @@
 #include "data/data_error.h"
 #include "data/loader.h"
 #include "data/shard.h"
-#include "comm/agree.h"
-#include "comm/communicator.h"
-#include "comm/self_check.h"
-#include "comm/world.h"
 #include "model/layout.h"
 #include "muse/version.h"
 #include "rl/adaptive.h"
@@ -47,7 +47,7 @@ using muse::MuseConfig;
 namespace checkpoints = muse::checkpoints;
 namespace config = muse::config;
 namespace data = muse::data;
-namespace dist = muse::comm;
+namespace comm = muse::comm;
 namespace model = muse::model;
 namespace rl = muse::rl;
 namespace telemetry = muse::telemetry;
@@ -136,21 +136,21 @@ std::filesystem::path run_dir_of(const MuseConfig& cfg) {
 // writing metrics.jsonl.
 void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communicator& comm) {
   trainer::set_cpu_block_cache(cfg.trainer.cpu_block_cache);
-  const trainer::TrainJob job{.stage = cfg.stage,
-                              .seed = static_cast<uint64_t>(cfg.seed),
-                              .run_dir = run_dir_of(cfg),
-                              .init_from = cfg.init_from,
-                              .config_yaml = config::to_yaml(cfg),
-                              .model = cfg.model,
-                              .data = cfg.data,
-                              .trainer = cfg.trainer,
-                              .optim = cfg.optim,
-                              .checkpoint = cfg.checkpoint,
-                              .eval = cfg.eval,
-                              .eval_match = cfg.eval.match_mode(
-                                  cfg.stage, cfg.rewards.correctness.mode()),
-                              .telemetry = cfg.telemetry,
-                              .local_rank = world.local_rank};
+  const trainer::TrainJob job{
+      .stage = cfg.stage,
+      .seed = static_cast<uint64_t>(cfg.seed),
+      .run_dir = run_dir_of(cfg),
+      .init_from = cfg.init_from,
+      .config_yaml = config::to_yaml(cfg),
+      .model = cfg.model,
+      .data = cfg.data,
+      .trainer = cfg.trainer,
+      .optim = cfg.optim,
+      .checkpoint = cfg.checkpoint,
+      .eval = cfg.eval,
+      .eval_match = cfg.eval.match_mode(cfg.stage, cfg.rewards.correctness.mode()),
+      .telemetry = cfg.telemetry,
+      .local_rank = world.local_rank};
   telemetry::Metrics metrics;
   telemetry::WandbSink* wandb = nullptr;  // owned by metrics; rank 0 only
   comm::run_agreed(comm, [&] {

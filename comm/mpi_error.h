@@ -1,4 +1,4 @@
-// MPI return codes as DistErrors (dist/ internal).
+// MPI return codes as DistErrors (comm/ internal).
 #pragma once
 
 #include <mpi.h>

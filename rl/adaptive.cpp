@@ -5,8 +5,8 @@
 #include <limits>
 #include <numeric>
 
-#include "config/schema.h"
 #include "comm/agree.h"
+#include "config/schema.h"
 #include "model/generate.h"
 #include "rl/aggregation.h"
 #include "rl/rollout.h"

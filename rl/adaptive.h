@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "comm/communicator.h"
 #include "model/model.h"
 #include "rewards/reward.h"
 #include "rewards/verify.h"

@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "config/schema.h"
 #include "comm/agree.h"
+#include "config/schema.h"
 #include "rewards/terms.h"
 #include "trainer/training_state.h"
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "comm/communicator.h"
 #include "model/model.h"
 #include "rewards/verify.h"
 #include "rl/aggregate_config.h"

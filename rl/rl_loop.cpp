@@ -7,11 +7,11 @@
 #include <optional>
 
 #include "checkpoints/checkpoint.h"
+#include "comm/agree.h"
 #include "config/files.h"
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "comm/agree.h"
 #include "model/model.h"
 #include "rewards/registry.h"
 #include "rewards/reward_set.h"

@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "config/schema.h"
-#include "telemetry/nvtx.h"
 #include "model/weights.h"
+#include "telemetry/nvtx.h"
 
 namespace muse::trainer {
 

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
+#include "comm/agree.h"
 #include "config/schema.h"
 #include "data/loader.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "comm/agree.h"
 #include "model/forward.h"
 #include "model/generate.h"
 #include "model/model.h"

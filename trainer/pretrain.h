@@ -9,8 +9,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "data/data_config.h"
 #include "comm/communicator.h"
+#include "data/data_config.h"
 #include "model/model_config.h"
 #include "rewards/verify.h"
 #include "telemetry/metrics.h"

@@ -5,8 +5,8 @@
 #include <iostream>
 #include <optional>
 
-#include "telemetry/nvtx.h"
 #include "telemetry/log.h"
+#include "telemetry/nvtx.h"
 #include "telemetry/progress.h"
 #include "trainer/preemption.h"
 

@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "checkpoints/hf_weights.h"
-#include "config/schema.h"
 #include "comm/agree.h"
+#include "config/schema.h"
 #include "telemetry/log.h"
 #include "trainer/memory.h"
 

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "config/schema.h"
 #include "comm/solo_communicator.h"
+#include "config/schema.h"
 #include "model/layout.h"
 #include "tests/checkpoints/error_of.h"
 #include "tests/temp_dir.h"

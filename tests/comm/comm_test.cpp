@@ -5,10 +5,10 @@
 
 #include <string>
 
-#include "config/schema.h"
 #include "comm/agree.h"
 #include "comm/communicator.h"
 #include "comm/self_check.h"
+#include "config/schema.h"
 #include "tests/comm/mpi_test_env.h"
 
 namespace muse::comm {

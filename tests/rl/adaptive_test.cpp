@@ -7,10 +7,10 @@
 #include <cmath>
 #include <limits>
 
+#include "comm/solo_communicator.h"
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
-#include "comm/solo_communicator.h"
 #include "model/model.h"
 #include "rl/adaptive.h"
 #include "tests/model/model_test_util.h"

@@ -19,8 +19,8 @@
 #include <thread>
 #include <vector>
 
-#include "config/schema.h"
 #include "comm/communicator.h"
+#include "config/schema.h"
 #include "model/forward.h"
 #include "model/layout.h"
 #include "trainer/adamw.h"
