@@ -14,15 +14,16 @@
 
 #include "apps/muse_config.h"
 #include "checkpoints/checkpoint.h"
-#include "checkpoints/export.h"
 #include "config/cli.h"
+#include "formats/export.h"
+#include "formats/model_source.h"
 #include "muse/version.h"
 #include "telemetry/log.h"
-#include "trainer/training_state.h"
 
 namespace {
 
 namespace checkpoints = muse::checkpoints;
+namespace formats = muse::formats;
 namespace config = muse::config;
 namespace telemetry = muse::telemetry;
 
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
               "hf: split the model into shards of at most N bytes (default 5000000000)");
   args.flag("--version", &version, "print the version and exit");
   args.flag("--help", &help, "print this help and exit");
-  checkpoints::ExportOptions options;
+  formats::ExportOptions options;
   try {
     args.parse(argc, argv);
     if (config::print_help_or_version(
@@ -86,13 +87,12 @@ int main(int argc, char** argv) {
   try {
     const auto start = std::chrono::steady_clock::now();
     const checkpoints::Checkpoint ckpt(
-        muse::trainer::resolve_init_from(checkpoint, "--checkpoint"));
+        muse::formats::resolve_init_from(checkpoint, "--checkpoint"));
     if (tokenizer.empty())
       tokenizer = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string()).data.tokenizer;
     options.tokenizer = tokenizer;
-    const checkpoints::ExportSummary s = format == "hf"
-                                             ? checkpoints::export_hf(ckpt, out, options)
-                                             : checkpoints::export_gguf(ckpt, out, options);
+    const formats::ExportSummary s = format == "hf" ? formats::export_hf(ckpt, out, options)
+                                                    : formats::export_gguf(ckpt, out, options);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf(

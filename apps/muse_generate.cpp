@@ -24,6 +24,7 @@
 #include "data/data_error.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "formats/model_source.h"
 #include "model/generate.h"
 #include "muse/version.h"
 #include "rewards/terms.h"
@@ -32,7 +33,6 @@
 #include "rl/contemplate.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
-#include "trainer/training_state.h"
 
 namespace {
 
@@ -209,12 +209,12 @@ struct Totals {
 
 int run(const Options& o) {
   const muse::checkpoints::Checkpoint ckpt(
-      muse::trainer::resolve_init_from(o.checkpoint, "--checkpoint"));
+      muse::formats::resolve_init_from(o.checkpoint, "--checkpoint"));
   muse::MuseConfig cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
   apply_overrides(cfg, o.overrides);
   const data::Tokenizer tokenizer =
       data::Tokenizer::load(o.tokenizer.empty() ? cfg.data.tokenizer : o.tokenizer);
-  const model::Model aggregator = muse::trainer::load_model(ckpt, 0, at::kCPU);
+  const model::Model aggregator = muse::formats::load_model(ckpt, 0, at::kCPU);
   const model::ModelConfig& mc = aggregator.config();
   const data::PromptOptions popts{.image_tokens = mc.n_patches(),
                                   .image_size = mc.image_size,
@@ -236,8 +236,8 @@ int run(const Options& o) {
   std::unique_ptr<model::Model> separate_solver;
   const std::string solver_from = !o.solver.empty() ? o.solver : cfg.aggregate.solver;
   if (k > 0 && !solver_from.empty()) {
-    separate_solver = std::make_unique<model::Model>(muse::trainer::load_model(
-        muse::checkpoints::Checkpoint(muse::trainer::resolve_init_from(solver_from, "--solver")), 0,
+    separate_solver = std::make_unique<model::Model>(muse::formats::load_model(
+        muse::checkpoints::Checkpoint(muse::formats::resolve_init_from(solver_from, "--solver")), 0,
         at::kCPU));
   }
   const model::Model& solver = separate_solver ? *separate_solver : aggregator;

@@ -44,6 +44,11 @@ struct ShardedTensor {
   at::Tensor data;           // (n) fp32, contiguous, CPU or device; n may be 0
 };
 
+// "UNIT/what", the checkpoint name of a unit's tensor ("block.3/param").
+inline std::string unit_tensor_name(const std::string& unit, const std::string& what) {
+  return unit + "/" + what;
+}
+
 struct SaveRequest {
   int64_t step = 0;                    // optimizer steps taken
   model::ModelConfig model;            // written to the manifest (with its unit layout)

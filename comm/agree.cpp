@@ -37,6 +37,12 @@ void run_agreed(Communicator& comm, const std::function<void()>& work) {
   }
 }
 
+std::vector<double> sum_over_ranks(Communicator& comm, std::vector<double> values) {
+  const at::Tensor t = at::tensor(values, at::kDouble);
+  comm.all_reduce(t);
+  return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
+}
+
 std::vector<std::string> all_gather_bytes(Communicator& comm, const std::string& mine) {
   const int n = comm.size();
   const at::Tensor sizes = at::empty({n}, at::kLong);

@@ -33,6 +33,10 @@ class PeerFailure : public std::runtime_error {
 // communicator cannot be trusted to agree). Collective.
 void run_agreed(Communicator& comm, const std::function<void()>& work);
 
+// The sum over ranks of a few scalars, in one all-reduce, on every rank.
+// Collective.
+std::vector<double> sum_over_ranks(Communicator& comm, std::vector<double> values);
+
 // Every rank's `mine`, in rank order, on every rank: how ranks that each
 // produced a part of a result (variable-length records) share it. Two
 // all-gathers (the sizes, then the padded bytes). Collective.

@@ -325,7 +325,7 @@ std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
                 sums.begin() + static_cast<std::ptrdiff_t>(kSums * m));
     }
   });
-  sums = trainer::sum_over_ranks(comm, sums);
+  sums = comm::sum_over_ranks(comm, sums);
   std::vector<telemetry::Record> out;
   for (size_t m = 0; m < methods; ++m) {
     const double* v = sums.data() + kSums * m;

@@ -302,7 +302,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
       }
     }
   });
-  sums = trainer::sum_over_ranks(comm, sums);
+  sums = comm::sum_over_ranks(comm, sums);
 
   const double problems_n = std::max(1.0, sums[kProblems]);
   // A record with the keys every method has: sums per problem.

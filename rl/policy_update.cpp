@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "comm/agree.h"
 #include "model/generate.h"
 
 // Shapes: B responses of a micro-batch, W padded sequence width, R longest
@@ -135,7 +136,7 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
       for (size_t i = begin; i < end; ++i)
         local_tokens += static_cast<double>(samples[i].response.size());
       const std::vector<double> global =
-          trainer::sum_over_ranks(comm, {local_tokens, static_cast<double>(end - begin)});
+          comm::sum_over_ranks(comm, {local_tokens, static_cast<double>(end - begin)});
       if (global[1] == 0) continue;  // the same on every rank
       const LossNormalizer norm{.tokens = std::max(1.0, global[0]),
                                 .sequences = global[1],
@@ -168,7 +169,7 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
         });
         local[kLoss] += loss.item<double>();
       }
-      const std::vector<double> sums = trainer::sum_over_ranks(comm, local);
+      const std::vector<double> sums = comm::sum_over_ranks(comm, local);
       const trainer::Update update =
           state.step(sums[kLoss], lr, options.max_consecutive_skips, step_number);
       ++stats.optimizer_steps;

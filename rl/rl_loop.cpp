@@ -12,6 +12,7 @@
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "formats/model_source.h"
 #include "model/model.h"
 #include "rewards/registry.h"
 #include "rewards/reward_set.h"
@@ -316,7 +317,7 @@ class Run {
       }
       const Moments local = token_moments(adv, counts);
       const std::vector<double> g =
-          trainer::sum_over_ranks(comm_, {local.weight, local.sum, local.sum_sq});
+          comm::sum_over_ranks(comm_, {local.weight, local.sum, local.sum_sq});
       whiten(adv, {.weight = g[0], .sum = g[1], .sum_sq = g[2]});
       for (size_t i = 0; i < samples.size(); ++i)
         samples[i].advantage = adv[i];
@@ -335,10 +336,10 @@ class Run {
     }
     ++step_;
 
-    sums = trainer::sum_over_ranks(comm_, sums);
+    sums = comm::sum_over_ranks(comm_, sums);
     rollout_flops_ += sums[kRolloutFlops];
     update_flops_ += sums[kUpdateFlops];
-    think_histogram = trainer::sum_over_ranks(comm_, think_histogram);
+    think_histogram = comm::sum_over_ranks(comm_, think_histogram);
     const double responses = std::max(1.0, sums[kResponses]);
     const double seconds = seconds_since(start);
     const int64_t generated = static_cast<int64_t>(sums[kResponseTokens]);
@@ -440,7 +441,7 @@ class Run {
   // A full copy of the weights `from` names (a checkpoint or run directory,
   // or hf:DIR), with the run's vocabulary.
   model::Model load_solver(const std::string& from, const std::string& key) const {
-    model::Model m = trainer::load_model_from(from, key, base_.model, base_.seed, device_);
+    model::Model m = formats::load_model_from(from, key, base_.model, base_.seed, device_);
     if (m.config().vocab_size != base_.model.vocab_size) {
       throw config::ConfigError(
           key, from + " has a vocabulary of " + std::to_string(m.config().vocab_size) +
@@ -488,7 +489,7 @@ class Run {
       sums[kEvalTruncated] += resp.truncated ? 1 : 0;
       sums[kEvalPrompts] += 1;
     }
-    sums = trainer::sum_over_ranks(comm_, sums);
+    sums = comm::sum_over_ranks(comm_, sums);
     const double n = std::max(1.0, sums[kEvalPrompts]);
     telemetry::Record r;
     r.add("step", step_)

@@ -134,7 +134,8 @@ class Run {
     // The loss is the mean over every counted target of the global batch:
     // each micro-batch's sum is divided by the global count, so the summed
     // gradients do not depend on how the batch is split over ranks.
-    const double global_count = std::max(1.0, sum_over_ranks(comm_, {double(local_count)})[0]);
+    const double global_count =
+        std::max(1.0, comm::sum_over_ranks(comm_, {double(local_count)})[0]);
 
     model_.zero_grad();
     double local_loss = 0;
@@ -147,7 +148,7 @@ class Run {
           });
       local_loss += loss.item<double>();
     }
-    const double loss = sum_over_ranks(comm_, {local_loss})[0];
+    const double loss = comm::sum_over_ranks(comm_, {local_loss})[0];
 
     const double lr = schedule_(step_);
     const Update update = state_.step(loss, lr, job_.trainer.max_consecutive_skips, step_ + 1);
@@ -216,7 +217,7 @@ class Run {
       sum += l.sum.item<double>();
       count += static_cast<double>(l.count.item<int64_t>());
     }
-    const std::vector<double> total = sum_over_ranks(comm_, {sum, count});
+    const std::vector<double> total = comm::sum_over_ranks(comm_, {sum, count});
     return total[0] / std::max(1.0, total[1]);
   }
 
@@ -242,7 +243,7 @@ class Run {
       correct += rewards::answer_correct(text, answers.records[i]->answer, job_.eval_match) ? 1 : 0;
     }
     const std::vector<double> total =
-        sum_over_ranks(comm_, {correct, static_cast<double>(answers.records.size())});
+        comm::sum_over_ranks(comm_, {correct, static_cast<double>(answers.records.size())});
     return {total[0], std::max(1.0, total[1])};
   }
 

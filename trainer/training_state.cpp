@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "checkpoints/hf_weights.h"
 #include "comm/agree.h"
 #include "config/schema.h"
+#include "formats/model_source.h"
 #include "telemetry/log.h"
 #include "trainer/memory.h"
 
@@ -20,12 +20,6 @@ at::Device pick_device(const TrainerConfig& cfg, int local_rank, const comm::Com
     throw config::ConfigError("trainer.device", "cuda, but this process sees no CUDA device");
   }
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
-}
-
-std::vector<double> sum_over_ranks(comm::Communicator& comm, std::vector<double> values) {
-  const at::Tensor t = at::tensor(values, at::kDouble);
-  comm.all_reduce(t);
-  return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
 }
 
 std::string cpu_rng_state() {
@@ -40,57 +34,8 @@ void set_cpu_rng_state(const std::string& bytes) {
   generator.set_state(s);
 }
 
-std::filesystem::path resolve_init_from(const std::string& from, const std::string& key) {
-  if (from.starts_with("hf:")) {
-    throw config::ConfigError(key, "'" + from + "' is Hugging Face weights, not a muse-train " +
-                                       "checkpoint (only init_from and aggregate.solver read hf:)");
-  }
-  try {
-    return checkpoints::resolve_checkpoint(from);
-  } catch (const checkpoints::CheckpointError& e) {
-    throw config::ConfigError(key, e.what());
-  }
-}
-
-namespace {
-// The Hugging Face directory of "hf:DIR"; a bad one is a config error naming
-// `key` (the message names the file and tensor).
-checkpoints::HfWeights open_hf(const std::string& from, const std::string& key,
-                               const model::ModelConfig& cfg) {
-  try {
-    return checkpoints::HfWeights(from.substr(3), cfg);
-  } catch (const checkpoints::CheckpointError& e) {
-    throw config::ConfigError(key, e.what());
-  }
-}
-
-std::string layout_tensor_name(const model::UnitLayout& layout, const std::string& what) {
-  return layout.name + "/" + what;
-}
-}  // namespace
-
 std::string unit_tensor_name(const FsdpUnit& unit, const std::string& what) {
-  return layout_tensor_name(unit.layout, what);
-}
-
-model::Model load_model(const checkpoints::Checkpoint& ckpt, uint64_t seed, at::Device device) {
-  model::Model m(ckpt.model(), seed, device);
-  at::NoGradGuard no_grad;
-  for (size_t u = 0; u < m.layout().size(); ++u)
-    ckpt.read(layout_tensor_name(m.layout()[u], "param"), 0, m.flat_params()[u]);
-  return m;
-}
-
-model::Model load_model_from(const std::string& from, const std::string& key,
-                             const model::ModelConfig& cfg, uint64_t seed, at::Device device) {
-  if (!from.starts_with("hf:"))
-    return load_model(checkpoints::Checkpoint(resolve_init_from(from, key)), seed, device);
-  const checkpoints::HfWeights hf = open_hf(from, key, cfg);
-  model::Model m(cfg, seed, device);
-  at::NoGradGuard no_grad;
-  for (size_t u = 0; u < m.layout().size(); ++u)
-    hf.read_unit(m.layout()[u], 0, m.flat_params()[u]);
-  return m;
+  return checkpoints::unit_tensor_name(unit.layout.name, what);
 }
 
 TrainingState::TrainingState(const model::ModelConfig& cfg, uint64_t seed, comm::Communicator& comm,
@@ -174,11 +119,11 @@ void TrainingState::load_weights(const checkpoints::Checkpoint& ckpt) {
 
 std::string TrainingState::init_from(const std::string& from) {
   if (!from.starts_with("hf:")) {
-    const checkpoints::Checkpoint ckpt(resolve_init_from(from));
+    const checkpoints::Checkpoint ckpt(formats::resolve_init_from(from));
     load_weights(ckpt);
     return ckpt.dir().string() + " (step " + std::to_string(ckpt.step()) + ")";
   }
-  const checkpoints::HfWeights hf = open_hf(from, "init_from", model_.config());
+  const formats::HfWeights hf = formats::open_hf(from, "init_from", model_.config());
   const int rank = comm_.rank();
   at::NoGradGuard no_grad;
   for (FsdpUnit& unit : model_.units()) {

@@ -42,29 +42,9 @@ class TrainError : public std::runtime_error {
 // for but none is visible.
 at::Device pick_device(const TrainerConfig& cfg, int local_rank, const comm::Communicator& comm);
 
-// The sum over ranks of a few scalars, in one all-reduce.
-std::vector<double> sum_over_ranks(comm::Communicator& comm, std::vector<double> values);
-
 // The CPU generator's state as bytes, and back (a checkpoint's rank state).
 std::string cpu_rng_state();
 void set_cpu_rng_state(const std::string& bytes);
-
-// A config value or option naming a muse-train checkpoint (`key`:
-// init_from, --checkpoint ...) resolved to a checkpoint directory; hf: and
-// unreadable paths are config::ConfigError naming `key`.
-std::filesystem::path resolve_init_from(const std::string& from,
-                                        const std::string& key = "init_from");
-
-// The whole model saved in `ckpt` (by any number of ranks), in this process,
-// with the checkpoint's model config.
-model::Model load_model(const checkpoints::Checkpoint& ckpt, uint64_t seed, at::Device device);
-
-// The whole model `from` names, in this process: a checkpoint or run
-// directory (with its own model config), or hf:DIR (a Hugging Face Llama
-// directory checked against `cfg`). Errors are config::ConfigError naming
-// `key` or checkpoints::CheckpointError naming the file.
-model::Model load_model_from(const std::string& from, const std::string& key,
-                             const model::ModelConfig& cfg, uint64_t seed, at::Device device);
 
 // The outcome of one optimizer step.
 struct Update {

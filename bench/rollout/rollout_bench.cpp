@@ -34,8 +34,8 @@
 #include "checkpoints/checkpoint.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "formats/model_source.h"
 #include "model/generate.h"
-#include "trainer/training_state.h"
 
 namespace {
 
@@ -124,8 +124,8 @@ Timing timed_generate(const model::Model& m, const std::vector<std::vector<int64
 int serve(const std::string& checkpoint, const std::string& ids_path, int64_t threads) {
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   const muse::checkpoints::Checkpoint ckpt(
-      muse::trainer::resolve_init_from(checkpoint, "checkpoint"));
-  const model::Model m = muse::trainer::load_model(ckpt, 0, at::kCPU);
+      muse::formats::resolve_init_from(checkpoint, "checkpoint"));
+  const model::Model m = muse::formats::load_model(ckpt, 0, at::kCPU);
   const auto ids = read_ids(ids_path);
   std::cout << json{{"ready", true},
                     {"preset", m.config().preset},

@@ -22,12 +22,12 @@ text="The digit seven is odd"
 "$bin/muse-export" --checkpoint "$ckpt" --format hf --out "$tmp/hf" >"$tmp/export.log" ||
   { cat "$tmp/export.log"; fail "hf export failed"; }
 grep -q "^exported .*step 6.*: 41 tensors" "$tmp/export.log" || { cat "$tmp/export.log"; fail "summary"; }
-"$py" tests/checkpoints/hf_check.py "$tmp/hf" "$tmp/probe.json" "$text" || fail "transformers check"
+"$py" tests/formats/hf_check.py "$tmp/hf" "$tmp/probe.json" "$text" || fail "transformers check"
 "$bin/muse-export" --checkpoint "$ckpt" --format hf --out "$tmp/hf_sharded" --max-shard-bytes 1000000 \
   >/dev/null || fail "sharded export failed"
 [[ -f $tmp/hf_sharded/model.safetensors.index.json && -f $tmp/hf_sharded/model-00002-of-00005.safetensors ]] ||
   { ls "$tmp/hf_sharded"; fail "no shards and index"; }
-"$py" tests/checkpoints/hf_check.py "$tmp/hf_sharded" "$tmp/probe.json" "$text" || fail "sharded check"
+"$py" tests/formats/hf_check.py "$tmp/hf_sharded" "$tmp/probe.json" "$text" || fail "sharded check"
 # Exporting again replaces an earlier export.
 "$bin/muse-export" --checkpoint "$ckpt" --format hf --out "$tmp/hf" >/dev/null || fail "re-export"
 
@@ -35,7 +35,7 @@ grep -q "^exported .*step 6.*: 41 tensors" "$tmp/export.log" || { cat "$tmp/expo
 for dtype in fp32 fp16 bf16; do
   "$bin/muse-export" --checkpoint "$ckpt" --format gguf --out "$tmp/m-$dtype.gguf" --dtype "$dtype" \
     >/dev/null || fail "gguf $dtype export failed"
-  "$py" tests/checkpoints/gguf_check.py "$tmp/m-$dtype.gguf" "$tmp/hf" "$dtype" || fail "gguf $dtype check"
+  "$py" tests/formats/gguf_check.py "$tmp/m-$dtype.gguf" "$tmp/hf" "$dtype" || fail "gguf $dtype check"
 done
 
 # Round trip: the exported directory as init_from gives the same model.

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "checkpoints/checkpoint_error.h"
-#include "checkpoints/safetensors_header.h"
+#include "formats/safetensors_header.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 8) return 0;
@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view header =
       n <= size - 8 ? bytes.substr(8, static_cast<size_t>(n)) : std::string_view();
   try {
-    (void)muse::checkpoints::check_safetensors("fuzz.safetensors", static_cast<int64_t>(size), n,
-                                               header);
+    (void)muse::formats::check_safetensors("fuzz.safetensors", static_cast<int64_t>(size), n,
+                                           header);
   } catch (const muse::checkpoints::CheckpointError&) {
   }
   return 0;

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace muse::checkpoints {
+namespace muse::formats {
 
 // The reference implementation's limit on the header (MAX_HEADER_SIZE).
 inline constexpr int64_t kSafetensorsMaxHeader = 100'000'000;
@@ -30,9 +30,9 @@ struct SafetensorsLayout {
 
 // The layout of the file `path` of `size` bytes whose first 8 bytes declare a
 // header of `declared` bytes, given that header (empty when `declared` is out
-// of bounds: the check then fails on the size). Throws CheckpointError
+// of bounds: the check then fails on the size). Throws checkpoints::CheckpointError
 // "PATH: problem" naming the tensor at fault.
 SafetensorsLayout check_safetensors(const std::string& path, int64_t size, uint64_t declared,
                                     std::string_view header);
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

@@ -1,4 +1,4 @@
-#include "checkpoints/hf_weights.h"
+#include "formats/hf_weights.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -7,7 +7,7 @@
 #include "checkpoints/posix_file.h"
 #include "model/family.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 namespace {
 
 using nlohmann::json;
@@ -22,9 +22,9 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 json read_json(const fs::path& path) {
   try {
-    return json::parse(detail::read_file(path));
+    return json::parse(checkpoints::detail::read_file(path));
   } catch (const json::exception& e) {
-    throw CheckpointError(path.string() + ": not valid JSON (" + e.what() + ")");
+    throw checkpoints::CheckpointError(path.string() + ": not valid JSON (" + e.what() + ")");
   }
 }
 
@@ -43,9 +43,9 @@ void check_config(const fs::path& path, const json& c, const model::ModelConfig&
     const std::string name(key.hf_key);
     if (key.kind == model::HfConfigKey::kFixed) {
       if (c.contains(name) && c[name] != json::parse(key.fixed)) {
-        throw CheckpointError(path.string() + ": " + name + " is " + c[name].dump() + "; the " +
-                              std::string(family.name) + " family supports only " +
-                              std::string(key.fixed));
+        throw checkpoints::CheckpointError(path.string() + ": " + name + " is " + c[name].dump() +
+                                           "; the " + std::string(family.name) +
+                                           " family supports only " + std::string(key.fixed));
       }
       continue;
     }
@@ -57,17 +57,19 @@ void check_config(const fs::path& path, const json& c, const model::ModelConfig&
     } else if (key.kind != model::HfConfigKey::kBool && c.contains(name) && c[name].is_number()) {
       got = c[name].get<double>();
     } else {
-      throw CheckpointError(path.string() + ": " + name + " is missing or not a " +
-                            (key.kind == model::HfConfigKey::kBool ? "boolean" : "number"));
+      throw checkpoints::CheckpointError(
+          path.string() + ": " + name + " is missing or not a " +
+          (key.kind == model::HfConfigKey::kBool ? "boolean" : "number"));
     }
     const double want = key.value(m);
     const bool same = key.kind == model::HfConfigKey::kReal
                           ? std::fabs(got - want) <= 1e-6 * std::fabs(want)
                           : got == want;
     if (!same) {
-      throw CheckpointError(path.string() + ": " + name + " is " + number_text(got, key.kind) +
-                            ", the model config has " + number_text(want, key.kind) + " (" +
-                            std::string(key.model_key) + ")");
+      throw checkpoints::CheckpointError(path.string() + ": " + name + " is " +
+                                         number_text(got, key.kind) + ", the model config has " +
+                                         number_text(want, key.kind) + " (" +
+                                         std::string(key.model_key) + ")");
     }
   }
 }
@@ -84,7 +86,8 @@ struct HfWeights::Impl {
 HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
     : impl_(std::make_unique<Impl>()) {
   impl_->dir = dir;
-  if (!fs::is_directory(dir)) throw CheckpointError(dir.string() + ": no such directory");
+  if (!fs::is_directory(dir))
+    throw checkpoints::CheckpointError(dir.string() + ": no such directory");
   check_config(dir / "config.json", read_json(dir / "config.json"), model);
 
   std::vector<fs::path> paths;
@@ -92,7 +95,7 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
   if (fs::exists(index)) {
     const json j = read_json(index);
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
-      throw CheckpointError(index.string() + ": no weight_map");
+      throw checkpoints::CheckpointError(index.string() + ": no weight_map");
     for (const auto& [name, file] : j["weight_map"].items()) {
       const fs::path p = dir / file.get<std::string>();
       if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
@@ -107,7 +110,8 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
     impl_->files.emplace_back(p);
     for (const SafetensorsEntry& e : impl_->files.back().entries()) {
       if (!impl_->file_of.emplace(e.name, impl_->files.size() - 1).second)
-        throw CheckpointError(p.string() + ": tensor '" + e.name + "' is also in another file");
+        throw checkpoints::CheckpointError(p.string() + ": tensor '" + e.name +
+                                           "' is also in another file");
     }
   }
   for (const model::UnitLayout& unit : model::model_layout(model)) {
@@ -116,14 +120,15 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
       const auto it = impl_->file_of.find(p.name);
       if (it == impl_->file_of.end()) {
         if (is_projector && !impl_->projector) continue;
-        throw CheckpointError((is_projector ? projector : paths.front()).string() +
-                              ": no tensor '" + p.name + "'");
+        throw checkpoints::CheckpointError((is_projector ? projector : paths.front()).string() +
+                                           ": no tensor '" + p.name + "'");
       }
       const SafetensorsFile& f = impl_->files[it->second];
       const SafetensorsEntry& e = *f.find(p.name);
       if (e.shape != p.shape) {
-        throw CheckpointError(f.path().string() + ": tensor '" + p.name + "' has shape " +
-                              shape_text(e.shape) + ", config.json gives " + shape_text(p.shape));
+        throw checkpoints::CheckpointError(f.path().string() + ": tensor '" + p.name +
+                                           "' has shape " + shape_text(e.shape) +
+                                           ", config.json gives " + shape_text(p.shape));
       }
     }
   }
@@ -153,4 +158,4 @@ void HfWeights::read_unit(const model::UnitLayout& unit, int64_t begin,
   }
 }
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "checkpoints/safetensors.h"
+#include "formats/safetensors.h"
 #include "model/layout.h"
 #include "model/model_config.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 
 class HfWeights {
  public:
@@ -24,7 +24,7 @@ class HfWeights {
   // rms_norm_eps, no biases or rope scaling), opens and validates the
   // safetensors files (model.safetensors or model.safetensors.index.json and
   // its shards; multi_modal_projector.safetensors when present) and checks
-  // that every parameter is there with its shape. Throws CheckpointError
+  // that every parameter is there with its shape. Throws checkpoints::CheckpointError
   // naming the file and the key or tensor.
   HfWeights(std::filesystem::path dir, const model::ModelConfig& model);
   ~HfWeights();
@@ -43,4 +43,4 @@ class HfWeights {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

@@ -14,16 +14,16 @@
 #include <string>
 #include <vector>
 
-#include "checkpoints/safetensors_header.h"
+#include "formats/safetensors_header.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 
 // A validated safetensors file. Construction reads and checks the header:
 // size within the file and at most kSafetensorsMaxHeader, UTF-8 JSON with no
 // duplicate key, a string-to-string __metadata__, known dtypes, byte ranges
 // that tile the data buffer from 0 with no gap or overlap and match each
 // shape, and a file that ends with the last tensor. Every failure is a
-// CheckpointError naming the file (and the tensor).
+// checkpoints::CheckpointError naming the file (and the tensor).
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(std::filesystem::path path);
@@ -74,4 +74,4 @@ class SafetensorsWriter {
 // "F32", "F16", "BF16" for the dtypes the writer supports.
 std::string safetensors_dtype(at::ScalarType dtype);
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

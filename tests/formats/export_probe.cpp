@@ -11,8 +11,8 @@
 #include "checkpoints/checkpoint.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "formats/model_source.h"
 #include "model/generate.h"
-#include "trainer/training_state.h"
 
 int main(int argc, char** argv) {
   if (argc != 5) {
@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    namespace mt = muse::trainer;
+    namespace mt = muse::formats;
     const muse::checkpoints::Checkpoint config_ckpt(mt::resolve_init_from(argv[2]));
     const muse::model::Model m =
         mt::load_model_from(argv[1], "MODEL", config_ckpt.model(), 0, at::kCPU);

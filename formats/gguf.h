@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-namespace muse::checkpoints {
+namespace muse::formats {
 
 inline constexpr uint64_t kGgufAlignment = 32;
 
@@ -54,4 +54,4 @@ class GgufWriter {
 // The ggml type id of a dtype: F32 0, F16 1, BF16 30.
 uint32_t ggml_type(at::ScalarType dtype);
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

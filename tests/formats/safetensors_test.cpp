@@ -1,7 +1,7 @@
 // The safetensors writer against its reader, and the reader's validation of
 // hand-made bad files (the reference implementation's rules); the rotary row
 // permutation GGUF export applies.
-#include "checkpoints/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,9 +11,9 @@
 #include <string>
 
 #include "checkpoints/checkpoint.h"
-#include "checkpoints/export.h"
+#include "formats/export.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 namespace {
 
 namespace fs = std::filesystem;
@@ -46,7 +46,7 @@ class Safetensors : public ::testing::Test {
   static std::string error_of(const fs::path& p) {
     try {
       SafetensorsFile f(p);
-    } catch (const CheckpointError& e) {
+    } catch (const checkpoints::CheckpointError& e) {
       return e.what();
     }
     return "";
@@ -160,4 +160,4 @@ TEST(InterleaveRotaryRows, PairsEachHalfWithItsPartner) {
 }
 
 }  // namespace
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

@@ -1,4 +1,4 @@
-#include "checkpoints/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <algorithm>
 #include <cstring>
@@ -9,14 +9,14 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/posix_file.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
 
 [[noreturn]] void bad(const std::filesystem::path& path, const std::string& what) {
-  throw CheckpointError(path.string() + ": " + what);
+  throw checkpoints::CheckpointError(path.string() + ": " + what);
 }
 
 uint64_t read_le64(const unsigned char* p) {
@@ -46,14 +46,14 @@ std::string safetensors_dtype(at::ScalarType dtype) {
 
 struct SafetensorsFile::Impl {
   std::filesystem::path path;
-  detail::PosixFile file;
+  checkpoints::detail::PosixFile file;
   int64_t data_start = 0;
   std::vector<SafetensorsEntry> entries;
   std::map<std::string, std::string> metadata;
 };
 
 SafetensorsFile::SafetensorsFile(std::filesystem::path path) {
-  detail::PosixFile file = detail::PosixFile::open_read(path);
+  checkpoints::detail::PosixFile file = checkpoints::detail::PosixFile::open_read(path);
   const int64_t size = file.size();
   if (size < 8) bad(path, "not a safetensors file: " + std::to_string(size) + " bytes");
   unsigned char prefix[8];
@@ -117,7 +117,7 @@ at::Tensor SafetensorsFile::read(const std::string& name) const {
 
 struct SafetensorsWriter::Impl {
   std::filesystem::path path, tmp;
-  detail::PosixFile file;
+  checkpoints::detail::PosixFile file;
   at::ScalarType dtype;
   std::vector<Tensor> tensors;
   std::vector<int64_t> offsets;  // file offset of each tensor
@@ -150,7 +150,7 @@ SafetensorsWriter::SafetensorsWriter(std::filesystem::path path, const std::vect
   const std::filesystem::path tmp = path.string() + ".tmp";
   impl_ = std::make_unique<Impl>(Impl{.path = path,
                                       .tmp = tmp,
-                                      .file = detail::PosixFile::create(tmp),
+                                      .file = checkpoints::detail::PosixFile::create(tmp),
                                       .dtype = dtype,
                                       .tensors = tensors,
                                       .offsets = {},
@@ -203,4 +203,4 @@ int64_t SafetensorsWriter::data_bytes() const {
   return impl_->data_bytes;
 }
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

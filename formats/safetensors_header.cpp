@@ -1,4 +1,4 @@
-#include "checkpoints/safetensors_header.h"
+#include "formats/safetensors_header.h"
 
 #include <algorithm>
 #include <limits>
@@ -8,7 +8,7 @@
 
 #include "checkpoints/checkpoint_error.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 namespace {
 
 using nlohmann::json;
@@ -26,7 +26,7 @@ int64_t dtype_bits(const std::string& dtype) {
 }
 
 [[noreturn]] void bad(const std::string& path, const std::string& what) {
-  throw CheckpointError(path + ": " + what);
+  throw checkpoints::CheckpointError(path + ": " + what);
 }
 
 // a * b, or nullopt on int64 overflow.
@@ -135,4 +135,4 @@ SafetensorsLayout check_safetensors(const std::string& path, int64_t size, uint6
   return layout;
 }
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

@@ -1,4 +1,4 @@
-#include "checkpoints/gguf.h"
+#include "formats/gguf.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,7 +6,7 @@
 
 #include "checkpoints/posix_file.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 namespace {
 
 // GGUF value types (gguf.md).
@@ -51,7 +51,7 @@ struct GgufWriter::Impl {
   std::vector<uint64_t> offsets;  // file offset of each tensor's data
   size_t next = 0;
   uint64_t data_start = 0, data_bytes = 0, written_end = 0;
-  std::unique_ptr<detail::PosixFile> file;
+  std::unique_ptr<checkpoints::detail::PosixFile> file;
   bool finished = false;
 };
 
@@ -153,7 +153,8 @@ void GgufWriter::write_header() {
   w.data_bytes = offset;
   for (uint64_t r : relative)
     w.offsets.push_back(w.data_start + r);
-  w.file = std::make_unique<detail::PosixFile>(detail::PosixFile::create(w.tmp));
+  w.file = std::make_unique<checkpoints::detail::PosixFile>(
+      checkpoints::detail::PosixFile::create(w.tmp));
   w.file->write_at(header.data(), header.size(), 0);
 }
 
@@ -190,4 +191,4 @@ int64_t GgufWriter::data_bytes() const {
   return static_cast<int64_t>(impl_->data_bytes);
 }
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

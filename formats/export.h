@@ -15,7 +15,7 @@
 
 #include "checkpoints/checkpoint.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 
 struct ExportOptions {
   at::ScalarType dtype = at::kFloat;  // kFloat, kHalf or kBFloat16
@@ -35,14 +35,14 @@ struct ExportSummary {
 // shards with an index), multi_modal_projector.safetensors, muse_config.json,
 // tokenizer.json, tokenizer_config.json and generation_config.json. It is
 // built as OUT.tmp and renamed over `out` when complete. Throws
-// CheckpointError naming the file at fault.
-ExportSummary export_hf(const Checkpoint& ckpt, const std::filesystem::path& out,
+// checkpoints::CheckpointError naming the file at fault.
+ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const std::filesystem::path& out,
                         const ExportOptions& options);
 
 // Writes `out` as a GGUF v3 file for llama.cpp's llama architecture, the
 // tokenizer embedded; norms stay F32, q/k rows are permuted to GGML's
-// interleaved rotary pairs. Throws CheckpointError.
-ExportSummary export_gguf(const Checkpoint& ckpt, const std::filesystem::path& out,
+// interleaved rotary pairs. Throws checkpoints::CheckpointError.
+ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const std::filesystem::path& out,
                           const ExportOptions& options);
 
 // Rows of a q or k projection (n_heads * head_dim, C) reordered from the
@@ -50,4 +50,4 @@ ExportSummary export_gguf(const Checkpoint& ckpt, const std::filesystem::path& o
 // GGML): GGUF row h*D + 2i + c = HF row h*D + c*D/2 + i.
 at::Tensor interleave_rotary_rows(const at::Tensor& w, int64_t n_heads);
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats

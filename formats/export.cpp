@@ -1,21 +1,21 @@
-#include "checkpoints/export.h"
+#include "formats/export.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "checkpoints/gguf.h"
 #include "checkpoints/manifest.h"
 #include "checkpoints/posix_file.h"
-#include "checkpoints/safetensors.h"
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "model/family.h"
 #include "model/layout.h"
 #include "muse/version.h"
 
-namespace muse::checkpoints {
+namespace muse::formats {
 namespace {
 
-using detail::Json;
+using checkpoints::detail::Json;
 namespace fs = std::filesystem;
 
 constexpr const char* kMuseConfigFile = "muse_config.json";
@@ -40,9 +40,9 @@ bool is_projector(const Param& p) {
   return &model::family_of(*p.spec.row) == &model::projector_family();
 }
 
-at::Tensor read_param(const Checkpoint& ckpt, const Param& p) {
+at::Tensor read_param(const checkpoints::Checkpoint& ckpt, const Param& p) {
   const at::Tensor flat = at::empty({p.spec.numel}, at::kFloat);
-  ckpt.read(p.unit + "/param", p.spec.offset, flat);
+  ckpt.read(checkpoints::unit_tensor_name(p.unit, "param"), p.spec.offset, flat);
   return flat.view(p.spec.shape);
 }
 
@@ -63,7 +63,7 @@ struct TokenizerFacts {
 
 TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size) {
   TokenizerFacts t;
-  t.text = detail::read_file(path);
+  t.text = checkpoints::detail::read_file(path);
   Json j;
   try {
     j = Json::parse(t.text);
@@ -71,9 +71,9 @@ TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size) {
     t.types.assign(vocab_size, 5);
     const auto place = [&](int64_t id, const std::string& token, int32_t type) {
       if (id < 0 || id >= vocab_size) {
-        throw CheckpointError(path.string() + ": token '" + token + "' has id " +
-                              std::to_string(id) + ", outside model.vocab_size " +
-                              std::to_string(vocab_size));
+        throw checkpoints::CheckpointError(path.string() + ": token '" + token + "' has id " +
+                                           std::to_string(id) + ", outside model.vocab_size " +
+                                           std::to_string(vocab_size));
       }
       t.tokens[id] = token;
       t.types[id] = type;
@@ -93,20 +93,20 @@ TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size) {
                              : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
     }
   } catch (const Json::exception& e) {
-    throw CheckpointError(path.string() + ": not a byte-level BPE tokenizer.json (" + e.what() +
-                          ")");
+    throw checkpoints::CheckpointError(path.string() + ": not a byte-level BPE tokenizer.json (" +
+                                       e.what() + ")");
   }
   for (size_t id = 0; id < t.tokens.size(); ++id)
     if (t.types[id] == 5) t.tokens[id] = "[PAD" + std::to_string(id) + "]";
   if (t.bos < 0 || t.eos < 0) {
-    throw CheckpointError(
+    throw checkpoints::CheckpointError(
         path.string() + ": lacks the <|begin_of_text|> and <|end_of_text|> tokens muse-train uses");
   }
   return t;
 }
 
 void write_json(const fs::path& path, const Json& j) {
-  detail::write_file_synced(path, j.dump(2) + "\n");
+  checkpoints::detail::write_file_synced(path, j.dump(2) + "\n");
 }
 
 Json hf_config(const model::ModelConfig& cfg, const TokenizerFacts& tok, at::ScalarType dtype) {
@@ -147,10 +147,10 @@ Json hf_config(const model::ModelConfig& cfg, const TokenizerFacts& tok, at::Sca
 void check_replaceable(const fs::path& out) {
   if (!fs::exists(out)) return;
   if (!fs::is_directory(out))
-    throw CheckpointError(out.string() + ": exists and is not a directory");
+    throw checkpoints::CheckpointError(out.string() + ": exists and is not a directory");
   if (fs::is_empty(out) || fs::exists(out / kMuseConfigFile)) return;
-  throw CheckpointError(out.string() +
-                        ": exists and is not a muse-train export; choose another --out");
+  throw checkpoints::CheckpointError(
+      out.string() + ": exists and is not a muse-train export; choose another --out");
 }
 
 }  // namespace
@@ -161,7 +161,7 @@ at::Tensor interleave_rotary_rows(const at::Tensor& w, int64_t n_heads) {
   return w.reshape({n_heads, 2, half, -1}).transpose(1, 2).reshape(w.sizes());
 }
 
-ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out_arg,
+ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out_arg,
                         const ExportOptions& options) {
   // "exports/x/" names the directory x: its temporary twin is "exports/x.tmp".
   fs::path out = out_arg.lexically_normal();
@@ -237,7 +237,7 @@ ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out_arg,
                   {"transformers_version", kTransformersVersion}};
   if (tok.pad >= 0) generation["pad_token_id"] = tok.pad;
   write_json(tmp / "generation_config.json", generation);
-  detail::write_file_synced(tmp / "tokenizer.json", tok.text);
+  checkpoints::detail::write_file_synced(tmp / "tokenizer.json", tok.text);
   Json tok_config{{"tokenizer_class", "PreTrainedTokenizerFast"},
                   {"bos_token", "<|begin_of_text|>"},
                   {"eos_token", "<|end_of_text|>"},
@@ -252,7 +252,7 @@ ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out_arg,
              Json{{"format", "muse-train-export"},
                   {"muse_train_version", MUSE_VERSION},
                   {"source", {{"checkpoint", ckpt.dir().string()}, {"step", ckpt.step()}}},
-                  {"model", detail::model_to_json(cfg)},
+                  {"model", checkpoints::detail::model_to_json(cfg)},
                   {"multi_modal_projector",
                    {{"file", projector_file},
                     {"image_token_id", cfg.image_token_id},
@@ -266,15 +266,15 @@ ExportSummary export_hf(const Checkpoint& ckpt, const fs::path& out_arg,
     summary.files.push_back(out / f);
   if (shards.size() > 1) summary.files.push_back(out / "model.safetensors.index.json");
 
-  detail::sync_dir(tmp);
+  checkpoints::detail::sync_dir(tmp);
   fs::remove_all(out);
   fs::rename(tmp, out);
   cleanup.done = true;
-  detail::sync_dir(out.has_parent_path() ? out.parent_path() : fs::path("."));
+  checkpoints::detail::sync_dir(out.has_parent_path() ? out.parent_path() : fs::path("."));
   return summary;
 }
 
-ExportSummary export_gguf(const Checkpoint& ckpt, const fs::path& out,
+ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& out,
                           const ExportOptions& options) {
   const model::ModelConfig& cfg = ckpt.model();
   const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
@@ -340,4 +340,4 @@ ExportSummary export_gguf(const Checkpoint& ckpt, const fs::path& out,
   return summary;
 }
 
-}  // namespace muse::checkpoints
+}  // namespace muse::formats
