@@ -10,16 +10,17 @@
 #include "comm/dist_config.h"
 #include "config/loader.h"
 #include "config/schema.h"
+#include "contemplate/aggregate_config.h"
 #include "data/data_config.h"
+#include "inference/adaptive_config.h"
 #include "model/model_config.h"
 #include "rewards/rewards_config.h"
-#include "rl/adaptive_config.h"
-#include "rl/aggregate_config.h"
 #include "rl/rl_config.h"
 #include "telemetry/telemetry_config.h"
 #include "telemetry/wandb_config.h"
 #include "trainer/optim_config.h"
 #include "trainer/train_config.h"
+#include "trainer/train_job.h"
 
 namespace muse {
 
@@ -50,8 +51,11 @@ struct MuseConfig {
   telemetry::WandbConfig wandb;
   rl::RlConfig rl;
   rewards::RewardsConfig rewards;
-  rl::AggregateConfig aggregate;
-  rl::AdaptiveConfig adaptive;
+  contemplate::AggregateConfig aggregate;
+  inference::AdaptiveConfig adaptive;
+
+  // `stage` as a value (the config's choices make it one of the four).
+  trainer::Stage run_stage() const { return trainer::parse_stage(stage); }
 
   template <class V>
   void visit(V& v) {
@@ -124,7 +128,7 @@ struct MuseConfig {
       out.push_back("telemetry.log_every (" + std::to_string(telemetry.log_every) +
                     ") > trainer.steps: nothing is logged until the end");
     }
-    if (stage != "pretrain" && init_from.empty()) {
+    if (run_stage() != trainer::Stage::kPretrain && init_from.empty()) {
       out.push_back("stage " + stage + " starts from a freshly initialised model: set init_from " +
                     "to the run or checkpoint it should continue");
     }

@@ -21,16 +21,18 @@
 #include "checkpoints/checkpoint.h"
 #include "comm/solo_communicator.h"
 #include "config/cli.h"
+#include "config/splitmix64.h"
+#include "contemplate/candidate_sets.h"
+#include "contemplate/contemplate.h"
 #include "data/data_error.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
 #include "formats/model_source.h"
+#include "inference/adaptive.h"
+#include "inference/voting.h"
 #include "model/generate.h"
 #include "muse/version.h"
 #include "rewards/terms.h"
-#include "rl/adaptive.h"
-#include "rl/aggregate_stage.h"
-#include "rl/contemplate.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 
@@ -40,7 +42,8 @@ namespace config = muse::config;
 namespace data = muse::data;
 namespace model = muse::model;
 namespace rewards = muse::rewards;
-namespace rl = muse::rl;
+namespace contemplate = muse::contemplate;
+namespace inference = muse::inference;
 namespace telemetry = muse::telemetry;
 using Clock = std::chrono::steady_clock;
 
@@ -149,38 +152,38 @@ void print_records(const std::vector<telemetry::Record>& records) {
 int run_adaptive(const Options& o, const muse::MuseConfig& cfg, const model::Model& m,
                  const data::Tokenizer& tokenizer, const std::vector<data::PromptRecord>& prompts,
                  int64_t step) {
-  rl::check_adaptive_config(cfg.adaptive);
-  const rl::AdaptiveSetup setup{
+  inference::check_adaptive_config(cfg.adaptive);
+  const inference::AdaptiveSetup setup{
       .cfg = &cfg.adaptive,
       .tokenizer = &tokenizer,
       .match = cfg.rewards.correctness.mode(),
-      .budget_prompt = rl::states_budget(cfg.adaptive, cfg.rewards.length.kind),
+      .budget_prompt = inference::states_budget(cfg.adaptive, cfg.rewards.length.kind),
       .seed = o.seed};
   if (!o.metrics.empty()) {
     muse::comm::SoloCommunicator solo;
     const std::vector<telemetry::Record> records =
-        rl::evaluate_adaptive(m, prompts, setup, step, solo);
+        inference::evaluate_adaptive(m, prompts, setup, step, solo);
     print_records(records);
     append_records(o.metrics, records);
     return 0;
   }
   const bool graded = !o.prompts.empty();
-  rl::AdaptiveTally tally;
-  const std::vector<rl::AdaptiveOutcome> outcomes =
-      rl::answer_adaptive(m, prompts, cfg.adaptive.budgets, setup);
+  inference::AdaptiveTally tally;
+  const std::vector<inference::AdaptiveOutcome> outcomes =
+      inference::answer_adaptive(m, prompts, cfg.adaptive.budgets, setup);
   for (size_t i = 0; i < outcomes.size(); ++i) {
-    const rl::AdaptiveOutcome& out = outcomes[i];
+    const inference::AdaptiveOutcome& out = outcomes[i];
     tally.add(out);
     if (graded || o.verbose)
       std::cout << "[" << i + 1 << "] " << one_line(prompts[i].prompt) << "\n";
     if (o.verbose) {
-      for (const rl::PassLog& pass : out.passes) {
+      for (const inference::PassLog& pass : out.passes) {
         std::printf("  budget %lld: answer %s, uncertainty %.3f -> %s\n",
                     static_cast<long long>(pass.budget), pass.answer.value_or("(none)").c_str(),
                     pass.uncertainty,
-                    pass.next == rl::Expansion::kStop       ? "keep"
-                    : pass.next == rl::Expansion::kContinue ? "continue"
-                                                            : "rerun");
+                    pass.next == inference::Expansion::kStop       ? "keep"
+                    : pass.next == inference::Expansion::kContinue ? "continue"
+                                                                   : "rerun");
       }
       std::cout << "  response: " << one_line(out.response.text) << "\n";
     }
@@ -241,17 +244,17 @@ int run(const Options& o) {
         at::kCPU));
   }
   const model::Model& solver = separate_solver ? *separate_solver : aggregator;
-  const rl::AggregationFormat format = rl::AggregationFormat::from(cfg.aggregate);
+  const contemplate::AggregationFormat format = contemplate::AggregationFormat::from(cfg.aggregate);
   const rewards::MatchMode match = cfg.rewards.correctness.mode();
   const int64_t max_new = o.max_new_tokens.value_or(cfg.eval.max_new_tokens);
-  const rl::SolverSampling solver_sampling{
+  const contemplate::SolverSampling solver_sampling{
       .temperature = o.temperature.value_or(cfg.aggregate.solver_temperature),
       .max_new_tokens = o.max_new_tokens.value_or(cfg.aggregate.solver_max_new_tokens),
       .seed = o.seed,
       .batch = 256};
   if (k > 0 && !o.metrics.empty()) {
     // The aggregation evaluation of the aggregate stage, for this K and R.
-    rl::AggregateConfig eval_cfg = cfg.aggregate;
+    contemplate::AggregateConfig eval_cfg = cfg.aggregate;
     eval_cfg.eval_k = {k};
     eval_cfg.eval_refine_rounds.clear();
     for (int64_t r = 1; r <= o.refine_rounds; ++r)  // what each round adds
@@ -259,26 +262,27 @@ int run(const Options& o) {
     eval_cfg.eval_problems = 0;
     eval_cfg.solver_temperature = solver_sampling.temperature;
     eval_cfg.solver_max_new_tokens = solver_sampling.max_new_tokens;
-    const rl::AggregateSetup setup{.cfg = &eval_cfg,
-                                   .format = format,
-                                   .tokenizer = &tokenizer,
-                                   .model = mc,
-                                   .match = match,
-                                   .seed = o.seed};
+    const contemplate::AggregateSetup setup{.cfg = &eval_cfg,
+                                            .format = format,
+                                            .tokenizer = &tokenizer,
+                                            .model = mc,
+                                            .match = match,
+                                            .seed = o.seed};
     muse::comm::SoloCommunicator solo;
-    const std::vector<telemetry::Record> records =
-        rl::evaluate_contemplation(setup, solver, aggregator, prompts, max_new, ckpt.step(), solo);
+    const std::vector<telemetry::Record> records = contemplate::evaluate_contemplation(
+        setup, solver, aggregator, prompts, max_new, ckpt.step(), solo);
     print_records(records);
     append_records(o.metrics, records);
     return 0;
   }
   const model::Model& refiner = cfg.aggregate.refine_by == "aggregator" ? aggregator : solver;
-  rl::SolverSampling refine_sampling = solver_sampling;
+  contemplate::SolverSampling refine_sampling = solver_sampling;
   refine_sampling.seed = config::mix_seed({o.seed, 1});  // revisions apart from the first samples
-  const rl::SolverSampling final_sampling{.temperature = k > 0 ? 0 : o.temperature.value_or(0),
-                                          .max_new_tokens = max_new,
-                                          .seed = o.seed,
-                                          .batch = 1};
+  const contemplate::SolverSampling final_sampling{
+      .temperature = k > 0 ? 0 : o.temperature.value_or(0),
+      .max_new_tokens = max_new,
+      .seed = o.seed,
+      .batch = 1};
 
   Totals totals;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -289,9 +293,10 @@ int run(const Options& o) {
     int64_t spent = 0;  // tokens of candidates since revised
     data::PromptRecord final_prompt = problem;
     if (k > 0) {
-      const rl::PresentedPrompt shown{
+      const inference::PresentedPrompt shown{
           .record = &problem, .tokens = problem.tokens, .text = problem.prompt, .budget = 0};
-      candidates = rl::sample_candidates(solver, {shown}, k, solver_sampling, tokenizer).front();
+      candidates =
+          contemplate::sample_candidates(solver, {shown}, k, solver_sampling, tokenizer).front();
       for (int64_t round = 1; round <= o.refine_rounds; ++round) {
         for (const rewards::Response& c : candidates)
           spent += c.total_tokens;
@@ -300,16 +305,16 @@ int run(const Options& o) {
             std::cout << "  " << (round == 1 ? "" : "round " + std::to_string(round - 1) + " ")
                       << "candidate " << j + 1 << ": " << one_line(candidates[j].text) << "\n";
         }
-        candidates = rl::refine_candidates(refiner, {shown}, {candidates}, format, refine_sampling,
-                                           tokenizer)
+        candidates = contemplate::refine_candidates(refiner, {shown}, {candidates}, format,
+                                                    refine_sampling, tokenizer)
                          .front();
       }
-      final_prompt = rl::aggregation_record(problem, candidates, format, tokenizer, mc);
-      rl::check_fits(final_prompt, max_new, mc, "--contemplate",
-                     "the aggregator prompt over " + std::to_string(k) + " candidates");
+      final_prompt = contemplate::aggregation_record(problem, candidates, format, tokenizer, mc);
+      contemplate::check_fits(final_prompt, max_new, mc, "--contemplate",
+                              "the aggregator prompt over " + std::to_string(k) + " candidates");
     }
     const rewards::Response answer =
-        rl::aggregate(aggregator, {final_prompt}, final_sampling, tokenizer).front();
+        contemplate::aggregate(aggregator, {final_prompt}, final_sampling, tokenizer).front();
     const double parallel_s = seconds_since(start);
 
     int64_t tokens = spent + answer.total_tokens;
@@ -331,8 +336,9 @@ int run(const Options& o) {
       if (k > 0) {
         for (const rewards::Response& c : candidates)
           totals.single += rewards::is_correct(c, match) ? 1.0 / static_cast<double>(k) : 0;
-        const rl::Vote vote = rl::majority_vote(rl::candidate_answers(candidates), match);
-        totals.majority += rl::is_hard(vote, problem.answer, match) ? 0 : 1;
+        const inference::Vote vote =
+            inference::majority_vote(contemplate::candidate_answers(candidates), match);
+        totals.majority += inference::is_hard(vote, problem.answer, match) ? 0 : 1;
         if (o.verbose) {
           std::cout << "  majority: " << vote.answer.value_or("(none)") << " (" << vote.votes
                     << " of " << k << " votes)\n";

@@ -25,19 +25,21 @@
 #include "config/files.h"
 #include "config/loader.h"
 #include "config/render.h"
+#include "contemplate/candidate_sets.h"
 #include "data/data_error.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "inference/adaptive.h"
 #include "model/layout.h"
 #include "muse/version.h"
-#include "rl/adaptive.h"
-#include "rl/aggregate_stage.h"
+#include "rl/aggregate_loop.h"
 #include "rl/rl_loop.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/progress.h"
 #include "telemetry/wandb.h"
-#include "trainer/memory.h"
+#include "trainer/memory_meter.h"
+#include "trainer/memory_plan.h"
 #include "trainer/preemption.h"
 #include "trainer/pretrain.h"
 
@@ -49,6 +51,8 @@ namespace config = muse::config;
 namespace data = muse::data;
 namespace comm = muse::comm;
 namespace model = muse::model;
+namespace contemplate = muse::contemplate;
+namespace inference = muse::inference;
 namespace rl = muse::rl;
 namespace telemetry = muse::telemetry;
 namespace trainer = muse::trainer;
@@ -132,25 +136,25 @@ std::filesystem::path run_dir_of(const MuseConfig& cfg) {
   return std::filesystem::path(cfg.run.dir) / cfg.run.name;
 }
 
-// The stage's loop (pretraining and SFT: the trainer's; RL: rl/), with rank 0
-// writing metrics.jsonl.
+// The stage's loop (pretraining and SFT: the trainer's; rl and aggregate:
+// rl/'s), with rank 0 writing metrics.jsonl.
 void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communicator& comm) {
   trainer::set_cpu_block_cache(cfg.trainer.cpu_block_cache);
-  const trainer::TrainJob job{
-      .stage = cfg.stage,
-      .seed = static_cast<uint64_t>(cfg.seed),
-      .run_dir = run_dir_of(cfg),
-      .init_from = cfg.init_from,
-      .config_yaml = config::to_yaml(cfg),
-      .model = cfg.model,
-      .data = cfg.data,
-      .trainer = cfg.trainer,
-      .optim = cfg.optim,
-      .checkpoint = cfg.checkpoint,
-      .eval = cfg.eval,
-      .eval_match = cfg.eval.match_mode(cfg.stage, cfg.rewards.correctness.mode()),
-      .telemetry = cfg.telemetry,
-      .local_rank = world.local_rank};
+  const trainer::TrainJob job{.stage = cfg.run_stage(),
+                              .seed = static_cast<uint64_t>(cfg.seed),
+                              .run_dir = run_dir_of(cfg),
+                              .init_from = cfg.init_from,
+                              .config_yaml = config::to_yaml(cfg),
+                              .model = cfg.model,
+                              .data = cfg.data,
+                              .trainer = cfg.trainer,
+                              .optim = cfg.optim,
+                              .checkpoint = cfg.checkpoint,
+                              .eval = cfg.eval,
+                              .eval_match = trainer::eval_match_mode(
+                                  cfg.eval, cfg.run_stage(), cfg.rewards.correctness.mode()),
+                              .telemetry = cfg.telemetry,
+                              .local_rank = world.local_rank};
   telemetry::Metrics metrics;
   telemetry::WandbSink* wandb = nullptr;  // owned by metrics; rank 0 only
   comm::run_agreed(comm, [&] {
@@ -176,15 +180,22 @@ void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communi
   });
   // W&B learns how the run ended: 0, 3 (preempted), 2 (config) or 1.
   try {
-    if (cfg.stage == "rl" || cfg.stage == "aggregate") {
-      rl::train_rl({.base = job,
-                    .rl = cfg.rl,
-                    .rewards = cfg.rewards,
-                    .aggregate = cfg.aggregate,
-                    .adaptive = cfg.adaptive},
-                   comm, metrics);
-    } else {
-      trainer::train(job, comm, metrics);
+    const rl::RlJob rl_job{.base = job,
+                           .rl = cfg.rl,
+                           .rewards = cfg.rewards,
+                           .aggregate = cfg.aggregate,
+                           .adaptive = cfg.adaptive};
+    switch (job.stage) {
+      case trainer::Stage::kPretrain:
+      case trainer::Stage::kSft:
+        trainer::train(job, comm, metrics);
+        break;
+      case trainer::Stage::kRl:
+        rl::train_rl(rl_job, comm, metrics);
+        break;
+      case trainer::Stage::kAggregate:
+        rl::train_aggregator(rl_job, comm, metrics);
+        break;
     }
   } catch (const trainer::Preempted&) {
     if (wandb) wandb->finish(trainer::kExitPreempted);
@@ -351,11 +362,12 @@ int run(int argc, char** argv) {
   }
 
   // Settings that depend on the world size: every rank decides alike.
-  if (cfg.stage == "rl" || cfg.stage == "aggregate") {
+  if (trainer::is_rl_stage(cfg.run_stage())) {
     try {
-      rl::check_launch(cfg.stage, cfg.rl, cfg.rewards, world.size);
-      if (cfg.adaptive.eval) rl::check_adaptive_config(cfg.adaptive);
-      if (cfg.stage == "aggregate") rl::check_aggregate_config(cfg.aggregate);
+      rl::check_launch(cfg.run_stage(), cfg.rl, cfg.rewards, world.size);
+      if (cfg.adaptive.eval) inference::check_adaptive_config(cfg.adaptive);
+      if (cfg.run_stage() == trainer::Stage::kAggregate)
+        contemplate::check_aggregate_config(cfg.aggregate);
     } catch (const config::ConfigError& e) {
       if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
       return kExitUsage;
@@ -401,7 +413,7 @@ int run(int argc, char** argv) {
 
     if (dry_run) {
       print_self_check(comm::run_self_check(*comm, 1024));
-      if (cfg.stage == "pretrain" || cfg.stage == "sft") {
+      if (!trainer::is_rl_stage(cfg.run_stage())) {
         // Every rank opens the data; all learn whether any could not.
         std::string data_error, summary;
         try {

@@ -169,6 +169,27 @@ PackedBlock pack_block(const BlockWeights& w, int64_t rows) {
           .w_down = pack_linear(w.w_down, rows)};
 }
 
+at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const AttnContext& ctx,
+                     LayerCache* cache) {
+  const int64_t T = q.size(2);
+  if (cache) {
+    const int64_t end = ctx.cache_start + T;
+    check(end <= cache->k.size(2), "KV cache full: " + std::to_string(end) + " positions > " +
+                                       std::to_string(cache->k.size(2)));
+    cache->k.narrow(2, ctx.cache_start, T).copy_(k);
+    cache->v.narrow(2, ctx.cache_start, T).copy_(v);
+    k = cache->k.narrow(2, 0, end);  // (B,KV,S,D)
+    v = cache->v.narrow(2, 0, end);
+  }
+  // Without a mask, SDPA's causal flag aligns queries and keys at position 0,
+  // which is only right when the keys are exactly the new positions.
+  check(ctx.mask.defined() || k.size(2) == T, "attention over cached keys needs a mask");
+  return at::scaled_dot_product_attention(
+      q, k, v, ctx.mask.defined() ? std::optional<at::Tensor>(ctx.mask) : std::nullopt,
+      /*dropout_p=*/0.0, /*is_causal=*/!ctx.mask.defined(), /*scale=*/std::nullopt,
+      /*enable_gqa=*/k.size(1) != q.size(1));
+}
+
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at::Tensor& x,
                          const AttnContext& ctx, LayerCache* cache, const PackedBlock* packed) {
   const int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, KV = cfg.n_kv_heads,
@@ -189,24 +210,9 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at
   const at::Tensor q_rot = apply_rope(q.view({B, T, H, D}).transpose(1, 2), ctx);  // (B,H,T,D)
   k = apply_rope(k.view({B, T, KV, D}).transpose(1, 2), ctx);                      // (B,KV,T,D)
   v = v.view({B, T, KV, D}).transpose(1, 2);                                       // (B,KV,T,D)
-  if (cache) {
-    const int64_t end = ctx.cache_start + T;
-    check(end <= cache->k.size(2), "KV cache full: " + std::to_string(end) + " positions > " +
-                                       std::to_string(cache->k.size(2)));
-    cache->k.narrow(2, ctx.cache_start, T).copy_(k);
-    cache->v.narrow(2, ctx.cache_start, T).copy_(v);
-    k = cache->k.narrow(2, 0, end);  // (B,KV,S,D)
-    v = cache->v.narrow(2, 0, end);
-  }
-  // Without a mask, SDPA's causal flag aligns queries and keys at position 0,
-  // which is only right when the keys are exactly the new positions.
-  check(ctx.mask.defined() || k.size(2) == T, "attention over cached keys needs a mask");
-  const at::Tensor a = at::scaled_dot_product_attention(
-      q_rot, k, v, ctx.mask.defined() ? std::optional<at::Tensor>(ctx.mask) : std::nullopt,
-      /*dropout_p=*/0.0, /*is_causal=*/!ctx.mask.defined(), /*scale=*/std::nullopt,
-      /*enable_gqa=*/KV != H);                                             // (B,H,T,D)
-  const at::Tensor attn_out = a.transpose(1, 2).reshape({B, T, H * D});    // (B,T,H*D)
-  const at::Tensor y = x + project(attn_out, packed ? packed->wo : w.wo);  // (B,T,C)
+  const at::Tensor a = attention(q_rot, k, v, ctx, cache);                         // (B,H,T,D)
+  const at::Tensor attn_out = a.transpose(1, 2).reshape({B, T, H * D});            // (B,T,H*D)
+  const at::Tensor y = x + project(attn_out, packed ? packed->wo : w.wo);          // (B,T,C)
   // SwiGLU MLP.
   const at::Tensor g = rms_norm(y, w.ffn_norm, cfg.norm_eps);  // (B,T,C)
   at::Tensor gate, up;                                         // (B,T,F) each

@@ -90,6 +90,16 @@ struct PackedBlock {
 };
 PackedBlock pack_block(const BlockWeights& w, int64_t rows);
 
+// The one attention entry point (a new kernel goes here): q (B, H, T, D)
+// after rotary, k and v (B, KV, T, D) of the T new positions. With `cache`,
+// k and v are written at [ctx.cache_start, ctx.cache_start + T) and the
+// queries attend to cache positions [0, ctx.cache_start + T) through
+// ctx.mask; without, to the new positions, through ctx.mask (packed
+// segments) or causally. Grouped-query heads are shared, not copied.
+// Returns (B, H, T, D).
+at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const AttnContext& ctx,
+                     LayerCache* cache);
+
 // (B, T, C): token embeddings with the images' patch vectors at their slots.
 // Throws ModelError for inputs that do not fit `cfg`.
 at::Tensor embed_forward(const EmbedWeights& w, const ModelConfig& cfg, const Inputs& in);

@@ -1,29 +1,40 @@
 // Advantage estimators of the GRPO family, for outcome rewards: one scalar
-// per response, broadcast to each of its tokens by the loss. docs/rl.md has
-// the formulas and their sources.
+// per response, broadcast to each of its tokens by the loss. They are
+// registered by name (rl.advantage), as the length terms are; adding one is a
+// class and a row in advantages.cpp. docs/rl.md has the formulas and their
+// sources:
+//
+//   grpo                   (r - mean) / (std + 1e-6), std with Bessel's correction
+//   dr_grpo                r - mean
+//   rloo                   r - mean of the others = (r - mean) * G / (G - 1)
+//   reinforce_pp_baseline  r - mean, then whitened over the global batch's tokens
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace muse::rl {
 
-enum class AdvantageKind {
-  kGrpo,                 // (r - mean) / (std + 1e-6), std with Bessel's correction
-  kDrGrpo,               // r - mean
-  kRloo,                 // r - mean of the others = (r - mean) * G / (G - 1)
-  kReinforcePPBaseline,  // r - mean, then whitened over the global batch's tokens
+class AdvantageEstimator {
+ public:
+  virtual ~AdvantageEstimator() = default;
+  // The advantages of one group's responses from their rewards. A group of
+  // one has no baseline: GRPO divides r by 1 + 1e-6 (mean 0, std 1, as verl),
+  // the others return r.
+  virtual std::vector<double> group(std::span<const double> rewards) const = 0;
+  // Whether the step whitens the group advantages over every loss token of
+  // the global batch afterwards (whiten()).
+  virtual bool whitens_batch() const { return false; }
 };
 
-// "grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"; throws
-// std::invalid_argument for anything else (the config's choices prevent it).
-AdvantageKind parse_advantage(const std::string& name);
+// The registered names, in the order docs list them.
+std::vector<std::string> advantage_names();
 
-// The advantages of one group's responses from their rewards. A group of one
-// has no baseline: GRPO divides r by 1 + 1e-6 (mean 0, std 1, as verl), the
-// others return r. kReinforcePPBaseline returns r - mean; whiten() finishes it.
-std::vector<double> group_advantages(AdvantageKind kind, std::span<const double> rewards);
+// The estimator `name`; throws config::ConfigError naming rl.advantage and
+// the known names for any other.
+std::unique_ptr<AdvantageEstimator> make_advantage(const std::string& name);
 
 // Token-weighted moments of the advantages of a batch: each response counts
 // once per loss token. Sums add across ranks, so the global moments are

@@ -73,8 +73,7 @@ struct RlConfig {
     v.field("advantage", advantage,
             {.help = "advantage estimator: grpo (group mean/std), dr_grpo (group mean only), "
                      "rloo (leave-one-out mean), reinforce_pp_baseline (group mean, then "
-                     "whitened over the global batch)",
-             .choices = {"grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"}});
+                     "whitened over the global batch)"});
     v.field("loss_agg", loss_agg,
             {.help = "how token losses become the loss: token_mean (over all tokens of the "
                      "batch, DAPO), seq_mean_token_mean (per response, then over responses, "

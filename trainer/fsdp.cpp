@@ -283,4 +283,21 @@ int64_t FsdpModel::shard_bytes() const {
   return bytes;
 }
 
+bool uses_gpu(const TrainerConfig& trainer, std::string_view backend) {
+  return trainer.device == "cuda" || (trainer.device == "auto" && backend == "nccl");
+}
+
+FsdpOptions fsdp_options(const TrainerConfig& trainer, std::string_view backend) {
+  const bool gpu = uses_gpu(trainer, backend);
+  FsdpOptions o;
+  o.param_dtype = trainer.param_dtype == "bf16" || (trainer.param_dtype == "auto" && gpu)
+                      ? at::kBFloat16
+                      : at::kFloat;
+  o.reduce_dtype = trainer.reduce_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  o.keep_gathered = trainer.keep_gathered;
+  o.activation_checkpointing = trainer.activation_checkpointing;
+  o.prefetch = trainer.prefetch;
+  return o;
+}
+
 }  // namespace muse::trainer

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -45,6 +46,7 @@
 #include "model/model.h"
 #include "model/model_config.h"
 #include "trainer/shard_plan.h"
+#include "trainer/train_config.h"
 
 namespace muse::trainer {
 
@@ -138,5 +140,12 @@ class FsdpModel {
   comm::Communicator* comm_;  // [not null]
   std::vector<FsdpUnit> units_;
 };
+
+// Whether training runs on the GPU: trainer.device cuda, or auto with the
+// nccl backend.
+bool uses_gpu(const TrainerConfig& trainer, std::string_view backend);
+
+// The FSDP dtypes and options trainer.* asks for (the device left as CPU).
+FsdpOptions fsdp_options(const TrainerConfig& trainer, std::string_view backend);
 
 }  // namespace muse::trainer

@@ -27,9 +27,11 @@
 #include "trainer/fsdp.h"
 #include "trainer/grad_clip.h"
 #include "trainer/lr_schedule.h"
-#include "trainer/memory.h"
+#include "trainer/memory_meter.h"
+#include "trainer/memory_plan.h"
 #include "trainer/prompt_eval.h"
 #include "trainer/step_loop.h"
+#include "trainer/training_state.h"
 
 namespace muse::trainer {
 namespace {
@@ -110,7 +112,7 @@ class Run {
                               },
                           .evaluate = [&] { evaluate(); },
                           .save = [&] { save(); }};
-    run_steps(job_.stage, step_,
+    run_steps(std::string(stage_name(job_.stage)), step_,
               step_schedule(job_.trainer, job_.checkpoint, job_.eval, job_.telemetry), comm_,
               metrics_, hooks);
   }
@@ -247,27 +249,9 @@ class Run {
     return {total[0], std::max(1.0, total[1])};
   }
 
-  std::string train_state() const {
-    return json{{"stage", job_.stage},
-                {"step", step_},
-                {"optimizer_steps", state_.optimizer_steps()},
-                {"skipped_total", state_.skipped_total()},
-                {"consecutive_skips", state_.consecutive_skips()},
-                {"loader", json::parse(loader_.state().to_json())}}
-        .dump();
-  }
-
   void save() {
-    checkpoints::SaveRequest request{.step = step_,
-                                     .model = job_.model,
-                                     .config_yaml = job_.config_yaml,
-                                     .train_state = train_state(),
-                                     .rank_state = cpu_rng_state(),
-                                     .tensors = {}};
-    state_.add_to_checkpoint(request);
-    const std::filesystem::path dir =
-        checkpoints::save_checkpoint(job_.run_dir, request, comm_, job_.checkpoint.keep);
-    telemetry::log_info("checkpoint: " + dir.string());
+    save_training(job_, step_, state_, {{"loader", json::parse(loader_.state().to_json())}}, {},
+                  comm_);
   }
 
   // init_from: the weights only; the optimizer, data and step start afresh.
@@ -278,13 +262,9 @@ class Run {
   // The whole training state, so the run continues as if never stopped.
   void resume(const std::filesystem::path& dir) {
     const checkpoints::Checkpoint ckpt(dir);
-    const json state = json::parse(ckpt.train_state());
-    state_.resume(ckpt, state.at("optimizer_steps").get<int64_t>(),
-                  state.at("skipped_total").get<int64_t>(),
-                  state.at("consecutive_skips").get<int64_t>());
+    const json state = resume_training(ckpt, state_, comm_);
     step_ = state.at("step").get<int64_t>();
     loader_.restore(data::LoaderState::from_json(state.at("loader").dump()));
-    if (ckpt.world_size() == comm_.size()) set_cpu_rng_state(ckpt.rank_state(comm_.rank()));
     telemetry::log_info(
         "resumed from " + dir.string() + " at step " + std::to_string(step_) +
         (ckpt.world_size() == comm_.size()

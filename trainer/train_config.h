@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "config/schema.h"
-#include "rewards/verify.h"
 
 namespace muse::trainer {
 
@@ -121,13 +120,6 @@ struct EvalConfig {
                      "auto = caption in the pretrain stage, rewards.correctness.match in every "
                      "other stage",
              .choices = {"auto", "caption", "exact", "numeric"}});
-  }
-
-  // eval.match resolved for `stage`; `reward_match` is
-  // rewards.correctness.mode(), passed in because that section is not ours.
-  rewards::MatchMode match_mode(std::string_view stage, rewards::MatchMode reward_match) const {
-    if (match != "auto") return rewards::parse_match_mode(match);
-    return stage == "pretrain" ? rewards::MatchMode::kCaption : reward_match;
   }
 };
 

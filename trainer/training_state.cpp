@@ -10,7 +10,6 @@
 #include "config/schema.h"
 #include "formats/model_source.h"
 #include "telemetry/log.h"
-#include "trainer/memory.h"
 
 namespace muse::trainer {
 
@@ -137,17 +136,54 @@ std::string TrainingState::init_from(const std::string& from) {
          (hf.has_projector() ? "" : " (no image projector there: it keeps its initialisation)");
 }
 
-void TrainingState::resume(const checkpoints::Checkpoint& ckpt, int64_t optimizer_steps,
-                           int64_t skipped_total, int64_t consecutive_skips) {
+nlohmann::json TrainingState::counters() const {
+  return {{"optimizer_steps", optimizer_steps()},
+          {"skipped_total", skipped_total_},
+          {"consecutive_skips", consecutive_skips_}};
+}
+
+void TrainingState::resume(const checkpoints::Checkpoint& ckpt, const nlohmann::json& train_state) {
   load_weights(ckpt);
+  const int64_t optimizer_steps = train_state.at("optimizer_steps").get<int64_t>();
   for (size_t u = 0; u < optim_.size(); ++u) {
     const FsdpUnit& unit = model_.units()[u];
     optim_[u].load_state({.exp_avg = read_shard(ckpt, unit, "exp_avg"),
                           .exp_avg_sq = read_shard(ckpt, unit, "exp_avg_sq"),
                           .step = optimizer_steps});
   }
-  skipped_total_ = skipped_total;
-  consecutive_skips_ = consecutive_skips;
+  skipped_total_ = train_state.at("skipped_total").get<int64_t>();
+  consecutive_skips_ = train_state.at("consecutive_skips").get<int64_t>();
+}
+
+std::filesystem::path save_training(const TrainJob& job, int64_t step, const TrainingState& state,
+                                    const nlohmann::json& stage_state,
+                                    std::vector<checkpoints::ShardedTensor> more_tensors,
+                                    comm::Communicator& comm) {
+  nlohmann::json train_state = state.counters();
+  train_state["stage"] = stage_name(job.stage);
+  train_state["step"] = step;
+  train_state.update(stage_state);
+  checkpoints::SaveRequest request{.step = step,
+                                   .model = job.model,
+                                   .config_yaml = job.config_yaml,
+                                   .train_state = train_state.dump(),
+                                   .rank_state = cpu_rng_state(),
+                                   .tensors = {}};
+  state.add_to_checkpoint(request);
+  for (checkpoints::ShardedTensor& t : more_tensors)
+    request.tensors.push_back(std::move(t));
+  const std::filesystem::path dir =
+      checkpoints::save_checkpoint(job.run_dir, request, comm, job.checkpoint.keep);
+  telemetry::log_info("checkpoint: " + dir.string());
+  return dir;
+}
+
+nlohmann::json resume_training(const checkpoints::Checkpoint& ckpt, TrainingState& state,
+                               comm::Communicator& comm) {
+  nlohmann::json train_state = nlohmann::json::parse(ckpt.train_state());
+  state.resume(ckpt, train_state);
+  if (ckpt.world_size() == comm.size()) set_cpu_rng_state(ckpt.rank_state(comm.rank()));
+  return train_state;
 }
 
 }  // namespace muse::trainer

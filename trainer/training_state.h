@@ -12,6 +12,8 @@
 
 #include <ATen/ATen.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
@@ -27,6 +29,7 @@
 #include "trainer/grad_clip.h"
 #include "trainer/optim_config.h"
 #include "trainer/train_config.h"
+#include "trainer/train_job.h"
 
 namespace muse::trainer {
 
@@ -79,9 +82,11 @@ class TrainingState {
   // The weights init_from names (a checkpoint or run directory, or hf:DIR);
   // returns what was loaded, for the log.
   std::string init_from(const std::string& from);
-  // Weights, moments and guard counters, to continue a run exactly.
-  void resume(const checkpoints::Checkpoint& ckpt, int64_t optimizer_steps, int64_t skipped_total,
-              int64_t consecutive_skips);
+  // Weights, moments and the guard counters train_state.json records, to
+  // continue a run exactly.
+  void resume(const checkpoints::Checkpoint& ckpt, const nlohmann::json& train_state);
+  // What resume() reads back: the optimizer steps and guard counters.
+  nlohmann::json counters() const;
 
   // This rank's slice of unit `unit`'s tensor "UNIT/what" as a fresh (S)
   // fp32 tensor on the model's device (padding 0).
@@ -99,5 +104,21 @@ class TrainingState {
 
 // "UNIT/what", the name of a unit's tensor in a checkpoint.
 std::string unit_tensor_name(const FsdpUnit& unit, const std::string& what);
+
+// Saves step `step` of `job` as a checkpoint of job.run_dir (collective):
+// `state`'s tensors, then `more_tensors` (a reference policy); this rank's
+// CPU generator; and train_state.json, the same for every stage: the stage,
+// the step, state.counters() and the stage's own keys `stage_state` (the
+// loader's position, the compute so far). Returns the checkpoint directory.
+std::filesystem::path save_training(const TrainJob& job, int64_t step, const TrainingState& state,
+                                    const nlohmann::json& stage_state,
+                                    std::vector<checkpoints::ShardedTensor> more_tensors,
+                                    comm::Communicator& comm);
+
+// Continues from `ckpt`: `state` as it was saved and, on the world size it
+// was saved on, this rank's CPU generator. Returns train_state.json (its
+// "step" and the stage's own keys).
+nlohmann::json resume_training(const checkpoints::Checkpoint& ckpt, TrainingState& state,
+                               comm::Communicator& comm);
 
 }  // namespace muse::trainer

@@ -109,7 +109,7 @@ class Bench {
         .step = step_,
         .model = cfg_,
         .config_yaml = "stage: pretrain\nmodel:\n  preset: " + cfg_.preset + "\n",
-        .train_state = json{{"stage", "pretrain"}, {"step", step_}, {"optimizer_steps", 1}}.dump(),
+        .train_state = train_state().dump(),
         .rank_state = muse::trainer::cpu_rng_state(),
         .tensors = {}};
     state_.add_to_checkpoint(request);
@@ -120,6 +120,14 @@ class Bench {
             {"cpu_seconds", cpu_seconds() - cpu},
             {"bytes", directory_bytes(dir_)},
             {"dir", dir_.string()}};
+  }
+
+  // What save_training records for a pretraining step.
+  json train_state() const {
+    json state = state_.counters();
+    state["stage"] = "pretrain";
+    state["step"] = step_;
+    return state;
   }
 
   json profile() const {
@@ -150,9 +158,7 @@ class Bench {
     const double cpu = cpu_seconds();
     const auto start = Clock::now();
     const muse::checkpoints::Checkpoint ckpt(dir_);
-    const json train_state = json::parse(ckpt.train_state());
-    state_.resume(ckpt, train_state.at("optimizer_steps").get<int64_t>(), 0, 0);
-    muse::trainer::set_cpu_rng_state(ckpt.rank_state(0));
+    (void)muse::trainer::resume_training(ckpt, state_, comm_);
     const double seconds = seconds_since(start);
     const std::vector<at::Tensor> loaded = state_tensors(state_);
     bool same = loaded.size() == saved_.size();

@@ -104,6 +104,7 @@ expect_error negative_budget rewards.length.budget_min --set rewards.length.kind
   --set rewards.length.budget_min=-5
 expect_error bad_weight rewards.length.weight --set rewards.length.weight=heavy
 expect_error split_prompts rl.prompts_per_step --set rl.prompts_per_step=3
+expect_error unknown_advantage rl.advantage --set rl.advantage=ppo
 expect_error overlong_window rewards.length.overlong_cache --set rewards.length.kind=overlong \
   --set rewards.length.overlong_cache=24
 # Found while the run starts, on every rank: still exit 2, one line.

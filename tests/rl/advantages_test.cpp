@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
+
+#include "config/schema.h"
+#include "rl/rl_config.h"
 
 namespace muse::rl {
 namespace {
@@ -16,36 +20,34 @@ void expect_near_all(const std::vector<double>& got, const std::vector<double>& 
 
 TEST(Advantages, GrpoDividesByTheUnbiasedStd) {
   // mean 0.5, deviations +-0.5, std = sqrt(4 * 0.25 / 3) = 0.5773503.
-  expect_near_all(group_advantages(AdvantageKind::kGrpo, std::vector<double>{1, 0, 1, 0}),
+  expect_near_all(make_advantage("grpo")->group(std::vector<double>{1, 0, 1, 0}),
                   {0.8660239, -0.8660239, 0.8660239, -0.8660239});
 }
 
 TEST(Advantages, GrpoOfEqualRewardsIsZero) {
-  expect_near_all(group_advantages(AdvantageKind::kGrpo, std::vector<double>{0.3, 0.3, 0.3}),
-                  {0, 0, 0});
+  expect_near_all(make_advantage("grpo")->group(std::vector<double>{0.3, 0.3, 0.3}), {0, 0, 0});
 }
 
 TEST(Advantages, DrGrpoOnlySubtractsTheMean) {
-  expect_near_all(group_advantages(AdvantageKind::kDrGrpo, std::vector<double>{1, 0, 0}),
+  expect_near_all(make_advantage("dr_grpo")->group(std::vector<double>{1, 0, 0}),
                   {0.6666667, -0.3333333, -0.3333333});
 }
 
 TEST(Advantages, RlooSubtractsTheMeanOfTheOthers) {
   // r0: others (0, 0) -> 1; r1: others (1, 0) -> 0 - 0.5.
-  expect_near_all(group_advantages(AdvantageKind::kRloo, std::vector<double>{1, 0, 0}),
-                  {1.0, -0.5, -0.5});
-  expect_near_all(group_advantages(AdvantageKind::kRloo, std::vector<double>{2, 4}), {-2, 2});
+  expect_near_all(make_advantage("rloo")->group(std::vector<double>{1, 0, 0}), {1.0, -0.5, -0.5});
+  expect_near_all(make_advantage("rloo")->group(std::vector<double>{2, 4}), {-2, 2});
 }
 
 TEST(Advantages, ReinforceBaselineSubtractsTheMeanBeforeWhitening) {
-  expect_near_all(group_advantages(AdvantageKind::kReinforcePPBaseline, std::vector<double>{3, 1}),
+  expect_near_all(make_advantage("reinforce_pp_baseline")->group(std::vector<double>{3, 1}),
                   {1, -1});
 }
 
 TEST(Advantages, GroupOfOneHasNoBaseline) {
-  expect_near_all(group_advantages(AdvantageKind::kGrpo, std::vector<double>{2}), {1.999998});
-  expect_near_all(group_advantages(AdvantageKind::kRloo, std::vector<double>{2}), {2});
-  expect_near_all(group_advantages(AdvantageKind::kDrGrpo, std::vector<double>{2}), {2});
+  expect_near_all(make_advantage("grpo")->group(std::vector<double>{2}), {1.999998});
+  expect_near_all(make_advantage("rloo")->group(std::vector<double>{2}), {2});
+  expect_near_all(make_advantage("dr_grpo")->group(std::vector<double>{2}), {2});
 }
 
 TEST(Advantages, WhitenUsesTokenWeightedUnbiasedMoments) {
@@ -71,12 +73,32 @@ TEST(Advantages, MomentsOfShardsAddUp) {
   EXPECT_DOUBLE_EQ(whole.sum_sq, left.sum_sq + right.sum_sq);
 }
 
-TEST(Advantages, ParsesTheConfigNames) {
-  EXPECT_EQ(parse_advantage("grpo"), AdvantageKind::kGrpo);
-  EXPECT_EQ(parse_advantage("dr_grpo"), AdvantageKind::kDrGrpo);
-  EXPECT_EQ(parse_advantage("rloo"), AdvantageKind::kRloo);
-  EXPECT_EQ(parse_advantage("reinforce_pp_baseline"), AdvantageKind::kReinforcePPBaseline);
-  EXPECT_THROW(parse_advantage("ppo"), std::invalid_argument);
+TEST(Advantages, EveryRegisteredNameMakesAnEstimator) {
+  EXPECT_EQ(advantage_names(),
+            (std::vector<std::string>{"grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"}));
+  for (const std::string& name : advantage_names())
+    EXPECT_EQ(make_advantage(name)->whitens_batch(), name == "reinforce_pp_baseline") << name;
+}
+
+TEST(Advantages, AnUnknownNameIsAConfigErrorListingTheKnownOnes) {
+  try {
+    make_advantage("ppo");
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(e.key(), "rl.advantage");
+    for (const std::string& name : advantage_names())
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+  }
+}
+
+TEST(Advantages, TheConfigHelpNamesEveryEstimator) {
+  for (const config::FieldInfo& f : config::describe_fields<RlConfig>()) {
+    if (f.path != "advantage") continue;
+    for (const std::string& name : advantage_names())
+      EXPECT_NE(f.help.find(name), std::string::npos) << name;
+    return;
+  }
+  FAIL() << "no rl.advantage";
 }
 
 }  // namespace

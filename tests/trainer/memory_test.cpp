@@ -4,7 +4,8 @@
 // several shapes and FSDP options.
 //
 // Legend: N world size, B micro-batch rows, T time.
-#include "trainer/memory.h"
+#include "trainer/memory_meter.h"
+#include "trainer/memory_plan.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>

@@ -11,7 +11,7 @@
 
 #include "config/schema.h"
 
-namespace muse::rl {
+namespace muse::inference {
 
 struct AdaptiveConfig {
   std::vector<int64_t> budgets = {32, 128, 512};
@@ -80,4 +80,4 @@ struct AdaptiveConfig {
   }
 };
 
-}  // namespace muse::rl
+}  // namespace muse::inference

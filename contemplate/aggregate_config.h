@@ -10,7 +10,7 @@
 
 #include "config/schema.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 
 // AggLM's aggregation prompt (Fig. 2), with {problem} and {solutions}.
 inline constexpr const char* kAggLmTemplate =
@@ -94,4 +94,4 @@ struct AggregateConfig {
   }
 };
 
-}  // namespace muse::rl
+}  // namespace muse::contemplate

@@ -1,4 +1,4 @@
-#include "rl/adaptive.h"
+#include "inference/adaptive.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,12 +7,12 @@
 
 #include "comm/agree.h"
 #include "config/schema.h"
+#include "config/splitmix64.h"
+#include "inference/prompting.h"
+#include "inference/voting.h"
 #include "model/generate.h"
-#include "rl/aggregation.h"
-#include "rl/rollout.h"
-#include "trainer/training_state.h"
 
-namespace muse::rl {
+namespace muse::inference {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -351,4 +351,4 @@ std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
   return out;
 }
 
-}  // namespace muse::rl
+}  // namespace muse::inference

@@ -1,4 +1,4 @@
-#include "rl/aggregate_stage.h"
+#include "contemplate/candidate_sets.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,10 +7,11 @@
 
 #include "comm/agree.h"
 #include "config/schema.h"
+#include "config/splitmix64.h"
+#include "inference/voting.h"
 #include "rewards/terms.h"
-#include "trainer/training_state.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 namespace {
 
 using nlohmann::json;
@@ -28,9 +29,9 @@ double seconds_since(Clock::time_point start) {
 }
 
 // This rank's share of problems [0, n): every size-th from rank.
-std::vector<PresentedPrompt> share_of(const std::vector<data::PromptRecord>& problems, size_t n,
-                                      const comm::Communicator& comm) {
-  std::vector<PresentedPrompt> out;
+std::vector<inference::PresentedPrompt> share_of(const std::vector<data::PromptRecord>& problems,
+                                                 size_t n, const comm::Communicator& comm) {
+  std::vector<inference::PresentedPrompt> out;
   for (size_t i = comm.rank(); i < n; i += comm.size())
     out.push_back({.record = &problems[i],
                    .tokens = problems[i].tokens,
@@ -79,7 +80,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
   const int64_t k = cfg.k, sets = cfg.sets_per_problem;
   std::string mine;
   comm::run_agreed(comm, [&] {
-    const std::vector<PresentedPrompt> share = share_of(problems, problems.size(), comm);
+    const std::vector<inference::PresentedPrompt> share = share_of(problems, problems.size(), comm);
     const auto candidates = sample_candidates(
         solver, share, k * sets,
         solver_sampling(
@@ -91,7 +92,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
       for (int64_t s = 0; s < sets; ++s) {
         const std::span<const rewards::Response> set(candidates[p].data() + s * k,
                                                      static_cast<size_t>(k));
-        const Vote vote = majority_vote(candidate_answers(set), setup.match);
+        const inference::Vote vote = inference::majority_vote(candidate_answers(set), setup.match);
         const data::PromptRecord record =
             aggregation_record(problems[problem], set, setup.format, *setup.tokenizer, setup.model);
         check_fits(record, aggregator_max_new_tokens, setup.model, "aggregate.candidate_max_tokens",
@@ -105,7 +106,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
                       {"answer", record.answer},
                       {"majority", vote.answer ? json(*vote.answer) : json(nullptr)},
                       {"votes", vote.votes},
-                      {"hard", is_hard(vote, record.answer, setup.match)},
+                      {"hard", inference::is_hard(vote, record.answer, setup.match)},
                       {"correct_candidates", correct},
                       {"think_tokens", think_sum(set)}}
                      .dump(-1, ' ', false, json::error_handler_t::replace)
@@ -135,11 +136,6 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
   const std::vector<size_t> chosen =
       select_sets(hard, cfg.easy_share, config::mix_seed({setup.seed, kSelectSeedTag}));
   const auto n_hard = std::count(hard.begin(), hard.end(), true);
-  if (n_hard == 0) {
-    throw trainer::TrainError(
-        "aggregate: the majority of every candidate set is right, so there is no hard set to "
-        "train on; raise aggregate.solver_temperature or aggregate.k, or use harder rl.prompts");
-  }
 
   AggregationPool pool;
   std::vector<bool> selected(all.size(), false);
@@ -216,7 +212,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
   const SolverSampling refine_sampling = solver_sampling(
       cfg, config::mix_seed({setup.seed, kRefineSeedTag, static_cast<uint64_t>(comm.rank())}));
   comm::run_agreed(comm, [&] {
-    const std::vector<PresentedPrompt> share = share_of(problems, n, comm);
+    const std::vector<inference::PresentedPrompt> share = share_of(problems, n, comm);
     if (share.empty()) return;
     const Clock::time_point sampling_start = Clock::now();
     const auto candidates = sample_candidates(
@@ -233,7 +229,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
       sums[kSingleTokens] += static_cast<double>(token_sum(set)) / k_max;
     }
     std::vector<data::PromptRecord> own;
-    for (const PresentedPrompt& p : share)
+    for (const inference::PresentedPrompt& p : share)
       own.push_back(*p.record);
     for (const rewards::Response& g :
          aggregate(solver, own, {.temperature = 0, .max_new_tokens = cfg.solver_max_new_tokens},
@@ -270,9 +266,9 @@ std::vector<telemetry::Record> evaluate_contemplation(
         std::vector<data::PromptRecord> records;
         for (size_t p = 0; p < share.size(); ++p) {
           const auto answers = candidate_answers(sets[p]);
-          const Vote vote = majority_vote(answers, setup.match);
-          s[kMajCorrect] += is_hard(vote, share[p].record->answer, setup.match) ? 0 : 1;
-          s[kDistinct] += static_cast<double>(distinct_answers(answers, setup.match));
+          const inference::Vote vote = inference::majority_vote(answers, setup.match);
+          s[kMajCorrect] += inference::is_hard(vote, share[p].record->answer, setup.match) ? 0 : 1;
+          s[kDistinct] += static_cast<double>(inference::distinct_answers(answers, setup.match));
           s[kPassAtK] +=
               std::any_of(sets[p].begin(), sets[p].end(),
                           [&](const auto& c) { return rewards::is_correct(c, setup.match); })
@@ -346,4 +342,4 @@ std::vector<telemetry::Record> evaluate_contemplation(
   return out;
 }
 
-}  // namespace muse::rl
+}  // namespace muse::contemplate

@@ -1,7 +1,7 @@
 // Contemplating mode's plain-data pieces: what a candidate shows, the
-// aggregator prompt, majority voting with ties, AggLM's hard/easy selection,
-// and reading the answer of an aggregator's output.
-#include "rl/aggregation.h"
+// aggregator prompt, AggLM's hard/easy selection, and reading the answer of
+// an aggregator's output.
+#include "contemplate/aggregation.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,23 +12,16 @@
 #include <vector>
 
 #include "config/schema.h"
+#include "contemplate/aggregate_config.h"
 #include "rewards/verify.h"
-#include "rl/aggregate_config.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 namespace {
 
 using rewards::MatchMode;
 using ::testing::HasSubstr;
 
 constexpr int64_t kThinkEnd = 7;
-
-std::vector<std::optional<std::string>> answers(std::initializer_list<const char*> list) {
-  std::vector<std::optional<std::string>> out;
-  for (const char* a : list)
-    out.push_back(a ? std::optional<std::string>(a) : std::nullopt);
-  return out;
-}
 
 TEST(CandidateTokens, AnswerViewKeepsWhatFollowsTheLastThinkEnd) {
   const std::vector<int64_t> response = {5, 1, 2, kThinkEnd, 3, kThinkEnd, 8, 9};
@@ -135,53 +128,6 @@ TEST(RefinementPrompt, TemplateNeedsProblemAndSolutionsOnceAndOwnAtMostOnce) {
   EXPECT_NO_THROW(check_refine_template(kRefineTemplate));
 }
 
-TEST(MajorityVote, TheMostCommonAnswerWins) {
-  const Vote v = majority_vote(answers({"3", "5", "5", "3", "5"}), MatchMode::kExact);
-  EXPECT_EQ(v.answer, "5");
-  EXPECT_EQ(v.votes, 3);
-}
-
-TEST(MajorityVote, ATieGoesToTheAnswerSeenFirst) {
-  EXPECT_EQ(majority_vote(answers({"7", "2", "2", "7"}), MatchMode::kExact).answer, "7");
-  EXPECT_EQ(majority_vote(answers({"2", "7", "7", "2"}), MatchMode::kExact).answer, "2");
-  EXPECT_EQ(majority_vote(answers({"9", "4"}), MatchMode::kExact).answer, "9");
-}
-
-TEST(MajorityVote, NumericModeCountsEqualNumbersTogether) {
-  const Vote v =
-      majority_vote(answers({"4", "5", "5.0", "1,000", "1000", "1000.00"}), MatchMode::kNumeric);
-  EXPECT_EQ(v.answer, "1,000");  // the first spelling of the largest cluster
-  EXPECT_EQ(v.votes, 3);
-  EXPECT_EQ(majority_vote(answers({"5", "5.0"}), MatchMode::kExact).votes, 1);
-}
-
-TEST(MajorityVote, CandidatesWithoutAnAnswerDoNotVote) {
-  const Vote v = majority_vote(answers({nullptr, nullptr, "8"}), MatchMode::kExact);
-  EXPECT_EQ(v.answer, "8");
-  EXPECT_EQ(v.votes, 1);
-  EXPECT_FALSE(majority_vote(answers({nullptr, nullptr}), MatchMode::kExact).answer);
-  EXPECT_FALSE(majority_vote({}, MatchMode::kExact).answer);
-}
-
-TEST(DistinctAnswers, CountsAnswersAsTheVoteGroupsThem) {
-  using A = std::vector<std::optional<std::string>>;
-  EXPECT_EQ(distinct_answers(A{"3", "3.0", "4", std::nullopt}, rewards::MatchMode::kNumeric), 2);
-  EXPECT_EQ(distinct_answers(A{"3", "3.0", "4"}, rewards::MatchMode::kExact), 3);
-  EXPECT_EQ(distinct_answers(A{std::nullopt}, rewards::MatchMode::kNumeric), 0);
-}
-
-TEST(Difficulty, HardWhenTheMajorityIsWrongOrMissing) {
-  EXPECT_FALSE(is_hard(majority_vote(answers({"6", "6", "1"}), MatchMode::kNumeric), "6.0",
-                       MatchMode::kNumeric));
-  EXPECT_TRUE(is_hard(majority_vote(answers({"6", "1", "1"}), MatchMode::kNumeric), "6",
-                      MatchMode::kNumeric));
-  EXPECT_TRUE(
-      is_hard(majority_vote(answers({nullptr}), MatchMode::kNumeric), "6", MatchMode::kNumeric));
-  // A tie the wrong answer wins (it came first) is hard.
-  EXPECT_TRUE(
-      is_hard(majority_vote(answers({"1", "6"}), MatchMode::kNumeric), "6", MatchMode::kNumeric));
-}
-
 TEST(SelectSets, KeepsEveryHardSetAndAShareOfEasyOnes) {
   // 4 hard (0, 2, 5, 9) and 8 easy: a share of 0.5 keeps 2 easy ones.
   std::vector<bool> hard(12, false);
@@ -225,4 +171,4 @@ TEST(AggregatorAnswer, TheFinalAnswerIsTheLastPairNotAQuotedCandidate) {
 }
 
 }  // namespace
-}  // namespace muse::rl
+}  // namespace muse::contemplate

@@ -9,15 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "contemplate/aggregate_config.h"
+#include "contemplate/aggregation.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "inference/prompting.h"
 #include "model/model.h"
 #include "rewards/reward.h"
-#include "rl/aggregate_config.h"
-#include "rl/aggregation.h"
-#include "rl/rollout.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 
 // How candidates are turned into an aggregator prompt (from aggregate.*).
 struct AggregationFormat {
@@ -41,7 +41,7 @@ struct SolverSampling {
 // problems[p]. The same problems, k, sampling and model give the same
 // candidates.
 std::vector<std::vector<rewards::Response>> sample_candidates(
-    const model::Model& solver, const std::vector<PresentedPrompt>& problems, int64_t k,
+    const model::Model& solver, const std::vector<inference::PresentedPrompt>& problems, int64_t k,
     const SolverSampling& sampling, const data::Tokenizer& tokenizer);
 
 // The aggregator's prompt for `problem` and `candidates`, with the problem's
@@ -79,7 +79,7 @@ std::vector<rewards::Response> aggregate(const model::Model& aggregator,
 // config::ConfigError naming aggregate.refine_template when a prompt plus
 // sampling.max_new_tokens does not fit model.max_seq_len.
 std::vector<std::vector<rewards::Response>> refine_candidates(
-    const model::Model& refiner, const std::vector<PresentedPrompt>& problems,
+    const model::Model& refiner, const std::vector<inference::PresentedPrompt>& problems,
     const std::vector<std::vector<rewards::Response>>& candidates, const AggregationFormat& format,
     const SolverSampling& sampling, const data::Tokenizer& tokenizer);
 
@@ -87,4 +87,4 @@ std::vector<std::vector<rewards::Response>> refine_candidates(
 std::vector<std::optional<std::string>> candidate_answers(
     std::span<const rewards::Response> candidates);
 
-}  // namespace muse::rl
+}  // namespace muse::contemplate

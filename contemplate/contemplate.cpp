@@ -1,11 +1,13 @@
-#include "rl/contemplate.h"
+#include "contemplate/contemplate.h"
 
 #include <algorithm>
 
 #include "config/schema.h"
+#include "config/splitmix64.h"
+#include "inference/voting.h"
 #include "rewards/verify.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 namespace {
 
 // generate() over `prompts` in batches of at most `batch` sequences, each
@@ -56,10 +58,10 @@ AggregationFormat AggregationFormat::from(const AggregateConfig& cfg) {
 }
 
 std::vector<std::vector<rewards::Response>> sample_candidates(
-    const model::Model& solver, const std::vector<PresentedPrompt>& problems, int64_t k,
+    const model::Model& solver, const std::vector<inference::PresentedPrompt>& problems, int64_t k,
     const SolverSampling& sampling, const data::Tokenizer& tokenizer) {
   std::vector<model::Prompt> batch;
-  for (const PresentedPrompt& p : problems)
+  for (const inference::PresentedPrompt& p : problems)
     for (int64_t j = 0; j < k; ++j)
       batch.push_back({.tokens = p.tokens,
                        .images = p.record->images,
@@ -69,8 +71,8 @@ std::vector<std::vector<rewards::Response>> sample_candidates(
   std::vector<std::vector<rewards::Response>> out(problems.size());
   for (size_t p = 0; p < problems.size(); ++p)
     for (int64_t j = 0; j < k; ++j)
-      out[p].push_back(
-          to_response(problems[p], generations[p * static_cast<size_t>(k) + j], tokenizer));
+      out[p].push_back(inference::to_response(
+          problems[p], generations[p * static_cast<size_t>(k) + j], tokenizer));
   return out;
 }
 
@@ -87,7 +89,7 @@ data::PromptRecord aggregation_record(const data::PromptRecord& problem,
 }
 
 std::vector<std::vector<rewards::Response>> refine_candidates(
-    const model::Model& refiner, const std::vector<PresentedPrompt>& problems,
+    const model::Model& refiner, const std::vector<inference::PresentedPrompt>& problems,
     const std::vector<std::vector<rewards::Response>>& candidates, const AggregationFormat& format,
     const SolverSampling& sampling, const data::Tokenizer& tokenizer) {
   std::vector<data::PromptRecord> records;
@@ -112,9 +114,9 @@ std::vector<std::vector<rewards::Response>> refine_candidates(
   std::vector<std::vector<rewards::Response>> out(problems.size());
   for (size_t p = 0, i = 0; p < problems.size(); ++p) {
     for (size_t j = 0; j < candidates[p].size(); ++j, ++i) {
-      const PresentedPrompt shown{
+      const inference::PresentedPrompt shown{
           .record = &records[i], .tokens = records[i].tokens, .text = records[i].prompt};
-      out[p].push_back(to_response(shown, generations[i], tokenizer));
+      out[p].push_back(inference::to_response(shown, generations[i], tokenizer));
     }
   }
   return out;
@@ -158,9 +160,9 @@ std::vector<rewards::Response> aggregate(const model::Model& aggregator,
       generate_batched(aggregator, batch, sampling, tokenizer.special_id(data::kEndOfText));
   std::vector<rewards::Response> out;
   for (size_t i = 0; i < records.size(); ++i) {
-    const PresentedPrompt shown{
+    const inference::PresentedPrompt shown{
         .record = &records[i], .tokens = records[i].tokens, .text = records[i].prompt, .budget = 0};
-    out.push_back(to_response(shown, generations[i], tokenizer));
+    out.push_back(inference::to_response(shown, generations[i], tokenizer));
   }
   return out;
 }
@@ -173,4 +175,4 @@ std::vector<std::optional<std::string>> candidate_answers(
   return out;
 }
 
-}  // namespace muse::rl
+}  // namespace muse::contemplate

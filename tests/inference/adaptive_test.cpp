@@ -11,11 +11,11 @@
 #include "config/schema.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "inference/adaptive.h"
 #include "model/model.h"
-#include "rl/adaptive.h"
 #include "tests/model/model_test_util.h"
 
-namespace muse::rl {
+namespace muse::inference {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -239,4 +239,4 @@ TEST_F(AdaptiveModel, RecordsNameEveryBudgetAndTheAdaptiveRun) {
 }
 
 }  // namespace
-}  // namespace muse::rl
+}  // namespace muse::inference

@@ -1,37 +1,20 @@
-// Rollouts: which prompts an RL step uses, how they are presented (with the
-// L1 budget sentence when the length reward asks for one), and the sampled
-// responses as the rewards see them.
+// A prompt as a model is asked it (with the L1 budget sentence when the
+// length reward asks for one), batched sampling of groups, and a generation
+// as the rewards see it. RL rollouts, evaluation, contemplating mode and
+// adaptive re-expansion all go through these.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "config/splitmix64.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
 #include "model/generate.h"
 #include "model/model.h"
 #include "rewards/reward.h"
-#include "rl/sample.h"
 
-namespace muse::rl {
-
-// The order prompts are used in: an endless sequence of seeded permutations
-// of the set, one per pass. RL step s (0-based) uses positions
-// [s * per_step, (s + 1) * per_step), so the step alone is the cursor a
-// resumed run needs.
-class PromptSchedule {
- public:
-  PromptSchedule(size_t n_prompts, uint64_t seed) : n_(n_prompts), seed_(seed) {}
-  // Indices into the prompt set of step `step`'s prompts.
-  std::vector<size_t> step_prompts(int64_t step, int64_t per_step) const;
-
- private:
-  std::vector<size_t> permutation(int64_t pass) const;
-  size_t n_;
-  uint64_t seed_;
-};
+namespace muse::inference {
 
 // A prompt as presented to the policy.
 struct PresentedPrompt {
@@ -57,4 +40,4 @@ std::vector<model::Generation> sample_groups(const model::Model& model,
                                              int64_t group_size, int64_t max_new_tokens,
                                              const model::GenerateOptions& options);
 
-}  // namespace muse::rl
+}  // namespace muse::inference

@@ -1,12 +1,12 @@
-#include "rl/aggregation.h"
+#include "contemplate/aggregation.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "config/schema.h"
-#include "rl/rollout.h"
+#include "config/splitmix64.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 namespace {
 
 constexpr std::string_view kProblemSlot = "{problem}";
@@ -109,24 +109,6 @@ std::string fill_slots(std::string_view t,
   return out;
 }
 
-// Answers grouped by answers_match, in order of first appearance.
-std::vector<Vote> answer_clusters(const std::vector<std::optional<std::string>>& answers,
-                                  rewards::MatchMode mode) {
-  std::vector<Vote> clusters;
-  for (const std::optional<std::string>& a : answers) {
-    if (!a) continue;
-    const auto same = std::find_if(clusters.begin(), clusters.end(), [&](const Vote& c) {
-      return rewards::answers_match(*a, *c.answer, mode);
-    });
-    if (same == clusters.end()) {
-      clusters.push_back({.answer = *a, .votes = 1});
-    } else {
-      ++same->votes;
-    }
-  }
-  return clusters;
-}
-
 }  // namespace
 
 CandidateView parse_candidate_view(const std::string& name) {
@@ -188,24 +170,6 @@ std::string refinement_prompt(std::string_view prompt_template, std::string_view
                                       {kOwnSlot, shown_candidate(candidates[own])}});
 }
 
-int64_t distinct_answers(const std::vector<std::optional<std::string>>& answers,
-                         rewards::MatchMode mode) {
-  return static_cast<int64_t>(answer_clusters(answers, mode).size());
-}
-
-Vote majority_vote(const std::vector<std::optional<std::string>>& answers,
-                   rewards::MatchMode mode) {
-  const std::vector<Vote> clusters = answer_clusters(answers, mode);
-  Vote best;
-  for (const Vote& c : clusters)
-    if (c.votes > best.votes) best = c;  // strictly more: the earlier one wins a tie
-  return best;
-}
-
-bool is_hard(const Vote& vote, std::string_view reference, rewards::MatchMode mode) {
-  return !vote.answer || !rewards::answers_match(*vote.answer, reference, mode);
-}
-
 std::vector<size_t> select_sets(const std::vector<bool>& hard, double easy_share, uint64_t seed) {
   std::vector<size_t> chosen, easy;
   for (size_t i = 0; i < hard.size(); ++i)
@@ -223,4 +187,4 @@ std::vector<size_t> select_sets(const std::vector<bool>& hard, double easy_share
   return chosen;
 }
 
-}  // namespace muse::rl
+}  // namespace muse::contemplate

@@ -1,7 +1,8 @@
-// What the aggregate stage adds to the RL loop: its training prompts, built
-// as AggLM builds them (candidate sets from a solver, all hard sets plus a
-// share of easy ones), and its evaluation (one sample, majority vote and the
-// aggregator over the same candidates, for several K).
+// AggLM's candidate sets, collectively over the ranks: the aggregate stage's
+// training prompts (candidate sets from a solver, all hard sets plus a share
+// of easy ones), and the evaluation of contemplating mode (one sample,
+// majority vote and the aggregator over the same candidates, for several K),
+// which the stage and muse-generate --contemplate --prompts run.
 #pragma once
 
 #include <cstdint>
@@ -9,15 +10,15 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "contemplate/aggregate_config.h"
+#include "contemplate/contemplate.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
 #include "model/model.h"
 #include "rewards/verify.h"
-#include "rl/aggregate_config.h"
-#include "rl/contemplate.h"
 #include "telemetry/metrics.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 
 // Throws config::ConfigError naming the aggregate.* key that cannot work.
 void check_aggregate_config(const AggregateConfig& cfg);
@@ -39,9 +40,9 @@ struct AggregationPool {
 
 // aggregate.sets_per_problem sets of aggregate.k candidates from `solver` for
 // every problem, shared out over the ranks and gathered, then selected. The
-// same on every rank. Throws config::ConfigError when an aggregator prompt
-// plus `aggregator_max_new_tokens` does not fit the model, trainer::TrainError
-// when there is no hard set. Collective.
+// same on every rank (its summary counts the hard sets, which may be none).
+// Throws config::ConfigError when an aggregator prompt plus
+// `aggregator_max_new_tokens` does not fit the model. Collective.
 AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solver,
                            const std::vector<data::PromptRecord>& problems,
                            int64_t aggregator_max_new_tokens, comm::Communicator& comm);
@@ -59,4 +60,4 @@ std::vector<telemetry::Record> evaluate_contemplation(
     const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,
     comm::Communicator& comm);
 
-}  // namespace muse::rl
+}  // namespace muse::contemplate

@@ -1,5 +1,6 @@
-// What one training step costs each rank: bytes of memory (planned before
-// anything is allocated, and measured on the CPU), FLOPs and communication.
+// What one training step costs each rank, planned from the config alone
+// before anything is allocated: bytes of memory, FLOPs and communication
+// (trainer/memory_meter.h measures the memory on the CPU).
 // docs/memory.md derives the formulas and compares them with measurements.
 //
 // Legend: N world size, S shard numel of a unit, n unit numel, B micro-batch
@@ -16,38 +17,6 @@
 #include "trainer/train_config.h"
 
 namespace muse::trainer {
-
-// ---- Measuring: a counting wrapper around LibTorch's CPU allocator. ----
-
-struct MemoryStats {
-  int64_t current_bytes = 0;  // live bytes of CPU tensors allocated since tracking began
-  int64_t peak_bytes = 0;     // the most current_bytes has been since the last reset
-};
-
-// Routes every later CPU allocation through the counter; idempotent and
-// thread-safe. Blocks allocated before the call are freed through their own
-// deleter and never counted, so call it first thing in main() (before any
-// tensor exists) for current_bytes to cover everything. CPU only: CUDA builds
-// compare the plan with the CUDA caching allocator's statistics instead.
-void track_cpu_memory();
-
-// Zeros until track_cpu_memory() has been called.
-MemoryStats cpu_memory_stats();
-
-// The tracker also keeps freed CPU blocks of 1 MiB or more for reuse (on by
-// default), so a step's large tensors do not come back from the OS as fresh
-// pages that the kernel faults in and zeroes every step. Blocks in use plus
-// blocks cached never exceed the most that were ever in use at once. Turning
-// it off (or on) gives every cached block back to the OS.
-void set_cpu_block_cache(bool enabled);
-
-// Bytes of freed blocks the cache holds now (not part of current_bytes).
-int64_t cpu_cached_bytes();
-
-// Starts a new peak from the current live bytes (e.g. at each step).
-void reset_peak_cpu_memory();
-
-// ---- Planning: the same figures from the config alone. ----
 
 // What a plan depends on besides the model's shape.
 struct PlanInputs {
@@ -84,13 +53,6 @@ MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in);
 // run it on `world_size` ranks over `backend` ("mpi", "nccl", ...): the
 // micro-batch is data.batch_size / (N * grad_accum) rows of data.seq_len
 // tokens. Throws config::ConfigError when the batch does not split so.
-// Whether training runs on the GPU: trainer.device cuda, or auto with the
-// nccl backend.
-bool uses_gpu(const TrainerConfig& trainer, std::string_view backend);
-
-// The FSDP dtypes and options trainer.* asks for (the device left as CPU).
-FsdpOptions fsdp_options(const TrainerConfig& trainer, std::string_view backend);
-
 PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
                        int world_size, std::string_view backend);
 

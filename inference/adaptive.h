@@ -14,13 +14,13 @@
 #include "comm/communicator.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "inference/adaptive_config.h"
 #include "model/model.h"
 #include "rewards/reward.h"
 #include "rewards/verify.h"
-#include "rl/adaptive_config.h"
 #include "telemetry/metrics.h"
 
-namespace muse::rl {
+namespace muse::inference {
 
 enum class UncertaintySignal { kLogprob, kEntropy, kDisagreement };
 enum class ExpandMode { kContinue, kRerun };
@@ -130,4 +130,4 @@ std::vector<telemetry::Record> evaluate_adaptive(const model::Model& model,
                                                  const AdaptiveSetup& setup, int64_t step,
                                                  comm::Communicator& comm);
 
-}  // namespace muse::rl
+}  // namespace muse::inference

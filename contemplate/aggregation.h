@@ -13,7 +13,7 @@
 
 #include "rewards/verify.h"
 
-namespace muse::rl {
+namespace muse::contemplate {
 
 enum class CandidateView {
   kAnswer,  // only the tokens after </think> (AggLM)
@@ -52,26 +52,8 @@ std::string aggregator_prompt(std::string_view prompt_template, std::string_view
 std::string refinement_prompt(std::string_view prompt_template, std::string_view problem,
                               const std::vector<std::string>& candidates, size_t own);
 
-// The answer most candidates give, answers compared with answers_match in
-// `mode`; a tie goes to the answer that appears first. Candidates without an
-// answer do not vote; none at all -> answer is nullopt.
-struct Vote {
-  std::optional<std::string> answer;
-  int64_t votes = 0;
-};
-Vote majority_vote(const std::vector<std::optional<std::string>>& answers, rewards::MatchMode mode);
-
-// How many different answers `answers` hold (compared as majority_vote
-// compares them; a missing answer is none): the diversity of a candidate set.
-int64_t distinct_answers(const std::vector<std::optional<std::string>>& answers,
-                         rewards::MatchMode mode);
-
-// AggLM: a candidate set is hard when its majority answer is wrong (or it
-// has none), easy otherwise.
-bool is_hard(const Vote& vote, std::string_view reference, rewards::MatchMode mode);
-
 // The sets to train on: every hard one, and round(easy_share * hard count)
 // easy ones (as many as there are, at most) drawn with `seed`; ascending.
 std::vector<size_t> select_sets(const std::vector<bool>& hard, double easy_share, uint64_t seed);
 
-}  // namespace muse::rl
+}  // namespace muse::contemplate
