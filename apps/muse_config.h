@@ -3,15 +3,18 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "checkpoints/checkpoint_error.h"
 #include "comm/dist_config.h"
 #include "config/loader.h"
 #include "config/schema.h"
 #include "contemplate/aggregate_config.h"
 #include "data/data_config.h"
+#include "formats/hf_config.h"
 #include "inference/adaptive_config.h"
 #include "model/model_config.h"
 #include "rewards/rewards_config.h"
@@ -87,17 +90,33 @@ struct MuseConfig {
               "--adaptive (docs/inference.md).");
   }
 
-  // Fills every model.* key the config did not set from the chosen preset.
+  // Fills every model.* key the config did not set from the chosen preset,
+  // then, when init_from is hf:DIR, every architecture key from DIR's
+  // config.json (an explicit one must agree with it).
   void resolve(config::Origins& origins) {
     std::set<std::string> set_keys;
     for (const auto& entry : origins)
       set_keys.insert(entry.first);
     model = model::apply_preset(model, set_keys);
-    if (model.preset == "custom") return;
-    for (const auto& field : config::describe_fields(model)) {
-      const std::string key = config::join_key("model", field.path);
-      if (!set_keys.contains(key)) origins[key] = "preset " + model.preset;
+    if (model.preset != "custom") {
+      for (const auto& field : config::describe_fields(model)) {
+        const std::string key = config::join_key("model", field.path);
+        if (!set_keys.contains(key)) origins[key] = "preset " + model.preset;
+      }
     }
+    if (!init_from.starts_with("hf:")) return;
+    const std::filesystem::path path = std::filesystem::path(init_from.substr(3)) / "config.json";
+    model::ModelConfig theirs;
+    try {
+      theirs = formats::hf_model_config(path, formats::read_hf_config(path), model);
+    } catch (const checkpoints::CheckpointError& e) {
+      throw config::ConfigError("init_from", e.what());
+    }
+    model::AdoptedArchitecture adopted =
+        model::adopt_architecture(model, theirs, set_keys, path.string());
+    model = std::move(adopted.config);
+    for (const std::string& key : adopted.keys)
+      origins[key] = path.string();
   }
 
   // Checks that involve more than one field's declaration.

@@ -16,6 +16,16 @@ namespace {
 // into a config that differs only in these.
 const std::set<std::string, std::less<>> kNonArchitectureFields = {"preset", "init_std"};
 
+// model.* keys newer than the first manifests: a manifest without one means
+// the default (a Llama decoder of width dim / n_heads per head, unscaled rotary).
+const std::set<std::string, std::less<>> kKeysWithDefaults = {"family",
+                                                              "head_dim",
+                                                              "rope_scaling",
+                                                              "rope_factor",
+                                                              "rope_low_freq_factor",
+                                                              "rope_high_freq_factor",
+                                                              "rope_original_max_len"};
+
 struct ToJson {
   Json& j;
   template <class T>
@@ -34,7 +44,7 @@ struct FromJson {
     const std::string key = config::join_key("model", name);
     const auto it = j.find(std::string(name));
     if (it == j.end()) {
-      error = key + " is missing";
+      if (!kKeysWithDefaults.count(name)) error = key + " is missing";
       return;
     }
     bool ok = false;

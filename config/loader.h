@@ -151,8 +151,8 @@ void apply_yaml(Root& root, const YAML::Node& node, const std::string& origin, O
 // Defaults, then the file (if any), then each override in order; then the
 // tree's derived settings (`Root::resolve(Origins&)`, which sees which keys
 // were set and may record where derived values came from); finally its
-// cross-field checks (`Root::validate()`, throwing ConfigError naming the key),
-// reported against the origin of that key.
+// cross-field checks (`Root::validate()`). A ConfigError of either names its
+// key and is reported against the origin of that key.
 template <class Root>
 Loaded<Root> load(const std::optional<std::string>& file,
                   const std::vector<std::string>& overrides) {
@@ -161,16 +161,14 @@ Loaded<Root> load(const std::optional<std::string>& file,
   for (const auto& assignment : overrides) {
     apply_yaml(out.config, parse_override(assignment), "--set " + assignment, out.origins);
   }
-  // Settings derived from others (presets) may depend on which keys were set.
-  if constexpr (requires { out.config.resolve(out.origins); }) out.config.resolve(out.origins);
-  if constexpr (requires { out.config.validate(); }) {
-    try {
-      out.config.validate();
-    } catch (const ConfigError& e) {
-      const auto it = out.origins.find(e.key());
-      const std::string origin = it == out.origins.end() ? "default" : it->second;
-      throw ConfigError(e.key(), origin + ": " + e.key() + ": " + e.what());
-    }
+  try {
+    // Settings derived from others (presets) may depend on which keys were set.
+    if constexpr (requires { out.config.resolve(out.origins); }) out.config.resolve(out.origins);
+    if constexpr (requires { out.config.validate(); }) out.config.validate();
+  } catch (const ConfigError& e) {
+    const auto it = out.origins.find(e.key());
+    const std::string origin = it == out.origins.end() ? "default" : it->second;
+    throw ConfigError(e.key(), origin + ": " + e.key() + ": " + e.what());
   }
   return out;
 }

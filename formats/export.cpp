@@ -7,6 +7,7 @@
 #include "checkpoints/manifest.h"
 #include "checkpoints/posix_file.h"
 #include "formats/gguf.h"
+#include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "model/family.h"
 #include "model/layout.h"
@@ -113,7 +114,7 @@ Json hf_config(const model::ModelConfig& cfg, const TokenizerFacts& tok, at::Sca
   const char* dtype_name = dtype == at::kFloat  ? "float32"
                            : dtype == at::kHalf ? "float16"
                                                 : "bfloat16";
-  const model::Family& family = model::llama_family();
+  const model::Family& family = model::text_family(cfg);
   Json j;
   j["architectures"] = {family.hf_architecture};
   j["model_type"] = family.hf_model_type;
@@ -131,6 +132,12 @@ Json hf_config(const model::ModelConfig& cfg, const TokenizerFacts& tok, at::Sca
         break;
       case model::HfConfigKey::kFixed:
         j[name] = Json::parse(key.fixed);
+        break;
+      case model::HfConfigKey::kRopeScaling:
+        j[name] = rope_scaling_json(cfg);
+        break;
+      case model::HfConfigKey::kWindow:
+        j[name] = nullptr;  // full attention
         break;
     }
   }
@@ -279,7 +286,12 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
   const model::ModelConfig& cfg = ckpt.model();
   const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
   GgufWriter w(out);
-  const model::Family& family = model::llama_family();
+  const model::Family& family = model::text_family(cfg);
+  if (cfg.rope_scaling != "none") {
+    throw checkpoints::CheckpointError(
+        ckpt.dir().string() + ": model.rope_scaling " + cfg.rope_scaling +
+        " has no GGUF export yet (llama.cpp needs its rope frequency factors); export --format hf");
+  }
   const std::string arch(family.gguf_architecture);
   w.add_string("general.architecture", arch);
   w.add_string("general.type", "model");
@@ -328,7 +340,8 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
   ExportSummary summary;
   for (const Planned& p : planned) {
     at::Tensor t = read_param(ckpt, p.param);
-    const model::Rotary rotary = p.param.spec.row->rotary;
+    const model::Rotary rotary =
+        family.gguf_interleaves_rotary ? p.param.spec.row->rotary : model::Rotary::kNone;
     if (rotary == model::Rotary::kQueryRows) t = interleave_rotary_rows(t, cfg.n_heads);
     if (rotary == model::Rotary::kKeyRows) t = interleave_rotary_rows(t, cfg.n_kv_heads);
     w.write_tensor(p.name, t);

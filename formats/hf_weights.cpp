@@ -1,10 +1,10 @@
 #include "formats/hf_weights.h"
 
-#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/posix_file.h"
+#include "formats/hf_config.h"
 #include "model/family.h"
 
 namespace muse::formats {
@@ -18,60 +18,6 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   for (size_t i = 0; i < shape.size(); ++i)
     s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
-}
-
-json read_json(const fs::path& path) {
-  try {
-    return json::parse(checkpoints::detail::read_file(path));
-  } catch (const json::exception& e) {
-    throw checkpoints::CheckpointError(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
-}
-
-std::string number_text(double v, model::HfConfigKey::Kind kind) {
-  if (kind == model::HfConfigKey::kBool) return v != 0 ? "true" : "false";
-  if (kind == model::HfConfigKey::kInt) return std::to_string(static_cast<int64_t>(v));
-  return json(v).dump();
-}
-
-// config.json against the run's model config, key by key as the family
-// table lists them: one error naming the key.
-void check_config(const fs::path& path, const json& c, const model::ModelConfig& m) {
-  const model::Family& family = model::llama_family();
-  for (const model::HfConfigKey& key : family.hf_config) {
-    if (!key.checked) continue;
-    const std::string name(key.hf_key);
-    if (key.kind == model::HfConfigKey::kFixed) {
-      if (c.contains(name) && c[name] != json::parse(key.fixed)) {
-        throw checkpoints::CheckpointError(path.string() + ": " + name + " is " + c[name].dump() +
-                                           "; the " + std::string(family.name) +
-                                           " family supports only " + std::string(key.fixed));
-      }
-      continue;
-    }
-    double got;
-    if (!c.contains(name) && key.absent) {
-      got = key.absent(m);
-    } else if (key.kind == model::HfConfigKey::kBool && c.contains(name) && c[name].is_boolean()) {
-      got = c[name].get<bool>() ? 1 : 0;
-    } else if (key.kind != model::HfConfigKey::kBool && c.contains(name) && c[name].is_number()) {
-      got = c[name].get<double>();
-    } else {
-      throw checkpoints::CheckpointError(
-          path.string() + ": " + name + " is missing or not a " +
-          (key.kind == model::HfConfigKey::kBool ? "boolean" : "number"));
-    }
-    const double want = key.value(m);
-    const bool same = key.kind == model::HfConfigKey::kReal
-                          ? std::fabs(got - want) <= 1e-6 * std::fabs(want)
-                          : got == want;
-    if (!same) {
-      throw checkpoints::CheckpointError(path.string() + ": " + name + " is " +
-                                         number_text(got, key.kind) + ", the model config has " +
-                                         number_text(want, key.kind) + " (" +
-                                         std::string(key.model_key) + ")");
-    }
-  }
 }
 
 }  // namespace
@@ -88,12 +34,17 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
   impl_->dir = dir;
   if (!fs::is_directory(dir))
     throw checkpoints::CheckpointError(dir.string() + ": no such directory");
-  check_config(dir / "config.json", read_json(dir / "config.json"), model);
+  check_hf_config(dir / "config.json", read_hf_config(dir / "config.json"), model);
 
   std::vector<fs::path> paths;
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    const json j = read_json(index);
+    json j;
+    try {
+      j = json::parse(checkpoints::detail::read_file(index));
+    } catch (const json::exception& e) {
+      throw checkpoints::CheckpointError(index.string() + ": not valid JSON (" + e.what() + ")");
+    }
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       throw checkpoints::CheckpointError(index.string() + ": no weight_map");
     for (const auto& [name, file] : j["weight_map"].items()) {

@@ -31,9 +31,11 @@ HfWeights open_hf(const std::string& from, const std::string& key, const model::
 model::Model load_model(const checkpoints::Checkpoint& ckpt, uint64_t seed, at::Device device);
 
 // The whole model `from` names, in this process: a checkpoint or run
-// directory (with its own model config), or hf:DIR (a Hugging Face Llama
-// directory checked against `cfg`). Errors are config::ConfigError naming
-// `key` or checkpoints::CheckpointError naming the file.
+// directory (with its own model config), or hf:DIR (a Hugging Face directory
+// of any text family, with its config.json's architecture and `cfg`'s image
+// projector, which keeps its initialisation unless DIR holds one). Errors
+// are config::ConfigError naming `key` or checkpoints::CheckpointError
+// naming the file.
 model::Model load_model_from(const std::string& from, const std::string& key,
                              const model::ModelConfig& cfg, uint64_t seed, at::Device device);
 

@@ -8,8 +8,9 @@
 // table (src/llama-arch.cpp) and torchtitan's per-model state-dict adapters
 // are the models for this.
 //
-// A muse model is a text family (today the Llama-style decoder) with muse's
-// image projector in its embed unit.
+// A muse model is a text family (Llama, Mistral, Qwen2 or Qwen3: one
+// decoder whose optional parameters, q/k/v biases and q/k norms, are rows
+// with a presence rule) with muse's image projector in its embed unit.
 //
 // Shapes: C model width, V vocab, H heads, KV kv-heads, D head dim,
 // F ffn hidden, P patch size, Ch image channels, Np patches per image.
@@ -36,6 +37,11 @@ enum class ParamId {
   kAttnQ,            // (H*D, C)
   kAttnK,            // (KV*D, C)
   kAttnV,            // (KV*D, C)
+  kAttnQBias,        // (H*D)
+  kAttnKBias,        // (KV*D)
+  kAttnVBias,        // (KV*D)
+  kAttnQNorm,        // (D)
+  kAttnKNorm,        // (D)
   kAttnOut,          // (C, H*D)
   kFfnNorm,          // (C)
   kFfnGate,          // (F, C)
@@ -62,6 +68,7 @@ enum class Dim {
   kWidth,       // C
   kQueryWidth,  // H*D
   kKvWidth,     // KV*D
+  kHeadDim,     // D
   kFfn,         // F
   kPatchDim,    // P*P*Ch
   kPatches,     // Np
@@ -70,7 +77,9 @@ enum class Dim {
 // When the parameter exists.
 enum class Presence {
   kAlways,
-  kUntied,  // only with model.tie_embeddings false (the output projection)
+  kUntied,   // only with model.tie_embeddings false (the output projection)
+  kQkvBias,  // only in families with q/k/v biases (Qwen2)
+  kQkNorm,   // only in families with per-head q/k RMSNorm before rotary (Qwen3)
 };
 
 // How the rows of a q or k projection are ordered. muse-train and Hugging
@@ -101,7 +110,10 @@ struct ParamRow {
 // The importer compares every `checked` key with the run's model config.
 struct HfConfigKey {
   std::string_view hf_key;
-  enum Kind { kInt, kReal, kBool, kFixed } kind;
+  // kRopeScaling: rope_scaling from model.rope_* (null when none).
+  // kWindow: a sliding window, written null; read, it must be null or cover
+  // model.max_seq_len (absent means `absent`).
+  enum Kind { kInt, kReal, kBool, kFixed, kRopeScaling, kWindow } kind = kInt;
   double (*value)(const ModelConfig&) = nullptr;  // kInt, kReal, kBool
   std::string_view model_key = {};                // the model.* key it maps to, for messages
   // The value config.json means when it lacks the key, or nullptr when the
@@ -109,6 +121,9 @@ struct HfConfigKey {
   double (*absent)(const ModelConfig&) = nullptr;
   std::string_view fixed = {};  // kFixed: the JSON text of the one setting
   bool checked = true;          // false: the run's setting, written only
+  // kInt, kReal, kBool with a model key: sets it from config.json's number
+  // (a Hugging Face directory's architecture read in).
+  void (*set)(ModelConfig&, double) = nullptr;
 };
 
 // A GGUF metadata number ("ARCH.<suffix>").
@@ -119,7 +134,7 @@ struct GgufKey {
 };
 
 struct Family {
-  std::string_view name;
+  std::string_view name;               // model.family of a text family
   std::string_view hf_architecture;    // config.json "architectures"
   std::string_view hf_model_type;      // config.json "model_type"
   std::string_view gguf_architecture;  // GGUF general.architecture; empty: no GGUF form
@@ -129,10 +144,22 @@ struct Family {
   std::span<const ParamRow> params;  // in unit order
   std::span<const HfConfigKey> hf_config;
   std::span<const GgufKey> gguf_keys;
+  bool qkv_bias = false;  // Presence::kQkvBias rows exist
+  bool qk_norm = false;   // Presence::kQkNorm rows exist
+  // llama.cpp pairs rotary dimensions 2i, 2i+1 in this GGUF architecture, so
+  // kQueryRows/kKeyRows are interleaved on export (false: rotate_half, kept).
+  bool gguf_interleaves_rotary = false;
 };
 
 // The Llama-style decoder (LlamaForCausalLM; GGUF "llama").
 const Family& llama_family();
+// The text families by model.family: llama, mistral, qwen2, qwen3.
+std::span<const Family* const> text_families();
+// The text family of `cfg` (model.family).
+const Family& text_family(const ModelConfig& cfg);
+// The text family whose transformers class is `hf_architecture`
+// ("Qwen2ForCausalLM"), or nullptr.
+const Family* family_by_architecture(std::string_view hf_architecture);
 // muse's image projector: patch projection and patch positions, in the embed
 // unit after the token table, in its own safetensors file of an export.
 const Family& projector_family();
@@ -141,7 +168,7 @@ std::vector<const Family*> model_families(const ModelConfig& cfg);
 
 // The row of `id` in the model's families; throws std::out_of_range.
 const ParamRow& param_row(ParamId id);
-// The family whose table holds `row`.
+// The family whose table holds `row` (llama for the rows the text families share).
 const Family& family_of(const ParamRow& row);
 // Whether the row is part of a model of `cfg`.
 bool present(const ParamRow& row, const ModelConfig& cfg);

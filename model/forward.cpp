@@ -109,6 +109,24 @@ std::pair<at::Tensor, at::Tensor> image_positions(const ModelConfig& cfg, const 
   return {rows, cols};
 }
 
+// model.rope_scaling applied to the frequencies (D/2), as transformers'
+// ROPE_INIT_FUNCTIONS compute them (modeling_rope_utils.py): linear divides
+// every frequency by the factor; llama3 (Llama 3.1) divides the low
+// frequencies (wavelength above L / low_freq_factor), keeps the high ones
+// (below L / high_freq_factor) and blends in between.
+at::Tensor scaled_inv_freq(const ModelConfig& cfg, const at::Tensor& inv_freq) {
+  if (cfg.rope_scaling == "linear") return inv_freq / cfg.rope_factor;
+  if (cfg.rope_scaling != "llama3") return inv_freq;
+  const double f = cfg.rope_factor, lo = cfg.rope_low_freq_factor, hi = cfg.rope_high_freq_factor;
+  const double L = static_cast<double>(cfg.rope_original_max_len);
+  const at::Tensor wavelen = 2 * M_PI / inv_freq;
+  const at::Tensor smooth = (L / wavelen - lo) / (hi - lo);
+  const at::Tensor blended = (1 - smooth) * inv_freq / f + smooth * inv_freq;
+  at::Tensor out = at::where(wavelen > L / lo, inv_freq / f, inv_freq);
+  const at::Tensor medium = (wavelen >= L / hi).logical_and(wavelen <= L / lo);
+  return at::where(medium, blended, out);
+}
+
 }  // namespace
 
 AttnContext attn_context(const ModelConfig& cfg, const Inputs& in) {
@@ -139,7 +157,7 @@ AttnContext attn_context(const ModelConfig& cfg, const at::Tensor& positions,
   // Hugging Face Llama's frequencies, computed the same way in fp32 so that
   // exported models see the same angles.
   const at::Tensor exponents = at::arange(0, D, 2, opts).to(at::kFloat) / static_cast<double>(D);
-  const at::Tensor inv_freq = 1.0 / at::pow(cfg.rope_theta, exponents);         // (D/2)
+  const at::Tensor inv_freq = scaled_inv_freq(cfg, 1.0 / at::pow(cfg.rope_theta, exponents));
   const at::Tensor angles = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // (B,T,D/2)
   const at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);            // (B,1,T,D)
   return {.cos = emb.cos(), .sin = emb.sin(), .mask = mask, .cache_start = cache_start};
@@ -164,6 +182,7 @@ at::Tensor embed_forward(const EmbedWeights& w, const ModelConfig& cfg, const In
 
 PackedBlock pack_block(const BlockWeights& w, int64_t rows) {
   return {.wqkv = pack_linear(at::cat({w.wq, w.wk, w.wv}), rows),
+          .bqkv = w.bq.defined() ? at::cat({w.bq, w.bk, w.bv}).contiguous() : at::Tensor(),
           .wo = pack_linear(w.wo, rows),
           .w_gate_up = pack_linear(at::cat({w.w_gate, w.w_up}), rows),
           .w_down = pack_linear(w.w_down, rows)};
@@ -198,21 +217,27 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at
   const at::Tensor h = rms_norm(x, w.attn_norm, cfg.norm_eps);  // (B,T,C)
   at::Tensor q, k, v;                                           // (B,T,H*D), (B,T,KV*D) x 2
   if (packed) {
-    const at::Tensor qkv = project(h, packed->wqkv);  // (B,T,(H+2KV)*D)
+    const at::Tensor qkv = project(h, packed->wqkv, packed->bqkv);  // (B,T,(H+2KV)*D)
     q = qkv.narrow(-1, 0, H * D);
     k = qkv.narrow(-1, H * D, KV * D);
     v = qkv.narrow(-1, (H + KV) * D, KV * D);
   } else {
-    q = project(h, w.wq);
-    k = project(h, w.wk);
-    v = project(h, w.wv);
+    q = project(h, w.wq, w.bq);
+    k = project(h, w.wk, w.bk);
+    v = project(h, w.wv, w.bv);
   }
-  const at::Tensor q_rot = apply_rope(q.view({B, T, H, D}).transpose(1, 2), ctx);  // (B,H,T,D)
-  k = apply_rope(k.view({B, T, KV, D}).transpose(1, 2), ctx);                      // (B,KV,T,D)
-  v = v.view({B, T, KV, D}).transpose(1, 2);                                       // (B,KV,T,D)
-  const at::Tensor a = attention(q_rot, k, v, ctx, cache);                         // (B,H,T,D)
-  const at::Tensor attn_out = a.transpose(1, 2).reshape({B, T, H * D});            // (B,T,H*D)
-  const at::Tensor y = x + project(attn_out, packed ? packed->wo : w.wo);          // (B,T,C)
+  q = q.view({B, T, H, D});  // (B,T,H,D)
+  k = k.view({B, T, KV, D});
+  if (w.q_norm.defined()) {
+    q = rms_norm(q, w.q_norm, cfg.norm_eps);
+    k = rms_norm(k, w.k_norm, cfg.norm_eps);
+  }
+  const at::Tensor q_rot = apply_rope(q.transpose(1, 2), ctx);             // (B,H,T,D)
+  k = apply_rope(k.transpose(1, 2), ctx);                                  // (B,KV,T,D)
+  v = v.view({B, T, KV, D}).transpose(1, 2);                               // (B,KV,T,D)
+  const at::Tensor a = attention(q_rot, k, v, ctx, cache);                 // (B,H,T,D)
+  const at::Tensor attn_out = a.transpose(1, 2).reshape({B, T, H * D});    // (B,T,H*D)
+  const at::Tensor y = x + project(attn_out, packed ? packed->wo : w.wo);  // (B,T,C)
   // SwiGLU MLP.
   const at::Tensor g = rms_norm(y, w.ffn_norm, cfg.norm_eps);  // (B,T,C)
   at::Tensor gate, up;                                         // (B,T,F) each

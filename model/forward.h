@@ -84,6 +84,7 @@ struct LayerCache {
 // same weights, q/k/v and gate/up stacked so each is one matrix product.
 struct PackedBlock {
   at::Tensor wqkv;       // ((H + 2 KV) D, C): wq, wk, wv stacked
+  at::Tensor bqkv;       // ((H + 2 KV) D): bq, bk, bv stacked, or undefined
   at::Tensor wo;         // (C, H D)
   at::Tensor w_gate_up;  // (2 F, C): w_gate, w_up stacked
   at::Tensor w_down;     // (C, F)
@@ -105,6 +106,8 @@ at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const Attn
 at::Tensor embed_forward(const EmbedWeights& w, const ModelConfig& cfg, const Inputs& in);
 
 // (B, T, C) -> (B, T, C): x += attn(rmsnorm(x)); x += swiglu(rmsnorm(x)).
+// q, k and v take their biases and q and k their per-head RMSNorm (before
+// rotary) when the family has them (w.bq, w.q_norm defined).
 // With `cache`, the new keys/values are written at [ctx.cache_start,
 // ctx.cache_start + T) and attention reads cache positions [0,
 // ctx.cache_start + T); `cache` must not be used under autograd. With

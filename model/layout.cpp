@@ -43,6 +43,12 @@ const ParamSpec& UnitLayout::param(ParamId id) const {
   throw std::out_of_range("unit " + name + " has no parameter " + param_name(id));
 }
 
+bool UnitLayout::has(ParamId id) const {
+  for (const auto& p : params)
+    if (p.id == id) return true;
+  return false;
+}
+
 std::vector<UnitLayout> model_layout(const ModelConfig& cfg) {
   std::vector<UnitLayout> units;
   units.push_back(make_unit(cfg, UnitKind::kEmbed, 0, "embed"));

@@ -43,6 +43,8 @@ struct UnitLayout {
 
   // The parameter of kind `id`; throws std::out_of_range when the unit has none.
   const ParamSpec& param(ParamId id) const;
+  // Whether the unit has a parameter of kind `id` (optional rows: biases, norms).
+  bool has(ParamId id) const;
 };
 
 // Unit indices: embed, then the blocks, then the head.

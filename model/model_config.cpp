@@ -99,15 +99,21 @@ void ModelConfig::validate() const {
   ModelConfig copy = *this;  // visit() is not const
   copy.visit(checker);
   if (preset != "custom") preset_config(preset);  // throws for an unknown name
-  if (dim % n_heads != 0) {
+  if (head_dim_override == 0 && dim % n_heads != 0) {
     throw config::ConfigError("model.dim", std::to_string(dim) +
                                                " is not divisible by model.n_heads (" +
                                                std::to_string(n_heads) + ")");
   }
   if (head_dim() % 2 != 0) {
-    throw config::ConfigError("model.dim",
-                              "head dim model.dim / model.n_heads = " + std::to_string(head_dim()) +
+    throw config::ConfigError(head_dim_override > 0 ? "model.head_dim" : "model.dim",
+                              "head dim " + std::to_string(head_dim()) +
                                   " must be even (rotary embeddings rotate pairs)");
+  }
+  if (rope_scaling == "llama3" && rope_low_freq_factor >= rope_high_freq_factor) {
+    throw config::ConfigError("model.rope_low_freq_factor",
+                              std::to_string(rope_low_freq_factor) +
+                                  " must be below model.rope_high_freq_factor (" +
+                                  std::to_string(rope_high_freq_factor) + ")");
   }
   if (n_heads % n_kv_heads != 0) {
     throw config::ConfigError("model.n_kv_heads", std::to_string(n_kv_heads) +
@@ -149,6 +155,40 @@ ModelConfig preset_config(std::string_view name) {
   }
   throw config::ConfigError("model.preset", "unknown preset \"" + std::string(name) +
                                                 "\": must be one of " + known + "custom");
+}
+
+AdoptedArchitecture adopt_architecture(const ModelConfig& cfg, const ModelConfig& from,
+                                       const std::set<std::string>& explicitly_set_keys,
+                                       const std::string& source) {
+  // Everything but the run's choices: the preset name, the image projector
+  // and the initialisation.
+  static const std::set<std::string, std::less<>> kRunChoices = {
+      "preset", "image_size", "patch_size", "image_channels", "image_token_id", "init_std"};
+  AdoptedArchitecture out{.config = cfg, .keys = {}};
+  ModelConfig theirs = from;
+  FieldPointers mine, given;
+  out.config.visit(mine);
+  theirs.visit(given);
+  const std::vector<config::FieldInfo> here = config::describe_fields(cfg);
+  const std::vector<config::FieldInfo> there = config::describe_fields(from);
+  for (size_t i = 0; i < mine.names.size(); ++i) {
+    const std::string& name = mine.names[i];
+    if (kRunChoices.count(name)) continue;
+    const std::string key = config::join_key(kSection, name);
+    if (!explicitly_set_keys.count(key)) {
+      std::visit(
+          [&](auto* dst) {
+            *dst = *std::get<std::remove_reference_t<decltype(dst)>>(given.ptrs[i]);
+          },
+          mine.ptrs[i]);
+      out.keys.push_back(key);
+    } else if (here[i].value != there[i].value &&
+               !(name == "max_seq_len" && cfg.max_seq_len <= from.max_seq_len)) {
+      throw config::ConfigError(
+          key, here[i].value + " disagrees with " + source + ", which gives " + there[i].value);
+    }
+  }
+  return out;
 }
 
 ModelConfig apply_preset(ModelConfig cfg, const std::set<std::string>& explicitly_set_keys) {

@@ -25,6 +25,8 @@ struct Views {
     const at::Tensor v = param_view(unit, flat, id);
     return as ? as(v) : v;
   }
+  // An optional parameter's view, undefined when the unit has none.
+  at::Tensor optional(ParamId id) const { return unit.has(id) ? (*this)(id) : at::Tensor(); }
 };
 
 }  // namespace
@@ -48,6 +50,11 @@ BlockWeights block_weights(const UnitLayout& unit, const at::Tensor& flat, const
           .wq = view(ParamId::kAttnQ),
           .wk = view(ParamId::kAttnK),
           .wv = view(ParamId::kAttnV),
+          .bq = view.optional(ParamId::kAttnQBias),
+          .bk = view.optional(ParamId::kAttnKBias),
+          .bv = view.optional(ParamId::kAttnVBias),
+          .q_norm = view.optional(ParamId::kAttnQNorm),
+          .k_norm = view.optional(ParamId::kAttnKNorm),
           .wo = view(ParamId::kAttnOut),
           .ffn_norm = view(ParamId::kFfnNorm),
           .w_gate = view(ParamId::kFfnGate),

@@ -29,11 +29,18 @@ struct BlockWeights {
   at::Tensor wq;         // (H*D, C)
   at::Tensor wk;         // (KV*D, C)
   at::Tensor wv;         // (KV*D, C)
-  at::Tensor wo;         // (C, H*D)
-  at::Tensor ffn_norm;   // (C)
-  at::Tensor w_gate;     // (F, C)
-  at::Tensor w_up;       // (F, C)
-  at::Tensor w_down;     // (C, F)
+  // Optional rows (undefined when the family has none): q/k/v biases, and
+  // per-head RMSNorm gains of q and k.
+  at::Tensor bq;        // (H*D)
+  at::Tensor bk;        // (KV*D)
+  at::Tensor bv;        // (KV*D)
+  at::Tensor q_norm;    // (D)
+  at::Tensor k_norm;    // (D)
+  at::Tensor wo;        // (C, H*D)
+  at::Tensor ffn_norm;  // (C)
+  at::Tensor w_gate;    // (F, C)
+  at::Tensor w_up;      // (F, C)
+  at::Tensor w_down;    // (C, F)
 };
 
 struct HeadWeights {

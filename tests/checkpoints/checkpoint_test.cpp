@@ -414,6 +414,23 @@ TEST_F(DamagedCheckpointTest, ChangedConfigYamlFails) {
               HasSubstr("config.yaml: checksum mismatch"));
 }
 
+TEST_F(DamagedCheckpointTest, ManifestsFromBeforeTheModelFamiliesRead) {
+  // The first manifests had no family, head_dim or rope scaling: a Llama
+  // decoder of dim / n_heads per head, unscaled.
+  edit_manifest([](json& m) {
+    for (const char* key :
+         {"family", "head_dim", "rope_scaling", "rope_factor", "rope_low_freq_factor",
+          "rope_high_freq_factor", "rope_original_max_len"})
+      m["model"].erase(key);
+  });
+  const Checkpoint c(dir_);
+  EXPECT_EQ(c.model().family, "llama");
+  EXPECT_EQ(c.model().head_dim(), c.model().dim / c.model().n_heads);
+  EXPECT_EQ(c.model().rope_scaling, "none");
+  edit_manifest([](json& m) { m["model"].erase("dim"); });
+  EXPECT_THROW(Checkpoint{dir_}, CheckpointError);
+}
+
 TEST_F(DamagedCheckpointTest, BadManifestsNameTheProblem) {
   const auto open_error = [&] { return error_of([&] { Checkpoint c(dir_); }); };
   const std::string good = read_text(manifest());

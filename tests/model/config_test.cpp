@@ -1,6 +1,7 @@
 // The model.* config section: presets and validation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 
@@ -129,6 +130,59 @@ TEST(ModelConfig, ValidateNamesTheKeyAtFault) {
       EXPECT_NE(std::string(e.what()).find(bad.fragment), std::string::npos)
           << bad.what << ": " << e.what();
     }
+  }
+}
+
+TEST(ModelConfig, AdoptsACheckpointsArchitectureUnlessSetExplicitly) {
+  ModelConfig theirs;
+  theirs.family = "qwen3";
+  theirs.dim = 256;
+  theirs.head_dim_override = 96;
+  theirs.max_seq_len = 4096;
+  theirs.image_size = 32;  // a run choice: never taken from a checkpoint
+  ModelConfig mine;
+  mine.max_seq_len = 512;
+  const AdoptedArchitecture a =
+      adopt_architecture(mine, theirs, {"model.max_seq_len"}, "DIR/config.json");
+  EXPECT_EQ(a.config.family, "qwen3");
+  EXPECT_EQ(a.config.dim, 256);
+  EXPECT_EQ(a.config.head_dim(), 96);
+  EXPECT_EQ(a.config.max_seq_len, 512);  // shorter than the checkpoint's: allowed
+  EXPECT_EQ(a.config.image_size, mine.image_size);
+  EXPECT_NE(std::find(a.keys.begin(), a.keys.end(), "model.dim"), a.keys.end());
+  EXPECT_EQ(std::find(a.keys.begin(), a.keys.end(), "model.max_seq_len"), a.keys.end());
+
+  mine.dim = 128;
+  try {
+    adopt_architecture(mine, theirs, {"model.dim"}, "DIR/config.json");
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(e.key(), "model.dim");
+    EXPECT_STREQ(e.what(), "128 disagrees with DIR/config.json, which gives 256");
+  }
+  mine.max_seq_len = 8192;
+  EXPECT_THROW(adopt_architecture(mine, theirs, {"model.max_seq_len"}, "DIR/config.json"),
+               config::ConfigError);
+}
+
+TEST(ModelConfig, HeadDimAndRopeScalingAreChecked) {
+  ModelConfig cfg;
+  cfg.head_dim_override = 33;
+  try {
+    cfg.validate();
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(e.key(), "model.head_dim");
+  }
+  cfg.head_dim_override = 0;
+  cfg.rope_scaling = "llama3";
+  cfg.rope_low_freq_factor = 4;
+  cfg.rope_high_freq_factor = 4;
+  try {
+    cfg.validate();
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(e.key(), "model.rope_low_freq_factor");
   }
 }
 

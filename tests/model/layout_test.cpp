@@ -6,6 +6,7 @@
 
 #include "model/layout.h"
 #include "model/model_config.h"
+#include "model/weights.h"
 
 namespace muse::model {
 namespace {
@@ -111,6 +112,46 @@ TEST(Layout, TiedHeadHasNoOutputWeight) {
   ASSERT_EQ(untied.params.size(), 2u);
   EXPECT_EQ(untied.params[1].name, "lm_head.weight");
   EXPECT_EQ(untied.numel, cfg.dim + cfg.vocab_size * cfg.dim);
+}
+
+// The block's parameter names under `family`, in layout order.
+std::vector<std::string> block_names(const std::string& family, int64_t head_dim = 0) {
+  ModelConfig cfg;
+  cfg.family = family;
+  cfg.head_dim_override = head_dim;
+  const std::vector<UnitLayout> units = model_layout(cfg);
+  std::vector<std::string> names;
+  for (const auto& p : units[block_unit(0)].params)
+    names.push_back(p.name);
+  return names;
+}
+
+TEST(Layout, FamiliesAddTheirOptionalRows) {
+  const std::vector<std::string> llama = block_names("llama");
+  EXPECT_EQ(block_names("mistral"), llama);
+  const std::vector<std::string> qwen2 = block_names("qwen2");
+  ASSERT_EQ(qwen2.size(), llama.size() + 3);
+  EXPECT_EQ(qwen2[4], "model.layers.0.self_attn.q_proj.bias");
+  EXPECT_EQ(qwen2[6], "model.layers.0.self_attn.v_proj.bias");
+  const std::vector<std::string> qwen3 = block_names("qwen3", 48);
+  ASSERT_EQ(qwen3.size(), llama.size() + 2);
+  EXPECT_EQ(qwen3[4], "model.layers.0.self_attn.q_norm.weight");
+  EXPECT_EQ(qwen3[5], "model.layers.0.self_attn.k_norm.weight");
+}
+
+TEST(Layout, HeadDimSizesTheAttentionNotTheWidth) {
+  ModelConfig cfg;  // width 128, 4 heads, 2 kv heads
+  cfg.family = "qwen3";
+  cfg.head_dim_override = 48;
+  const UnitLayout block = model_layout(cfg)[block_unit(0)];
+  EXPECT_EQ(block.param(ParamId::kAttnQ).shape, (std::vector<int64_t>{4 * 48, 128}));
+  EXPECT_EQ(block.param(ParamId::kAttnK).shape, (std::vector<int64_t>{2 * 48, 128}));
+  EXPECT_EQ(block.param(ParamId::kAttnOut).shape, (std::vector<int64_t>{128, 4 * 48}));
+  EXPECT_EQ(block.param(ParamId::kAttnQNorm).shape, (std::vector<int64_t>{48}));
+  EXPECT_FALSE(block.has(ParamId::kAttnQBias));
+  // Biases start at zero and norm gains at one, as transformers starts them.
+  const at::Tensor flat = init_unit(cfg, block, block_unit(0), 7);
+  EXPECT_TRUE(param_view(block, flat, ParamId::kAttnKNorm).eq(1).all().item<bool>());
 }
 
 TEST(Layout, OnlyMatricesDecay) {
