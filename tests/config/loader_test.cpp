@@ -156,14 +156,14 @@ TEST(Load, OverridesWinOverTheFileInOrder) {
 TEST(Load, OverridesWithoutFile) {
   const auto loaded = load<MuseConfig>(
       std::nullopt, {"stage=rl", "dist.collective_timeout_s=0.5", "dist.verify_collectives=false",
-                     "init_from=hf:models/tiny", "run.name=a b c"});
+                     "init_from=runs/tiny:v2", "run.name=a b c"});
   EXPECT_EQ(loaded.config.stage, "rl");
   EXPECT_EQ(loaded.config.dist.collective_timeout_s, 0.5);
   EXPECT_FALSE(loaded.config.dist.verify_collectives);
-  EXPECT_EQ(loaded.config.init_from, "hf:models/tiny");
+  EXPECT_EQ(loaded.config.init_from, "runs/tiny:v2");
   EXPECT_EQ(loaded.config.run.name, "a b c");
   EXPECT_EQ(set_by_user(loaded.origins).size(), 5u);
-  EXPECT_EQ(loaded.origins.at("init_from"), "--set init_from=hf:models/tiny");
+  EXPECT_EQ(loaded.origins.at("init_from"), "--set init_from=runs/tiny:v2");
 }
 
 TEST(Load, OverrideCanSetAWholeSection) {
@@ -227,7 +227,7 @@ MuseConfig non_default_config() {
   MuseConfig c;
   c.stage = "rl";
   c.seed = 987654321;
-  c.init_from = "hf:models/a b: \"quoted\" # not a comment \\ back";
+  c.init_from = "models/a b: \"quoted\" # not a comment \\ back";
   c.run.name = "exp: 1 #2";
   c.run.dir = "/tmp/runs 'single' [x] {y} ~ null";
   c.trainer.steps = 1;

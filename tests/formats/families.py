@@ -8,6 +8,7 @@ transformers' on them.
                                       transformers' logits and greedy tokens
                                       against family_probe's JSON; DIR must
                                       load as FAMILY's transformers class
+                                      (FAMILY: a name above, or smollm2)
 
 Each model has a family's real features: Llama 3.1's llama3 rope scaling,
 an untied head with linear scaling, Mistral, Qwen2's q/k/v biases, Qwen3's
@@ -51,6 +52,10 @@ FAMILIES = {
 }
 
 
+# Real checkpoints the check also reads, with their transformers class.
+REAL = {"smollm2": "LlamaForCausalLM"}
+
+
 def make(out_dir):
     for i, (name, (config_class, model_class, kwargs)) in enumerate(FAMILIES.items()):
         torch.manual_seed(100 + i)
@@ -71,8 +76,9 @@ def check(hf_dir, probe_path, name):
         hf_dir, dtype=torch.float32, output_loading_info=True)
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         assert not info[kind], (name, kind, info[kind])
-    assert type(model).__name__ == FAMILIES[name][1], (name, type(model).__name__)
-    family = FAMILIES[name][1].removesuffix("ForCausalLM").lower()
+    want = FAMILIES[name][1] if name in FAMILIES else REAL[name]
+    assert type(model).__name__ == want, (name, type(model).__name__)
+    family = want.removesuffix("ForCausalLM").lower()
     assert probe["family"] == family, (name, probe["family"], family)
     model.eval()
     tokens = probe["tokens"]
