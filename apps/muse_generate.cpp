@@ -91,8 +91,8 @@ std::string one_line(std::string text) {
   return b == std::string::npos ? "" : text.substr(b, text.find_last_not_of(' ') - b + 1);
 }
 
-std::string shown_answer(const rewards::Response& r) {
-  const std::optional<std::string> a = rewards::extract_answer(r.text);
+std::string shown_answer(const rewards::Response& r, const rewards::AnswerRule& rule) {
+  const std::optional<std::string> a = rewards::extract_answer(r.text, rule.forms);
   return a ? *a : "(no answer) " + one_line(r.text);
 }
 
@@ -156,7 +156,7 @@ int run_adaptive(const Options& o, const muse::MuseConfig& cfg, const model::Mod
   const inference::AdaptiveSetup setup{
       .cfg = &cfg.adaptive,
       .tokenizer = &tokenizer,
-      .match = cfg.rewards.correctness.mode(),
+      .answer = cfg.rewards.correctness.rule(),
       .budget_prompt = inference::states_budget(cfg.adaptive, cfg.rewards.length.kind),
       .seed = o.seed};
   if (!o.metrics.empty()) {
@@ -245,7 +245,7 @@ int run(const Options& o) {
   }
   const model::Model& solver = separate_solver ? *separate_solver : aggregator;
   const contemplate::AggregationFormat format = contemplate::AggregationFormat::from(cfg.aggregate);
-  const rewards::MatchMode match = cfg.rewards.correctness.mode();
+  const rewards::AnswerRule rule = cfg.rewards.correctness.rule();
   const int64_t max_new = o.max_new_tokens.value_or(cfg.eval.max_new_tokens);
   const contemplate::SolverSampling solver_sampling{
       .temperature = o.temperature.value_or(cfg.aggregate.solver_temperature),
@@ -266,7 +266,7 @@ int run(const Options& o) {
                                             .format = format,
                                             .tokenizer = &tokenizer,
                                             .model = mc,
-                                            .match = match,
+                                            .answer = rule,
                                             .seed = o.seed};
     muse::comm::SoloCommunicator solo;
     const std::vector<telemetry::Record> records = contemplate::evaluate_contemplation(
@@ -328,17 +328,17 @@ int run(const Options& o) {
                   << "\n";
       if (k > 0) std::cout << "  aggregator: " << one_line(answer.text) << "\n";
     }
-    std::string line = "answer: " + shown_answer(answer);
+    std::string line = "answer: " + shown_answer(answer, rule);
     if (graded) {
-      const bool right = rewards::is_correct(answer, match);
+      const bool right = rewards::is_correct(answer, rule);
       line += "  (reference " + problem.answer + ", " + (right ? "correct" : "wrong") + ")";
       totals.answer += right ? 1 : 0;
       if (k > 0) {
         for (const rewards::Response& c : candidates)
-          totals.single += rewards::is_correct(c, match) ? 1.0 / static_cast<double>(k) : 0;
-        const inference::Vote vote =
-            inference::majority_vote(contemplate::candidate_answers(candidates), match);
-        totals.majority += inference::is_hard(vote, problem.answer, match) ? 0 : 1;
+          totals.single += rewards::is_correct(c, rule) ? 1.0 / static_cast<double>(k) : 0;
+        const inference::Vote vote = inference::majority_vote(
+            contemplate::candidate_answers(candidates, rule.forms), rule.match);
+        totals.majority += inference::is_hard(vote, problem.answer, rule.match) ? 0 : 1;
         if (o.verbose) {
           std::cout << "  majority: " << vote.answer.value_or("(none)") << " (" << vote.votes
                     << " of " << k << " votes)\n";

@@ -151,8 +151,8 @@ void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communi
                               .optim = cfg.optim,
                               .checkpoint = cfg.checkpoint,
                               .eval = cfg.eval,
-                              .eval_match = trainer::eval_match_mode(
-                                  cfg.eval, cfg.run_stage(), cfg.rewards.correctness.mode()),
+                              .eval_rule = trainer::eval_answer_rule(
+                                  cfg.eval, cfg.run_stage(), cfg.rewards.correctness.rule()),
                               .telemetry = cfg.telemetry,
                               .local_rank = world.local_rank};
   telemetry::Metrics metrics;

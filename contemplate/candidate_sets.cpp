@@ -92,21 +92,22 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
       for (int64_t s = 0; s < sets; ++s) {
         const std::span<const rewards::Response> set(candidates[p].data() + s * k,
                                                      static_cast<size_t>(k));
-        const inference::Vote vote = inference::majority_vote(candidate_answers(set), setup.match);
+        const inference::Vote vote = inference::majority_vote(
+            candidate_answers(set, setup.answer.forms), setup.answer.match);
         const data::PromptRecord record =
             aggregation_record(problems[problem], set, setup.format, *setup.tokenizer, setup.model);
         check_fits(record, aggregator_max_new_tokens, setup.model, "aggregate.candidate_max_tokens",
                    aggregator_over(k));
         int64_t correct = 0;
         for (const rewards::Response& c : set)
-          correct += rewards::is_correct(c, setup.match) ? 1 : 0;
+          correct += rewards::is_correct(c, setup.answer) ? 1 : 0;
         lines << json{{"problem", problem},
                       {"set", s},
                       {"prompt", record.prompt},
                       {"answer", record.answer},
                       {"majority", vote.answer ? json(*vote.answer) : json(nullptr)},
                       {"votes", vote.votes},
-                      {"hard", inference::is_hard(vote, record.answer, setup.match)},
+                      {"hard", inference::is_hard(vote, record.answer, setup.answer.match)},
                       {"correct_candidates", correct},
                       {"think_tokens", think_sum(set)}}
                      .dump(-1, ' ', false, json::error_handler_t::replace)
@@ -224,7 +225,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
     sums[kProblems] = static_cast<double>(share.size());
     for (const auto& set : candidates) {
       for (const rewards::Response& c : set)
-        sums[kSingleCorrect] += rewards::is_correct(c, setup.match) ? 1.0 / k_max : 0;
+        sums[kSingleCorrect] += rewards::is_correct(c, setup.answer) ? 1.0 / k_max : 0;
       sums[kSingleThink] += static_cast<double>(think_sum(set)) / k_max;
       sums[kSingleTokens] += static_cast<double>(token_sum(set)) / k_max;
     }
@@ -234,7 +235,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
     for (const rewards::Response& g :
          aggregate(solver, own, {.temperature = 0, .max_new_tokens = cfg.solver_max_new_tokens},
                    *setup.tokenizer)) {
-      sums[kGreedyCorrect] += rewards::is_correct(g, setup.match) ? 1 : 0;
+      sums[kGreedyCorrect] += rewards::is_correct(g, setup.answer) ? 1 : 0;
       sums[kGreedyThink] += static_cast<double>(g.think_tokens);
       sums[kGreedyTokens] += static_cast<double>(g.total_tokens);
     }
@@ -265,13 +266,15 @@ std::vector<telemetry::Record> evaluate_contemplation(
         double* s = sums.data() + block(ki, ri);
         std::vector<data::PromptRecord> records;
         for (size_t p = 0; p < share.size(); ++p) {
-          const auto answers = candidate_answers(sets[p]);
-          const inference::Vote vote = inference::majority_vote(answers, setup.match);
-          s[kMajCorrect] += inference::is_hard(vote, share[p].record->answer, setup.match) ? 0 : 1;
-          s[kDistinct] += static_cast<double>(inference::distinct_answers(answers, setup.match));
+          const auto answers = candidate_answers(sets[p], setup.answer.forms);
+          const inference::Vote vote = inference::majority_vote(answers, setup.answer.match);
+          s[kMajCorrect] +=
+              inference::is_hard(vote, share[p].record->answer, setup.answer.match) ? 0 : 1;
+          s[kDistinct] +=
+              static_cast<double>(inference::distinct_answers(answers, setup.answer.match));
           s[kPassAtK] +=
               std::any_of(sets[p].begin(), sets[p].end(),
-                          [&](const auto& c) { return rewards::is_correct(c, setup.match); })
+                          [&](const auto& c) { return rewards::is_correct(c, setup.answer); })
                   ? 1
                   : 0;
           records.push_back(aggregation_record(*share[p].record, sets[p], setup.format,
@@ -287,7 +290,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
             aggregator, records, {.temperature = 0, .max_new_tokens = max_new_tokens, .seed = 0},
             *setup.tokenizer);
         for (const rewards::Response& a : answers) {
-          s[kAggCorrect] += rewards::is_correct(a, setup.match) ? 1 : 0;
+          s[kAggCorrect] += rewards::is_correct(a, setup.answer) ? 1 : 0;
           s[kAggOwnThink] += static_cast<double>(a.think_tokens);
           s[kAggOwnTokens] += static_cast<double>(a.total_tokens);
           s[kAggTrunc] += a.truncated ? 1 : 0;

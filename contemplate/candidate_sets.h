@@ -28,7 +28,7 @@ struct AggregateSetup {
   AggregationFormat format;                    // from *cfg
   const data::Tokenizer* tokenizer = nullptr;  // [not null]
   model::ModelConfig model;                    // the aggregator's (image tokens, positions)
-  rewards::MatchMode match = rewards::MatchMode::kNumeric;
+  rewards::AnswerRule answer = {};             // rewards.correctness.rule()
   uint64_t seed = 0;
 };
 

@@ -168,10 +168,10 @@ std::vector<rewards::Response> aggregate(const model::Model& aggregator,
 }
 
 std::vector<std::optional<std::string>> candidate_answers(
-    std::span<const rewards::Response> candidates) {
+    std::span<const rewards::Response> candidates, std::span<const rewards::AnswerForm> forms) {
   std::vector<std::optional<std::string>> out;
   for (const rewards::Response& c : candidates)
-    out.push_back(rewards::extract_answer(c.text));
+    out.push_back(rewards::extract_answer(c.text, forms));
   return out;
 }
 

@@ -83,8 +83,9 @@ std::vector<std::vector<rewards::Response>> refine_candidates(
     const std::vector<std::vector<rewards::Response>>& candidates, const AggregationFormat& format,
     const SolverSampling& sampling, const data::Tokenizer& tokenizer);
 
-// The answers of `candidates` (nullopt where there is none), for voting.
+// The answers of `candidates` read in `forms` (nullopt where there is
+// none), for voting.
 std::vector<std::optional<std::string>> candidate_answers(
-    std::span<const rewards::Response> candidates);
+    std::span<const rewards::Response> candidates, std::span<const rewards::AnswerForm> forms);
 
 }  // namespace muse::contemplate

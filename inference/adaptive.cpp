@@ -233,7 +233,7 @@ std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
       std::vector<std::optional<double>> per_sample;
       bool cut = false;
       for (const Trace& t : st.samples) {
-        answers.push_back(rewards::extract_answer(t.response.text));
+        answers.push_back(rewards::extract_answer(t.response.text, setup.answer.forms));
         const std::optional<AnswerSpan> span = answer_span(t.tokens, answer_begin, answer_end);
         per_sample.push_back(
             span ? std::optional(span_mean(
@@ -242,12 +242,12 @@ std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
         cut = cut || t.cut;
       }
       const PassState ps{
-          .uncertainty = uncertainty(signal, per_sample, disagreement(answers, setup.match)),
+          .uncertainty = uncertainty(signal, per_sample, disagreement(answers, setup.answer.match)),
           .has_larger_budget = st.budget_index + 1 < budgets.size(),
           .cut = cut,
           .next_may_differ = cfg.samples > 1 || setup.budget_prompt};
       st.next = choose_expansion(ps, threshold, mode);
-      st.outcome.answer = majority_vote(answers, setup.match).answer;
+      st.outcome.answer = majority_vote(answers, setup.answer.match).answer;
       st.outcome.response = st.samples.front().response;
       st.outcome.passes.push_back({.budget = budgets[st.budget_index],
                                    .uncertainty = ps.uncertainty,
@@ -263,7 +263,8 @@ std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
   std::vector<AdaptiveOutcome> out;
   for (size_t p = 0; p < problems.size(); ++p) {
     AdaptiveOutcome& o = state[p].outcome;
-    o.correct = o.answer && rewards::answers_match(*o.answer, problems[p].answer, setup.match);
+    o.correct =
+        o.answer && rewards::answers_match(*o.answer, problems[p].answer, setup.answer.match);
     out.push_back(std::move(o));
   }
   return out;

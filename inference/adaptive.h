@@ -92,8 +92,8 @@ struct AdaptiveOutcome {
 struct AdaptiveSetup {
   const AdaptiveConfig* cfg = nullptr;         // [not null]
   const data::Tokenizer* tokenizer = nullptr;  // [not null]
-  rewards::MatchMode match = rewards::MatchMode::kNumeric;
-  bool budget_prompt = false;  // adaptive.budget_prompt resolved
+  rewards::AnswerRule answer = {};             // how answers are read and compared
+  bool budget_prompt = false;                  // adaptive.budget_prompt resolved
   uint64_t seed = 0;
 };
 

@@ -168,21 +168,21 @@ constexpr LengthKind kLengthKinds[] = {
 
 class LengthTerm final : public Reward {
  public:
-  LengthTerm(const LengthConfig& cfg, MatchMode match, TermFn fn)
-      : cfg_(cfg), match_(match), fn_(fn) {}
+  LengthTerm(const LengthConfig& cfg, AnswerRule rule, TermFn fn)
+      : cfg_(cfg), rule_(std::move(rule)), fn_(fn) {}
 
   std::vector<double> score(std::span<const Response> group, const Context& ctx) const override {
     Group g{.responses = group, .n = {}, .correct = {}};
     for (const Response& r : group) {
       g.n.push_back(cfg_.measure == "total" ? r.total_tokens : r.think_tokens);
-      g.correct.push_back(is_correct(r, match_) ? 1.0 : 0.0);
+      g.correct.push_back(is_correct(r, rule_) ? 1.0 : 0.0);
     }
     return fn_(cfg_, g, ctx);
   }
 
  private:
   LengthConfig cfg_;
-  MatchMode match_;
+  AnswerRule rule_;
   TermFn fn_;
 };
 
@@ -195,10 +195,10 @@ std::vector<std::string> length_kinds() {
   return names;
 }
 
-std::unique_ptr<Reward> make_length_term(const LengthConfig& cfg, MatchMode match) {
+std::unique_ptr<Reward> make_length_term(const LengthConfig& cfg, const AnswerRule& rule) {
   std::string known;
   for (const LengthKind& k : kLengthKinds) {
-    if (k.name == cfg.kind) return std::make_unique<LengthTerm>(cfg, match, k.fn);
+    if (k.name == cfg.kind) return std::make_unique<LengthTerm>(cfg, rule, k.fn);
     known += (known.empty() ? "" : "|") + std::string(k.name);
   }
   throw config::ConfigError("rewards.length.kind",

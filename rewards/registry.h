@@ -39,11 +39,10 @@ namespace muse::rewards {
 std::vector<std::string> length_kinds();
 
 // The term `cfg.kind` with its parameters from `cfg`. Terms that depend on
-// correctness (kimi, l1_max, cosine, arora) judge it with `match`, which
-// should be rewards.correctness.match. Throws config::ConfigError naming
+// correctness (kimi, l1_max, cosine, arora) judge it with `rule`, which
+// should be rewards.correctness.rule(). Throws config::ConfigError naming
 // "rewards.length.kind" for an unknown name.
-std::unique_ptr<Reward> make_length_term(const LengthConfig& cfg,
-                                         MatchMode match = MatchMode::kNumeric);
+std::unique_ptr<Reward> make_length_term(const LengthConfig& cfg, const AnswerRule& rule = {});
 
 // Checks the length limits of `cfg.kind` (cosine's and overlong's, which
 // default to the generation limit) against `max_new_tokens`, so a run learns

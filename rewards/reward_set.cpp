@@ -17,10 +17,10 @@ const RewardsConfig& validated(const RewardsConfig& cfg) {
 
 RewardSet::RewardSet(const RewardsConfig& cfg)
     : cfg_(validated(cfg)),
-      correctness_(cfg.correctness.mode()),
+      correctness_(cfg.correctness.rule()),
       repetition_(cfg.repetition.ngram, cfg.repetition.max_penalty) {
   if (cfg.length.kind != "none" && cfg.length.weight != 0)
-    length_ = make_length_term(cfg.length, cfg.correctness.mode());
+    length_ = make_length_term(cfg.length, cfg.correctness.rule());
 }
 
 Scores RewardSet::score(std::span<const Response> group, const Context& ctx) const {

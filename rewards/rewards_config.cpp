@@ -30,6 +30,10 @@ void RewardsConfig::validate() const {
   RewardsConfig copy = *this;  // visit() is not const
   copy.visit(checker);
   make_length_term(length);  // throws for an unknown kind
+  if (correctness.extract.empty()) {
+    throw config::ConfigError("rewards.correctness.extract",
+                              "lists no answer form (tags, boxed, hashes, last_number)");
+  }
   if (length.budget_min > length.budget_max) {
     throw config::ConfigError("rewards.length.budget_min",
                               std::to_string(length.budget_min) +

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/schema.h"
 #include "rewards/verify.h"
@@ -13,6 +14,7 @@ namespace muse::rewards {
 struct CorrectnessConfig {
   double weight = 1.0;
   std::string match = "numeric";
+  std::vector<std::string> extract = {"tags"};
 
   template <class V>
   void visit(V& v) {
@@ -26,9 +28,22 @@ struct CorrectnessConfig {
                      "or caption (no tags: the response begins with the reference as a whole "
                      "word)",
              .choices = {"exact", "numeric", "caption"}});
+    v.field("extract", extract,
+            {.help = "where a response's answer is read, the first form found winning: tags "
+                     "(the last <answer>...</answer>), boxed (the last \\boxed{...}), hashes "
+                     "(after the last ####), last_number (the last number in the text)",
+             .choices = {"tags", "boxed", "hashes", "last_number"}});
   }
 
   MatchMode mode() const { return parse_match_mode(match); }
+  // match and extract together: how every accuracy and the reward check a
+  // response.
+  AnswerRule rule() const {
+    AnswerRule r{.match = mode(), .forms = {}};
+    for (const std::string& form : extract)
+      r.forms.push_back(parse_answer_form(form));
+    return r;
+  }
 };
 
 struct FormatConfig {

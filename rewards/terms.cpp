@@ -5,15 +5,15 @@
 
 namespace muse::rewards {
 
-bool is_correct(const Response& response, MatchMode match) {
-  return answer_correct(response.text, response.answer, match);
+bool is_correct(const Response& response, const AnswerRule& rule) {
+  return answer_correct(response.text, response.answer, rule);
 }
 
 std::vector<double> CorrectnessReward::score(std::span<const Response> group,
                                              const Context& /*ctx*/) const {
   std::vector<double> out;
   for (const Response& r : group)
-    out.push_back(is_correct(r, match_) ? 1.0 : 0.0);
+    out.push_back(is_correct(r, rule_) ? 1.0 : 0.0);
   return out;
 }
 

@@ -13,16 +13,16 @@ namespace muse::rewards {
 
 // Whether the response answers its reference: answer_correct (verify.h), the
 // checker behind every accuracy muse-train reports.
-bool is_correct(const Response& response, MatchMode match);
+bool is_correct(const Response& response, const AnswerRule& rule);
 
 // 1 for a correct response (is_correct), else 0.
 class CorrectnessReward final : public Reward {
  public:
-  explicit CorrectnessReward(MatchMode match) : match_(match) {}
+  explicit CorrectnessReward(AnswerRule rule) : rule_(std::move(rule)) {}
   std::vector<double> score(std::span<const Response> group, const Context& ctx) const override;
 
  private:
-  MatchMode match_;
+  AnswerRule rule_;
 };
 
 // 1 for a well_formatted response, else 0.

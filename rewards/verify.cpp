@@ -84,6 +84,65 @@ bool caption_match(std::string_view response, std::string_view reference) {
   return text.size() == ref.size() || !ascii_alnum(text[ref.size()]);
 }
 
+// The inside of the last \boxed{...} whose braces balance, trimmed.
+std::optional<std::string> boxed_answer(std::string_view text) {
+  constexpr std::string_view kBoxed = "\\boxed{";
+  for (size_t at = text.rfind(kBoxed); at != std::string_view::npos;
+       at = at == 0 ? std::string_view::npos : text.rfind(kBoxed, at - 1)) {
+    const size_t begin = at + kBoxed.size();
+    int depth = 1;
+    for (size_t i = begin; i < text.size(); ++i) {
+      depth += text[i] == '{' ? 1 : text[i] == '}' ? -1 : 0;
+      if (depth == 0) return std::string(trim(text.substr(begin, i - begin)));
+    }
+  }
+  return std::nullopt;
+}
+
+// The rest of the line after the last "####", trimmed, a final '.' dropped;
+// nullopt when that is empty.
+std::optional<std::string> hashes_answer(std::string_view text) {
+  const size_t at = text.rfind("####");
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = text.substr(at + 4);
+  rest = trim(rest.substr(0, rest.find('\n')));
+  if (rest.ends_with('.')) rest = trim(rest.substr(0, rest.size() - 1));
+  if (rest.empty()) return std::nullopt;
+  return std::string(rest);
+}
+
+bool ascii_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// The last decimal number of `text`: an optional '-', digits with "1,000"
+// thousands groups, an optional fraction.
+std::optional<std::string> last_number(std::string_view text) {
+  std::optional<std::string> last;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!ascii_digit(text[i])) {
+      ++i;
+      continue;
+    }
+    const size_t start = i > 0 && text[i - 1] == '-' ? i - 1 : i;
+    while (i < text.size() && ascii_digit(text[i]))
+      ++i;
+    // ",ddd" groups, each followed by a non-digit.
+    while (i + 3 < text.size() && text[i] == ',' && ascii_digit(text[i + 1]) &&
+           ascii_digit(text[i + 2]) && ascii_digit(text[i + 3]) &&
+           (i + 4 == text.size() || !ascii_digit(text[i + 4])))
+      i += 4;
+    if (i + 1 < text.size() && text[i] == '.' && ascii_digit(text[i + 1])) {
+      ++i;
+      while (i < text.size() && ascii_digit(text[i]))
+        ++i;
+    }
+    last = std::string(text.substr(start, i - start));
+  }
+  return last;
+}
+
 size_t count_occurrences(std::string_view text, std::string_view tag) {
   size_t n = 0;
   for (size_t at = text.find(tag); at != std::string_view::npos; at = text.find(tag, at + 1))
@@ -100,6 +159,14 @@ MatchMode parse_match_mode(std::string_view name) {
   throw std::invalid_argument("unknown answer match mode '" + std::string(name) + "'");
 }
 
+AnswerForm parse_answer_form(std::string_view name) {
+  if (name == "tags") return AnswerForm::kTags;
+  if (name == "boxed") return AnswerForm::kBoxed;
+  if (name == "hashes") return AnswerForm::kHashes;
+  if (name == "last_number") return AnswerForm::kLastNumber;
+  throw std::invalid_argument("unknown answer form '" + std::string(name) + "'");
+}
+
 std::optional<std::string> extract_answer(std::string_view text) {
   const size_t close = text.rfind(kAnswerClose);
   if (close == std::string_view::npos) return std::nullopt;
@@ -107,6 +174,29 @@ std::optional<std::string> extract_answer(std::string_view text) {
   if (open == std::string_view::npos) return std::nullopt;
   const size_t begin = open + kAnswerOpen.size();
   return std::string(trim(text.substr(begin, close - begin)));
+}
+
+std::optional<std::string> extract_answer(std::string_view text,
+                                          std::span<const AnswerForm> forms) {
+  for (AnswerForm form : forms) {
+    std::optional<std::string> got;
+    switch (form) {
+      case AnswerForm::kTags:
+        got = extract_answer(text);
+        break;
+      case AnswerForm::kBoxed:
+        got = boxed_answer(text);
+        break;
+      case AnswerForm::kHashes:
+        got = hashes_answer(text);
+        break;
+      case AnswerForm::kLastNumber:
+        got = last_number(text);
+        break;
+    }
+    if (got) return got;
+  }
+  return std::nullopt;
 }
 
 bool answers_match(std::string_view got, std::string_view reference, MatchMode mode) {
@@ -119,10 +209,11 @@ bool answers_match(std::string_view got, std::string_view reference, MatchMode m
   return trim(got) == trim(reference);
 }
 
-bool answer_correct(std::string_view response_text, std::string_view reference, MatchMode mode) {
-  if (mode == MatchMode::kCaption) return caption_match(response_text, reference);
-  const std::optional<std::string> got = extract_answer(response_text);
-  return got && answers_match(*got, reference, mode);
+bool answer_correct(std::string_view response_text, std::string_view reference,
+                    const AnswerRule& rule) {
+  if (rule.match == MatchMode::kCaption) return caption_match(response_text, reference);
+  const std::optional<std::string> got = extract_answer(response_text, rule.forms);
+  return got && answers_match(*got, reference, rule.match);
 }
 
 bool well_formatted(std::string_view text) {

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace muse::rewards {
 
@@ -24,6 +25,28 @@ enum class MatchMode {
 // name (config choices reject those before this is reached).
 MatchMode parse_match_mode(std::string_view name);
 
+// Where a response states its answer: the forms real models write.
+enum class AnswerForm {
+  kTags,        // the last complete <answer>...</answer> pair (muse's format)
+  kBoxed,       // the last \boxed{...}, braces balanced (math models, R1-distilled)
+  kHashes,      // the rest of the line after the last "####" (GSM8K), a final '.' dropped
+  kLastNumber,  // the last decimal number in the text ("1,000", "-3.5")
+};
+
+// "tags", "boxed", "hashes" or "last_number"; throws std::invalid_argument
+// for any other name (config choices reject those first).
+AnswerForm parse_answer_form(std::string_view name);
+
+// How a response is checked: where its answer is read (the first of `forms`
+// that finds one) and how that answer is compared with the reference.
+struct AnswerRule {
+  MatchMode match = MatchMode::kNumeric;
+  std::vector<AnswerForm> forms = {AnswerForm::kTags};
+};
+
+// The answer of `text` in the first of `forms` it holds, trimmed; nullopt
+// when it holds none.
+std::optional<std::string> extract_answer(std::string_view text, std::span<const AnswerForm> forms);
 // The text inside the last complete <answer>...</answer> pair of `text`,
 // trimmed; nullopt when there is no complete pair.
 std::optional<std::string> extract_answer(std::string_view text);
@@ -37,10 +60,11 @@ std::optional<std::string> extract_answer(std::string_view text);
 bool answers_match(std::string_view got, std::string_view reference, MatchMode mode);
 
 // Whether a whole response answers `reference`: the one checker behind the RL
-// reward and every reported accuracy. kExact and kNumeric read the last
-// complete <answer>...</answer> pair (false without one) and compare it with
-// answers_match; kCaption applies the caption rule to the whole text.
-bool answer_correct(std::string_view response_text, std::string_view reference, MatchMode mode);
+// reward and every reported accuracy. kExact and kNumeric read the answer in
+// `rule.forms` (false without one) and compare it with answers_match;
+// kCaption applies the caption rule to the whole text.
+bool answer_correct(std::string_view response_text, std::string_view reference,
+                    const AnswerRule& rule);
 
 // True when `text`, trimmed, is exactly one <think>...</think> block, optional
 // whitespace, then one <answer>...</answer> block with a non-blank answer, and

@@ -25,7 +25,7 @@ class AggregateRun {
                                     .format = contemplate::AggregationFormat::from(job.aggregate),
                                     .tokenizer = &trainer_.tokenizer(),
                                     .model = job.base.model,
-                                    .match = job.rewards.correctness.mode(),
+                                    .answer = job.rewards.correctness.rule(),
                                     .seed = job.base.seed});
     // The aggregation prompts ask about these problems (build_prompts), once
     // the solver is loaded.

@@ -43,14 +43,14 @@ void evaluate(PolicyTrainer& trainer) {
       trainer::answer_prompts(policy, trainer.tokenizer(), trainer.eval_prompts(),
                               job.base.eval.max_new_tokens, comm.rank(), comm.size());
   std::vector<double> sums(kEvalSums, 0.0);
-  const rewards::MatchMode mode = job.base.eval_match;
+  const rewards::AnswerRule& rule = job.base.eval_rule;
   for (size_t i = 0; i < answers.generations.size(); ++i) {
     const data::PromptRecord& record = *answers.records[i];
     const inference::PresentedPrompt shown{
         .record = &record, .tokens = record.tokens, .text = record.prompt, .budget = 0};
     const rewards::Response resp =
         inference::to_response(shown, answers.generations[i], trainer.tokenizer());
-    sums[kEvalCorrect] += rewards::is_correct(resp, mode) ? 1 : 0;
+    sums[kEvalCorrect] += rewards::is_correct(resp, rule) ? 1 : 0;
     sums[kEvalThink] += static_cast<double>(resp.think_tokens);
     sums[kEvalResponseTokens] += static_cast<double>(resp.total_tokens);
     sums[kEvalTruncated] += resp.truncated ? 1 : 0;
@@ -78,7 +78,7 @@ void evaluate(PolicyTrainer& trainer) {
   const inference::AdaptiveSetup setup{
       .cfg = &job.adaptive,
       .tokenizer = &trainer.tokenizer(),
-      .match = mode,
+      .answer = rule,
       .budget_prompt = inference::states_budget(job.adaptive, job.rewards.length.kind),
       .seed = config::mix_seed({static_cast<uint64_t>(job.base.seed), kAdaptiveSeedTag})};
   const std::vector<telemetry::Record> records =

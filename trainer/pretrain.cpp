@@ -242,7 +242,7 @@ class Run {
     double correct = 0;
     for (size_t i = 0; i < answers.generations.size(); ++i) {
       const std::string text = decode_generation(*tokenizer_, answers.generations[i]);
-      correct += rewards::answer_correct(text, answers.records[i]->answer, job_.eval_match) ? 1 : 0;
+      correct += rewards::answer_correct(text, answers.records[i]->answer, job_.eval_rule) ? 1 : 0;
     }
     const std::vector<double> total =
         comm::sum_over_ranks(comm_, {correct, static_cast<double>(answers.records.size())});

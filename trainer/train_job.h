@@ -43,12 +43,19 @@ inline Stage parse_stage(std::string_view name) {
   throw config::ConfigError("stage", "unknown stage '" + std::string(name) + "'");
 }
 
-// eval.match resolved for `stage`: auto is caption when pretraining, the RL
-// reward's rewards.correctness.match (`reward_match`) in every other stage.
-inline rewards::MatchMode eval_match_mode(const EvalConfig& eval, Stage stage,
-                                          rewards::MatchMode reward_match) {
-  if (eval.match != "auto") return rewards::parse_match_mode(eval.match);
-  return stage == Stage::kPretrain ? rewards::MatchMode::kCaption : reward_match;
+// How held-out answers are checked in `stage`: eval.match (auto: caption
+// when pretraining, the RL reward's rewards.correctness.match in every other
+// stage), reading answers where the reward does (`reward_rule`, from
+// rewards.correctness).
+inline rewards::AnswerRule eval_answer_rule(const EvalConfig& eval, Stage stage,
+                                            const rewards::AnswerRule& reward_rule) {
+  rewards::AnswerRule rule = reward_rule;
+  if (eval.match != "auto") {
+    rule.match = rewards::parse_match_mode(eval.match);
+  } else if (stage == Stage::kPretrain) {
+    rule.match = rewards::MatchMode::kCaption;
+  }
+  return rule;
 }
 
 // Whether `stage` samples rollouts and trains with the RL loop.
@@ -69,9 +76,9 @@ struct TrainJob {
   OptimConfig optim;
   CheckpointConfig checkpoint;
   EvalConfig eval;
-  // eval.match resolved by the caller (EvalConfig::match_mode), which knows the
-  // stage and rewards.correctness.match.
-  rewards::MatchMode eval_match = rewards::MatchMode::kCaption;
+  // How held-out answers are checked (eval_answer_rule), resolved by the
+  // caller, which knows the stage and rewards.correctness.
+  rewards::AnswerRule eval_rule = {.match = rewards::MatchMode::kCaption, .forms = {}};
   telemetry::TelemetryConfig telemetry;
   int local_rank = 0;  // picks the GPU with trainer.device auto/cuda
 };

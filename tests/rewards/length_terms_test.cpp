@@ -182,8 +182,12 @@ TEST(LengthTerm, ExactMatchModeJudgesCorrectness) {
   cfg.alpha = 0.01;
   const Context ctx{.step = 0, .max_new_tokens = 0};
   r.budget = 20;  // clip(0.6) - 1 = -0.4 when correct
-  expect_near(make_length_term(cfg, MatchMode::kNumeric)->score({&r, 1}, ctx), {-0.4});
-  expect_near(make_length_term(cfg, MatchMode::kExact)->score({&r, 1}, ctx), {0.0});
+  expect_near(make_length_term(cfg, {.match = MatchMode::kNumeric, .forms = {AnswerForm::kTags}})
+                  ->score({&r, 1}, ctx),
+              {-0.4});
+  expect_near(make_length_term(cfg, {.match = MatchMode::kExact, .forms = {AnswerForm::kTags}})
+                  ->score({&r, 1}, ctx),
+              {0.0});
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ TEST(RewardsConfig, Defaults) {
   EXPECT_DOUBLE_EQ(c.length.cosine_wrong_short, -10.0);
   EXPECT_DOUBLE_EQ(c.repetition.max_penalty, -1.0);
   EXPECT_EQ(c.repetition.ngram, 3);
-  EXPECT_EQ(config::describe_fields<Root>().size(), 27u);
+  EXPECT_EQ(config::describe_fields<Root>().size(), 28u);
   EXPECT_EQ(error_key(c), "");
 }
 
@@ -151,6 +151,18 @@ TEST(RewardsConfig, OtherErrorsNameTheirKey) {
             }),
             "rewards.length.overlong_cache");
   EXPECT_EQ(key_after([](RewardsConfig& c) { c.length.overlong_cache = 4096; }), "");
+}
+
+TEST(RewardsConfig, AnswerFormsAreReadInOrderAndNeverNone) {
+  const RewardsConfig c = load_with({"rewards.correctness.extract=[boxed, last_number]"});
+  EXPECT_EQ(c.correctness.rule().forms,
+            (std::vector<AnswerForm>{AnswerForm::kBoxed, AnswerForm::kLastNumber}));
+  EXPECT_EQ(RewardsConfig{}.correctness.rule().forms, std::vector<AnswerForm>{AnswerForm::kTags});
+  RewardsConfig none;
+  none.correctness.extract.clear();
+  EXPECT_EQ(error_key(none), "rewards.correctness.extract");
+  EXPECT_THROW(load_with({"rewards.correctness.extract=[tags, first_number]"}),
+               config::ConfigError);
 }
 
 }  // namespace

@@ -24,9 +24,12 @@ TEST(CorrectnessReward, ScoresTheLastAnswer) {
       response("<answer>5.0</answer>", "5"),
       response("<answer>1,000</answer>", "1000"),
   };
-  EXPECT_EQ(CorrectnessReward(MatchMode::kNumeric).score(group, {}),
-            (std::vector<double>{1, 0, 0, 0, 1, 1}));
-  EXPECT_EQ(CorrectnessReward(MatchMode::kExact).score(group, {}),
+  EXPECT_EQ(
+      CorrectnessReward(AnswerRule{.match = MatchMode::kNumeric, .forms = {AnswerForm::kTags}})
+          .score(group, {}),
+      (std::vector<double>{1, 0, 0, 0, 1, 1}));
+  EXPECT_EQ(CorrectnessReward(AnswerRule{.match = MatchMode::kExact, .forms = {AnswerForm::kTags}})
+                .score(group, {}),
             (std::vector<double>{1, 0, 0, 0, 0, 0}));
 }
 

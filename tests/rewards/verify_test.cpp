@@ -11,6 +11,13 @@
 namespace muse::rewards {
 namespace {
 
+// The checker reading <answer> tags, comparing with `match`.
+AnswerRule rule(MatchMode match) {
+  AnswerRule r;
+  r.match = match;
+  return r;
+}
+
 TEST(ExtractAnswer, TakesTheLastCompletePairTrimmed) {
   EXPECT_EQ(extract_answer("<answer> 42 </answer>"), "42");
   EXPECT_EQ(extract_answer("<think>maybe <answer>1</answer></think><answer>2</answer>"), "2");
@@ -78,59 +85,59 @@ TEST(AnswersMatch, CaptionWantsTheReferenceAsALeadingWholeWord) {
 }
 
 TEST(AnswerCorrect, CaptionRule) {
-  EXPECT_TRUE(answer_correct(" seven.", "seven", MatchMode::kCaption));
-  EXPECT_TRUE(answer_correct("seven", "seven", MatchMode::kCaption));
-  EXPECT_TRUE(answer_correct("seven-ish", "seven", MatchMode::kCaption));
-  EXPECT_FALSE(answer_correct(" sevenfold", "seven", MatchMode::kCaption));
-  EXPECT_FALSE(answer_correct("Seven", "seven", MatchMode::kCaption));
-  EXPECT_FALSE(answer_correct("", "seven", MatchMode::kCaption));
+  EXPECT_TRUE(answer_correct(" seven.", "seven", rule(MatchMode::kCaption)));
+  EXPECT_TRUE(answer_correct("seven", "seven", rule(MatchMode::kCaption)));
+  EXPECT_TRUE(answer_correct("seven-ish", "seven", rule(MatchMode::kCaption)));
+  EXPECT_FALSE(answer_correct(" sevenfold", "seven", rule(MatchMode::kCaption)));
+  EXPECT_FALSE(answer_correct("Seven", "seven", rule(MatchMode::kCaption)));
+  EXPECT_FALSE(answer_correct("", "seven", rule(MatchMode::kCaption)));
   // Both sides are trimmed, with every kind of whitespace.
-  EXPECT_TRUE(answer_correct("\n\t seven \n", "seven", MatchMode::kCaption));
-  EXPECT_TRUE(answer_correct("seven dogs", "  seven\n", MatchMode::kCaption));
-  EXPECT_TRUE(answer_correct("two cats", " two cats ", MatchMode::kCaption));
+  EXPECT_TRUE(answer_correct("\n\t seven \n", "seven", rule(MatchMode::kCaption)));
+  EXPECT_TRUE(answer_correct("seven dogs", "  seven\n", rule(MatchMode::kCaption)));
+  EXPECT_TRUE(answer_correct("two cats", " two cats ", rule(MatchMode::kCaption)));
   // A blank reference answers nothing, or every response would count.
-  EXPECT_FALSE(answer_correct("seven", "", MatchMode::kCaption));
-  EXPECT_FALSE(answer_correct("seven", " \n", MatchMode::kCaption));
-  EXPECT_FALSE(answer_correct("", "", MatchMode::kCaption));
+  EXPECT_FALSE(answer_correct("seven", "", rule(MatchMode::kCaption)));
+  EXPECT_FALSE(answer_correct("seven", " \n", rule(MatchMode::kCaption)));
+  EXPECT_FALSE(answer_correct("", "", rule(MatchMode::kCaption)));
   // Tags mean nothing to a caption: the text is read as it is.
-  EXPECT_FALSE(answer_correct("<answer>seven</answer>", "seven", MatchMode::kCaption));
-  EXPECT_TRUE(answer_correct("<answer>seven</answer>", "<answer>seven", MatchMode::kCaption));
+  EXPECT_FALSE(answer_correct("<answer>seven</answer>", "seven", rule(MatchMode::kCaption)));
+  EXPECT_TRUE(answer_correct("<answer>seven</answer>", "<answer>seven", rule(MatchMode::kCaption)));
 }
 
 TEST(AnswerCorrect, ReadsTheLastCompletePair) {
   const std::string_view two = "<answer>1</answer> <answer>2</answer>";
   for (const MatchMode mode : {MatchMode::kExact, MatchMode::kNumeric}) {
-    EXPECT_TRUE(answer_correct(two, "2", mode));
-    EXPECT_FALSE(answer_correct(two, "1", mode));
+    EXPECT_TRUE(answer_correct(two, "2", rule(mode)));
+    EXPECT_FALSE(answer_correct(two, "1", rule(mode)));
     // An unclosed last <answer> leaves the previous complete pair.
-    EXPECT_TRUE(answer_correct("<answer>1</answer> <answer>2", "1", mode));
-    EXPECT_FALSE(answer_correct("<answer>1</answer> <answer>2", "2", mode));
+    EXPECT_TRUE(answer_correct("<answer>1</answer> <answer>2", "1", rule(mode)));
+    EXPECT_FALSE(answer_correct("<answer>1</answer> <answer>2", "2", rule(mode)));
   }
 }
 
 TEST(AnswerCorrect, ExactAndNumericCompareTheAnswer) {
   const std::string_view text = "<think>so 5.0</think><answer> 5.0 </answer>";
-  EXPECT_TRUE(answer_correct(text, "5", MatchMode::kNumeric));
-  EXPECT_FALSE(answer_correct(text, "5", MatchMode::kExact));
-  EXPECT_TRUE(answer_correct(text, "5.0", MatchMode::kExact));
-  EXPECT_TRUE(answer_correct("<answer>1,000</answer>", "1000", MatchMode::kNumeric));
-  EXPECT_FALSE(answer_correct("<answer>1,000</answer>", "1000", MatchMode::kExact));
-  EXPECT_FALSE(answer_correct("<answer>6</answer>", "5", MatchMode::kNumeric));
+  EXPECT_TRUE(answer_correct(text, "5", rule(MatchMode::kNumeric)));
+  EXPECT_FALSE(answer_correct(text, "5", rule(MatchMode::kExact)));
+  EXPECT_TRUE(answer_correct(text, "5.0", rule(MatchMode::kExact)));
+  EXPECT_TRUE(answer_correct("<answer>1,000</answer>", "1000", rule(MatchMode::kNumeric)));
+  EXPECT_FALSE(answer_correct("<answer>1,000</answer>", "1000", rule(MatchMode::kExact)));
+  EXPECT_FALSE(answer_correct("<answer>6</answer>", "5", rule(MatchMode::kNumeric)));
   // No prefix rule inside the tags: the whole answer must match.
-  EXPECT_FALSE(answer_correct("<answer>seven.</answer>", "seven", MatchMode::kExact));
-  EXPECT_TRUE(answer_correct("<answer>x+1</answer>", "x+1", MatchMode::kNumeric));
+  EXPECT_FALSE(answer_correct("<answer>seven.</answer>", "seven", rule(MatchMode::kExact)));
+  EXPECT_TRUE(answer_correct("<answer>x+1</answer>", "x+1", rule(MatchMode::kNumeric)));
 }
 
 TEST(AnswerCorrect, ExactAndNumericNeedACompletePair) {
   for (const MatchMode mode : {MatchMode::kExact, MatchMode::kNumeric}) {
-    EXPECT_FALSE(answer_correct("5", "5", mode));
-    EXPECT_FALSE(answer_correct(" seven.", "seven", mode));
-    EXPECT_FALSE(answer_correct("<answer>5", "5", mode));
-    EXPECT_FALSE(answer_correct("5</answer>", "5", mode));
-    EXPECT_FALSE(answer_correct("", "", mode));
+    EXPECT_FALSE(answer_correct("5", "5", rule(mode)));
+    EXPECT_FALSE(answer_correct(" seven.", "seven", rule(mode)));
+    EXPECT_FALSE(answer_correct("<answer>5", "5", rule(mode)));
+    EXPECT_FALSE(answer_correct("5</answer>", "5", rule(mode)));
+    EXPECT_FALSE(answer_correct("", "", rule(mode)));
   }
   // An empty pair still is a pair: it answers an empty reference.
-  EXPECT_TRUE(answer_correct("<answer> </answer>", "", MatchMode::kExact));
+  EXPECT_TRUE(answer_correct("<answer> </answer>", "", rule(MatchMode::kExact)));
 }
 
 TEST(ParseMatchMode, NamesEveryMode) {
@@ -173,6 +180,41 @@ TEST(CountThinkTokens, CountsInsideTheFirstBlock) {
   EXPECT_EQ(count({1, 3, 1, 2, 1, 5}), 2);  // a second <think> inside counts as content
   EXPECT_EQ(count({3, 4, 2}), 0);           // no <think>
   EXPECT_EQ(count({}), 0);
+}
+
+TEST(ExtractAnswer, EachFormReadsWhatRealModelsWrite) {
+  using enum AnswerForm;
+  const auto read = [](std::string_view text, AnswerForm form) {
+    const AnswerForm forms[] = {form};
+    return extract_answer(text, forms);
+  };
+  EXPECT_EQ(read("so \\boxed{12} or rather \\boxed{\\frac{1}{2}} done", kBoxed), "\\frac{1}{2}");
+  EXPECT_EQ(read("\\boxed{ 7 }", kBoxed), "7");
+  EXPECT_EQ(read("an unclosed \\boxed{3", kBoxed), std::nullopt);
+  EXPECT_EQ(read("\\boxed{5} then \\boxed{6", kBoxed), "5");  // the last that closes
+  EXPECT_EQ(read("steps\n#### 1,234.\nThanks", kHashes), "1,234");
+  EXPECT_EQ(read("#### 3\n#### 4", kHashes), "4");
+  EXPECT_EQ(read("#### \nnothing", kHashes), std::nullopt);
+  EXPECT_EQ(read("3 apples and 17 more make 20.", kLastNumber), "20");
+  EXPECT_EQ(read("a loss of -3.5 then 1,000 left", kLastNumber), "1,000");
+  EXPECT_EQ(read("lists 3, 4, 56", kLastNumber), "56");
+  EXPECT_EQ(read("pi is 3.14.", kLastNumber), "3.14");
+  EXPECT_EQ(read("no digits", kLastNumber), std::nullopt);
+  EXPECT_EQ(read("x <answer> 9 </answer>", kTags), "9");
+}
+
+TEST(ExtractAnswer, TheFirstFormFoundWins) {
+  const AnswerForm boxed_then_number[] = {AnswerForm::kBoxed, AnswerForm::kLastNumber};
+  EXPECT_EQ(extract_answer("\\boxed{4} so 5", boxed_then_number), "4");
+  EXPECT_EQ(extract_answer("it is 5", boxed_then_number), "5");
+  AnswerRule rule;
+  rule.match = MatchMode::kNumeric;
+  rule.forms = {AnswerForm::kHashes, AnswerForm::kTags};
+  EXPECT_TRUE(answer_correct("work... #### 1,000", "1000", rule));
+  EXPECT_TRUE(answer_correct("<answer>1000</answer>", "1000", rule));
+  EXPECT_FALSE(answer_correct("the answer is 1000", "1000", rule));
+  EXPECT_EQ(parse_answer_form("last_number"), AnswerForm::kLastNumber);
+  EXPECT_THROW(parse_answer_form("first_number"), std::invalid_argument);
 }
 
 }  // namespace
