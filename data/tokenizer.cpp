@@ -396,6 +396,10 @@ std::string Tokenizer::decode(std::span<const int32_t> ids) const {
   return text;
 }
 
+std::string Tokenizer::llama_cpp_pre_tokenizer() const {
+  return std::string(detail::llama_cpp_pre_name(impl_->parts.pre_tokenizer));
+}
+
 int64_t Tokenizer::vocab_size() const {
   return static_cast<int64_t>(impl_->id_bytes.size());
 }

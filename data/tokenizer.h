@@ -65,6 +65,10 @@ class Tokenizer {
   std::string decode(std::span<const int32_t> ids) const;
 
   int64_t vocab_size() const;
+  // llama.cpp's name of the pre-tokenizer (GGUF tokenizer.ggml.pre:
+  // "llama-bpe", "qwen2", "gpt-2"); empty when llama.cpp has none that splits
+  // text the same way.
+  std::string llama_cpp_pre_tokenizer() const;
   // The id of a special (or any) token's text, if the vocabulary has it.
   // Ordinary tokens are spelled as in tokenizer.json ("Ġthe" for " the").
   std::optional<int32_t> token_id(std::string_view token) const;

@@ -143,6 +143,17 @@ WordSplitterSpec pretokenizer_spec(Pretokenizer pretokenizer) {
   return spec;
 }
 
+std::string_view llama_cpp_pre_name(const WordSplitterSpec& spec) {
+  // llama.cpp's own regexes for these names (llama-vocab.cpp) are these
+  // patterns; add_prefix_space would prepend a space llama.cpp does not.
+  if (spec.add_prefix_space) return {};
+  if (spec.splits.empty()) return spec.use_regex ? "gpt-2" : "";
+  if (spec.splits.size() != 1 || !spec.splits[0].regex || spec.use_regex) return {};
+  if (spec.splits[0].pattern == kLlama3Pattern) return "llama-bpe";
+  if (spec.splits[0].pattern == kQwen2Pattern) return "qwen2";
+  return {};
+}
+
 void Regex::Free::operator()(pcre2_real_code_8* code) const {
   pcre2_code_free(code);
 }

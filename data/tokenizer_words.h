@@ -26,6 +26,10 @@ inline constexpr std::string_view kGpt2Pattern =
 inline constexpr std::string_view kLlama3Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// Qwen2's (its tokenizer.json's Split regex): Llama 3's with single digits.
+inline constexpr std::string_view kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
 // The character byte `b` is spelled with in vocabulary strings, as UTF-8
 // (GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the
 // other 68 bytes for U+0100.. in byte order, so ' ' is 'Ġ' and '\n' is 'Ċ').
@@ -55,6 +59,11 @@ struct WordSplitterSpec {
 // GPT-2's is ByteLevel with use_regex, Llama 3's is Split(kLlama3Pattern)
 // then ByteLevel without, as `tokenizers` spells them.
 WordSplitterSpec pretokenizer_spec(Pretokenizer pretokenizer);
+
+// llama.cpp's name for the pre-tokenizer `spec` (GGUF tokenizer.ggml.pre:
+// "llama-bpe", "qwen2" or "gpt-2"), or empty when llama.cpp has none that
+// splits text the same way.
+std::string_view llama_cpp_pre_name(const WordSplitterSpec& spec);
 
 // A `tokenizers` (Oniguruma) regex in PCRE2 syntax. The two differ in \s:
 // Oniguruma's is Unicode's White_Space, PCRE2's adds U+180E, so \s (in and out

@@ -6,6 +6,7 @@
 
 #include "checkpoints/manifest.h"
 #include "checkpoints/posix_file.h"
+#include "data/tokenizer.h"
 #include "formats/gguf.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
@@ -45,6 +46,24 @@ at::Tensor read_param(const checkpoints::Checkpoint& ckpt, const Param& p) {
   const at::Tensor flat = at::empty({p.spec.numel}, at::kFloat);
   ckpt.read(checkpoints::unit_tensor_name(p.unit, "param"), p.spec.offset, flat);
   return flat.view(p.spec.shape);
+}
+
+// llama.cpp's name of the tokenizer's pre-tokenizer; one that llama.cpp
+// cannot name would split text differently there, so it is an error.
+std::string llama_cpp_pre_tokenizer(const fs::path& path) {
+  std::string name;
+  try {
+    name = data::Tokenizer::load(path.string()).llama_cpp_pre_tokenizer();
+  } catch (const data::TokenizerError& e) {
+    throw checkpoints::CheckpointError(e.what());
+  }
+  if (name.empty()) {
+    throw checkpoints::CheckpointError(
+        path.string() +
+        ": pre_tokenizer has no llama.cpp name (llama.cpp splits text as "
+        "Llama 3's, Qwen2's or GPT-2's pre-tokenizer; GGUF needs one of those)");
+  }
+  return name;
 }
 
 int64_t bytes_of(const Param& p, at::ScalarType dtype) {
@@ -235,7 +254,9 @@ ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out
                Json{{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}});
   }
   const std::string projector_file(model::projector_family().hf_file);
+  fs::create_directories((tmp / projector_file).parent_path());
   write_group(projector_file, projector);
+  checkpoints::detail::sync_dir((tmp / projector_file).parent_path());
 
   write_json(tmp / "config.json", hf_config(cfg, tok, options.dtype));
   Json generation{{"bos_token_id", tok.bos},
@@ -310,7 +331,7 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
       w.add_float32(name, static_cast<float>(key.value(cfg)));
   }
   w.add_string("tokenizer.ggml.model", "gpt2");
-  w.add_string("tokenizer.ggml.pre", "llama-bpe");
+  w.add_string("tokenizer.ggml.pre", llama_cpp_pre_tokenizer(options.tokenizer));
   w.add_string_array("tokenizer.ggml.tokens", tok.tokens);
   w.add_int32_array("tokenizer.ggml.token_type", tok.types);
   w.add_string_array("tokenizer.ggml.merges", tok.merges);

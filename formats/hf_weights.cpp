@@ -54,7 +54,10 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
   } else {
     paths.push_back(dir / "model.safetensors");
   }
-  const fs::path projector = dir / model::projector_family().hf_file;
+  // Exports before the projector moved into muse/ keep it beside config.json.
+  fs::path projector = dir / model::projector_family().hf_file;
+  if (!fs::exists(projector) && fs::exists(dir / projector.filename()))
+    projector = dir / projector.filename();
   impl_->projector = fs::exists(projector);
   if (impl_->projector) paths.push_back(projector);
   for (const fs::path& p : paths) {

@@ -435,7 +435,10 @@ constexpr Family kProjector{.name = "muse-projector",
                             .hf_architecture = "",
                             .hf_model_type = "",
                             .gguf_architecture = "",
-                            .hf_file = "multi_modal_projector.safetensors",
+                            // In a subdirectory: vLLM loads every *.safetensors
+                            // file beside config.json and would find tensors
+                            // its model class does not have.
+                            .hf_file = "muse/multi_modal_projector.safetensors",
                             .params = kProjectorParams,
                             .hf_config = {},
                             .gguf_keys = {}};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "data/tokenizer_words.h"
 #include "tests/temp_dir.h"
 
 namespace muse::data {
@@ -245,6 +246,23 @@ TEST_F(TokenizerJson, SaveIsAtomicAndReportsFailures) {
   } catch (const TokenizerError& e) {
     EXPECT_THAT(e.what(), HasSubstr("missing"));
   }
+}
+
+TEST(LlamaCppPreName, NamesThePreTokenizersLlamaCppSplitsAlike) {
+  using detail::WordSplitterSpec;
+  EXPECT_EQ(detail::llama_cpp_pre_name(detail::pretokenizer_spec(Pretokenizer::kLlama3)),
+            "llama-bpe");
+  EXPECT_EQ(detail::llama_cpp_pre_name(detail::pretokenizer_spec(Pretokenizer::kGpt2)), "gpt-2");
+  WordSplitterSpec qwen2;
+  qwen2.splits.push_back({.pattern = std::string(detail::kQwen2Pattern), .regex = true});
+  EXPECT_EQ(detail::llama_cpp_pre_name(qwen2), "qwen2");
+  WordSplitterSpec prefixed = detail::pretokenizer_spec(Pretokenizer::kGpt2);
+  prefixed.add_prefix_space = true;  // llama.cpp adds no space
+  EXPECT_EQ(detail::llama_cpp_pre_name(prefixed), "");
+  WordSplitterSpec other;
+  other.splits.push_back({.pattern = "\\s+", .regex = true});
+  EXPECT_EQ(detail::llama_cpp_pre_name(other), "");
+  EXPECT_EQ(detail::llama_cpp_pre_name(WordSplitterSpec{}), "");  // ByteLevel without a regex
 }
 
 }  // namespace

@@ -76,6 +76,16 @@ mkdir -p "$tmp/notmine" && touch "$tmp/notmine/data.txt"
 expect_export_error not_an_export "notmine: exists and is not a muse-train export" \
   --checkpoint "$ckpt" --format hf --out "$tmp/notmine"
 [[ -f $tmp/notmine/data.txt ]] || fail "an unrelated directory was touched"
+# A pre-tokenizer llama.cpp has no name for would split text differently there.
+"$py" - "$tokenizer" "$tmp/odd_tokenizer.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = r"\s+|\S+"
+json.dump(t, open(sys.argv[2], "w"))
+PY
+expect_export_error odd_pre "odd_tokenizer.json: pre_tokenizer has no llama.cpp name" \
+  --checkpoint "$ckpt" --format gguf --out "$tmp/odd.gguf" --tokenizer "$tmp/odd_tokenizer.json"
+[[ ! -e $tmp/odd.gguf ]] || fail "a refused GGUF export left a file"
 
 # Bad Hugging Face directories for init_from: hf:.
 "$py" - "$tmp/hf" "$tmp" <<'PY'

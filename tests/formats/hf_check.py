@@ -6,8 +6,9 @@ with muse-train's own forward (export_probe's JSON).
 Checks: AutoTokenizer encodes TEXT to muse-train's ids (muse-train adds BOS
 itself); AutoModelForCausalLM loads the text backbone with no missing or
 unexpected weights; its logits on the ids equal muse-train's to 1e-4; greedy
-generation of up to 32 tokens is identical; the image projector and
-muse_config.json sit beside it.
+generation of up to 32 tokens is identical; the only safetensors files
+beside config.json are the model's; the image projector (in muse/) and
+muse_config.json are there.
 """
 
 import json
@@ -42,6 +43,11 @@ def main():
     if eos in out:
         out = out[:out.index(eos) + 1]
     assert out == probe["greedy"], (out, probe["greedy"])
+
+    # Engines that load every *.safetensors beside config.json (vLLM) find
+    # only the model's own; the projector sits in muse/.
+    top = sorted(f for f in os.listdir(hf_dir) if f.endswith(".safetensors"))
+    assert all(f.startswith("model") for f in top), top
 
     muse = json.load(open(os.path.join(hf_dir, "muse_config.json")))
     projector = muse["multi_modal_projector"]
