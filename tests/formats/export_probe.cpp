@@ -12,7 +12,7 @@
 #include "data/prompts.h"
 #include "data/tokenizer.h"
 #include "formats/model_source.h"
-#include "model/generate.h"
+#include "tests/formats/probe.h"
 
 int main(int argc, char** argv) {
   if (argc != 5) {
@@ -27,22 +27,8 @@ int main(int argc, char** argv) {
     const muse::data::Tokenizer tokenizer = muse::data::Tokenizer::load(argv[3]);
     const std::vector<int32_t> ids = muse::data::encode_prompt(tokenizer, argv[4]);
     const std::vector<int64_t> tokens(ids.begin(), ids.end());
-    at::NoGradGuard no_grad;
-    const at::Tensor logits =
-        m.forward({.tokens = at::tensor(tokens, at::kLong).unsqueeze(0)}).squeeze(0).contiguous();
-    muse::model::GenerateOptions options;
-    options.sampling.temperature = 0;
-    options.stop_tokens = {tokenizer.special_id(muse::data::kEndOfText)};
-    const auto g = muse::model::generate(m, {{.tokens = tokens, .max_new_tokens = 32}}, options);
-    nlohmann::json out;
-    out["tokens"] = tokens;
-    std::vector<std::vector<float>> rows;
-    for (int64_t t = 0; t < logits.size(0); ++t) {
-      const at::Tensor row = logits[t];
-      rows.emplace_back(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-    }
-    out["logits"] = rows;
-    out["greedy"] = g.front().tokens;
+    const nlohmann::json out =
+        muse::testing::probe_json(m, tokens, 32, {tokenizer.special_id(muse::data::kEndOfText)});
     std::cout << out.dump() << "\n";
     return 0;
   } catch (const std::exception& e) {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "formats/model_source.h"
-#include "model/generate.h"
+#include "tests/formats/probe.h"
 
 int main(int argc, char** argv) {
   if (argc != 4) {
@@ -27,23 +27,8 @@ int main(int argc, char** argv) {
     std::stringstream ids(argv[2]);
     for (std::string id; std::getline(ids, id, ',');)
       tokens.push_back(std::stoll(id));
-    at::NoGradGuard no_grad;
-    const at::Tensor logits =
-        m.forward({.tokens = at::tensor(tokens, at::kLong).unsqueeze(0)}).squeeze(0).contiguous();
-    muse::model::GenerateOptions options;
-    options.sampling.temperature = 0;
-    const auto g = muse::model::generate(
-        m, {{.tokens = tokens, .max_new_tokens = std::stoll(argv[3])}}, options);
-    nlohmann::json out;
+    nlohmann::json out = muse::testing::probe_json(m, tokens, std::stoll(argv[3]), {});
     out["family"] = m.config().family;
-    out["tokens"] = tokens;
-    std::vector<std::vector<float>> rows;
-    for (int64_t t = 0; t < logits.size(0); ++t) {
-      const at::Tensor row = logits[t];
-      rows.emplace_back(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-    }
-    out["logits"] = rows;
-    out["greedy"] = g.front().tokens;
     std::cout << out.dump() << "\n";
     return 0;
   } catch (const std::exception& e) {
