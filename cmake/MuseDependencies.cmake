@@ -10,6 +10,15 @@ else()
   set(_muse_venv $ENV{HOME}/.cache/muse-train/venv)
 endif()
 set(MUSE_PYTHON ${_muse_venv}/bin/python CACHE FILEPATH "Python interpreter with the pinned torch wheel")
+# llama.cpp's Python binding, in its own venv (scripts/install-deps.sh): the
+# GGUF exports' engine in the tests.
+if(DEFINED ENV{MUSE_LLAMA_CPP_VENV})
+  set(_muse_llama_cpp_venv $ENV{MUSE_LLAMA_CPP_VENV})
+else()
+  set(_muse_llama_cpp_venv $ENV{HOME}/.cache/muse-train/llama-cpp)
+endif()
+set(MUSE_LLAMA_CPP_PYTHON ${_muse_llama_cpp_venv}/bin/python CACHE FILEPATH
+    "Python interpreter with llama-cpp-python")
 if(NOT EXISTS ${MUSE_PYTHON})
   message(FATAL_ERROR "error: ${MUSE_PYTHON} not found: run scripts/install-deps.sh (or set MUSE_PYTHON)")
 endif()

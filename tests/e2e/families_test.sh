@@ -6,9 +6,12 @@
 #   10 SFT steps from hf:DIR on the tiny data;
 #   the Hugging Face export loads in transformers as the same class with
 #   logits equal muse-train's on the trained checkpoint;
+#   the GGUF export gives muse-train's greedy tokens in llama.cpp (a scaled
+#   rotary has no GGUF form yet and is refused);
 # and the bad Hugging Face directories are one error line each, exit 2.
 #   families_test.sh BIN_DIR
 source "$(dirname "$0")/pretrain_lib.sh" "$1"
+llama_py=${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}
 
 "$py" tests/formats/families.py make "$tmp/hf" >/dev/null 2>&1 || fail "transformers could not make the models"
 ids=5,17,300,42,1000,7,2048,99
@@ -27,6 +30,18 @@ for family in $("$py" tests/formats/families.py names); do
     fail "$family: probe of the trained checkpoint failed"
   "$py" tests/formats/families.py check "$tmp/$family-hf" "$tmp/$family-trained.json" "$family" ||
     fail "$family: the export differs from muse-train's model"
+  if grep -q '"rope_type": "\(llama3\|linear\)"' "$tmp/hf/$family/config.json"; then
+    status=0
+    "$bin/muse-export" --checkpoint "$runs/$family" --format gguf --out "$tmp/$family.gguf" \
+      >"$tmp/$family-gguf.log" 2>&1 || status=$?
+    [[ $status == 2 ]] && grep -q "^error: .*rope_scaling .* has no GGUF export yet" "$tmp/$family-gguf.log" ||
+      { cat "$tmp/$family-gguf.log"; fail "$family: a scaled rotary's GGUF export was not refused"; }
+  else
+    "$bin/muse-export" --checkpoint "$runs/$family" --format gguf --out "$tmp/$family.gguf" >/dev/null ||
+      fail "$family: GGUF export failed"
+    "$llama_py" tests/formats/llama_cpp_check.py "$tmp/$family.gguf" "$tmp/$family-trained.json" ||
+      fail "$family: llama.cpp's greedy tokens differ"
+  fi
 done
 
 # Bad directories: each one error line naming the file and the key or tensor.
