@@ -182,6 +182,13 @@ AdoptedArchitecture adopt_architecture(const ModelConfig& cfg, const ModelConfig
           },
           mine.ptrs[i]);
       out.keys.push_back(key);
+    } else if (name == "head_dim") {
+      // Compared as the width it means (0 = dim / n_heads on either side).
+      if (out.config.head_dim() != from.head_dim()) {
+        throw config::ConfigError(key, std::to_string(out.config.head_dim()) + " disagrees with " +
+                                           source + ", which gives " +
+                                           std::to_string(from.head_dim()));
+      }
     } else if (here[i].value != there[i].value &&
                !(name == "max_seq_len" && cfg.max_seq_len <= from.max_seq_len)) {
       throw config::ConfigError(
@@ -192,6 +199,11 @@ AdoptedArchitecture adopt_architecture(const ModelConfig& cfg, const ModelConfig
 }
 
 ModelConfig apply_preset(ModelConfig cfg, const std::set<std::string>& explicitly_set_keys) {
+  // model.head_dim equal to dim / n_heads is the default, spelled one way so
+  // that configs and checkpoints of one model compare equal.
+  if (cfg.n_heads > 0 && cfg.dim % cfg.n_heads == 0 &&
+      cfg.head_dim_override == cfg.dim / cfg.n_heads)
+    cfg.head_dim_override = 0;
   if (cfg.preset == "custom") return cfg;
   ModelConfig preset = preset_config(cfg.preset);
   FieldPointers out, from;

@@ -163,6 +163,28 @@ TEST(ModelConfig, AdoptsACheckpointsArchitectureUnlessSetExplicitly) {
   mine.max_seq_len = 8192;
   EXPECT_THROW(adopt_architecture(mine, theirs, {"model.max_seq_len"}, "DIR/config.json"),
                config::ConfigError);
+  // head_dim compares as the width it means: 32 on width 256 over 8 heads is
+  // the default, however either side spells it.
+  theirs.head_dim_override = 0;
+  theirs.n_heads = 8;
+  ModelConfig spelled = mine;
+  spelled.dim = 256;
+  spelled.n_heads = 8;
+  spelled.head_dim_override = 32;
+  spelled.max_seq_len = 512;
+  EXPECT_NO_THROW(adopt_architecture(spelled, theirs, {"model.head_dim"}, "DIR/config.json"));
+  spelled.head_dim_override = 64;
+  try {
+    adopt_architecture(spelled, theirs, {"model.head_dim"}, "DIR/config.json");
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_STREQ(e.what(), "64 disagrees with DIR/config.json, which gives 32");
+  }
+  // A preset's config spells the default head_dim as 0.
+  ModelConfig custom;
+  custom.preset = "custom";
+  custom.head_dim_override = custom.dim / custom.n_heads;
+  EXPECT_EQ(apply_preset(custom, {"model.head_dim"}).head_dim_override, 0);
 }
 
 TEST(ModelConfig, HeadDimAndRopeScalingAreChecked) {
