@@ -467,10 +467,6 @@ int64_t dim_size(Dim d, const ModelConfig& cfg) {
 
 }  // namespace
 
-const Family& llama_family() {
-  return kLlama;
-}
-
 const Family& projector_family() {
   return kProjector;
 }

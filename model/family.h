@@ -151,8 +151,6 @@ struct Family {
   bool gguf_interleaves_rotary = false;
 };
 
-// The Llama-style decoder (LlamaForCausalLM; GGUF "llama").
-const Family& llama_family();
 // The text families by model.family: llama, mistral, qwen2, qwen3.
 std::span<const Family* const> text_families();
 // The text family of `cfg` (model.family).
