@@ -117,16 +117,14 @@ CandidateView parse_candidate_view(const std::string& name) {
   throw config::ConfigError("aggregate.candidates", "unknown candidate view '" + name + "'");
 }
 
-std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t think_end,
-                                      CandidateView view, int64_t max_tokens) {
-  std::span<const int64_t> shown = response;
-  if (view == CandidateView::kAnswer) {
-    const auto end = std::find(response.rbegin(), response.rend(), think_end);
-    shown = end == response.rend() ? std::span<const int64_t>{}
-                                   : response.last(end - response.rbegin());
-  }
-  const size_t n = std::min(shown.size(), static_cast<size_t>(std::max<int64_t>(max_tokens, 0)));
-  return {shown.begin(), shown.begin() + static_cast<std::ptrdiff_t>(n)};
+std::vector<int64_t> candidate_tokens(const data::Tokenizer& tokenizer,
+                                      std::span<const int64_t> response, CandidateView view,
+                                      int64_t max_tokens) {
+  std::vector<int64_t> shown = view == CandidateView::kAnswer
+                                   ? data::tokens_after_reasoning(tokenizer, response)
+                                   : std::vector<int64_t>(response.begin(), response.end());
+  shown.resize(std::min(shown.size(), static_cast<size_t>(std::max<int64_t>(max_tokens, 0))));
+  return shown;
 }
 
 void check_template(std::string_view prompt_template, std::string_view key) {

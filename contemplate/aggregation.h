@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/tokenizer.h"
 #include "rewards/verify.h"
 
 namespace muse::contemplate {
@@ -24,10 +25,12 @@ enum class CandidateView {
 CandidateView parse_candidate_view(const std::string& name);
 
 // The tokens of a response (stop token removed) the aggregator is shown: all
-// of them, or those after the last `think_end` token (none when the response
-// never closed its reasoning), cut to `max_tokens`.
-std::vector<int64_t> candidate_tokens(std::span<const int64_t> response, int64_t think_end,
-                                      CandidateView view, int64_t max_tokens);
+// of them, or those after its last reasoning end marker (none when the
+// response never closed its reasoning; data::tokens_after_reasoning), cut to
+// `max_tokens`.
+std::vector<int64_t> candidate_tokens(const data::Tokenizer& tokenizer,
+                                      std::span<const int64_t> response, CandidateView view,
+                                      int64_t max_tokens);
 
 // Throws config::ConfigError naming `key` unless `prompt_template` holds
 // {problem} and {solutions} exactly once each.

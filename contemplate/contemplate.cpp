@@ -15,7 +15,7 @@ namespace {
 std::vector<model::Generation> generate_batched(const model::Model& model,
                                                 const std::vector<model::Prompt>& prompts,
                                                 const SolverSampling& sampling,
-                                                int64_t stop_token) {
+                                                const data::Tokenizer& tokenizer) {
   std::vector<model::Generation> out;
   const auto batch = static_cast<size_t>(std::max<int64_t>(1, sampling.batch));
   for (size_t begin = 0, index = 0; begin < prompts.size(); begin += batch, ++index) {
@@ -24,7 +24,7 @@ std::vector<model::Generation> generate_batched(const model::Model& model,
         prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), begin + batch)));
     model::GenerateOptions options;
     options.sampling.temperature = sampling.temperature;
-    options.stop_tokens = {stop_token};
+    options.stop_tokens = tokenizer.roles().stop_tokens();
     options.seed = config::mix_seed({sampling.seed, index});
     for (model::Generation& g : model::generate(model, part, options))
       out.push_back(std::move(g));
@@ -36,11 +36,10 @@ std::vector<model::Generation> generate_batched(const model::Model& model,
 std::vector<std::string> shown_candidates(std::span<const rewards::Response> candidates,
                                           const AggregationFormat& format,
                                           const data::Tokenizer& tokenizer) {
-  const int64_t think_end = tokenizer.special_id(data::kThinkEnd);
   std::vector<std::string> shown;
   for (const rewards::Response& c : candidates) {
     const std::vector<int64_t> tokens =
-        candidate_tokens(c.tokens, think_end, format.view, format.candidate_max_tokens);
+        candidate_tokens(tokenizer, c.tokens, format.view, format.candidate_max_tokens);
     shown.push_back(tokenizer.decode(std::vector<int32_t>(tokens.begin(), tokens.end())));
   }
   return shown;
@@ -67,7 +66,7 @@ std::vector<std::vector<rewards::Response>> sample_candidates(
                        .images = p.record->images,
                        .max_new_tokens = sampling.max_new_tokens});
   const std::vector<model::Generation> generations =
-      generate_batched(solver, batch, sampling, tokenizer.special_id(data::kEndOfText));
+      generate_batched(solver, batch, sampling, tokenizer);
   std::vector<std::vector<rewards::Response>> out(problems.size());
   for (size_t p = 0; p < problems.size(); ++p)
     for (int64_t j = 0; j < k; ++j)
@@ -110,7 +109,7 @@ std::vector<std::vector<rewards::Response>> refine_candidates(
     batch.push_back(
         {.tokens = r.tokens, .images = r.images, .max_new_tokens = sampling.max_new_tokens});
   const std::vector<model::Generation> generations =
-      generate_batched(refiner, batch, sampling, tokenizer.special_id(data::kEndOfText));
+      generate_batched(refiner, batch, sampling, tokenizer);
   std::vector<std::vector<rewards::Response>> out(problems.size());
   for (size_t p = 0, i = 0; p < problems.size(); ++p) {
     for (size_t j = 0; j < candidates[p].size(); ++j, ++i) {
@@ -157,7 +156,7 @@ std::vector<rewards::Response> aggregate(const model::Model& aggregator,
     batch.push_back(
         {.tokens = r.tokens, .images = r.images, .max_new_tokens = sampling.max_new_tokens});
   const std::vector<model::Generation> generations =
-      generate_batched(aggregator, batch, sampling, tokenizer.special_id(data::kEndOfText));
+      generate_batched(aggregator, batch, sampling, tokenizer);
   std::vector<rewards::Response> out;
   for (size_t i = 0; i < records.size(); ++i) {
     const inference::PresentedPrompt shown{

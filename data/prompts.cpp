@@ -14,7 +14,7 @@
 namespace muse::data {
 
 std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, std::string_view prompt) {
-  std::vector<int32_t> tokens = {tokenizer.special_id(kBeginOfText)};
+  std::vector<int32_t> tokens = tokenizer.roles().bos;
   const auto body = tokenizer.encode(prompt);
   tokens.insert(tokens.end(), body.begin(), body.end());
   return tokens;
@@ -27,7 +27,7 @@ Example encode_example(const Tokenizer& tokenizer, std::string_view prompt,
   example.loss_start = static_cast<int64_t>(example.tokens.size());
   const auto body = tokenizer.encode(response);
   example.tokens.insert(example.tokens.end(), body.begin(), body.end());
-  example.tokens.push_back(tokenizer.special_id(kEndOfText));
+  example.tokens.push_back(tokenizer.roles().end());
   return example;
 }
 
@@ -53,10 +53,13 @@ PromptRecord make_prompt(const Tokenizer& tokenizer, std::string prompt, std::st
                          const std::vector<std::string>& images,
                          const std::filesystem::path& image_dir, const PromptOptions& opts) {
   check_options(opts);
-  const int32_t image_token_id = tokenizer.special_id(kImage);
   const auto S = opts.image_size, C = opts.image_channels;
   const auto stored = encode_prompt(tokenizer, prompt);
   const auto n_images = static_cast<int64_t>(images.size());
+  // A text-only tokenizer has no image token; a prompt with images needs one.
+  const std::optional<int32_t> image_role = tokenizer.roles().image;
+  if (!image_role && n_images > 0) tokenizer.roles().image_id();
+  const int32_t image_token_id = image_role.value_or(-1);
   const auto image_tokens = std::count(stored.begin(), stored.end(), image_token_id);
   if (image_tokens != n_images) {
     throw DataError("the tokenizer made " + std::to_string(image_tokens) + " image token(s) of " +

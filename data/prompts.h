@@ -3,6 +3,8 @@
 //
 //   prompt tokens  = BOS + encode(prompt)                          encode_prompt
 //   SFT document   = prompt tokens + encode(response) + EOS        encode_example
+//
+// BOS and EOS are the tokenizer's roles (token_roles.h); BOS may be none.
 //                    loss from the first response token on
 //
 // Prompt and response are encoded separately, never as one string, so no BPE

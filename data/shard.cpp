@@ -178,8 +178,8 @@ void check_shard(const Shard& s, const fs::path& path) {
                                 ": " + problem);
   };
   if (s.vocab_size < 1) fail("attribute 'vocab_size'", "must be >= 1");
-  if (s.image_token_id < 0 || s.image_token_id >= s.vocab_size)
-    fail("attribute 'image_token_id'", "outside the vocabulary");
+  if (s.image_token_id < -1 || s.image_token_id >= s.vocab_size)
+    fail("attribute 'image_token_id'", "outside the vocabulary (-1 for none)");
   if (s.pad_token_id < 0 || s.pad_token_id >= s.vocab_size)
     fail("attribute 'pad_token_id'", "outside the vocabulary");
   if (s.image_height < 1 || s.image_width < 1 || s.image_channels < 1)
@@ -369,7 +369,7 @@ ShardReader::ShardReader(fs::path path)
   }
   header_.vocab_size = int_attribute("vocab_size", 1, INT32_MAX);
   header_.image_token_id =
-      static_cast<int32_t>(int_attribute("image_token_id", 0, header_.vocab_size - 1));
+      static_cast<int32_t>(int_attribute("image_token_id", -1, header_.vocab_size - 1));
   header_.pad_token_id =
       static_cast<int32_t>(int_attribute("pad_token_id", 0, header_.vocab_size - 1));
   header_.n_tokens = int_attribute("n_tokens", 0, INT64_MAX);

@@ -32,7 +32,7 @@ inline constexpr int64_t kShardVersion = 1;
 // loss_starts is empty or holds, per document, a value in [0, its length].
 struct Shard {
   int64_t vocab_size = 0;
-  int32_t image_token_id = 0;
+  int32_t image_token_id = 0;  // -1: the tokenizer has no image token
   int32_t pad_token_id = 0;
   int64_t image_height = 1;                // H, >= 1 even when the shard has no image
   int64_t image_width = 1;                 // W

@@ -33,7 +33,10 @@ struct Processed {
 };
 
 struct SpecialIds {
-  int32_t bos, eos, pad, image;
+  std::vector<int32_t> bos;
+  int32_t eos = 0, pad = 0;
+  int32_t image = -1;  // -1: the tokenizer has none (a text-only model)
+  const TokenRoles* roles = nullptr;
 };
 
 Processed process(const Line& line, const fs::path& base_dir, const BuildOptions& options,
@@ -43,7 +46,7 @@ Processed process(const Line& line, const fs::path& base_dir, const BuildOptions
     std::vector<std::string> images;
     if (options.prompt_key.empty()) {
       Record record = parse_record(line.text);
-      out.tokens.push_back(ids.bos);
+      out.tokens = ids.bos;
       const auto body = tokenizer.encode(record.text);
       out.tokens.insert(out.tokens.end(), body.begin(), body.end());
       out.tokens.push_back(ids.eos);
@@ -56,6 +59,7 @@ Processed process(const Line& line, const fs::path& base_dir, const BuildOptions
       out.loss_start = example.loss_start;
       images = std::move(record.images);
     }
+    if (ids.image < 0 && !images.empty()) ids.roles->image_id();  // throws: no image token
     const auto image_tokens = std::count(out.tokens.begin(), out.tokens.end(), ids.image);
     if (image_tokens != static_cast<int64_t>(images.size())) {
       throw DataError("the tokenizer made " + std::to_string(image_tokens) + " image token(s) of " +
@@ -115,8 +119,12 @@ class Build {
   Build(const BuildOptions& options, const Tokenizer& tokenizer,
         const std::function<void(const BuildCounts&)>& on_progress)
       : options_(options), tokenizer_(tokenizer), on_progress_(on_progress) {
-    ids_ = {tokenizer.special_id(kBeginOfText), tokenizer.special_id(kEndOfText),
-            tokenizer.special_id(kPad), tokenizer.special_id(kImage)};
+    const TokenRoles& roles = tokenizer.roles();
+    ids_ = {.bos = roles.bos,
+            .eos = roles.end(),
+            .pad = roles.pad_id(),
+            .image = roles.image.value_or(-1),
+            .roles = &roles};
     shard_ = empty_shard();
   }
 

@@ -213,7 +213,8 @@ Tokenizer::Impl::Impl(TokenizerParts parts_in, const std::string& where)
       splitter(make_splitter(parts.pre_tokenizer, where)),
       merge_map(parts.merges),
       raw_matcher(parts.added, false),
-      normalized_matcher(parts.added, true) {
+      normalized_matcher(parts.added, true),
+      origin(where) {
   static std::atomic<uint64_t> serials{0};
   serial = ++serials;
   const auto fail = [&](const std::string& what) { throw TokenizerError(where + ": " + what); };
@@ -408,6 +409,10 @@ std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
   if (const auto it = impl_->added_ids.find(token); it != impl_->added_ids.end()) return it->second;
   if (const auto it = impl_->vocab_ids.find(token); it != impl_->vocab_ids.end()) return it->second;
   return std::nullopt;
+}
+
+const TokenRoles& Tokenizer::roles() const {
+  return impl_->roles;
 }
 
 int32_t Tokenizer::special_id(std::string_view token) const {

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "data/token_roles.h"
+
 namespace muse::data {
 
 // A tokenizer file that cannot be read, or a bad training request; what()
@@ -21,9 +23,10 @@ class TokenizerError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The special tokens muse-train relies on, in the id order training assigns
-// them: ids 0..7, before the 256 byte tokens (8..263) and the merges (264..).
-// A loaded tokenizer.json may put them anywhere; special_id finds them.
+// The special tokens a tokenizer muse-data trains holds, in the id order
+// training assigns them: ids 0..7, before the 256 byte tokens (8..263) and
+// the merges (264..). Their roles are TokenRolesConfig's defaults; a loaded
+// tokenizer.json need not have them (token_roles.h).
 inline constexpr std::string_view kBeginOfText = "<|begin_of_text|>";
 inline constexpr std::string_view kEndOfText = "<|end_of_text|>";
 inline constexpr std::string_view kPad = "<|pad|>";
@@ -51,8 +54,9 @@ class Tokenizer {
   // Learns merges from texts in memory.
   static Tokenizer train_from_texts(const std::vector<std::string>& texts,
                                     const TrainOptions& options);
-  // Reads a Hugging Face tokenizer.json with a byte-level BPE model.
-  static Tokenizer load(const std::string& path);
+  // Reads a Hugging Face tokenizer.json with a byte-level BPE model, and the
+  // roles of its tokens from `roles` and the files beside it.
+  static Tokenizer load(const std::string& path, const TokenRolesConfig& roles = {});
   // Writes tokenizer.json (atomically) in the format `tokenizers` loads.
   void save(const std::string& path) const;
 
@@ -72,9 +76,16 @@ class Tokenizer {
   // The id of a special (or any) token's text, if the vocabulary has it.
   // Ordinary tokens are spelled as in tokenizer.json ("Ġthe" for " the").
   std::optional<int32_t> token_id(std::string_view token) const;
-  // The id of a special token muse-train requires; throws TokenizerError
-  // naming it when the vocabulary lacks it.
+  // The id of a token that must be there; throws TokenizerError naming it
+  // when the vocabulary lacks it.
   int32_t special_id(std::string_view token) const;
+  // The ids tokenizer.json's post-processor puts before a text (what
+  // transformers' tokenizer(text) adds first: Llama 3's <|begin_of_text|>).
+  std::vector<int32_t> leading_special_tokens() const;
+  // Whether tokenizer.json has a post-processor (muse-data's have none).
+  bool has_post_processor() const;
+  // What the tokens are used for (token_roles.h).
+  const TokenRoles& roles() const;
 
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
@@ -83,6 +94,8 @@ class Tokenizer {
  private:
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  // A trained tokenizer's roles: muse-train's special tokens.
+  static Tokenizer with_default_roles(Tokenizer tokenizer);
   std::unique_ptr<Impl> impl_;
 };
 

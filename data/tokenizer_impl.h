@@ -134,6 +134,8 @@ struct Tokenizer::Impl {
   detail::AddedMatcher raw_matcher;
   detail::AddedMatcher normalized_matcher;
   uint64_t serial = 0;  // tells per-thread word caches which tokenizer filled them
+  std::string origin;   // the file, or "train"
+  TokenRoles roles;     // resolved once the Tokenizer around this exists
 
  private:
   template <class OnId, class OnText>

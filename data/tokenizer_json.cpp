@@ -293,7 +293,7 @@ std::string quote(std::string_view text) {
 
 }  // namespace
 
-Tokenizer Tokenizer::load(const std::string& path) {
+Tokenizer Tokenizer::load(const std::string& path, const TokenRolesConfig& roles) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw TokenizerError(path + ": cannot open the tokenizer file (" + std::strerror(errno) + ")");
@@ -309,7 +309,37 @@ Tokenizer Tokenizer::load(const std::string& path) {
     throw TokenizerError(
         path + ": malformed JSON: " + (start == std::string::npos ? what : what.substr(start + 2)));
   }
-  return Tokenizer(std::make_unique<Impl>(Reader(path).read(root), path));
+  Tokenizer tokenizer(std::make_unique<Impl>(Reader(path).read(root), path));
+  tokenizer.impl_->roles = resolve_token_roles(tokenizer, path, roles);
+  return tokenizer;
+}
+
+std::vector<int32_t> Tokenizer::leading_special_tokens() const {
+  const json post = json::parse(impl_->parts.post_processor);
+  // A Sequence of processors (Llama 3: ByteLevel, then TemplateProcessing).
+  const auto processors = post.is_object() && post.value("type", "") == "Sequence"
+                              ? post.value("processors", json::array())
+                              : json::array({post});
+  std::vector<int32_t> ids;
+  for (const json& p : processors) {
+    if (!p.is_object() || p.value("type", "") != "TemplateProcessing") continue;
+    for (const json& piece : p.value("single", json::array())) {
+      if (!piece.contains("SpecialToken")) break;  // the text ("Sequence") comes next
+      const std::string name = piece["SpecialToken"].value("id", "");
+      const json& special = p.value("special_tokens", json::object());
+      if (!special.contains(name)) {
+        throw TokenizerError(impl_->origin + ": post_processor names special token '" + name +
+                             "' without its ids");
+      }
+      for (const json& id : special[name].value("ids", json::array()))
+        ids.push_back(id.get<int32_t>());
+    }
+  }
+  return ids;
+}
+
+bool Tokenizer::has_post_processor() const {
+  return impl_->parts.post_processor != "null";
 }
 
 void Tokenizer::save(const std::string& path) const {

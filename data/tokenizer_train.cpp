@@ -191,6 +191,11 @@ TokenizerParts learn_merges(const detail::StringMap<int64_t>& counts, const Trai
 
 }  // namespace
 
+Tokenizer Tokenizer::with_default_roles(Tokenizer tokenizer) {
+  tokenizer.impl_->roles = resolve_token_roles(tokenizer, "", TokenRolesConfig{});
+  return tokenizer;
+}
+
 Tokenizer Tokenizer::train(const std::vector<std::string>& files, const TrainOptions& options) {
   check(options);
   if (files.empty()) throw TokenizerError("train: no training files given");
@@ -205,7 +210,8 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& files, const TrainOpt
     if (in.bad()) throw TokenizerError(file + ": cannot read the training text");
     base.count_words(text, counts);
   }
-  return Tokenizer(std::make_unique<Impl>(learn_merges(counts, options, base.parts), "train"));
+  return with_default_roles(
+      Tokenizer(std::make_unique<Impl>(learn_merges(counts, options, base.parts), "train")));
 }
 
 Tokenizer Tokenizer::train_from_texts(const std::vector<std::string>& texts,
@@ -215,7 +221,8 @@ Tokenizer Tokenizer::train_from_texts(const std::vector<std::string>& texts,
   detail::StringMap<int64_t> counts;
   for (const std::string& text : texts)
     base.count_words(text, counts);
-  return Tokenizer(std::make_unique<Impl>(learn_merges(counts, options, base.parts), "train"));
+  return with_default_roles(
+      Tokenizer(std::make_unique<Impl>(learn_merges(counts, options, base.parts), "train")));
 }
 
 void Tokenizer::Impl::count_words(std::string_view text, detail::StringMap<int64_t>& counts) const {

@@ -48,7 +48,8 @@ void run_pass(const model::Model& model, const std::vector<data::PromptRecord>& 
   const AdaptiveConfig& cfg = *setup.cfg;
   const data::Tokenizer& tok = *setup.tokenizer;
   const model::ModelConfig& mc = model.config();
-  const int64_t think_end = tok.special_id(data::kThinkEnd);
+  // Forcing the end of the reasoning needs it as one token.
+  const int64_t think_end = data::TokenRoles::single(tok.roles().think_end, "think_end");
   struct Job {
     size_t problem, sample;
     PresentedPrompt shown;
@@ -97,7 +98,7 @@ void run_pass(const model::Model& model, const std::vector<data::PromptRecord>& 
     const size_t end = std::min(prompts.size(), begin + batch);
     model::GenerateOptions options;
     options.sampling.temperature = cfg.samples > 1 ? cfg.temperature : 0;
-    options.stop_tokens = {tok.special_id(data::kEndOfText)};
+    options.stop_tokens = tok.roles().stop_tokens();
     options.think_end_token = think_end;
     options.record_entropy = parse_signal(cfg.signal) == UncertaintySignal::kEntropy;
     options.seed = config::mix_seed({setup.seed, static_cast<uint64_t>(pass), chunk});
@@ -219,8 +220,9 @@ std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
   const UncertaintySignal signal = parse_signal(cfg.signal);
   const ExpandMode mode = parse_expand(cfg.expand);
   const double threshold = expand_above(cfg, signal);
-  const int64_t answer_begin = setup.tokenizer->special_id(data::kAnswerBegin);
-  const int64_t answer_end = setup.tokenizer->special_id(data::kAnswerEnd);
+  const data::TokenRoles& roles = setup.tokenizer->roles();
+  const int64_t answer_begin = data::TokenRoles::single(roles.answer_begin, "answer_begin");
+  const int64_t answer_end = data::TokenRoles::single(roles.answer_end, "answer_end");
   std::vector<ProblemState> state(problems.size());
   std::vector<size_t> active(problems.size());
   std::iota(active.begin(), active.end(), size_t{0});

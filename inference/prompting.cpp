@@ -15,6 +15,8 @@ PresentedPrompt present_prompt(const data::PromptRecord& record, int64_t budget,
     p.tokens = data::expand_image_tokens(data::encode_prompt(tokenizer, p.text),
                                          static_cast<int32_t>(image_token_id), image_tokens);
   }
+  p.opens_reasoning = data::prompt_opens_reasoning(
+      tokenizer, tokenizer.decode(std::vector<int32_t>(p.tokens.begin(), p.tokens.end())));
   return p;
 }
 
@@ -25,8 +27,7 @@ rewards::Response to_response(const PresentedPrompt& prompt, const model::Genera
   r.tokens = g.tokens;
   if (g.stop_reason == model::StopReason::kStopToken && !r.tokens.empty()) r.tokens.pop_back();
   r.text = tokenizer.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()));
-  r.think_tokens = rewards::count_think_tokens(r.tokens, tokenizer.special_id(data::kThinkBegin),
-                                               tokenizer.special_id(data::kThinkEnd));
+  r.think_tokens = data::count_reasoning_tokens(tokenizer, r.tokens, prompt.opens_reasoning);
   r.total_tokens = static_cast<int64_t>(r.tokens.size());
   r.truncated = g.stop_reason == model::StopReason::kLength;
   r.answer = prompt.record->answer;

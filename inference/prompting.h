@@ -22,6 +22,7 @@ struct PresentedPrompt {
   std::vector<int64_t> tokens;                 // BOS + text tokens, images expanded
   std::string text;                            // the prompt text, with any budget sentence
   int64_t budget = 0;                          // the L1 budget it states; 0 = none
+  bool opens_reasoning = false;  // it ends inside the reasoning markers (R1 chat templates)
 };
 
 // `record` with the sentence "Think for N tokens." appended when budget > 0.

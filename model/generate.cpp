@@ -138,7 +138,7 @@ at::Tensor draw(const at::Tensor& probs, at::Generator& gen) {
 at::Tensor sample(const at::Tensor& logits, const SamplingOptions& opt, int64_t image_token_id,
                   at::Generator& gen) {
   at::Tensor l = logits.clone();
-  l.select(1, image_token_id).fill_(kNegInf);
+  if (image_token_id >= 0) l.select(1, image_token_id).fill_(kNegInf);
   if (opt.temperature == 0) return l.argmax(-1);
   if (opt.temperature != 1) l = l / opt.temperature;
   const int64_t V = l.size(-1);

@@ -102,8 +102,9 @@ struct ModelConfig {
             {.help = "channels per pixel: 1 (grayscale) or 3 (RGB)", .ge = 1, .le = 4});
     v.field("image_token_id", image_token_id,
             {.help = "id of the <image> placeholder token; an image fills (image_size / "
-                     "patch_size)^2 consecutive placeholders",
-             .ge = 0});
+                     "patch_size)^2 consecutive placeholders; -1: the model takes no images (a "
+                     "model imported with hf: whose tokenizer has no data.tokens.image)",
+             .ge = -1});
     v.field(
         "init_std", init_std,
         {.help = "standard deviation of the normal initialisation of weight matrices", .gt = 0});

@@ -230,12 +230,4 @@ bool well_formatted(std::string_view text) {
   return !trim(answer).empty();
 }
 
-int64_t count_think_tokens(std::span<const int64_t> tokens, int64_t think_begin_id,
-                           int64_t think_end_id) {
-  const auto begin = std::find(tokens.begin(), tokens.end(), think_begin_id);
-  if (begin == tokens.end()) return 0;
-  const auto end = std::find(begin + 1, tokens.end(), think_end_id);
-  return end - (begin + 1);
-}
-
 }  // namespace muse::rewards

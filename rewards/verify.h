@@ -3,7 +3,6 @@
 // Pure string and token functions; every reward builds on them.
 #pragma once
 
-#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -70,10 +69,5 @@ bool answer_correct(std::string_view response_text, std::string_view reference,
 // whitespace, then one <answer>...</answer> block with a non-blank answer, and
 // nothing else (no tag appears twice).
 bool well_formatted(std::string_view text);
-
-// Tokens strictly inside the first <think> ... </think>; without a </think>
-// after it, every token after <think>; without <think>, 0.
-int64_t count_think_tokens(std::span<const int64_t> tokens, int64_t think_begin_id,
-                           int64_t think_end_id);
 
 }  // namespace muse::rewards

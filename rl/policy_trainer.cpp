@@ -246,7 +246,7 @@ telemetry::Record PolicyTrainer::rl_step() {
   const model::Model& policy_now = policy();
   model::GenerateOptions sampling;
   sampling.sampling = {.temperature = rl.temperature, .top_k = 0, .top_p = rl.top_p};
-  sampling.stop_tokens = {tokenizer_->special_id(data::kEndOfText)};
+  sampling.stop_tokens = tokenizer_->roles().stop_tokens();
   sampling.seed = config::mix_seed(
       {base_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())});
   const std::vector<model::Generation> generations =

@@ -16,7 +16,7 @@ PromptAnswers answer_prompts(const model::Model& model, const data::Tokenizer& t
   if (mine.empty()) return out;
   model::GenerateOptions options;
   options.sampling.temperature = 0;
-  options.stop_tokens = {tokenizer.special_id(data::kEndOfText)};
+  options.stop_tokens = tokenizer.roles().stop_tokens();
   out.generations = model::generate(model, mine, options);
   return out;
 }

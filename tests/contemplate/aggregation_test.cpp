@@ -21,26 +21,33 @@ namespace {
 using rewards::MatchMode;
 using ::testing::HasSubstr;
 
-constexpr int64_t kThinkEnd = 7;
+// A trained tokenizer: <think> is id 4, </think> id 5; bytes are ids 8..263.
+const data::Tokenizer& tokenizer() {
+  static const data::Tokenizer t =
+      data::Tokenizer::train_from_texts({"abc"}, {.vocab_size = 264, .min_pair_count = 2});
+  return t;
+}
+constexpr int64_t kThinkEnd = 5;
+constexpr int64_t kA = 8 + 'a', kB = 8 + 'b', kC = 8 + 'c';
 
 TEST(CandidateTokens, AnswerViewKeepsWhatFollowsTheLastThinkEnd) {
-  const std::vector<int64_t> response = {5, 1, 2, kThinkEnd, 3, kThinkEnd, 8, 9};
-  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kAnswer, 32),
-            (std::vector<int64_t>{8, 9}));
+  const std::vector<int64_t> response = {4, kA, kB, kThinkEnd, kC, kThinkEnd, kA, kB};
+  EXPECT_EQ(candidate_tokens(tokenizer(), response, CandidateView::kAnswer, 32),
+            (std::vector<int64_t>{kA, kB}));
 }
 
 TEST(CandidateTokens, AnswerViewOfUnclosedReasoningIsEmpty) {
-  const std::vector<int64_t> response = {5, 1, 2, 3};
-  EXPECT_TRUE(candidate_tokens(response, kThinkEnd, CandidateView::kAnswer, 32).empty());
+  const std::vector<int64_t> response = {4, kA, kB, kC};
+  EXPECT_TRUE(candidate_tokens(tokenizer(), response, CandidateView::kAnswer, 32).empty());
 }
 
 TEST(CandidateTokens, FullViewKeepsEverythingUpToTheCut) {
-  const std::vector<int64_t> response = {5, 1, kThinkEnd, 3, 4};
-  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kFull, 32), response);
-  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kFull, 2),
-            (std::vector<int64_t>{5, 1}));
-  EXPECT_EQ(candidate_tokens(response, kThinkEnd, CandidateView::kAnswer, 1),
-            (std::vector<int64_t>{3}));
+  const std::vector<int64_t> response = {4, kA, kThinkEnd, kB, kC};
+  EXPECT_EQ(candidate_tokens(tokenizer(), response, CandidateView::kFull, 32), response);
+  EXPECT_EQ(candidate_tokens(tokenizer(), response, CandidateView::kFull, 2),
+            (std::vector<int64_t>{4, kA}));
+  EXPECT_EQ(candidate_tokens(tokenizer(), response, CandidateView::kAnswer, 1),
+            (std::vector<int64_t>{kB}));
 }
 
 TEST(CandidateView, ParsesTheTwoNamesAndRejectsOthers) {

@@ -169,19 +169,6 @@ TEST(WellFormatted, RejectsEverythingElse) {
   EXPECT_FALSE(well_formatted(""));
 }
 
-TEST(CountThinkTokens, CountsInsideTheFirstBlock) {
-  constexpr int64_t kBegin = 1, kEnd = 2;
-  auto count = [](std::vector<int64_t> tokens) { return count_think_tokens(tokens, kBegin, kEnd); };
-  EXPECT_EQ(count({7, 1, 3, 4, 5, 2, 9}), 3);
-  EXPECT_EQ(count({1, 2, 9}), 0);
-  EXPECT_EQ(count({1, 3, 2, 4, 2}), 1);     // the first </think> closes
-  EXPECT_EQ(count({2, 1, 3, 2}), 1);        // a </think> before <think> is ignored
-  EXPECT_EQ(count({1, 3, 4}), 2);           // unclosed: everything after <think>
-  EXPECT_EQ(count({1, 3, 1, 2, 1, 5}), 2);  // a second <think> inside counts as content
-  EXPECT_EQ(count({3, 4, 2}), 0);           // no <think>
-  EXPECT_EQ(count({}), 0);
-}
-
 TEST(ExtractAnswer, EachFormReadsWhatRealModelsWrite) {
   using enum AnswerForm;
   const auto read = [](std::string_view text, AnswerForm form) {
