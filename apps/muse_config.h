@@ -14,6 +14,7 @@
 #include "config/schema.h"
 #include "contemplate/aggregate_config.h"
 #include "data/data_config.h"
+#include "data/tokenizer.h"
 #include "formats/hf_config.h"
 #include "inference/adaptive_config.h"
 #include "model/model_config.h"
@@ -117,6 +118,25 @@ struct MuseConfig {
     model = std::move(adopted.config);
     for (const std::string& key : adopted.keys)
       origins[key] = path.string();
+    adopt_tokenizer(path.parent_path(), set_keys, origins);
+  }
+
+  // The checkpoint's own tokenizer.json unless data.tokenizer is set, and the
+  // image placeholder it has (none: model.image_token_id -1, a text model).
+  void adopt_tokenizer(const std::filesystem::path& dir, const std::set<std::string>& set_keys,
+                       config::Origins& origins) {
+    if (!set_keys.contains("data.tokenizer") && std::filesystem::exists(dir / "tokenizer.json")) {
+      data.tokenizer = (dir / "tokenizer.json").string();
+      origins["data.tokenizer"] = dir.string();
+    }
+    if (set_keys.contains("model.image_token_id")) return;
+    try {
+      model.image_token_id =
+          data::Tokenizer::load(data.tokenizer, data.tokens).roles().image.value_or(-1);
+    } catch (const data::TokenizerError& e) {
+      throw config::ConfigError("data.tokenizer", e.what());
+    }
+    origins["model.image_token_id"] = data.tokenizer;
   }
 
   // Checks that involve more than one field's declaration.

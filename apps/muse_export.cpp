@@ -88,9 +88,9 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     const checkpoints::Checkpoint ckpt(
         muse::formats::resolve_init_from(checkpoint, "--checkpoint"));
-    if (tokenizer.empty())
-      tokenizer = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string()).data.tokenizer;
-    options.tokenizer = tokenizer;
+    const muse::MuseConfig run = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
+    options.tokenizer = tokenizer.empty() ? run.data.tokenizer : tokenizer;
+    options.tokens = run.data.tokens;
     const formats::ExportSummary s = format == "hf" ? formats::export_hf(ckpt, out, options)
                                                     : formats::export_gguf(ckpt, out, options);
     const double seconds =

@@ -216,7 +216,7 @@ int run(const Options& o) {
   muse::MuseConfig cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
   apply_overrides(cfg, o.overrides);
   const data::Tokenizer tokenizer =
-      data::Tokenizer::load(o.tokenizer.empty() ? cfg.data.tokenizer : o.tokenizer);
+      data::Tokenizer::load(o.tokenizer.empty() ? cfg.data.tokenizer : o.tokenizer, cfg.data.tokens);
   const model::Model aggregator = muse::formats::load_model(ckpt, 0, at::kCPU);
   const model::ModelConfig& mc = aggregator.config();
   const data::PromptOptions popts{.image_tokens = mc.n_patches(),

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/schema.h"
+#include "data/token_roles.h"
 
 namespace muse::data {
 
@@ -15,6 +16,7 @@ struct DataConfig {
   int64_t seq_len = 256;
   int64_t batch_size = 8;
   bool shuffle = true;
+  TokenRolesConfig tokens;
 
   template <class V>
   void visit(V& v) {
@@ -23,7 +25,7 @@ struct DataConfig {
                      "pattern such as 'data/web/shard_*.h5'"});
     v.field("tokenizer", tokenizer,
             {.help = "the tokenizer.json the shards were built with; prompts (evaluation, RL) "
-                     "are encoded with it"});
+                     "are encoded with it (with init_from: hf:DIR, DIR's own by default)"});
     v.field("seq_len", seq_len,
             {.help = "tokens per packed sequence (the model's context T); each row holds T+1 "
                      "tokens so inputs and targets shift by one",
@@ -37,6 +39,9 @@ struct DataConfig {
     v.field("shuffle", shuffle,
             {.help = "shuffle the order of documents every epoch (from the top-level seed); "
                      "false keeps the shards' order"});
+    v.section("tokens", tokens,
+              "What the tokenizer's tokens are used for (docs/models.md): begin and end of text, "
+              "the image placeholder, the reasoning and answer markers.");
   }
 };
 

@@ -48,41 +48,45 @@ at::Tensor read_param(const checkpoints::Checkpoint& ckpt, const Param& p) {
   return flat.view(p.spec.shape);
 }
 
-// llama.cpp's name of the tokenizer's pre-tokenizer; one that llama.cpp
-// cannot name would split text differently there, so it is an error.
-std::string llama_cpp_pre_tokenizer(const fs::path& path) {
-  std::string name;
-  try {
-    name = data::Tokenizer::load(path.string()).llama_cpp_pre_tokenizer();
-  } catch (const data::TokenizerError& e) {
-    throw checkpoints::CheckpointError(e.what());
-  }
-  if (name.empty()) {
-    throw checkpoints::CheckpointError(
-        path.string() +
-        ": pre_tokenizer has no llama.cpp name (llama.cpp splits text as "
-        "Llama 3's, Qwen2's or GPT-2's pre-tokenizer; GGUF needs one of those)");
-  }
-  return name;
-}
-
 int64_t bytes_of(const Param& p, at::ScalarType dtype) {
   return p.spec.numel * static_cast<int64_t>(c10::elementSize(dtype));
 }
 
 // What an exporter needs of a tokenizer.json: the tokens by id (added ones
-// included), which are special, the merges, and the ids of muse-train's
-// special tokens.
+// included), which are special, the merges, the roles of its tokens, and the
+// files beside it that travel with it.
 struct TokenizerFacts {
   std::string text;                 // the file, to ship unchanged
   std::vector<std::string> tokens;  // by id
   std::vector<int32_t> types;  // GGUF token types: 1 normal, 3 control, 4 user-defined, 5 unused
   std::vector<std::string> merges;  // "left right"
-  int64_t bos = -1, eos = -1, pad = -1;
+  int64_t bos = -1, pad = -1;       // -1: none
+  std::vector<int64_t> stop;        // the end token first
+  std::string pre;                  // llama.cpp's pre-tokenizer name; empty: it has none
+  std::string config_text;          // tokenizer_config.json beside it; empty: none
+  std::string chat_template;        // chat_template.jinja beside it; empty: none
 };
 
-TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size) {
+// The text of `path` if it exists, else "".
+std::string optional_file(const fs::path& path) {
+  return fs::exists(path) ? checkpoints::detail::read_file(path) : std::string();
+}
+
+TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size,
+                              const data::TokenRolesConfig& roles_config) {
   TokenizerFacts t;
+  try {
+    const data::Tokenizer tokenizer = data::Tokenizer::load(path.string(), roles_config);
+    const data::TokenRoles& roles = tokenizer.roles();
+    t.bos = roles.bos.empty() ? -1 : roles.bos.front();
+    t.stop = roles.stop_tokens();
+    t.pad = roles.pad.value_or(-1);
+    t.pre = tokenizer.llama_cpp_pre_tokenizer();
+  } catch (const data::TokenizerError& e) {
+    throw checkpoints::CheckpointError(e.what());
+  }
+  t.config_text = optional_file(path.parent_path() / "tokenizer_config.json");
+  t.chat_template = optional_file(path.parent_path() / "chat_template.jinja");
   t.text = checkpoints::detail::read_file(path);
   Json j;
   try {
@@ -103,9 +107,6 @@ TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size) {
     for (const Json& added : j.at("added_tokens")) {
       const std::string content = added.at("content").get<std::string>();
       place(added.at("id").get<int64_t>(), content, added.value("special", false) ? 3 : 4);
-      if (content == "<|begin_of_text|>") t.bos = added.at("id").get<int64_t>();
-      if (content == "<|end_of_text|>") t.eos = added.at("id").get<int64_t>();
-      if (content == "<|pad|>") t.pad = added.at("id").get<int64_t>();
     }
     for (const Json& m : j.at("model").at("merges")) {
       t.merges.push_back(m.is_string()
@@ -118,11 +119,30 @@ TokenizerFacts read_tokenizer(const fs::path& path, int64_t vocab_size) {
   }
   for (size_t id = 0; id < t.tokens.size(); ++id)
     if (t.types[id] == 5) t.tokens[id] = "[PAD" + std::to_string(id) + "]";
-  if (t.bos < 0 || t.eos < 0) {
-    throw checkpoints::CheckpointError(
-        path.string() + ": lacks the <|begin_of_text|> and <|end_of_text|> tokens muse-train uses");
-  }
   return t;
+}
+
+// The chat template llama.cpp applies: chat_template.jinja, else
+// tokenizer_config.json's (as transformers picks it).
+std::string chat_template_of(const TokenizerFacts& tok) {
+  if (!tok.chat_template.empty() || tok.config_text.empty()) return tok.chat_template;
+  try {
+    const Json config = Json::parse(tok.config_text);
+    const auto it = config.find("chat_template");
+    return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
+  } catch (const Json::exception& e) {
+    throw checkpoints::CheckpointError("tokenizer_config.json: malformed JSON (" +
+                                       std::string(e.what()) + ")");
+  }
+}
+
+Json optional_id(int64_t id) {
+  return id >= 0 ? Json(id) : Json(nullptr);
+}
+
+// transformers' eos_token_id: one id, or the list generation stops at.
+Json stop_ids(const TokenizerFacts& tok) {
+  return tok.stop.size() == 1 ? Json(tok.stop.front()) : Json(tok.stop);
 }
 
 void write_json(const fs::path& path, const Json& j) {
@@ -160,9 +180,9 @@ Json hf_config(const model::ModelConfig& cfg, const TokenizerFacts& tok, at::Sca
         break;
     }
   }
-  j["bos_token_id"] = tok.bos;
-  j["eos_token_id"] = tok.eos;
-  j["pad_token_id"] = tok.pad >= 0 ? Json(tok.pad) : Json(nullptr);
+  j["bos_token_id"] = optional_id(tok.bos);
+  j["eos_token_id"] = stop_ids(tok);
+  j["pad_token_id"] = optional_id(tok.pad);
   j["torch_dtype"] = dtype_name;
   j["transformers_version"] = kTransformersVersion;
   return j;
@@ -193,7 +213,7 @@ ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out
   fs::path out = out_arg.lexically_normal();
   if (!out.has_filename()) out = out.parent_path();
   const model::ModelConfig& cfg = ckpt.model();
-  const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
+  const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size, options.tokens);
   check_replaceable(out);
   const fs::path tmp = out.string() + ".tmp";
   fs::remove_all(tmp);
@@ -259,20 +279,30 @@ ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out
   checkpoints::detail::sync_dir((tmp / projector_file).parent_path());
 
   write_json(tmp / "config.json", hf_config(cfg, tok, options.dtype));
-  Json generation{{"bos_token_id", tok.bos},
-                  {"eos_token_id", tok.eos},
+  Json generation{{"bos_token_id", optional_id(tok.bos)},
+                  {"eos_token_id", stop_ids(tok)},
                   {"do_sample", false},
                   {"transformers_version", kTransformersVersion}};
   if (tok.pad >= 0) generation["pad_token_id"] = tok.pad;
   write_json(tmp / "generation_config.json", generation);
   checkpoints::detail::write_file_synced(tmp / "tokenizer.json", tok.text);
-  Json tok_config{{"tokenizer_class", "PreTrainedTokenizerFast"},
-                  {"bos_token", "<|begin_of_text|>"},
-                  {"eos_token", "<|end_of_text|>"},
-                  {"model_max_length", cfg.max_seq_len},
-                  {"clean_up_tokenization_spaces", false}};
-  if (tok.pad >= 0) tok_config["pad_token"] = "<|pad|>";
-  write_json(tmp / "tokenizer_config.json", tok_config);
+  // A checkpoint's own tokenizer_config.json (its chat template, its special
+  // tokens) travels unchanged; muse-data's tokenizers get one written.
+  if (!tok.config_text.empty()) {
+    checkpoints::detail::write_file_synced(tmp / "tokenizer_config.json", tok.config_text);
+  } else {
+    Json tok_config{{"tokenizer_class", "PreTrainedTokenizerFast"},
+                    {"eos_token", tok.tokens[static_cast<size_t>(tok.stop.front())]},
+                    {"model_max_length", cfg.max_seq_len},
+                    {"clean_up_tokenization_spaces", false}};
+    if (tok.bos >= 0) tok_config["bos_token"] = tok.tokens[static_cast<size_t>(tok.bos)];
+    if (tok.pad >= 0) tok_config["pad_token"] = tok.tokens[static_cast<size_t>(tok.pad)];
+    write_json(tmp / "tokenizer_config.json", tok_config);
+  }
+  if (!tok.chat_template.empty()) {
+    checkpoints::detail::write_file_synced(tmp / "chat_template.jinja", tok.chat_template);
+    summary.files.push_back(out / "chat_template.jinja");
+  }
   Json projector_tensors;
   for (const Param& p : projector)
     projector_tensors[p.spec.name] = p.spec.shape;
@@ -305,7 +335,7 @@ ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out
 ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& out,
                           const ExportOptions& options) {
   const model::ModelConfig& cfg = ckpt.model();
-  const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size);
+  const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size, options.tokens);
   GgufWriter w(out);
   const model::Family& family = model::text_family(cfg);
   if (cfg.rope_scaling != "none") {
@@ -331,15 +361,24 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
       w.add_float32(name, static_cast<float>(key.value(cfg)));
   }
   w.add_string("tokenizer.ggml.model", "gpt2");
-  w.add_string("tokenizer.ggml.pre", llama_cpp_pre_tokenizer(options.tokenizer));
+  if (tok.pre.empty()) {
+    throw checkpoints::CheckpointError(
+        options.tokenizer.string() +
+        ": pre_tokenizer has no llama.cpp name (llama.cpp splits text as "
+        "Llama 3's, Qwen2's or GPT-2's pre-tokenizer; GGUF needs one of those)");
+  }
+  w.add_string("tokenizer.ggml.pre", tok.pre);
   w.add_string_array("tokenizer.ggml.tokens", tok.tokens);
   w.add_int32_array("tokenizer.ggml.token_type", tok.types);
   w.add_string_array("tokenizer.ggml.merges", tok.merges);
-  w.add_uint32("tokenizer.ggml.bos_token_id", u32(tok.bos));
-  w.add_uint32("tokenizer.ggml.eos_token_id", u32(tok.eos));
+  if (tok.bos >= 0) w.add_uint32("tokenizer.ggml.bos_token_id", u32(tok.bos));
+  w.add_uint32("tokenizer.ggml.eos_token_id", u32(tok.stop.front()));
   if (tok.pad >= 0) w.add_uint32("tokenizer.ggml.padding_token_id", u32(tok.pad));
-  w.add_bool("tokenizer.ggml.add_bos_token", true);
+  // llama.cpp prepends BOS exactly when muse-train's prompts start with it.
+  w.add_bool("tokenizer.ggml.add_bos_token", tok.bos >= 0);
   w.add_bool("tokenizer.ggml.add_eos_token", false);
+  if (const std::string chat = chat_template_of(tok); !chat.empty())
+    w.add_string("tokenizer.chat_template", chat);
 
   struct Planned {
     Param param;

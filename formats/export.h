@@ -14,12 +14,14 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
+#include "data/token_roles.h"
 
 namespace muse::formats {
 
 struct ExportOptions {
   at::ScalarType dtype = at::kFloat;  // kFloat, kHalf or kBFloat16
   std::filesystem::path tokenizer;    // the tokenizer.json the model was trained with
+  data::TokenRolesConfig tokens;      // the roles of its tokens (the run's data.tokens)
   // HF: above this many bytes of text-backbone tensors, model-0000i-of-0000n
   // shards and model.safetensors.index.json.
   int64_t max_shard_bytes = 5'000'000'000;

@@ -126,7 +126,7 @@ PolicyTrainer::PolicyTrainer(const RlJob& job, comm::Communicator& comm,
                      .loss_constant = static_cast<double>(
                          job.rl.loss_constant > 0 ? job.rl.loss_constant : job.rl.max_new_tokens),
                      .max_consecutive_skips = base_.trainer.max_consecutive_skips};
-  tokenizer_.emplace(data::Tokenizer::load(base_.data.tokenizer));
+  tokenizer_.emplace(data::Tokenizer::load(base_.data.tokenizer, base_.data.tokens));
   if (!base_.eval.prompts.empty()) {
     eval_records_ = data::load_prompts(base_.eval.prompts, *tokenizer_,
                                        {.image_tokens = base_.model.n_patches(),
