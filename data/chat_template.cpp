@@ -35,7 +35,18 @@ std::string where(const std::string& origin, int line) {
 
 // ---------------------------------------------------------------- lexer
 
-enum class Tok { kText, kVarBegin, kVarEnd, kBlockBegin, kBlockEnd, kName, kString, kNumber, kOp, kEof };
+enum class Tok {
+  kText,
+  kVarBegin,
+  kVarEnd,
+  kBlockBegin,
+  kBlockEnd,
+  kName,
+  kString,
+  kNumber,
+  kOp,
+  kEof
+};
 
 struct Token {
   Tok kind = Tok::kEof;
@@ -44,10 +55,18 @@ struct Token {
   int line = 0;
 };
 
-bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+bool is_ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_name_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool is_name_char(char c) {
+  return is_name_start(c) || is_digit(c);
+}
 
 class Lexer {
  public:
@@ -76,7 +95,8 @@ class Lexer {
       const char kind = source_[open + 1];
       const char sign = open + 2 < source_.size() ? source_[open + 2] : '\0';
       if (sign == '-') {
-        while (!text.empty() && is_ascii_space(text.back())) text.pop_back();
+        while (!text.empty() && is_ascii_space(text.back()))
+          text.pop_back();
       } else if (sign != '+' && kind != '{') {
         // lstrip_blocks: a block or comment tag alone on its line takes the indentation with it.
         const size_t line_begin = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
@@ -118,7 +138,8 @@ class Lexer {
   }
 
   void emit_text(std::string text) {
-    if (!text.empty()) tokens_.push_back(Token{Tok::kText, std::move(text), Value(), line_of(pos_)});
+    if (!text.empty())
+      tokens_.push_back(Token{Tok::kText, std::move(text), Value(), line_of(pos_)});
   }
 
   // After a tag's end: `-` eats all whitespace, a block or comment end eats
@@ -126,7 +147,8 @@ class Lexer {
   bool consume_after_end(bool trim_minus, bool trim_one_newline) {
     const size_t begin = pos_;
     if (trim_minus) {
-      while (pos_ < source_.size() && is_ascii_space(source_[pos_])) ++pos_;
+      while (pos_ < source_.size() && is_ascii_space(source_[pos_]))
+        ++pos_;
     } else if (trim_one_newline && pos_ < source_.size() && source_[pos_] == '\n') {
       ++pos_;
     }
@@ -148,16 +170,19 @@ class Lexer {
     const std::string_view end = block ? "%}" : "}}";
     int depth = 0;  // open brackets: their closing braces do not end the tag
     while (true) {
-      while (pos_ < source_.size() && is_ascii_space(source_[pos_])) ++pos_;
+      while (pos_ < source_.size() && is_ascii_space(source_[pos_]))
+        ++pos_;
       if (pos_ >= source_.size()) {
-        fail(line, std::string("'") + (block ? "{%" : "{{") + "' is never closed with '" + std::string(end) + "'");
+        fail(line, std::string("'") + (block ? "{%" : "{{") + "' is never closed with '" +
+                       std::string(end) + "'");
       }
       const std::string_view rest = std::string_view(source_).substr(pos_);
       if (depth == 0) {
         const bool minus = rest.substr(0, 1) == "-" && rest.substr(1, 2) == end;
         const bool plus = block && rest.substr(0, 1) == "+" && rest.substr(1, 2) == end;
         if (minus || plus || rest.substr(0, 2) == end) {
-          tokens_.push_back(Token{block ? Tok::kBlockEnd : Tok::kVarEnd, "", Value(), line_of(pos_)});
+          tokens_.push_back(
+              Token{block ? Tok::kBlockEnd : Tok::kVarEnd, "", Value(), line_of(pos_)});
           pos_ += (minus || plus) ? 3 : 2;
           return consume_after_end(minus, block && !plus);
         }
@@ -171,15 +196,17 @@ class Lexer {
     const char c = source_[pos_];
     if (is_name_start(c)) {
       const size_t begin = pos_;
-      while (pos_ < source_.size() && is_name_char(source_[pos_])) ++pos_;
+      while (pos_ < source_.size() && is_name_char(source_[pos_]))
+        ++pos_;
       tokens_.push_back(Token{Tok::kName, source_.substr(begin, pos_ - begin), Value(), line});
     } else if (is_digit(c)) {
       lex_number(line);
     } else if (c == '\'' || c == '"') {
       lex_string(line);
     } else {
-      static const char* const kOperators[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "*", "/", "%", "~",
-                                               "<",  ">",  "=",  "(",  ")",  "[",  "]", "{", "}", ",", ".", ":", "|"};
+      static const char* const kOperators[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "*",
+                                               "/",  "%",  "~",  "<",  ">",  "=",  "(", ")", "[",
+                                               "]",  "{",  "}",  ",",  ".",  ":",  "|"};
       for (const char* op : kOperators) {
         if (source_.compare(pos_, std::strlen(op), op) != 0) continue;
         if (std::strchr("([{", op[0]) != nullptr && op[1] == '\0') ++depth;
@@ -195,8 +222,9 @@ class Lexer {
   void lex_number(int line) {
     const auto digits = [&] {
       std::string out;
-      while (pos_ < source_.size() && (is_digit(source_[pos_]) || (source_[pos_] == '_' && pos_ + 1 < source_.size() &&
-                                                                    is_digit(source_[pos_ + 1])))) {
+      while (pos_ < source_.size() &&
+             (is_digit(source_[pos_]) ||
+              (source_[pos_] == '_' && pos_ + 1 < source_.size() && is_digit(source_[pos_ + 1])))) {
         if (source_[pos_] != '_') out += source_[pos_];
         ++pos_;
       }
@@ -206,7 +234,8 @@ class Lexer {
     const bool after_dot = pos_ > 0 && source_[pos_ - 1] == '.';
     std::string text = digits();
     bool is_float = false;
-    if (!after_dot && pos_ + 1 < source_.size() && source_[pos_] == '.' && is_digit(source_[pos_ + 1])) {
+    if (!after_dot && pos_ + 1 < source_.size() && source_[pos_] == '.' &&
+        is_digit(source_[pos_ + 1])) {
       ++pos_;
       text += "." + digits();
       is_float = true;
@@ -249,17 +278,38 @@ class Lexer {
       if (pos_ >= source_.size()) fail(line, "string literal is never closed");
       const char e = source_[pos_++];
       switch (e) {
-        case '\n': break;  // line continuation
-        case '\\': value += '\\'; break;
-        case '\'': value += '\''; break;
-        case '"': value += '"'; break;
-        case 'n': value += '\n'; break;
-        case 't': value += '\t'; break;
-        case 'r': value += '\r'; break;
-        case 'a': value += '\a'; break;
-        case 'b': value += '\b'; break;
-        case 'f': value += '\f'; break;
-        case 'v': value += '\v'; break;
+        case '\n':
+          break;  // line continuation
+        case '\\':
+          value += '\\';
+          break;
+        case '\'':
+          value += '\'';
+          break;
+        case '"':
+          value += '"';
+          break;
+        case 'n':
+          value += '\n';
+          break;
+        case 't':
+          value += '\t';
+          break;
+        case 'r':
+          value += '\r';
+          break;
+        case 'a':
+          value += '\a';
+          break;
+        case 'b':
+          value += '\b';
+          break;
+        case 'f':
+          value += '\f';
+          break;
+        case 'v':
+          value += '\v';
+          break;
         case 'x':
         case 'u':
         case 'U': {
@@ -270,7 +320,8 @@ class Lexer {
             fail(line, std::string("truncated \\") + e + " escape");
           }
           const auto code = static_cast<char32_t>(std::stoul(hex, nullptr, 16));
-          if (code > 0x10ffff || (code >= 0xd800 && code < 0xe000)) fail(line, "escape is not a valid character");
+          if (code > 0x10ffff || (code >= 0xd800 && code < 0xe000))
+            fail(line, "escape is not a valid character");
           value += jinja::encode_utf8(std::u32string_view(&code, 1));
           pos_ += n;
           break;
@@ -278,7 +329,9 @@ class Lexer {
         default:
           if (e >= '0' && e <= '7') {
             char32_t code = e - '0';
-            for (int k = 0; k < 2 && pos_ < source_.size() && source_[pos_] >= '0' && source_[pos_] <= '7'; ++k) {
+            for (int k = 0;
+                 k < 2 && pos_ < source_.size() && source_[pos_] >= '0' && source_[pos_] <= '7';
+                 ++k) {
               code = code * 8 + (source_[pos_++] - '0');
             }
             value += jinja::encode_utf8(std::u32string_view(&code, 1));
@@ -341,7 +394,9 @@ class Renderer {
     }
     return Value::undefined("'" + name + "' is undefined");
   }
-  void assign(const std::string& name, Value value) { scopes_.back().variables[name] = std::move(value); }
+  void assign(const std::string& name, Value value) {
+    scopes_.back().variables[name] = std::move(value);
+  }
   void push_scope(bool barrier) { scopes_.push_back(Scope{{}, barrier}); }
   void pop_scope() { scopes_.pop_back(); }
 
@@ -360,7 +415,8 @@ class Renderer {
   Flow render_body(const Body& body, std::string& out) {
     for (const auto& stmt : body) {
       if (++steps_ > kMaxSteps) {
-        throw ChatTemplateError(where(origin_, stmt->line) + "template runs too long (endless loop?)");
+        throw ChatTemplateError(where(origin_, stmt->line) +
+                                "template runs too long (endless loop?)");
       }
       const Flow flow = stmt->render(*this, out);
       if (flow != Flow::kNormal) return flow;
@@ -372,7 +428,8 @@ class Renderer {
 
  private:
   const std::string& origin_;
-  std::vector<Scope> scopes_;  // [0]: globals and the caller's variables, [1]: the template's top level
+  std::vector<Scope>
+      scopes_;  // [0]: globals and the caller's variables, [1]: the template's top level
   int64_t steps_ = 0;
   int macro_depth_ = 0;
 };
@@ -394,7 +451,8 @@ struct ListExpr : Expr {
   bool tuple = false;
   Value eval(Renderer& r) const override {
     List values;
-    for (const auto& item : items) values.push_back(item->eval(r));
+    for (const auto& item : items)
+      values.push_back(item->eval(r));
     return tuple ? Value::from_tuple(std::move(values)) : Value::from_list(std::move(values));
   }
 };
@@ -407,8 +465,8 @@ struct DictExpr : Expr {
       const Value key = key_expr->eval(r);
       if (!key.is_string()) throw EvalError("dict keys other than strings are not supported");
       Value value = value_expr->eval(r);
-      const auto found =
-          std::find_if(dict.begin(), dict.end(), [&](const auto& entry) { return entry.first == key.text; });
+      const auto found = std::find_if(dict.begin(), dict.end(),
+                                      [&](const auto& entry) { return entry.first == key.text; });
       if (found != dict.end()) {
         found->second = std::move(value);
       } else {
@@ -453,8 +511,10 @@ struct Arguments {
 
   Call eval(Renderer& r) const {
     Call call;
-    for (const auto& arg : positional) call.args.push_back(arg->eval(r));
-    for (const auto& [name, arg] : keyword) call.kwargs.emplace_back(name, arg->eval(r));
+    for (const auto& arg : positional)
+      call.args.push_back(arg->eval(r));
+    for (const auto& [name, arg] : keyword)
+      call.kwargs.emplace_back(name, arg->eval(r));
     return call;
   }
 };
@@ -465,7 +525,8 @@ struct CallExpr : Expr {
   Value eval(Renderer& r) const override {
     const Value f = callee->eval(r);
     if (f.is_undefined()) jinja::fail_undefined(f);
-    if (f.kind != Value::Kind::kFunction) throw EvalError("'" + jinja::type_name(f) + "' object is not callable");
+    if (f.kind != Value::Kind::kFunction)
+      throw EvalError("'" + jinja::type_name(f) + "' object is not callable");
     return (*f.function)(arguments.eval(r));
   }
 };
@@ -495,7 +556,9 @@ struct TestExpr : Expr {
 
 struct NotExpr : Expr {
   ExprPtr operand;
-  Value eval(Renderer& r) const override { return Value::from_bool(!jinja::truthy(operand->eval(r))); }
+  Value eval(Renderer& r) const override {
+    return Value::from_bool(!jinja::truthy(operand->eval(r)));
+  }
 };
 
 struct NegateExpr : Expr {
@@ -504,7 +567,8 @@ struct NegateExpr : Expr {
   Value eval(Renderer& r) const override {
     const Value v = operand->eval(r);
     if (minus) return jinja::negate(v);
-    if (!v.is_number()) throw EvalError("bad operand type for unary +: '" + jinja::type_name(v) + "'");
+    if (!v.is_number())
+      throw EvalError("bad operand type for unary +: '" + jinja::type_name(v) + "'");
     return v;
   }
 };
@@ -617,7 +681,8 @@ struct Target {
       throw EvalError("cannot unpack " + std::to_string(items.size()) + " values into " +
                       std::to_string(names.size()) + " names");
     }
-    for (size_t i = 0; i < names.size(); ++i) r.assign(names[i], items[i]);
+    for (size_t i = 0; i < names.size(); ++i)
+      r.assign(names[i], items[i]);
   }
 };
 
@@ -671,13 +736,11 @@ struct ForStmt : Stmt {
 
   static Value loop_object(const List& items, int64_t i) {
     const auto n = static_cast<int64_t>(items.size());
-    jinja::Dict loop = {{"index", Value::from_int(i + 1)},
-                        {"index0", Value::from_int(i)},
-                        {"revindex", Value::from_int(n - i)},
-                        {"revindex0", Value::from_int(n - i - 1)},
-                        {"first", Value::from_bool(i == 0)},
-                        {"last", Value::from_bool(i == n - 1)},
-                        {"length", Value::from_int(n)}};
+    jinja::Dict loop = {
+        {"index", Value::from_int(i + 1)},    {"index0", Value::from_int(i)},
+        {"revindex", Value::from_int(n - i)}, {"revindex0", Value::from_int(n - i - 1)},
+        {"first", Value::from_bool(i == 0)},  {"last", Value::from_bool(i == n - 1)},
+        {"length", Value::from_int(n)}};
     if (i > 0) loop.emplace_back("previtem", items[i - 1]);
     if (i + 1 < n) loop.emplace_back("nextitem", items[i + 1]);
     loop.emplace_back("cycle", Value::from_function([i](const Call& call) {
@@ -709,12 +772,14 @@ struct SetStmt : Stmt {
         return Flow::kNormal;
       }
       const Value ns = r.lookup(target.names[0]);
-      if (ns.kind != Value::Kind::kNamespace) throw EvalError("cannot assign attribute on non-namespace object");
+      if (ns.kind != Value::Kind::kNamespace)
+        throw EvalError("cannot assign attribute on non-namespace object");
       if (!attribute.empty() && attribute[0] == '_') {
-        throw EvalError("chat templates cannot store underscore-prefixed attributes on a namespace");
+        throw EvalError(
+            "chat templates cannot store underscore-prefixed attributes on a namespace");
       }
-      const auto found =
-          std::find_if(ns.dict->begin(), ns.dict->end(), [&](const auto& entry) { return entry.first == attribute; });
+      const auto found = std::find_if(ns.dict->begin(), ns.dict->end(),
+                                      [&](const auto& entry) { return entry.first == attribute; });
       if (found != ns.dict->end()) {
         found->second = std::move(v);
       } else {
@@ -733,7 +798,8 @@ struct MacroStmt : Stmt {
   Body body;
 
   Flow render(Renderer& r, std::string&) const override {
-    r.assign(name, Value::from_function([this, &r](const Call& call) { return r.call_macro(*this, call); }));
+    r.assign(name, Value::from_function(
+                       [this, &r](const Call& call) { return r.call_macro(*this, call); }));
     return Flow::kNormal;
   }
 };
@@ -751,16 +817,16 @@ struct BlockStmt : Stmt {
 
 Value Renderer::call_macro(const MacroStmt& macro, const Call& call) {
   if (call.args.size() > macro.parameters.size()) {
-    throw EvalError("macro '" + macro.name + "' takes not more than " + std::to_string(macro.parameters.size()) +
-                    " argument(s)");
+    throw EvalError("macro '" + macro.name + "' takes not more than " +
+                    std::to_string(macro.parameters.size()) + " argument(s)");
   }
   if (macro_depth_ >= kMaxMacroDepth) throw EvalError("macro calls nest too deeply");
   ++macro_depth_;
   push_scope(true);
   for (size_t i = 0; i < macro.parameters.size(); ++i) {
     const auto& [name, fallback] = macro.parameters[i];
-    const auto keyword =
-        std::find_if(call.kwargs.begin(), call.kwargs.end(), [&](const auto& kw) { return kw.first == name; });
+    const auto keyword = std::find_if(call.kwargs.begin(), call.kwargs.end(),
+                                      [&](const auto& kw) { return kw.first == name; });
     if (i < call.args.size()) {
       assign(name, call.args[i]);
     } else if (keyword != call.kwargs.end()) {
@@ -774,7 +840,8 @@ Value Renderer::call_macro(const MacroStmt& macro, const Call& call) {
   for (const auto& [key, unused] : call.kwargs) {
     const bool known = std::any_of(macro.parameters.begin(), macro.parameters.end(),
                                    [&](const auto& parameter) { return parameter.first == key; });
-    if (!known) throw EvalError("macro '" + macro.name + "' takes no keyword argument '" + key + "'");
+    if (!known)
+      throw EvalError("macro '" + macro.name + "' takes no keyword argument '" + key + "'");
   }
   std::string out;
   render_body(macro.body, out);
@@ -787,7 +854,8 @@ Value Renderer::call_macro(const MacroStmt& macro, const Call& call) {
 
 class Parser {
  public:
-  Parser(std::vector<Token> tokens, const std::string& origin) : tokens_(std::move(tokens)), origin_(origin) {}
+  Parser(std::vector<Token> tokens, const std::string& origin)
+      : tokens_(std::move(tokens)), origin_(origin) {}
 
   Body parse_template() {
     std::string end;
@@ -800,7 +868,9 @@ class Parser {
     throw ChatTemplateError(where(origin_, line) + what);
   }
 
-  const Token& peek(size_t ahead = 0) const { return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)]; }
+  const Token& peek(size_t ahead = 0) const {
+    return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)];
+  }
   Token next() {
     Token t = peek();
     if (pos_ < tokens_.size() - 1) ++pos_;
@@ -824,22 +894,29 @@ class Parser {
   }
   std::string describe(const Token& t) const {
     switch (t.kind) {
-      case Tok::kEof: return "end of template";
-      case Tok::kVarEnd: return "end of '{{ }}'";
-      case Tok::kBlockEnd: return "end of '{% %}'";
-      case Tok::kString: return "string";
-      default: return "'" + t.text + "'";
+      case Tok::kEof:
+        return "end of template";
+      case Tok::kVarEnd:
+        return "end of '{{ }}'";
+      case Tok::kBlockEnd:
+        return "end of '{% %}'";
+      case Tok::kString:
+        return "string";
+      default:
+        return "'" + t.text + "'";
     }
   }
   void expect_op(const char* op) {
-    if (!skip_op(op)) fail(peek().line, std::string("expected '") + op + "', found " + describe(peek()));
+    if (!skip_op(op))
+      fail(peek().line, std::string("expected '") + op + "', found " + describe(peek()));
   }
   std::string expect_name() {
     if (peek().kind != Tok::kName) fail(peek().line, "expected a name, found " + describe(peek()));
     return next().text;
   }
   void expect_block_end() {
-    if (peek().kind != Tok::kBlockEnd) fail(peek().line, "expected end of tag '%}', found " + describe(peek()));
+    if (peek().kind != Tok::kBlockEnd)
+      fail(peek().line, "expected end of tag '%}', found " + describe(peek()));
     next();
   }
 
@@ -853,6 +930,12 @@ class Parser {
     Nesting(const Nesting&) = delete;
     Nesting& operator=(const Nesting&) = delete;
   };
+
+  // Operators chained in one loop (a + b + c ...) nest the tree as deeply as
+  // parentheses would; `chain` counts them.
+  void deepen(int& chain, int line) {
+    if (depth_ + ++chain > kMaxNesting) fail(line, "nesting too deep");
+  }
 
   template <typename T>
   std::unique_ptr<T> node(int line) {
@@ -882,7 +965,8 @@ class Parser {
         const int line = next().line;
         auto output = node<OutputStmt>(line);
         output->expr = parse_tuple(true);
-        if (peek().kind != Tok::kVarEnd) fail(peek().line, "expected end of '{{ }}', found " + describe(peek()));
+        if (peek().kind != Tok::kVarEnd)
+          fail(peek().line, "expected end of '{{ }}', found " + describe(peek()));
         next();
         body.push_back(std::move(output));
       } else if (t.kind == Tok::kBlockBegin) {
@@ -922,10 +1006,12 @@ class Parser {
       expect_block_end();
       return control;
     }
-    static const char* const kKnownUnsupported[] = {"raw",  "include", "import", "from",   "extends", "block",
-                                                    "call", "filter",  "with",   "do",     "autoescape"};
+    static const char* const kKnownUnsupported[] = {"raw",     "include", "import",    "from",
+                                                    "extends", "block",   "call",      "filter",
+                                                    "with",    "do",      "autoescape"};
     for (const char* tag : kKnownUnsupported) {
-      if (name == tag) fail(line, "the '" + name + "' tag is not supported by muse-train's chat templates");
+      if (name == tag)
+        fail(line, "the '" + name + "' tag is not supported by muse-train's chat templates");
     }
     fail(line, "unknown or misplaced tag '" + name + "'");
   }
@@ -1037,7 +1123,9 @@ class Parser {
     tuple->tuple = true;
     tuple->items.push_back(std::move(first));
     while (skip_op(",")) {
-      if (peek().kind == Tok::kVarEnd || peek().kind == Tok::kBlockEnd || is_op(")") || is_name("if")) break;
+      if (peek().kind == Tok::kVarEnd || peek().kind == Tok::kBlockEnd || is_op(")") ||
+          is_name("if"))
+        break;
       tuple->items.push_back(with_conditional ? parse_expression(true) : parse_or());
     }
     return tuple;
@@ -1047,7 +1135,9 @@ class Parser {
     Nesting nesting(*this, peek().line);
     const int line = peek().line;
     ExprPtr expr = parse_or();
+    int chain = 0;
     while (with_conditional && skip_name("if")) {
+      deepen(chain, line);
       auto conditional = node<ConditionalExpr>(line);
       conditional->condition = parse_or();
       conditional->if_true = std::move(expr);
@@ -1060,7 +1150,9 @@ class Parser {
   ExprPtr parse_logic(bool is_and) {
     const int line = peek().line;
     ExprPtr left = is_and ? parse_not() : parse_logic(true);
+    int chain = 0;
     while (skip_name(is_and ? "and" : "or")) {
+      deepen(chain, line);
       auto logic = node<LogicExpr>(line);
       logic->is_and = is_and;
       logic->left = std::move(left);
@@ -1085,7 +1177,9 @@ class Parser {
     const int line = peek().line;
     ExprPtr first = parse_math1();
     std::vector<std::pair<std::string, ExprPtr>> rest;
+    int chain = 0;
     while (true) {
+      deepen(chain, line);
       static const char* const kComparisons[] = {"==", "!=", "<", "<=", ">", ">="};
       const char* op = nullptr;
       for (const char* candidate : kComparisons) {
@@ -1122,7 +1216,9 @@ class Parser {
   ExprPtr parse_math1() {
     const int line = peek().line;
     ExprPtr left = parse_concat();
+    int chain = 0;
     while (is_op("+") || is_op("-")) {
+      deepen(chain, line);
       std::string op = next().text;
       left = binary(std::move(op), std::move(left), parse_concat(), line);
     }
@@ -1132,14 +1228,20 @@ class Parser {
   ExprPtr parse_concat() {
     const int line = peek().line;
     ExprPtr left = parse_math2();
-    while (skip_op("~")) left = binary("~", std::move(left), parse_math2(), line);
+    int chain = 0;
+    while (skip_op("~")) {
+      deepen(chain, line);
+      left = binary("~", std::move(left), parse_math2(), line);
+    }
     return left;
   }
 
   ExprPtr parse_math2() {
     const int line = peek().line;
     ExprPtr left = parse_pow();
+    int chain = 0;
     while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
+      deepen(chain, line);
       std::string op = next().text;
       left = binary(std::move(op), std::move(left), parse_pow(), line);
     }
@@ -1149,7 +1251,11 @@ class Parser {
   ExprPtr parse_pow() {
     const int line = peek().line;
     ExprPtr left = parse_unary(true);
-    while (skip_op("**")) left = binary("**", std::move(left), parse_unary(true), line);
+    int chain = 0;
+    while (skip_op("**")) {
+      deepen(chain, line);
+      left = binary("**", std::move(left), parse_unary(true), line);
+    }
     return left;
   }
 
@@ -1188,7 +1294,8 @@ class Parser {
     }
     if (t.kind == Tok::kString) {
       std::string text = t.text;
-      while (peek().kind == Tok::kString) text += next().text;  // adjacent literals join
+      while (peek().kind == Tok::kString)
+        text += next().text;  // adjacent literals join
       auto literal = node<Literal>(t.line);
       literal->value = Value::from_string(std::move(text));
       return literal;
@@ -1232,8 +1339,10 @@ class Parser {
   }
 
   ExprPtr parse_postfix(ExprPtr expr) {
+    int chain = 0;
     while (true) {
       const int line = peek().line;
+      deepen(chain, line);
       if (skip_op(".")) {
         if (peek().kind == Tok::kNumber && peek().number.kind == Value::Kind::kInt) {
           auto index = node<SubscriptExpr>(line);
@@ -1285,13 +1394,15 @@ class Parser {
     while (!skip_op(")")) {
       if (!arguments.positional.empty() || !arguments.keyword.empty()) expect_op(",");
       if (skip_op(")")) break;
-      if (is_op("*") || is_op("**")) fail(peek().line, "*args and **kwargs in calls are not supported");
+      if (is_op("*") || is_op("**"))
+        fail(peek().line, "*args and **kwargs in calls are not supported");
       if (peek().kind == Tok::kName && is_op("=", 1)) {
         std::string name = next().text;
         next();
         arguments.keyword.emplace_back(std::move(name), parse_expression(true));
       } else {
-        if (!arguments.keyword.empty()) fail(peek().line, "positional argument after a keyword argument");
+        if (!arguments.keyword.empty())
+          fail(peek().line, "positional argument after a keyword argument");
         arguments.positional.push_back(parse_expression(true));
       }
     }
@@ -1306,8 +1417,10 @@ class Parser {
   }
 
   ExprPtr parse_filters(ExprPtr expr) {
+    int chain = 0;
     while (true) {
       const int line = peek().line;
+      deepen(chain, line);
       if (skip_op("|")) {
         const std::string name = expect_name();
         auto filter = node<FilterExpr>(line);
@@ -1324,10 +1437,9 @@ class Parser {
         if (test->test == nullptr) fail(line, "the test '" + name + "' is not supported");
         test->operand = std::move(expr);
         const Token& arg = peek();
-        const bool bare_argument =
-            (arg.kind == Tok::kName || arg.kind == Tok::kString || arg.kind == Tok::kNumber || is_op("[") ||
-             is_op("{")) &&
-            !is_name("else") && !is_name("or") && !is_name("and");
+        const bool bare_argument = (arg.kind == Tok::kName || arg.kind == Tok::kString ||
+                                    arg.kind == Tok::kNumber || is_op("[") || is_op("{")) &&
+                                   !is_name("else") && !is_name("or") && !is_name("and");
         if (is_op("(")) {
           test->arguments = parse_arguments();
         } else if (bare_argument) {
@@ -1375,15 +1487,19 @@ ChatTemplate ChatTemplate::parse(std::string_view source, std::string origin) {
   return ChatTemplate(std::move(program));
 }
 
-const std::string& ChatTemplate::origin() const { return program_->origin; }
+const std::string& ChatTemplate::origin() const {
+  return program_->origin;
+}
 
-std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, const ChatRenderOptions& options) const {
+std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
+                                 const ChatRenderOptions& options) const {
   Renderer r(program_->origin);
-  for (auto& [name, function] : jinja::global_functions()) r.assign(name, function);
+  for (auto& [name, function] : jinja::global_functions())
+    r.assign(name, function);
   List message_values;
   for (const ChatMessage& message : messages) {
-    message_values.push_back(Value::from_dict(
-        {{"role", Value::from_string(message.role)}, {"content", Value::from_string(message.content)}}));
+    message_values.push_back(Value::from_dict({{"role", Value::from_string(message.role)},
+                                               {"content", Value::from_string(message.content)}}));
   }
   // The variables transformers' render_jinja_template passes.
   r.assign("messages", Value::from_list(std::move(message_values)));
@@ -1413,7 +1529,8 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, const
 
 std::optional<ChatTemplate> find_chat_template(const std::filesystem::path& dir) {
   const std::filesystem::path jinja_file = dir / "chat_template.jinja";
-  if (std::filesystem::exists(jinja_file)) return ChatTemplate::parse(read_file(jinja_file), jinja_file.string());
+  if (std::filesystem::exists(jinja_file))
+    return ChatTemplate::parse(read_file(jinja_file), jinja_file.string());
   const std::filesystem::path config_file = dir / "tokenizer_config.json";
   if (!std::filesystem::exists(config_file)) return std::nullopt;
   nlohmann::json config;

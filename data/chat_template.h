@@ -36,8 +36,9 @@ struct ChatRenderOptions {
   std::string bos_token;
   std::string eos_token;
   // Further variables the template may read, e.g. {"date_string": "26 Jul 2024"} or
-  // {"enable_thinking": false}; they override bos_token and eos_token.
-  nlohmann::json variables = nlohmann::json::object();
+  // {"enable_thinking": false}; they override bos_token and eos_token. Ordered:
+  // a template that iterates over a mapping sees its keys in their order, as in Python.
+  nlohmann::ordered_json variables = nlohmann::ordered_json::object();
 };
 
 class ChatTemplate {

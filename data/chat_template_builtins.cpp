@@ -36,13 +36,15 @@ void check_ascii_case(const std::string& s) {
 
 std::string upper(std::string s) {
   check_ascii_case(s);
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
 std::string lower(std::string s) {
   check_ascii_case(s);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -69,9 +71,10 @@ std::string jinja_title(const std::string& s) {
   std::string out = lower(s);
   bool word_start = true;
   for (char& c : out) {
-    const bool separator =
-        std::isspace(static_cast<unsigned char>(c)) || std::string_view("-({[<").find(c) != std::string_view::npos;
-    if (word_start && !separator) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const bool separator = std::isspace(static_cast<unsigned char>(c)) ||
+                           std::string_view("-({[<").find(c) != std::string_view::npos;
+    if (word_start && !separator)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     word_start = separator;
   }
   return out;
@@ -88,8 +91,10 @@ std::string strip(const std::string& s, const Value& chars, bool left, bool righ
     return chars.is_string() ? set.find(c) != std::u32string::npos : is_space(c);
   };
   size_t begin = 0, end = text.size();
-  while (left && begin < end && strips(text[begin])) ++begin;
-  while (right && end > begin && strips(text[end - 1])) --end;
+  while (left && begin < end && strips(text[begin]))
+    ++begin;
+  while (right && end > begin && strips(text[end - 1]))
+    --end;
   return encode_utf8(std::u32string_view(text).substr(begin, end - begin));
 }
 
@@ -99,16 +104,20 @@ Value split(const std::string& s, const Value& separator, int64_t max_split) {
     const std::u32string text = decode_utf8(s);
     size_t i = 0;
     while (i < text.size()) {
-      while (i < text.size() && is_space(text[i])) ++i;
+      while (i < text.size() && is_space(text[i]))
+        ++i;
       if (i == text.size()) break;
       size_t end = i;
       if (max_split >= 0 && static_cast<int64_t>(parts.size()) == max_split) {
         end = text.size();
-        while (end > i && is_space(text[end - 1])) --end;
+        while (end > i && is_space(text[end - 1]))
+          --end;
       } else {
-        while (end < text.size() && !is_space(text[end])) ++end;
+        while (end < text.size() && !is_space(text[end]))
+          ++end;
       }
-      parts.push_back(Value::from_string(encode_utf8(std::u32string_view(text).substr(i, end - i))));
+      parts.push_back(
+          Value::from_string(encode_utf8(std::u32string_view(text).substr(i, end - i))));
       i = end;
     }
     return Value::from_list(std::move(parts));
@@ -141,7 +150,8 @@ std::string replace(const std::string& s, const std::string& old, const std::str
     }
     return out;
   }
-  for (size_t found; (count < 0 || done < count) && (found = s.find(old, begin)) != std::string::npos;
+  for (size_t found;
+       (count < 0 || done < count) && (found = s.find(old, begin)) != std::string::npos;
        begin = found + old.size(), ++done) {
     out += s.substr(begin, found - begin) + with;
   }
@@ -159,7 +169,8 @@ const std::string& require_string(const Value& v, std::string_view what) {
 int64_t require_int(const Value& v, std::string_view what) {
   if (v.is_undefined()) fail_undefined(v);
   if (v.kind == Kind::kBool) return v.boolean;
-  if (v.kind != Kind::kInt) throw EvalError(std::string(what) + " needs an integer, not " + type_name(v));
+  if (v.kind != Kind::kInt)
+    throw EvalError(std::string(what) + " needs an integer, not " + type_name(v));
   return v.integer;
 }
 
@@ -167,19 +178,23 @@ bool starts_or_ends(const std::string& s, const Value& affix, bool at_start) {
   const auto matches = [&](const Value& candidate) {
     const std::string& a = require_string(candidate, at_start ? "startswith" : "endswith");
     if (a.size() > s.size()) return false;
-    return at_start ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0;
+    return at_start ? s.compare(0, a.size(), a) == 0
+                    : s.compare(s.size() - a.size(), a.size(), a) == 0;
   };
-  if (affix.kind == Kind::kTuple) return std::any_of(affix.items->begin(), affix.items->end(), matches);
+  if (affix.kind == Kind::kTuple)
+    return std::any_of(affix.items->begin(), affix.items->end(), matches);
   return matches(affix);
 }
 
-// Python's int(text): optional sign, digits with single underscores between, surrounding whitespace.
+// Python's int(text): optional sign, digits with single underscores between, surrounding
+// whitespace.
 std::optional<int64_t> parse_int(const std::string& text) {
   std::string digits = strip(text, Value::none(), true, true);
   if (!digits.empty() && digits[0] == '+') digits.erase(0, 1);
   std::string plain;
   for (size_t i = 0; i < digits.size(); ++i) {
-    if (digits[i] == '_' && i > 0 && i + 1 < digits.size() && std::isdigit(static_cast<unsigned char>(digits[i - 1])) &&
+    if (digits[i] == '_' && i > 0 && i + 1 < digits.size() &&
+        std::isdigit(static_cast<unsigned char>(digits[i - 1])) &&
         std::isdigit(static_cast<unsigned char>(digits[i + 1]))) {
       continue;
     }
@@ -207,11 +222,13 @@ Value read_path(const Value& item, const std::string& path) {
   size_t begin = 0;
   while (true) {
     const size_t dot = path.find('.', begin);
-    const std::string part = path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin);
+    const std::string part =
+        path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin);
     const auto index = parse_int(part);
-    current = subscript(current, index && !part.empty() && std::isdigit(static_cast<unsigned char>(part[0]))
-                                     ? Value::from_int(*index)
-                                     : Value::from_string(part));
+    current = subscript(current,
+                        index && !part.empty() && std::isdigit(static_cast<unsigned char>(part[0]))
+                            ? Value::from_int(*index)
+                            : Value::from_string(part));
     if (dot == std::string::npos) return current;
     begin = dot + 1;
   }
@@ -257,7 +274,8 @@ Value map_items(const Call& call) {
     const auto fallback = std::find_if(call.kwargs.begin(), call.kwargs.end(),
                                        [](const auto& kw) { return kw.first == "default"; });
     for (const auto& [key, unused] : call.kwargs) {
-      if (key != "attribute" && key != "default") throw EvalError("map() got an unexpected keyword '" + key + "'");
+      if (key != "attribute" && key != "default")
+        throw EvalError("map() got an unexpected keyword '" + key + "'");
     }
     const std::string& path = require_string(attribute->second, "map");
     for (const Value& item : iterate(call.args[0])) {
@@ -283,8 +301,8 @@ Value map_items(const Call& call) {
 
 // Python's str.splitlines() boundaries.
 bool is_line_break(char32_t c) {
-  return c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || (c >= 0x1c && c <= 0x1e) || c == 0x85 ||
-         c == 0x2028 || c == 0x2029;
+  return c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || (c >= 0x1c && c <= 0x1e) ||
+         c == 0x85 || c == 0x2028 || c == 0x2029;
 }
 
 std::vector<std::string> split_lines(const std::string& s) {
@@ -305,12 +323,14 @@ Value indent(const Call& call) {
   const Arguments a("indent", call, {"s", "width", "first", "blank"}, 1);
   if (a.get(0).is_undefined()) fail_undefined(a.get(0));
   const Value width = a.get_or(1, Value::from_int(4));
-  const std::string indention = width.is_string() ? width.text : std::string(require_int(width, "indent"), ' ');
+  const std::string indention =
+      width.is_string() ? width.text : std::string(require_int(width, "indent"), ' ');
   const std::vector<std::string> lines = split_lines(to_str(a.get(0)) + "\n");
   std::string out;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (i > 0) out += "\n";
-    const bool indented = i > 0 && (truthy(a.get_or(3, Value::from_bool(false))) || !lines[i].empty());
+    const bool indented =
+        i > 0 && (truthy(a.get_or(3, Value::from_bool(false))) || !lines[i].empty());
     out += (indented ? indention : "") + lines[i];
   }
   if (truthy(a.get_or(2, Value::from_bool(false)))) out = indention + out;
@@ -325,7 +345,8 @@ Value tojson(const Call& call) {
   if (indent_by.is_string()) {
     options.indent = indent_by.text;
   } else if (!indent_by.is_none()) {
-    options.indent = std::string(std::max<int64_t>(0, require_int(indent_by, "tojson indent")), ' ');
+    options.indent =
+        std::string(std::max<int64_t>(0, require_int(indent_by, "tojson indent")), ' ');
   }
   if (options.indent) options.item_separator = ",";
   const Value separators = a.get_or(3, Value::none());
@@ -344,18 +365,24 @@ Value to_int(const Call& call) {
   const Arguments a("int", call, {"value", "default", "base"}, 1);
   const Value& v = a.get(0);
   const Value fallback = a.get_or(1, Value::from_int(0));
-  if (a.has(2) && require_int(a.get(2), "int base") != 10) throw EvalError("int(base=...) other than 10 is not supported");
+  if (a.has(2) && require_int(a.get(2), "int base") != 10)
+    throw EvalError("int(base=...) other than 10 is not supported");
   switch (v.kind) {
-    case Kind::kUndefined: fail_undefined(v);
-    case Kind::kBool: return Value::from_int(v.boolean);
-    case Kind::kInt: return v;
-    case Kind::kFloat: return Value::from_int(static_cast<int64_t>(v.real));
+    case Kind::kUndefined:
+      fail_undefined(v);
+    case Kind::kBool:
+      return Value::from_int(v.boolean);
+    case Kind::kInt:
+      return v;
+    case Kind::kFloat:
+      return Value::from_int(static_cast<int64_t>(v.real));
     case Kind::kString: {
       if (auto i = parse_int(v.text)) return Value::from_int(*i);
       if (auto d = parse_float(v.text)) return Value::from_int(static_cast<int64_t>(*d));
       return fallback;
     }
-    default: return fallback;
+    default:
+      return fallback;
   }
 }
 
@@ -364,7 +391,11 @@ Value to_float(const Call& call) {
   const Value& v = a.get(0);
   const Value fallback = a.get_or(1, Value::from_float(0.0));
   if (v.is_undefined()) fail_undefined(v);
-  if (v.is_number()) return Value::from_float(v.kind == Kind::kFloat ? v.real : static_cast<double>(v.kind == Kind::kBool ? v.boolean : v.integer));
+  if (v.is_number())
+    return Value::from_float(
+        v.kind == Kind::kFloat
+            ? v.real
+            : static_cast<double>(v.kind == Kind::kBool ? v.boolean : v.integer));
   if (v.is_string()) {
     if (auto d = parse_float(v.text)) return Value::from_float(*d);
   }
@@ -375,7 +406,9 @@ Value first_or_last(const Call& call, bool first) {
   const Arguments a(first ? "first" : "last", call, {"seq"}, 1);
   if (!first && a.get(0).generator) throw EvalError("'generator' object is not reversible");
   const List items = iterate(a.get(0));
-  if (items.empty()) return Value::undefined(first ? "No first item, sequence was empty." : "No last item, sequence was empty.");
+  if (items.empty())
+    return Value::undefined(first ? "No first item, sequence was empty."
+                                  : "No last item, sequence was empty.");
   return first ? items.front() : items.back();
 }
 
@@ -412,7 +445,8 @@ Value items(const Call& call) {
   if (v.is_undefined()) return Value::from_generator({});
   if (!v.is_mapping()) throw EvalError("can only get item pairs from a mapping");
   List pairs;
-  for (const auto& [key, value] : *v.dict) pairs.push_back(Value::from_tuple({Value::from_string(key), value}));
+  for (const auto& [key, value] : *v.dict)
+    pairs.push_back(Value::from_tuple({Value::from_string(key), value}));
   return Value::from_generator(std::move(pairs));
 }
 
@@ -447,14 +481,17 @@ const std::map<std::string, Function, std::less<>>& filters() {
     t["safe"] = [](const Call& call) { return Arguments("safe", call, {"value"}, 1).get(0); };
     t["replace"] = [](const Call& call) {
       const Arguments a("replace", call, {"s", "old", "new", "count"}, 3);
-      const int64_t count = a.has(3) && !a.get(3).is_none() ? require_int(a.get(3), "replace count") : -1;
-      return Value::from_string(replace(to_str(a.get(0)), to_str(a.get(1)), to_str(a.get(2)), count));
+      const int64_t count =
+          a.has(3) && !a.get(3).is_none() ? require_int(a.get(3), "replace count") : -1;
+      return Value::from_string(
+          replace(to_str(a.get(0)), to_str(a.get(1)), to_str(a.get(2)), count));
     };
     t["default"] = t["d"] = [](const Call& call) {
       const Arguments a("default", call, {"value", "default_value", "boolean"}, 1);
       const bool replace_falsy = truthy(a.get_or(2, Value::from_bool(false)));
       const Value& v = a.get(0);
-      if (v.is_undefined() || (replace_falsy && !truthy(v))) return a.get_or(1, Value::from_string(""));
+      if (v.is_undefined() || (replace_falsy && !truthy(v)))
+        return a.get_or(1, Value::from_string(""));
       return v;
     };
     t["list"] = [](const Call& call) {
@@ -465,7 +502,9 @@ const std::map<std::string, Function, std::less<>>& filters() {
     t["select"] = [](const Call& call) { return select_items(call, false, true, "select"); };
     t["reject"] = [](const Call& call) { return select_items(call, false, false, "reject"); };
     t["selectattr"] = [](const Call& call) { return select_items(call, true, true, "selectattr"); };
-    t["rejectattr"] = [](const Call& call) { return select_items(call, true, false, "rejectattr"); };
+    t["rejectattr"] = [](const Call& call) {
+      return select_items(call, true, false, "rejectattr");
+    };
     t["map"] = map_items;
     t["items"] = items;
     t["reverse"] = reverse;
@@ -499,32 +538,39 @@ const std::map<std::string, Function, std::less<>>& tests() {
     t["integer"] = type_test("integer", [](const Value& v) { return v.kind == Kind::kInt; });
     t["float"] = type_test("float", [](const Value& v) { return v.kind == Kind::kFloat; });
     t["boolean"] = type_test("boolean", [](const Value& v) { return v.kind == Kind::kBool; });
-    t["true"] = type_test("true", [](const Value& v) { return v.kind == Kind::kBool && v.boolean; });
-    t["false"] = type_test("false", [](const Value& v) { return v.kind == Kind::kBool && !v.boolean; });
+    t["true"] =
+        type_test("true", [](const Value& v) { return v.kind == Kind::kBool && v.boolean; });
+    t["false"] =
+        type_test("false", [](const Value& v) { return v.kind == Kind::kBool && !v.boolean; });
     t["mapping"] = type_test("mapping", [](const Value& v) { return v.is_mapping(); });
     t["callable"] = type_test("callable", [](const Value& v) { return v.kind == Kind::kFunction; });
     t["iterable"] = type_test("iterable", [](const Value& v) {
       return v.is_undefined() || v.is_string() || v.is_sequence() || v.is_mapping();
     });
     t["sequence"] = type_test("sequence", [](const Value& v) {
-      return v.is_undefined() || v.is_string() || (v.is_sequence() && !v.generator) || v.is_mapping();
+      return v.is_undefined() || v.is_string() || (v.is_sequence() && !v.generator) ||
+             v.is_mapping();
     });
     t["equalto"] = t["eq"] = t["=="] = comparison_test("equalto", equals);
-    t["ne"] = t["!="] = comparison_test("ne", [](const Value& a, const Value& b) { return !equals(a, b); });
+    t["ne"] = t["!="] =
+        comparison_test("ne", [](const Value& a, const Value& b) { return !equals(a, b); });
     t["lt"] = t["lessthan"] = t["<"] = comparison_test("lt", less);
-    t["gt"] = t["greaterthan"] = t[">"] = comparison_test("gt", [](const Value& a, const Value& b) { return less(b, a); });
-    t["le"] = t["<="] = comparison_test("le", [](const Value& a, const Value& b) { return !less(b, a); });
-    t["ge"] = t[">="] = comparison_test("ge", [](const Value& a, const Value& b) { return !less(a, b); });
+    t["gt"] = t["greaterthan"] = t[">"] =
+        comparison_test("gt", [](const Value& a, const Value& b) { return less(b, a); });
+    t["le"] = t["<="] =
+        comparison_test("le", [](const Value& a, const Value& b) { return !less(b, a); });
+    t["ge"] = t[">="] =
+        comparison_test("ge", [](const Value& a, const Value& b) { return !less(a, b); });
     t["in"] = comparison_test("in", [](const Value& a, const Value& b) { return contains(b, a); });
     t["sameas"] = comparison_test("sameas", [](const Value& a, const Value& b) {
       const bool singleton = a.is_none() || a.kind == Kind::kBool;
-      return a.kind == b.kind && (singleton ? equals(a, b) : a.items == b.items && a.dict == b.dict);
+      return a.kind == b.kind &&
+             (singleton ? equals(a, b) : a.items == b.items && a.dict == b.dict);
     });
     t["odd"] = type_test("odd", [](const Value& v) { return require_int(v, "odd") % 2 != 0; });
     t["even"] = type_test("even", [](const Value& v) { return require_int(v, "even") % 2 == 0; });
-    t["divisibleby"] = comparison_test("divisibleby", [](const Value& a, const Value& b) {
-      return !truthy(modulo(a, b));
-    });
+    t["divisibleby"] = comparison_test(
+        "divisibleby", [](const Value& a, const Value& b) { return !truthy(modulo(a, b)); });
     t["lower"] = type_test("lower", [](const Value& v) { return to_str(v) == lower(to_str(v)); });
     t["upper"] = type_test("upper", [](const Value& v) { return to_str(v) == upper(to_str(v)); });
     return t;
@@ -541,7 +587,8 @@ Value string_method(const std::string& s, const std::string& name, const Call& c
   if (name == "rstrip") return Value::from_string(strip(s, chars("rstrip"), false, true));
   if (name == "split") {
     const Arguments a("split", call, {"sep", "maxsplit"}, 0);
-    return split(s, a.get_or(0, Value::none()), a.has(1) ? require_int(a.get(1), "split maxsplit") : -1);
+    return split(s, a.get_or(0, Value::none()),
+                 a.has(1) ? require_int(a.get(1), "split maxsplit") : -1);
   }
   if (name == "startswith" || name == "endswith") {
     const Arguments a(name, call, {"affix"}, 1);
@@ -549,19 +596,22 @@ Value string_method(const std::string& s, const std::string& name, const Call& c
   }
   if (name == "replace") {
     const Arguments a("replace", call, {"old", "new", "count"}, 2);
-    return Value::from_string(replace(s, require_string(a.get(0), "replace"), require_string(a.get(1), "replace"),
+    return Value::from_string(replace(s, require_string(a.get(0), "replace"),
+                                      require_string(a.get(1), "replace"),
                                       a.has(2) ? require_int(a.get(2), "replace count") : -1));
   }
   if (name == "find") {
     const Arguments a("find", call, {"sub"}, 1);
     const size_t at = s.find(require_string(a.get(0), "find"));
-    return Value::from_int(at == std::string::npos ? -1 : static_cast<int64_t>(decode_utf8(s.substr(0, at)).size()));
+    return Value::from_int(
+        at == std::string::npos ? -1 : static_cast<int64_t>(decode_utf8(s.substr(0, at)).size()));
   }
   if (name == "count") {
     const std::string& sub = require_string(Arguments("count", call, {"sub"}, 1).get(0), "count");
     if (sub.empty()) return Value::from_int(static_cast<int64_t>(decode_utf8(s).size()) + 1);
     int64_t n = 0;
-    for (size_t at = s.find(sub); at != std::string::npos; at = s.find(sub, at + sub.size())) ++n;
+    for (size_t at = s.find(sub); at != std::string::npos; at = s.find(sub, at + sub.size()))
+      ++n;
     return Value::from_int(n);
   }
   if (name == "join") {
@@ -602,7 +652,8 @@ Value dict_method(const Value& d, const std::string& name, const Call& call) {
 }
 
 Value strftime_now(const Call& call) {
-  const std::string& format = require_string(Arguments("strftime_now", call, {"format"}, 1).get(0), "strftime_now");
+  const std::string& format =
+      require_string(Arguments("strftime_now", call, {"format"}, 1).get(0), "strftime_now");
   const std::time_t now = std::time(nullptr);
   std::tm local{};
   localtime_r(&now, &local);
@@ -631,14 +682,16 @@ Value range(const Call& call) {
 
 // namespace(...) and dict(...): an optional mapping, then keyword arguments.
 Dict mapping_arguments(const Call& call, std::string_view function) {
-  if (call.args.size() > 1) throw EvalError(std::string(function) + "() takes at most 1 positional argument");
+  if (call.args.size() > 1)
+    throw EvalError(std::string(function) + "() takes at most 1 positional argument");
   Dict entries;
   if (!call.args.empty()) {
     if (!call.args[0].is_mapping()) throw EvalError(std::string(function) + "() needs a mapping");
     entries = *call.args[0].dict;
   }
   for (const auto& [key, value] : call.kwargs) {
-    const auto found = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == key; });
+    const auto found =
+        std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == key; });
     if (found != entries.end()) {
       found->second = value;
     } else {
@@ -650,23 +703,26 @@ Dict mapping_arguments(const Call& call, std::string_view function) {
 
 }  // namespace
 
-Arguments::Arguments(std::string_view function, const Call& call, std::initializer_list<const char*> names,
-                     size_t required)
+Arguments::Arguments(std::string_view function, const Call& call,
+                     std::initializer_list<const char*> names, size_t required)
     : function_(function), names_(names.begin(), names.end()), values_(names.size()) {
   if (call.args.size() > names_.size()) {
-    throw EvalError(function_ + "() takes at most " + std::to_string(names_.size()) + " arguments (" +
-                    std::to_string(call.args.size()) + " given)");
+    throw EvalError(function_ + "() takes at most " + std::to_string(names_.size()) +
+                    " arguments (" + std::to_string(call.args.size()) + " given)");
   }
-  for (size_t i = 0; i < call.args.size(); ++i) values_[i] = call.args[i];
+  for (size_t i = 0; i < call.args.size(); ++i)
+    values_[i] = call.args[i];
   for (const auto& [key, value] : call.kwargs) {
     const auto at = std::find(names_.begin(), names_.end(), key);
-    if (at == names_.end()) throw EvalError(function_ + "() got an unexpected keyword argument '" + key + "'");
+    if (at == names_.end())
+      throw EvalError(function_ + "() got an unexpected keyword argument '" + key + "'");
     auto& slot = values_[at - names_.begin()];
     if (slot) throw EvalError(function_ + "() got multiple values for argument '" + key + "'");
     slot = value;
   }
   for (size_t i = 0; i < required; ++i) {
-    if (!values_[i]) throw EvalError(function_ + "() missing required argument '" + names_[i] + "'");
+    if (!values_[i])
+      throw EvalError(function_ + "() missing required argument '" + names_[i] + "'");
   }
 }
 
@@ -687,23 +743,28 @@ const Function* find_test(std::string_view name) {
 
 std::optional<Value> bound_method(const Value& obj, const std::string& name) {
   static const std::vector<std::string> kStringMethods = {
-      "strip", "lstrip",  "rstrip", "split", "startswith", "endswith", "replace",
-      "find",  "count",   "join",   "upper", "lower",      "title",    "capitalize"};
+      "strip", "lstrip", "rstrip", "split", "startswith", "endswith", "replace",
+      "find",  "count",  "join",   "upper", "lower",      "title",    "capitalize"};
   static const std::vector<std::string> kDictMethods = {"get", "items", "keys", "values"};
-  if (obj.is_string() && std::find(kStringMethods.begin(), kStringMethods.end(), name) != kStringMethods.end()) {
-    return Value::from_function([s = obj.text, name](const Call& call) { return string_method(s, name, call); });
+  if (obj.is_string() &&
+      std::find(kStringMethods.begin(), kStringMethods.end(), name) != kStringMethods.end()) {
+    return Value::from_function(
+        [s = obj.text, name](const Call& call) { return string_method(s, name, call); });
   }
-  if (obj.is_mapping() && std::find(kDictMethods.begin(), kDictMethods.end(), name) != kDictMethods.end()) {
-    return Value::from_function([obj, name](const Call& call) { return dict_method(obj, name, call); });
+  if (obj.is_mapping() &&
+      std::find(kDictMethods.begin(), kDictMethods.end(), name) != kDictMethods.end()) {
+    return Value::from_function(
+        [obj, name](const Call& call) { return dict_method(obj, name, call); });
   }
   return std::nullopt;
 }
 
 Dict global_functions() {
   Dict globals;
-  globals.emplace_back("raise_exception", Value::from_function([](const Call& call) -> Value {
-                         throw TemplateRaised(to_str(Arguments("raise_exception", call, {"message"}, 1).get(0)));
-                       }));
+  globals.emplace_back(
+      "raise_exception", Value::from_function([](const Call& call) -> Value {
+        throw TemplateRaised(to_str(Arguments("raise_exception", call, {"message"}, 1).get(0)));
+      }));
   globals.emplace_back("strftime_now", Value::from_function(strftime_now));
   globals.emplace_back("namespace", Value::from_function([](const Call& call) {
                          return Value::make_namespace(mapping_arguments(call, "namespace"));

@@ -16,8 +16,12 @@ using Kind = Value::Kind;
 // Longer results than this are refused: `'x' * 10**9` must not exhaust memory.
 constexpr size_t kMaxResultBytes = size_t{1} << 26;
 
-bool is_integral(const Value& v) { return v.kind == Kind::kInt || v.kind == Kind::kBool; }
-int64_t as_int(const Value& v) { return v.kind == Kind::kBool ? int64_t{v.boolean} : v.integer; }
+bool is_integral(const Value& v) {
+  return v.kind == Kind::kInt || v.kind == Kind::kBool;
+}
+int64_t as_int(const Value& v) {
+  return v.kind == Kind::kBool ? int64_t{v.boolean} : v.integer;
+}
 double as_float(const Value& v) {
   return v.kind == Kind::kFloat ? v.real : static_cast<double>(as_int(v));
 }
@@ -57,7 +61,8 @@ std::string float_repr(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
   char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, d, std::chars_format::scientific);
+  const auto result =
+      std::to_chars(buffer, buffer + sizeof buffer, d, std::chars_format::scientific);
   std::string scientific(buffer, result.ptr);
   std::string sign;
   if (scientific[0] == '-') {
@@ -84,7 +89,8 @@ std::string float_repr(double d) {
 std::string hex(uint32_t c, int width) {
   static const char kDigits[] = "0123456789abcdef";
   std::string out(width, '0');
-  for (int i = width - 1; i >= 0; --i, c >>= 4) out[i] = kDigits[c & 15];
+  for (int i = width - 1; i >= 0; --i, c >>= 4)
+    out[i] = kDigits[c & 15];
   return out;
 }
 
@@ -122,13 +128,27 @@ std::string json_string(const std::string& s, bool ensure_ascii) {
   std::string out = "\"";
   for (const char32_t c : decode_utf8(s)) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20 || (ensure_ascii && c >= 0x7f && c < 0x10000)) {
           out += "\\u" + hex(c, 4);
@@ -147,12 +167,19 @@ void dump_json(const Value& v, const JsonOptions& options, int depth, std::strin
   const auto newline = [&](int level) {
     if (!options.indent) return;
     out += '\n';
-    for (int i = 0; i < level; ++i) out += *options.indent;
+    for (int i = 0; i < level; ++i)
+      out += *options.indent;
   };
   switch (v.kind) {
-    case Kind::kNone: out += "null"; return;
-    case Kind::kBool: out += v.boolean ? "true" : "false"; return;
-    case Kind::kInt: out += std::to_string(v.integer); return;
+    case Kind::kNone:
+      out += "null";
+      return;
+    case Kind::kBool:
+      out += v.boolean ? "true" : "false";
+      return;
+    case Kind::kInt:
+      out += std::to_string(v.integer);
+      return;
     case Kind::kFloat:
       if (std::isnan(v.real)) {
         out += "NaN";
@@ -162,7 +189,9 @@ void dump_json(const Value& v, const JsonOptions& options, int depth, std::strin
         out += float_repr(v.real);
       }
       return;
-    case Kind::kString: out += json_string(v.text, options.ensure_ascii); return;
+    case Kind::kString:
+      out += json_string(v.text, options.ensure_ascii);
+      return;
     case Kind::kList:
     case Kind::kTuple: {
       if (v.generator) break;
@@ -186,7 +215,8 @@ void dump_json(const Value& v, const JsonOptions& options, int depth, std::strin
         return;
       }
       std::vector<const std::pair<std::string, Value>*> entries;
-      for (const auto& entry : *v.dict) entries.push_back(&entry);
+      for (const auto& entry : *v.dict)
+        entries.push_back(&entry);
       if (options.sort_keys) {
         std::stable_sort(entries.begin(), entries.end(),
                          [](const auto* a, const auto* b) { return a->first < b->first; });
@@ -202,7 +232,8 @@ void dump_json(const Value& v, const JsonOptions& options, int depth, std::strin
       out += '}';
       return;
     }
-    default: break;
+    default:
+      break;
   }
   throw EvalError("Object of type " + type_name(v) + " is not JSON serializable");
 }
@@ -222,7 +253,8 @@ std::vector<int64_t> slice_indices(int64_t size, std::optional<int64_t> start,
   const int64_t first = clamp(start, by > 0 ? 0 : size - 1);
   const int64_t bound = clamp(stop, by > 0 ? size : -1);
   std::vector<int64_t> indices;
-  for (int64_t i = first; by > 0 ? i < bound : i > bound; i += by) indices.push_back(i);
+  for (int64_t i = first; by > 0 ? i < bound : i > bound; i += by)
+    indices.push_back(i);
   return indices;
 }
 
@@ -298,56 +330,86 @@ Value Value::from_function(Function f) {
 
 std::string type_name(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return v.generator ? "generator" : "list";
-    case Kind::kTuple: return "tuple";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kFunction: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return v.generator ? "generator" : "list";
+    case Kind::kTuple:
+      return "tuple";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kFunction:
+      return "function";
   }
   return "?";
 }
 
-void fail_undefined(const Value& v) { throw EvalError(v.text); }
+void fail_undefined(const Value& v) {
+  throw EvalError(v.text);
+}
 
 bool truthy(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return v.boolean;
-    case Kind::kInt: return v.integer != 0;
-    case Kind::kFloat: return v.real != 0.0;
-    case Kind::kString: return !v.text.empty();
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return v.boolean;
+    case Kind::kInt:
+      return v.integer != 0;
+    case Kind::kFloat:
+      return v.real != 0.0;
+    case Kind::kString:
+      return !v.text.empty();
     case Kind::kList:
-    case Kind::kTuple: return v.generator || !v.items->empty();
-    case Kind::kDict: return !v.dict->empty();
+    case Kind::kTuple:
+      return v.generator || !v.items->empty();
+    case Kind::kDict:
+      return !v.dict->empty();
     case Kind::kNamespace:
-    case Kind::kFunction: return true;
+    case Kind::kFunction:
+      return true;
   }
   return false;
 }
 
 std::string to_str(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return "";
-    case Kind::kString: return v.text;
-    default: return repr(v);
+    case Kind::kUndefined:
+      return "";
+    case Kind::kString:
+      return v.text;
+    default:
+      return repr(v);
   }
 }
 
 std::string repr(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return v.boolean ? "True" : "False";
-    case Kind::kInt: return std::to_string(v.integer);
-    case Kind::kFloat: return float_repr(v.real);
-    case Kind::kString: return string_repr(v.text);
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return v.boolean ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(v.integer);
+    case Kind::kFloat:
+      return float_repr(v.real);
+    case Kind::kString:
+      return string_repr(v.text);
     case Kind::kList:
     case Kind::kTuple: {
       if (v.generator) break;
@@ -368,7 +430,8 @@ std::string repr(const Value& v) {
       }
       return out + "}";
     }
-    default: break;
+    default:
+      break;
   }
   throw EvalError("printing a " + type_name(v) + " is not supported (Python prints its address)");
 }
@@ -381,13 +444,14 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kString: return a.text == b.text;
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return a.text == b.text;
     case Kind::kList:
     case Kind::kTuple:
       if (a.generator || b.generator) return a.items == b.items;
-      return std::equal(a.items->begin(), a.items->end(), b.items->begin(), b.items->end(),
-                        equals);
+      return std::equal(a.items->begin(), a.items->end(), b.items->begin(), b.items->end(), equals);
     case Kind::kDict:
       if (a.dict->size() != b.dict->size()) return false;
       for (const auto& [key, value] : *a.dict) {
@@ -396,9 +460,12 @@ bool equals(const Value& a, const Value& b) {
         if (found == b.dict->end() || !equals(value, found->second)) return false;
       }
       return true;
-    case Kind::kNamespace: return a.dict == b.dict;
-    case Kind::kFunction: return a.function == b.function;
-    default: return false;
+    case Kind::kNamespace:
+      return a.dict == b.dict;
+    case Kind::kFunction:
+      return a.function == b.function;
+    default:
+      return false;
   }
 }
 
@@ -463,12 +530,13 @@ Value multiply(const Value& a, const Value& b) {
   }
   if (repeated.is_string()) {
     std::string out;
-    for (int64_t i = 0; i < times; ++i) out += repeated.text;
+    for (int64_t i = 0; i < times; ++i)
+      out += repeated.text;
     return Value::from_string(std::move(out));
   }
   List out;
-  for (int64_t i = 0; i < times; ++i) out.insert(out.end(), repeated.items->begin(),
-                                                 repeated.items->end());
+  for (int64_t i = 0; i < times; ++i)
+    out.insert(out.end(), repeated.items->begin(), repeated.items->end());
   return repeated.kind == Kind::kTuple ? Value::from_tuple(std::move(out))
                                        : Value::from_list(std::move(out));
 }
@@ -536,7 +604,8 @@ Value negate(const Value& a) {
 
 bool contains(const Value& container, const Value& item) {
   switch (container.kind) {
-    case Kind::kUndefined: return false;
+    case Kind::kUndefined:
+      return false;
     case Kind::kString:
       if (!item.is_string()) {
         throw EvalError("'in <string>' requires string as left operand, not " + type_name(item));
@@ -613,7 +682,8 @@ Value slice(const Value& obj, std::optional<int64_t> start, std::optional<int64_
     }
     return Value::from_string(encode_utf8(out));
   }
-  if (!obj.is_sequence() || obj.generator) throw EvalError("'" + type_name(obj) + "' object is not subscriptable");
+  if (!obj.is_sequence() || obj.generator)
+    throw EvalError("'" + type_name(obj) + "' object is not subscriptable");
   List out;
   for (const int64_t i :
        slice_indices(static_cast<int64_t>(obj.items->size()), start, stop, step)) {
@@ -625,12 +695,15 @@ Value slice(const Value& obj, std::optional<int64_t> start, std::optional<int64_
 
 List iterate(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return {};
+    case Kind::kUndefined:
+      return {};
     case Kind::kList:
-    case Kind::kTuple: return *v.items;
+    case Kind::kTuple:
+      return *v.items;
     case Kind::kDict: {
       List keys;
-      for (const auto& entry : *v.dict) keys.push_back(Value::from_string(entry.first));
+      for (const auto& entry : *v.dict)
+        keys.push_back(Value::from_string(entry.first));
       return keys;
     }
     case Kind::kString: {
@@ -640,20 +713,25 @@ List iterate(const Value& v) {
       }
       return characters;
     }
-    default: throw EvalError("'" + type_name(v) + "' object is not iterable");
+    default:
+      throw EvalError("'" + type_name(v) + "' object is not iterable");
   }
 }
 
 int64_t length(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return 0;
-    case Kind::kString: return static_cast<int64_t>(decode_utf8(v.text).size());
+    case Kind::kUndefined:
+      return 0;
+    case Kind::kString:
+      return static_cast<int64_t>(decode_utf8(v.text).size());
     case Kind::kList:
     case Kind::kTuple:
       if (v.generator) break;
       return static_cast<int64_t>(v.items->size());
-    case Kind::kDict: return static_cast<int64_t>(v.dict->size());
-    default: break;
+    case Kind::kDict:
+      return static_cast<int64_t>(v.dict->size());
+    default:
+      break;
   }
   throw EvalError("object of type '" + type_name(v) + "' has no len()");
 }
@@ -664,29 +742,37 @@ std::string to_json(const Value& v, const JsonOptions& options) {
   return out;
 }
 
-Value from_json(const nlohmann::json& j) {
+Value from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::from_bool(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::from_int(j.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::ordered_json::value_t::null:
+      return Value::none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::from_bool(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value::from_int(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned:
       if (j.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
         throw EvalError("integer " + j.dump() + " does not fit in 64 bits");
       }
       return Value::from_int(j.get<int64_t>());
-    case nlohmann::json::value_t::number_float: return Value::from_float(j.get<double>());
-    case nlohmann::json::value_t::string: return Value::from_string(j.get<std::string>());
-    case nlohmann::json::value_t::array: {
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value::from_float(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::from_string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::array: {
       List items;
-      for (const auto& item : j) items.push_back(from_json(item));
+      for (const auto& item : j)
+        items.push_back(from_json(item));
       return Value::from_list(std::move(items));
     }
-    case nlohmann::json::value_t::object: {
+    case nlohmann::ordered_json::value_t::object: {
       Dict dict;
-      for (const auto& [key, item] : j.items()) dict.emplace_back(key, from_json(item));
+      for (const auto& [key, item] : j.items())
+        dict.emplace_back(key, from_json(item));
       return Value::from_dict(std::move(dict));
     }
-    default: throw EvalError("unsupported JSON value " + j.dump());
+    default:
+      throw EvalError("unsupported JSON value " + j.dump());
   }
 }
 
@@ -735,8 +821,8 @@ std::string encode_utf8(std::u32string_view s) {
 
 bool is_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202f || c == 0x205f || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+         c == 0x205f || c == 0x3000;
 }
 
 }  // namespace muse::data::jinja

@@ -78,7 +78,9 @@ struct Value {
   bool is_undefined() const { return kind == Kind::kUndefined; }
   bool is_none() const { return kind == Kind::kNone; }
   bool is_string() const { return kind == Kind::kString; }
-  bool is_number() const { return kind == Kind::kInt || kind == Kind::kFloat || kind == Kind::kBool; }
+  bool is_number() const {
+    return kind == Kind::kInt || kind == Kind::kFloat || kind == Kind::kBool;
+  }
   bool is_sequence() const { return kind == Kind::kList || kind == Kind::kTuple; }
   bool is_mapping() const { return kind == Kind::kDict; }
 };
@@ -130,7 +132,7 @@ struct JsonOptions {
 };
 // json.dumps(v, ...) as transformers' tojson filter calls it.
 std::string to_json(const Value& v, const JsonOptions& options);
-Value from_json(const nlohmann::json& j);
+Value from_json(const nlohmann::ordered_json& j);
 
 // UTF-8 <-> code points; invalid UTF-8 is an EvalError.
 std::u32string decode_utf8(std::string_view s);

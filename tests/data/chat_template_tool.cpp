@@ -19,12 +19,13 @@ namespace {
 using muse::data::ChatMessage;
 using muse::data::ChatRenderOptions;
 using muse::data::ChatTemplate;
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string render(const ChatTemplate& chat_template, const json& request) {
   std::vector<ChatMessage> messages;
   for (const json& message : request.at("messages")) {
-    messages.push_back({message.at("role").get<std::string>(), message.at("content").get<std::string>()});
+    messages.push_back(
+        {message.at("role").get<std::string>(), message.at("content").get<std::string>()});
   }
   ChatRenderOptions options;
   options.add_generation_prompt = request.value("add_generation_prompt", true);
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
   try {
     std::ifstream in(argv[1], std::ios::binary);
     if (!in) throw std::runtime_error(std::string(argv[1]) + ": cannot be read");
-    const std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string source((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
     const ChatTemplate chat_template = ChatTemplate::parse(source, argv[1]);
     std::string line;
     while (std::getline(std::cin, line)) {
