@@ -51,9 +51,8 @@ class ChatTemplate {
                      const ChatRenderOptions& options) const;
   const std::string& origin() const;
 
-  struct Program;
-
  private:
+  struct Program;
   explicit ChatTemplate(std::shared_ptr<const Program> program);
   std::shared_ptr<const Program> program_;  // [not null] immutable, shared by copies
 };
