@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoints/checkpoint.h"
 #include "checkpoints/checkpoint_error.h"
 #include "comm/dist_config.h"
 #include "config/loader.h"
@@ -105,7 +106,11 @@ struct MuseConfig {
         if (!set_keys.contains(key)) origins[key] = "preset " + model.preset;
       }
     }
-    if (!init_from.starts_with("hf:")) return;
+    if (init_from.empty()) return;
+    if (!init_from.starts_with("hf:")) {
+      adopt_checkpoint(set_keys, origins);
+      return;
+    }
     const std::filesystem::path path = std::filesystem::path(init_from.substr(3)) / "config.json";
     model::ModelConfig theirs;
     try {
@@ -119,6 +124,69 @@ struct MuseConfig {
     for (const std::string& key : adopted.keys)
       origins[key] = path.string();
     adopt_tokenizer(path.parent_path(), set_keys, origins);
+  }
+
+  // A muse-train checkpoint's architecture (its manifest, the image projector
+  // included) and its run's text format (data.tokenizer, data.chat*,
+  // data.tokens.*), each unless set here. A checkpoint that does not exist
+  // yet is left for the run to report.
+  void adopt_checkpoint(const std::set<std::string>& set_keys, config::Origins& origins) {
+    std::filesystem::path dir;
+    try {
+      dir = checkpoints::resolve_checkpoint(init_from);
+    } catch (const checkpoints::CheckpointError&) {
+      return;
+    }
+    try {
+      const checkpoints::Checkpoint ckpt(dir);
+      model::AdoptedArchitecture adopted =
+          model::adopt_architecture(model, ckpt.model(), set_keys, dir.string());
+      model = std::move(adopted.config);
+      for (const std::string& key : adopted.keys)
+        origins[key] = dir.string();
+      adopt_projector(ckpt.model(), set_keys, dir.string(), origins);
+      if (ckpt.config_yaml().empty()) return;
+      MuseConfig run;
+      config::Origins ignored;
+      config::apply_yaml(run, YAML::Load(ckpt.config_yaml()), dir.string(), ignored);
+      adopt_text_format(run.data, set_keys, dir.string(), origins);
+    } catch (const checkpoints::CheckpointError& e) {
+      throw config::ConfigError("init_from", e.what());
+    }
+  }
+
+  void adopt_projector(const model::ModelConfig& from, const std::set<std::string>& set_keys,
+                       const std::string& source, config::Origins& origins) {
+    const std::pair<const char*, int64_t model::ModelConfig::*> fields[] = {
+        {"model.image_size", &model::ModelConfig::image_size},
+        {"model.patch_size", &model::ModelConfig::patch_size},
+        {"model.image_channels", &model::ModelConfig::image_channels},
+        {"model.image_token_id", &model::ModelConfig::image_token_id}};
+    for (const auto& [key, field] : fields) {
+      if (set_keys.contains(key) || model.*field == from.*field) continue;
+      model.*field = from.*field;
+      origins[key] = source;
+    }
+  }
+
+  void adopt_text_format(const data::DataConfig& from, const std::set<std::string>& set_keys,
+                         const std::string& source, config::Origins& origins) {
+    const auto adopt = [&](const std::string& key, auto& mine, const auto& theirs) {
+      if (set_keys.contains(key) || mine == theirs) return;
+      mine = theirs;
+      origins[key] = source;
+    };
+    adopt("data.tokenizer", data.tokenizer, from.tokenizer);
+    adopt("data.chat", data.chat, from.chat);
+    adopt("data.chat_template", data.chat_template, from.chat_template);
+    adopt("data.chat_system", data.chat_system, from.chat_system);
+    adopt("data.tokens.bos", data.tokens.bos, from.tokens.bos);
+    adopt("data.tokens.eos", data.tokens.eos, from.tokens.eos);
+    adopt("data.tokens.image", data.tokens.image, from.tokens.image);
+    adopt("data.tokens.think_begin", data.tokens.think_begin, from.tokens.think_begin);
+    adopt("data.tokens.think_end", data.tokens.think_end, from.tokens.think_end);
+    adopt("data.tokens.answer_begin", data.tokens.answer_begin, from.tokens.answer_begin);
+    adopt("data.tokens.answer_end", data.tokens.answer_end, from.tokens.answer_end);
   }
 
   // The checkpoint's own tokenizer.json unless data.tokenizer is set, and the

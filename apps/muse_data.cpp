@@ -24,6 +24,7 @@
 #include "config/cli.h"
 #include "data/data_error.h"
 #include "data/jsonl.h"
+#include "data/prompts.h"
 #include "data/shard_builder.h"
 #include "data/tokenizer.h"
 #include "muse/version.h"
@@ -82,11 +83,13 @@ int build(const std::vector<std::string>& args) {
   std::vector<std::string> inputs;
   std::string tokenizer_path, out, shard_tokens, image_size = "32", channels = "3", workers,
                                                  progress = "auto", prompt_key, response_key;
+  data::DataConfig text_format;  // the tokenizer, and with --chat its chat template
   bool help = false;
   config::ArgParser parser(
       "muse-data build",
       "--input X.jsonl [--input ...] --tokenizer tokenizer.json --out DIR --shard-tokens N "
-      "[--image-size S] [--channels C] [--workers K] [--prompt-key KEY --response-key KEY]",
+      "[--image-size S] [--channels C] [--workers K] [--prompt-key KEY --response-key KEY "
+      "[--chat [--chat-template FILE] [--chat-system TEXT]]]",
       kBuildDescription);
   parser.repeated("--input", "X.jsonl", &inputs, "a JSON Lines file of records (repeatable)");
   parser.option("--tokenizer", "FILE", &tokenizer_path, "the tokenizer.json to tokenize with");
@@ -107,6 +110,13 @@ int build(const std::vector<std::string>& args) {
   parser.option("--response-key", "KEY", &response_key,
                 "supervised examples: the key of the response the loss is computed on (with "
                 "--prompt-key)");
+  parser.flag("--chat", &text_format.chat,
+              "supervised examples: present each prompt as the user turn of the tokenizer's chat "
+              "template (as muse-train's data.chat), the response then ending with its end token");
+  parser.option("--chat-template", "FILE", &text_format.chat_template,
+                "with --chat: a Jinja template instead of the one beside the tokenizer");
+  parser.option("--chat-system", "TEXT", &text_format.chat_system,
+                "with --chat: a system message before each prompt");
   parser.flag("--help", &help, "print this help and exit");
   parser.parse(args);
   if (help) {
@@ -114,6 +124,9 @@ int build(const std::vector<std::string>& args) {
     return 0;
   }
   require("--input", !inputs.empty());
+  if (text_format.chat && prompt_key.empty())
+    throw config::UsageError("--chat formats supervised examples: give --prompt-key and "
+                             "--response-key");
   require("--tokenizer", !tokenizer_path.empty());
   require("--out", !out.empty());
   require("--shard-tokens", !shard_tokens.empty());
@@ -140,7 +153,8 @@ int build(const std::vector<std::string>& args) {
   }
 
   const auto start = Clock::now();
-  const data::Tokenizer tokenizer = data::Tokenizer::load(tokenizer_path);
+  text_format.tokenizer = tokenizer_path;
+  const data::Tokenizer tokenizer = data::open_tokenizer(text_format);
   std::unique_ptr<telemetry::ProgressLine> line;
   int64_t tokens_before = 0;
   Clock::time_point last_update = start;
@@ -267,6 +281,9 @@ int main(int argc, char** argv) {
     telemetry::log_error(e.what());
     return kExitUsage;
   } catch (const data::TokenizerError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  } catch (const data::ChatTemplateError& e) {
     telemetry::log_error(e.what());
     return kExitUsage;
   } catch (const std::exception& e) {

@@ -1,12 +1,14 @@
 // muse-generate: answers prompts with a checkpoint, alone or in contemplating
 // mode (K solver samples, then the aggregator).
 //
-//   muse-generate --checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl)
+//   muse-generate --checkpoint DIR|hf:DIR [--chat] [--json] (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl)
 //                 [--adaptive | --contemplate K [--refine-rounds R]] [--solver DIR]
 //                 [--metrics FILE] [--set KEY=VALUE ...] [--verbose] [--compare-sequential] ...
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or bad input.
 #include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -77,8 +79,44 @@ struct Options {
   int64_t refine_rounds = 0;
   std::optional<double> temperature;
   uint64_t seed = 0;
-  bool verbose = false, compare_sequential = false, adaptive = false;
+  bool verbose = false, compare_sequential = false, adaptive = false, chat = false, json = false;
 };
+
+// What --checkpoint names: a run's checkpoint (its config and step), or
+// hf:DIR (DIR's architecture and tokenizer, every other setting a default).
+struct Source {
+  muse::MuseConfig cfg;
+  int64_t step = 0;
+};
+
+Source open_source(const std::string& from) {
+  Source s;
+  if (from.starts_with("hf:")) {
+    s.cfg.init_from = from;
+    config::Origins origins;
+    try {
+      s.cfg.resolve(origins);
+    } catch (const config::ConfigError& e) {
+      // Name the option, not the config key resolve() checked it as.
+      throw config::ConfigError("--checkpoint", e.what());
+    }
+    return s;
+  }
+  const muse::checkpoints::Checkpoint ckpt(muse::formats::resolve_init_from(from, "--checkpoint"));
+  s.cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
+  s.step = ckpt.step();
+  return s;
+}
+
+// One JSON line per answer, for tools that compare with other engines.
+void print_json_answer(const data::PromptRecord& prompt, const rewards::Response& answer) {
+  const nlohmann::json line{{"prompt", prompt.prompt},
+                            {"prompt_ids", prompt.tokens},
+                            {"ids", answer.tokens},
+                            {"text", answer.text},
+                            {"finish", answer.truncated ? "length" : "stop"}};
+  std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -109,7 +147,8 @@ double time_sequential_chain(const model::Model& m, const data::PromptRecord& pr
 }
 
 // The sections --set may change: how to answer, not what the model is.
-constexpr std::string_view kSettableSections[] = {"adaptive.", "aggregate.", "rewards."};
+constexpr std::string_view kSettableSections[] = {"adaptive.", "aggregate.", "rewards.",
+                                                   "data.chat", "data.tokens."};
 
 void apply_overrides(muse::MuseConfig& cfg, const std::vector<std::string>& overrides) {
   config::Origins origins;
@@ -117,8 +156,9 @@ void apply_overrides(muse::MuseConfig& cfg, const std::vector<std::string>& over
     if (std::none_of(std::begin(kSettableSections), std::end(kSettableSections),
                      [&](std::string_view s) { return assignment.starts_with(s); })) {
       throw config::ConfigError("--set", assignment +
-                                             ": only adaptive.*, aggregate.* and rewards.* keys "
-                                             "can be set (the model is the checkpoint's)");
+                                             ": only adaptive.*, aggregate.*, rewards.*, "
+                                             "data.chat* and data.tokens.* keys can be set (the "
+                                             "model is the checkpoint's)");
     }
     config::apply_yaml(cfg, config::parse_override(assignment), "--set " + assignment, origins);
   }
@@ -211,13 +251,15 @@ struct Totals {
 };
 
 int run(const Options& o) {
-  const muse::checkpoints::Checkpoint ckpt(
-      muse::formats::resolve_init_from(o.checkpoint, "--checkpoint"));
-  muse::MuseConfig cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
+  Source source = open_source(o.checkpoint);
+  muse::MuseConfig& cfg = source.cfg;
   apply_overrides(cfg, o.overrides);
-  const data::Tokenizer tokenizer =
-      data::Tokenizer::load(o.tokenizer.empty() ? cfg.data.tokenizer : o.tokenizer, cfg.data.tokens);
-  const model::Model aggregator = muse::formats::load_model(ckpt, 0, at::kCPU);
+  if (!o.tokenizer.empty()) cfg.data.tokenizer = o.tokenizer;
+  if (o.chat) cfg.data.chat = true;
+  data::check_text_format(cfg.data);
+  const data::Tokenizer tokenizer = data::open_tokenizer(cfg.data);
+  const model::Model aggregator =
+      muse::formats::load_model_from(o.checkpoint, "--checkpoint", cfg.model, 0, at::kCPU);
   const model::ModelConfig& mc = aggregator.config();
   const data::PromptOptions popts{.image_tokens = mc.n_patches(),
                                   .image_size = mc.image_size,
@@ -231,7 +273,7 @@ int run(const Options& o) {
     prompts.push_back(data::make_prompt(tokenizer, o.prompt, "", o.images, ".", popts));
   }
   const bool graded = !o.prompts.empty();
-  if (o.adaptive) return run_adaptive(o, cfg, aggregator, tokenizer, prompts, ckpt.step());
+  if (o.adaptive) return run_adaptive(o, cfg, aggregator, tokenizer, prompts, source.step);
 
   // Contemplating mode: the solver is --solver, else the run's separate
   // solver, else the checkpoint itself.
@@ -239,9 +281,8 @@ int run(const Options& o) {
   std::unique_ptr<model::Model> separate_solver;
   const std::string solver_from = !o.solver.empty() ? o.solver : cfg.aggregate.solver;
   if (k > 0 && !solver_from.empty()) {
-    separate_solver = std::make_unique<model::Model>(muse::formats::load_model(
-        muse::checkpoints::Checkpoint(muse::formats::resolve_init_from(solver_from, "--solver")), 0,
-        at::kCPU));
+    separate_solver = std::make_unique<model::Model>(
+        muse::formats::load_model_from(solver_from, "--solver", cfg.model, 0, at::kCPU));
   }
   const model::Model& solver = separate_solver ? *separate_solver : aggregator;
   const contemplate::AggregationFormat format = contemplate::AggregationFormat::from(cfg.aggregate);
@@ -270,7 +311,7 @@ int run(const Options& o) {
                                             .seed = o.seed};
     muse::comm::SoloCommunicator solo;
     const std::vector<telemetry::Record> records = contemplate::evaluate_contemplation(
-        setup, solver, aggregator, prompts, max_new, ckpt.step(), solo);
+        setup, solver, aggregator, prompts, max_new, source.step, solo);
     print_records(records);
     append_records(o.metrics, records);
     return 0;
@@ -287,14 +328,15 @@ int run(const Options& o) {
   Totals totals;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const data::PromptRecord& problem = prompts[i];
-    if (graded || o.verbose) std::cout << "[" << i + 1 << "] " << one_line(problem.prompt) << "\n";
+    if ((graded || o.verbose) && !o.json)
+      std::cout << "[" << i + 1 << "] " << one_line(problem.prompt) << "\n";
     const Clock::time_point start = Clock::now();
     std::vector<rewards::Response> candidates;
     int64_t spent = 0;  // tokens of candidates since revised
     data::PromptRecord final_prompt = problem;
     if (k > 0) {
-      const inference::PresentedPrompt shown{
-          .record = &problem, .tokens = problem.tokens, .text = problem.prompt, .budget = 0};
+      const inference::PresentedPrompt shown =
+          inference::present_prompt(problem, 0, tokenizer, mc.image_token_id, mc.n_patches());
       candidates =
           contemplate::sample_candidates(solver, {shown}, k, solver_sampling, tokenizer).front();
       for (int64_t round = 1; round <= o.refine_rounds; ++round) {
@@ -316,6 +358,10 @@ int run(const Options& o) {
     const rewards::Response answer =
         contemplate::aggregate(aggregator, {final_prompt}, final_sampling, tokenizer).front();
     const double parallel_s = seconds_since(start);
+    if (o.json) {
+      print_json_answer(final_prompt, answer);
+      continue;
+    }
 
     int64_t tokens = spent + answer.total_tokens;
     for (const rewards::Response& c : candidates)
@@ -359,7 +405,7 @@ int run(const Options& o) {
     totals.parallel_s += parallel_s;
   }
 
-  if (graded || o.compare_sequential) {
+  if ((graded || o.compare_sequential) && !o.json) {
     const double n = std::max(1.0, totals.prompts);
     std::printf("%lld prompt(s)", static_cast<long long>(totals.prompts));
     if (graded && k > 0) {
@@ -391,7 +437,8 @@ int main(int argc, char** argv) {
       "--checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl) [options]",
       kDescription);
   args.option("--checkpoint", "DIR", &o.checkpoint,
-              "checkpoint directory, or run directory (its LATEST)");
+              "checkpoint directory, run directory (its LATEST), or hf:DIR (a Hugging Face "
+              "model directory: its config.json, weights and tokenizer)");
   args.option("--prompt", "TEXT", &o.prompt, "one prompt; <image> marks each --image");
   args.repeated("--image", "FILE", &o.images, "an image of --prompt, in marker order");
   args.option("--prompts", "FILE", &o.prompts, "JSON Lines prompts with reference answers");
@@ -409,7 +456,8 @@ int main(int argc, char** argv) {
               "contemplating methods) and append its records to FILE");
   args.repeated(
       "--set", "KEY=VALUE", &o.overrides,
-      "change an adaptive.*, aggregate.* or rewards.* setting of the checkpoint's config");
+      "change an adaptive.*, aggregate.*, rewards.*, data.chat* or data.tokens.* setting of the "
+      "checkpoint's config");
   args.option("--solver", "DIR", &o.solver,
               "the solvers' checkpoint (default: the run's aggregate.solver, else --checkpoint)");
   args.option("--max-new-tokens", "N", &max_new_tokens,
@@ -420,6 +468,11 @@ int main(int argc, char** argv) {
               "--contemplate the answer's (default 0, greedy)");
   args.option("--seed", "S", &seed, "sampling seed (default 0)");
   args.option("--tokenizer", "FILE", &o.tokenizer, "tokenizer.json (default: the run's)");
+  args.flag("--chat", &o.chat,
+            "present each prompt as the user turn of the model's chat template (data.chat)");
+  args.flag("--json", &o.json,
+            "print one JSON object per prompt: prompt, prompt_ids, ids (the generated ids, "
+            "without the stop token), text and finish (stop or length)");
   args.flag("--verbose", &o.verbose, "print every candidate, the vote and the aggregator's text");
   args.flag("--compare-sequential", &o.compare_sequential,
             "also time one sequential chain producing the same number of tokens");
@@ -462,6 +515,9 @@ int main(int argc, char** argv) {
           "--max-new-tokens and --temperature do not apply to --adaptive (set "
           "adaptive.budgets, adaptive.answer_tokens and adaptive.temperature with --set)");
     }
+    if (o.json && (o.adaptive || o.contemplate || o.compare_sequential || !o.metrics.empty()))
+      throw config::UsageError("--json prints plain answers; it does not go with --adaptive, "
+                               "--contemplate, --compare-sequential or --metrics");
     if (o.adaptive && o.compare_sequential)
       throw config::UsageError("--compare-sequential goes with --contemplate or plain answers");
   } catch (const config::UsageError& e) {

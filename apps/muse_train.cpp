@@ -28,6 +28,7 @@
 #include "contemplate/candidate_sets.h"
 #include "data/data_error.h"
 #include "data/loader.h"
+#include "data/prompts.h"
 #include "data/shard.h"
 #include "inference/adaptive.h"
 #include "model/layout.h"
@@ -359,6 +360,13 @@ int run(int argc, char** argv) {
       if (world.is_main()) telemetry::log_error(config_path + ": wandb.mode: " + e.what());
       return kExitUsage;
     }
+  }
+
+  try {
+    data::check_text_format(cfg.data);
+  } catch (const config::ConfigError& e) {
+    if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
+    return kExitUsage;
   }
 
   // Settings that depend on the world size: every rank decides alike.

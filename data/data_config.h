@@ -17,6 +17,9 @@ struct DataConfig {
   int64_t batch_size = 8;
   bool shuffle = true;
   TokenRolesConfig tokens;
+  bool chat = false;
+  std::string chat_template;
+  std::string chat_system;
 
   template <class V>
   void visit(V& v) {
@@ -39,6 +42,16 @@ struct DataConfig {
     v.field("shuffle", shuffle,
             {.help = "shuffle the order of documents every epoch (from the top-level seed); "
                      "false keeps the shards' order"});
+    v.field("chat", chat,
+            {.help = "present every prompt (SFT examples, RL, evaluation, contemplating mode) as "
+                     "the user turn of the model's chat template, with its generation prompt, "
+                     "as transformers' apply_chat_template(..., add_generation_prompt=True)"});
+    v.field("chat_template", chat_template,
+            {.help = "a Jinja chat template file; empty: the tokenizer's own (chat_template.jinja "
+                     "or tokenizer_config.json's chat_template beside data.tokenizer)"});
+    v.field("chat_system", chat_system,
+            {.help = "a system message before each prompt; empty: none (a template's default "
+                     "system prompt then applies)"});
     v.section("tokens", tokens,
               "What the tokenizer's tokens are used for (docs/models.md): begin and end of text, "
               "the image placeholder, the reasoning and answer markers.");

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "config/schema.h"
 #include "data/data_error.h"
 #include "data/image.h"
 #include "data/jsonl.h"
@@ -14,10 +15,50 @@
 namespace muse::data {
 
 std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, std::string_view prompt) {
+  // The chat template writes any BOS itself.
+  if (tokenizer.has_chat()) return tokenizer.encode(tokenizer.render_chat_prompt(prompt));
   std::vector<int32_t> tokens = tokenizer.roles().bos;
   const auto body = tokenizer.encode(prompt);
   tokens.insert(tokens.end(), body.begin(), body.end());
   return tokens;
+}
+
+Tokenizer open_tokenizer(const DataConfig& data) {
+  Tokenizer tokenizer = Tokenizer::load(data.tokenizer, data.tokens);
+  if (!data.chat) return tokenizer;
+  std::optional<ChatTemplate> chat;
+  if (data.chat_template.empty()) {
+    chat = find_chat_template(std::filesystem::path(data.tokenizer).parent_path());
+  } else {
+    std::ifstream in(data.chat_template, std::ios::binary);
+    if (!in) throw ChatTemplateError(data.chat_template + ": cannot open the chat template");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    chat = ChatTemplate::parse(text, data.chat_template);
+  }
+  if (!chat) {
+    throw ChatTemplateError(data.tokenizer +
+                            ": no chat template beside it (chat_template.jinja or "
+                            "tokenizer_config.json's chat_template); set data.chat_template");
+  }
+  tokenizer.use_chat(std::move(*chat), data.chat_system);
+  return tokenizer;
+}
+
+void check_text_format(const DataConfig& data) {
+  try {
+    const Tokenizer tokenizer = open_tokenizer(data);
+    tokenizer.roles().end();
+    if (data.chat) encode_prompt(tokenizer, "What is 1 + 1?");
+  } catch (const TokenizerError& e) {
+    // A role's error names its own key (data.tokens.eos: ...).
+    const std::string what = e.what();
+    const size_t colon = what.find(": ");
+    if (what.starts_with("data.tokens.") && colon != std::string::npos)
+      throw config::ConfigError(what.substr(0, colon), what.substr(colon + 2));
+    throw config::ConfigError("data.tokenizer", what);
+  } catch (const ChatTemplateError& e) {
+    throw config::ConfigError("data.chat_template", e.what());
+  }
 }
 
 Example encode_example(const Tokenizer& tokenizer, std::string_view prompt,

@@ -27,11 +27,21 @@
 #include <string_view>
 #include <vector>
 
+#include "data/data_config.h"
 #include "data/tokenizer.h"
 
 namespace muse::data {
 
-// BOS + encode(prompt): one stored <image> token per <image> marker.
+// The run's tokenizer: data.tokenizer with the roles data.tokens names and,
+// with data.chat, the chat template. Throws TokenizerError or
+// ChatTemplateError naming the file.
+Tokenizer open_tokenizer(const DataConfig& data);
+// Opens it as a run will and renders a prompt: a bad tokenizer, role or
+// chat template becomes a config::ConfigError before anything starts.
+void check_text_format(const DataConfig& data);
+
+// BOS + encode(prompt), or with a chat template the ids of the rendered user
+// turn; one stored <image> token per <image> marker.
 std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, std::string_view prompt);
 
 // A supervised example as `muse-data build --prompt-key --response-key`

@@ -69,6 +69,8 @@ class TokenRoles {
   std::optional<int32_t> pad;
   std::optional<int32_t> image;
   std::string image_text;  // what the config names (errors quote it)
+  // What a chat template sees as bos_token and eos_token (tokenizer_config.json's).
+  std::string template_bos, template_eos;
   TokenMarker think_begin, think_end, answer_begin, answer_end;
 
   // The token that ends documents and SFT responses; throws TokenizerError

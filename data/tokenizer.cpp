@@ -415,6 +415,24 @@ const TokenRoles& Tokenizer::roles() const {
   return impl_->roles;
 }
 
+void Tokenizer::use_chat(ChatTemplate chat, std::string system) {
+  impl_->chat = std::move(chat);
+  impl_->chat_system = std::move(system);
+}
+
+bool Tokenizer::has_chat() const {
+  return impl_->chat.has_value();
+}
+
+std::string Tokenizer::render_chat_prompt(std::string_view prompt) const {
+  std::vector<ChatMessage> messages;
+  if (!impl_->chat_system.empty()) messages.push_back({"system", impl_->chat_system});
+  messages.push_back({"user", std::string(prompt)});
+  return impl_->chat->render(messages, {.add_generation_prompt = true,
+                                        .bos_token = impl_->roles.template_bos,
+                                        .eos_token = impl_->roles.template_eos});
+}
+
 int32_t Tokenizer::special_id(std::string_view token) const {
   if (const auto id = token_id(token)) return *id;
   throw TokenizerError("the tokenizer has no token " + in_quotes(token) +

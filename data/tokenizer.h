@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/chat_template.h"
 #include "data/token_roles.h"
 
 namespace muse::data {
@@ -86,6 +87,14 @@ class Tokenizer {
   bool has_post_processor() const;
   // What the tokens are used for (token_roles.h).
   const TokenRoles& roles() const;
+
+  // From now on prompts are the user turn of `chat` (with `system` before it
+  // when not empty), rendered with the generation prompt (encode_prompt).
+  void use_chat(ChatTemplate chat, std::string system);
+  bool has_chat() const;
+  // The text of `prompt` as the chat template presents it; throws
+  // ChatTemplateError naming the template.
+  std::string render_chat_prompt(std::string_view prompt) const;
 
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;

@@ -136,6 +136,8 @@ struct Tokenizer::Impl {
   uint64_t serial = 0;  // tells per-thread word caches which tokenizer filled them
   std::string origin;   // the file, or "train"
   TokenRoles roles;     // resolved once the Tokenizer around this exists
+  std::optional<ChatTemplate> chat;
+  std::string chat_system;
 
  private:
   template <class OnId, class OnText>

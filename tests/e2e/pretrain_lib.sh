@@ -13,7 +13,7 @@ read -ra mpi_flags <<<"${MUSE_MPIRUN_FLAGS:---oversubscribe --bind-to none}"
 extra_mpi_flags=()  # a test may add mpirun flags (-x VAR=value ...) for its launches
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap '[[ -n ${KEEP_TMP:-} ]] || rm -rf "$tmp"' EXIT
 runs=$tmp/runs
 
 fail() {
