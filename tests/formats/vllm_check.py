@@ -39,14 +39,18 @@ def log_softmax(row):
 def check(LLM, SamplingParams, hf_dir, probe_path):
     probe = json.load(open(probe_path))
     tokens, want, logits = probe["tokens"], probe["greedy"], probe["logits"]
+    # An export with a tokenizer.json loads with it (vLLM reads
+    # tokenizer_config.json too); family_probe's models have none.
+    has_tokenizer = os.path.exists(os.path.join(hf_dir, "tokenizer.json"))
     try:
-        llm = LLM(model=hf_dir, dtype="float32", skip_tokenizer_init=True, enforce_eager=True,
-                  gpu_memory_utilization=0.15, max_model_len=len(tokens) + len(want) + 8,
-                  max_num_seqs=1, seed=0)
+        llm = LLM(model=hf_dir, dtype="float32", skip_tokenizer_init=not has_tokenizer,
+                  enforce_eager=True, gpu_memory_utilization=0.15,
+                  max_model_len=len(tokens) + len(want) + 8, max_num_seqs=1, seed=0)
     except Exception as e:  # noqa: BLE001 - the reason is the report
         sys.exit(f"{hf_dir}: vLLM cannot load the export: {type(e).__name__}: {e}")
     params = SamplingParams(temperature=0.0, max_tokens=len(want), min_tokens=len(want),
-                            ignore_eos=True, logprobs=TOP, prompt_logprobs=TOP, detokenize=False)
+                            ignore_eos=True, logprobs=TOP, prompt_logprobs=TOP,
+                            detokenize=has_tokenizer)
     out = llm.generate([{"prompt_token_ids": tokens}], params, use_tqdm=False)[0]
     got = list(out.outputs[0].token_ids)
     if got != want:
@@ -72,7 +76,8 @@ def check(LLM, SamplingParams, hf_dir, probe_path):
                  f"muse-train {log_softmax(logits[-1])[got[0]]:.6f})")
     print(f"{hf_dir}: vLLM's {llm.model_config.architecture}: {len(got)} greedy tokens "
           f"({len(set(got))} distinct) equal muse-train's; {compared} log-probabilities at "
-          f"{len(positions)} positions within {diff:.1e} (after the prompt {after:.1e})", flush=True)
+          f"{len(positions)} positions within {diff:.1e} (after the prompt {after:.1e})"
+          + (f"; text {out.outputs[0].text!r}" if has_tokenizer else ""), flush=True)
     del llm
     gc.collect()
 
