@@ -125,8 +125,9 @@ int build(const std::vector<std::string>& args) {
   }
   require("--input", !inputs.empty());
   if (text_format.chat && prompt_key.empty())
-    throw config::UsageError("--chat formats supervised examples: give --prompt-key and "
-                             "--response-key");
+    throw config::UsageError(
+        "--chat formats supervised examples: give --prompt-key and "
+        "--response-key");
   require("--tokenizer", !tokenizer_path.empty());
   require("--out", !out.empty());
   require("--shard-tokens", !shard_tokens.empty());

@@ -1,7 +1,8 @@
 // muse-generate: answers prompts with a checkpoint, alone or in contemplating
 // mode (K solver samples, then the aggregator).
 //
-//   muse-generate --checkpoint DIR|hf:DIR [--chat] [--json] (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl)
+//   muse-generate --checkpoint DIR|hf:DIR [--chat] [--json] (--prompt TEXT [--image FILE ...] |
+//   --prompts FILE.jsonl)
 //                 [--adaptive | --contemplate K [--refine-rounds R]] [--solver DIR]
 //                 [--metrics FILE] [--set KEY=VALUE ...] [--verbose] [--compare-sequential] ...
 //
@@ -148,7 +149,7 @@ double time_sequential_chain(const model::Model& m, const data::PromptRecord& pr
 
 // The sections --set may change: how to answer, not what the model is.
 constexpr std::string_view kSettableSections[] = {"adaptive.", "aggregate.", "rewards.",
-                                                   "data.chat", "data.tokens."};
+                                                  "data.chat", "data.tokens."};
 
 void apply_overrides(muse::MuseConfig& cfg, const std::vector<std::string>& overrides) {
   config::Origins origins;
@@ -516,8 +517,9 @@ int main(int argc, char** argv) {
           "adaptive.budgets, adaptive.answer_tokens and adaptive.temperature with --set)");
     }
     if (o.json && (o.adaptive || o.contemplate || o.compare_sequential || !o.metrics.empty()))
-      throw config::UsageError("--json prints plain answers; it does not go with --adaptive, "
-                               "--contemplate, --compare-sequential or --metrics");
+      throw config::UsageError(
+          "--json prints plain answers; it does not go with --adaptive, "
+          "--contemplate, --compare-sequential or --metrics");
     if (o.adaptive && o.compare_sequential)
       throw config::UsageError("--compare-sequential goes with --contemplate or plain answers");
   } catch (const config::UsageError& e) {

@@ -153,9 +153,10 @@ TokenRoles resolve_token_roles(const Tokenizer& tokenizer, const std::string& pa
     roles.pad = tokenizer.token_id(kMusePad);
   }
   roles.template_bos = token_text(tokenizer_config, "bos_token")
-                          .value_or(roles.bos.empty() ? "" : tokenizer.decode(roles.bos));
-  roles.template_eos = token_text(tokenizer_config, "eos_token")
-                          .value_or(roles.stop.empty() ? "" : tokenizer.decode({roles.stop.data(), 1}));
+                           .value_or(roles.bos.empty() ? "" : tokenizer.decode(roles.bos));
+  roles.template_eos =
+      token_text(tokenizer_config, "eos_token")
+          .value_or(roles.stop.empty() ? "" : tokenizer.decode({roles.stop.data(), 1}));
   roles.image_text = config.image;
   if (!config.image.empty()) roles.image = tokenizer.token_id(config.image);
   roles.think_begin = marker(tokenizer, config.think_begin);

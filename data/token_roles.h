@@ -38,10 +38,11 @@ struct TokenRolesConfig {
                      "tokenizer(text) puts first, from tokenizer.json's post-processor; "
                      "<|begin_of_text|> for muse-data's tokenizers), empty for none, or a "
                      "token's text"});
-    v.field("eos", eos,
-            {.help = "the token that ends a document or a response: auto (tokenizer_config.json's "
-                     "eos_token, generation also stopping at generation_config.json's "
-                     "eos_token_id; <|end_of_text|> for muse-data's tokenizers) or a token's text"});
+    v.field(
+        "eos", eos,
+        {.help = "the token that ends a document or a response: auto (tokenizer_config.json's "
+                 "eos_token, generation also stopping at generation_config.json's "
+                 "eos_token_id; <|end_of_text|> for muse-data's tokenizers) or a token's text"});
     v.field("image", image,
             {.help = "the image placeholder token; needed only by prompts and documents with "
                      "images"});

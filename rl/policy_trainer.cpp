@@ -1,5 +1,7 @@
 #include "rl/policy_trainer.h"
 
+#include "data/prompts.h"
+
 #include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -8,6 +10,7 @@
 #include "comm/agree.h"
 #include "config/schema.h"
 #include "config/splitmix64.h"
+#include "data/prompts.h"
 #include "formats/model_source.h"
 #include "rewards/registry.h"
 #include "rewards/terms.h"
@@ -126,7 +129,7 @@ PolicyTrainer::PolicyTrainer(const RlJob& job, comm::Communicator& comm,
                      .loss_constant = static_cast<double>(
                          job.rl.loss_constant > 0 ? job.rl.loss_constant : job.rl.max_new_tokens),
                      .max_consecutive_skips = base_.trainer.max_consecutive_skips};
-  tokenizer_.emplace(data::Tokenizer::load(base_.data.tokenizer, base_.data.tokens));
+  tokenizer_.emplace(data::open_tokenizer(base_.data));
   if (!base_.eval.prompts.empty()) {
     eval_records_ = data::load_prompts(base_.eval.prompts, *tokenizer_,
                                        {.image_tokens = base_.model.n_patches(),

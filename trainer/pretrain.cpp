@@ -228,7 +228,7 @@ class Run {
   std::pair<double, double> prompt_accuracy() {
     if (!eval_model_) {
       comm::run_agreed(comm_, [&] {
-        tokenizer_.emplace(data::Tokenizer::load(job_.data.tokenizer, job_.data.tokens));
+        tokenizer_.emplace(data::open_tokenizer(job_.data));
         const data::PromptOptions options{.image_tokens = job_.model.n_patches(),
                                           .image_size = job_.model.image_size,
                                           .image_channels = job_.model.image_channels};

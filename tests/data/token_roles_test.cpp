@@ -25,8 +25,7 @@ using json = nlohmann::json;
 // <|end_of_text|> 1, <|pad|> 2, <image> 3, <think> 4, </think> 5,
 // <answer> 6, </answer> 7; the bytes follow (8 + byte).
 const Tokenizer& trained() {
-  static const Tokenizer t =
-      Tokenizer::train_from_texts({"ab ab abc abc"}, {.vocab_size = 270});
+  static const Tokenizer t = Tokenizer::train_from_texts({"ab ab abc abc"}, {.vocab_size = 270});
   return t;
 }
 int64_t byte_id(char c) {
@@ -113,8 +112,9 @@ TEST_F(TokenRolesFiles, EndAndStopComeFromTheConfigFiles) {
 
 TEST_F(TokenRolesFiles, ANamedTokenTheTokenizerLacksIsAnErrorNamingTheKey) {
   const std::string path = save(nullptr);
-  for (const auto& [config, key] : {std::pair{TokenRolesConfig{.bos = "<s>"}, "data.tokens.bos"},
-                                    std::pair{TokenRolesConfig{.eos = "</s>"}, "data.tokens.eos"}}) {
+  for (const auto& [config, key] :
+       {std::pair{TokenRolesConfig{.bos = "<s>"}, "data.tokens.bos"},
+        std::pair{TokenRolesConfig{.eos = "</s>"}, "data.tokens.eos"}}) {
     try {
       Tokenizer::load(path, config);
       ADD_FAILURE() << key;
