@@ -314,28 +314,49 @@ Tokenizer Tokenizer::load(const std::string& path, const TokenRolesConfig& roles
   return tokenizer;
 }
 
-std::vector<int32_t> Tokenizer::leading_special_tokens() const {
-  const json post = json::parse(impl_->parts.post_processor);
+namespace {
+
+// The ids a post-processor puts before the text: the SpecialToken pieces
+// before the first Sequence of a TemplateProcessing's "single" template.
+std::vector<int32_t> leading_special_ids(const json& post, const std::string& origin,
+                                         int64_t vocab_size) {
   // A Sequence of processors (Llama 3: ByteLevel, then TemplateProcessing).
-  const auto processors = post.is_object() && post.value("type", "") == "Sequence"
+  const json processors = post.is_object() && post.value("type", "") == "Sequence"
                               ? post.value("processors", json::array())
                               : json::array({post});
   std::vector<int32_t> ids;
   for (const json& p : processors) {
     if (!p.is_object() || p.value("type", "") != "TemplateProcessing") continue;
+    const json special = p.value("special_tokens", json::object());
     for (const json& piece : p.value("single", json::array())) {
       if (!piece.contains("SpecialToken")) break;  // the text ("Sequence") comes next
       const std::string name = piece["SpecialToken"].value("id", "");
-      const json& special = p.value("special_tokens", json::object());
       if (!special.contains(name)) {
-        throw TokenizerError(impl_->origin + ": post_processor names special token '" + name +
+        throw TokenizerError(origin + ": post_processor names special token '" + name +
                              "' without its ids");
       }
-      for (const json& id : special[name].value("ids", json::array()))
-        ids.push_back(id.get<int32_t>());
+      for (const json& id : special[name].value("ids", json::array())) {
+        const auto value = id.get<int64_t>();
+        if (value < 0 || value >= vocab_size) {
+          throw TokenizerError(origin + ": post_processor gives '" + name + "' the id " +
+                               std::to_string(value) + ", outside the vocabulary");
+        }
+        ids.push_back(static_cast<int32_t>(value));
+      }
     }
   }
   return ids;
+}
+
+}  // namespace
+
+std::vector<int32_t> Tokenizer::leading_special_tokens() const {
+  try {
+    return leading_special_ids(json::parse(impl_->parts.post_processor), impl_->origin,
+                               vocab_size());
+  } catch (const json::exception& e) {
+    throw TokenizerError(impl_->origin + ": post_processor: " + e.what());
+  }
 }
 
 bool Tokenizer::has_post_processor() const {

@@ -11,6 +11,7 @@
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "model/family.h"
+#include "model/forward.h"
 #include "model/layout.h"
 #include "muse/version.h"
 
@@ -338,12 +339,15 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
   const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size, options.tokens);
   GgufWriter w(out);
   const model::Family& family = model::text_family(cfg);
-  if (cfg.rope_scaling != "none") {
-    throw checkpoints::CheckpointError(
-        ckpt.dir().string() + ": model.rope_scaling " + cfg.rope_scaling +
-        " has no GGUF export yet (llama.cpp needs its rope frequency factors); export --format hf");
-  }
   const std::string arch(family.gguf_architecture);
+  // llama.cpp reads Llama 3.1's scaling as per-frequency factors, which only
+  // its llama architecture loads.
+  const bool rope_factors = cfg.rope_scaling == "llama3";
+  if (rope_factors && arch != "llama") {
+    throw checkpoints::CheckpointError(ckpt.dir().string() + ": model.rope_scaling llama3 has no " +
+                                       arch + " GGUF form (llama.cpp reads its rope_freqs only " +
+                                       "for llama); export --format hf");
+  }
   w.add_string("general.architecture", arch);
   w.add_string("general.type", "model");
   w.add_string("general.name", "muse");
@@ -359,6 +363,10 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
       w.add_uint32(name, u32(static_cast<int64_t>(key.value(cfg))));
     if (key.kind == model::GgufKey::kFloat32)
       w.add_float32(name, static_cast<float>(key.value(cfg)));
+  }
+  if (cfg.rope_scaling == "linear") {
+    w.add_string(arch + ".rope.scaling.type", "linear");
+    w.add_float32(arch + ".rope.scaling.factor", static_cast<float>(cfg.rope_factor));
   }
   w.add_string("tokenizer.ggml.model", "gpt2");
   if (tok.pre.empty()) {
@@ -396,6 +404,12 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
       planned.push_back({{p, unit.name}, name});
     }
   }
+  // What llama.cpp divides each rotary frequency by (D/2): the scaling.
+  const at::Tensor rope_freqs = model::rope_inv_freq(cfg, false) / model::rope_inv_freq(cfg);
+  if (rope_factors) {
+    w.add_tensor(
+        {.name = "rope_freqs.weight", .shape = {rope_freqs.size(0)}, .dtype = at::kFloat});
+  }
   w.write_header();
   ExportSummary summary;
   for (const Planned& p : planned) {
@@ -405,6 +419,10 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
     if (rotary == model::Rotary::kQueryRows) t = interleave_rotary_rows(t, cfg.n_heads);
     if (rotary == model::Rotary::kKeyRows) t = interleave_rotary_rows(t, cfg.n_kv_heads);
     w.write_tensor(p.name, t);
+    ++summary.tensors;
+  }
+  if (rope_factors) {
+    w.write_tensor("rope_freqs.weight", rope_freqs);
     ++summary.tensors;
   }
   w.finish();

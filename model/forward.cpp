@@ -150,14 +150,18 @@ AttnContext attn_context(const ModelConfig& cfg, const Inputs& in) {
   return attn_context(cfg, idx - first, mask, 0);
 }
 
-AttnContext attn_context(const ModelConfig& cfg, const at::Tensor& positions,
-                         const at::Tensor& mask, int64_t cache_start) {
+at::Tensor rope_inv_freq(const ModelConfig& cfg, bool scaled) {
   const int64_t D = cfg.head_dim();
-  const auto opts = at::TensorOptions().dtype(at::kLong).device(positions.device());
   // Hugging Face Llama's frequencies, computed the same way in fp32 so that
   // exported models see the same angles.
-  const at::Tensor exponents = at::arange(0, D, 2, opts).to(at::kFloat) / static_cast<double>(D);
-  const at::Tensor inv_freq = scaled_inv_freq(cfg, 1.0 / at::pow(cfg.rope_theta, exponents));
+  const at::Tensor exponents = at::arange(0, D, 2, at::kLong).to(at::kFloat) / static_cast<double>(D);
+  const at::Tensor inv_freq = 1.0 / at::pow(cfg.rope_theta, exponents);
+  return scaled ? scaled_inv_freq(cfg, inv_freq) : inv_freq;
+}
+
+AttnContext attn_context(const ModelConfig& cfg, const at::Tensor& positions,
+                         const at::Tensor& mask, int64_t cache_start) {
+  const at::Tensor inv_freq = rope_inv_freq(cfg).to(positions.device());
   const at::Tensor angles = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // (B,T,D/2)
   const at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);            // (B,1,T,D)
   return {.cos = emb.cos(), .sin = emb.sin(), .mask = mask, .cache_start = cache_start};

@@ -69,6 +69,11 @@ struct AttnContext {
 // segment when `in.segment_ids` is defined.
 AttnContext attn_context(const ModelConfig& cfg, const Inputs& in);
 
+// The rotary frequencies (D/2, fp32 on the CPU) with model.rope_scaling
+// applied, as transformers computes them; `scaled` false gives them before
+// scaling (what GGUF's rope_freqs factors divide).
+at::Tensor rope_inv_freq(const ModelConfig& cfg, bool scaled = true);
+
 // The general form, for decoding with a KV cache: rotary positions (B, T)
 // integer, and a mask (B, 1, T, S) bool or undefined (causal, S == T).
 AttnContext attn_context(const ModelConfig& cfg, const at::Tensor& positions,

@@ -6,8 +6,8 @@
 #   10 SFT steps from hf:DIR on the tiny data;
 #   the Hugging Face export loads in transformers as the same class with
 #   logits equal muse-train's on the trained checkpoint;
-#   the GGUF export gives muse-train's greedy tokens in llama.cpp (a scaled
-#   rotary has no GGUF form yet and is refused);
+#   the GGUF export gives muse-train's logits and greedy tokens in llama.cpp
+#   (Llama 3.1's scaling as rope_freqs factors, linear as rope.scaling.*);
 #   vLLM (CPU) serves every Hugging Face export with muse-train's greedy
 #   tokens and log-probabilities (all five in one process: its start-up is
 #   the slow part);
@@ -36,18 +36,10 @@ for family in $("$py" tests/formats/families.py names); do
   "$py" tests/formats/families.py check "$tmp/$family-hf" "$tmp/$family-trained.json" "$family" ||
     fail "$family: the export differs from muse-train's model"
   vllm_args+=("$tmp/$family-hf" "$tmp/$family-trained.json")
-  if grep -q '"rope_type": "\(llama3\|linear\)"' "$tmp/hf/$family/config.json"; then
-    status=0
-    "$bin/muse-export" --checkpoint "$runs/$family" --format gguf --out "$tmp/$family.gguf" \
-      >"$tmp/$family-gguf.log" 2>&1 || status=$?
-    [[ $status == 2 ]] && grep -q "^error: .*rope_scaling .* has no GGUF export yet" "$tmp/$family-gguf.log" ||
-      { cat "$tmp/$family-gguf.log"; fail "$family: a scaled rotary's GGUF export was not refused"; }
-  else
-    "$bin/muse-export" --checkpoint "$runs/$family" --format gguf --out "$tmp/$family.gguf" >/dev/null ||
-      fail "$family: GGUF export failed"
-    "$llama_py" tests/formats/llama_cpp_check.py "$tmp/$family.gguf" "$tmp/$family-trained.json" ||
-      fail "$family: llama.cpp's greedy tokens differ"
-  fi
+  "$bin/muse-export" --checkpoint "$runs/$family" --format gguf --out "$tmp/$family.gguf" >/dev/null ||
+    fail "$family: GGUF export failed"
+  "$llama_py" tests/formats/llama_cpp_check.py "$tmp/$family.gguf" "$tmp/$family-trained.json" ||
+    fail "$family: llama.cpp's greedy tokens differ"
 done
 "$vllm_py" tests/formats/vllm_check.py "${vllm_args[@]}" 2>"$tmp/vllm.log" ||
   { cat "$tmp/vllm.log"; fail "vLLM's greedy tokens or log-probabilities differ (or it cannot load an export)"; }

@@ -12,7 +12,7 @@ set -euo pipefail
 seconds=${1:-15}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_config fuzz_tokenizer fuzz_safetensors)
+((${#targets[@]})) || targets=(fuzz_config fuzz_tokenizer fuzz_safetensors fuzz_chat_template)
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=$root/build-fuzz
