@@ -17,6 +17,7 @@
 #include "data/data_config.h"
 #include "data/tokenizer.h"
 #include "formats/hf_config.h"
+#include "formats/model_source.h"
 #include "inference/adaptive_config.h"
 #include "model/model_config.h"
 #include "rewards/rewards_config.h"
@@ -255,6 +256,33 @@ inline MuseConfig config_from_yaml(const std::string& yaml, const std::string& o
   config::Origins origins;
   config::apply_yaml(cfg, YAML::Load(yaml), origin, origins);
   return cfg;
+}
+
+// What an executable's --checkpoint names: a muse-train checkpoint (its
+// run's config and step), or hf:DIR (DIR's architecture and tokenizer, every
+// other setting at its default). Errors are ConfigErrors naming `key`.
+struct SourceConfig {
+  MuseConfig cfg;
+  int64_t step = 0;
+};
+
+inline SourceConfig source_config(const std::string& from, const std::string& key) {
+  SourceConfig s;
+  if (from.starts_with("hf:")) {
+    s.cfg.init_from = from;
+    config::Origins origins;
+    try {
+      s.cfg.resolve(origins);
+    } catch (const config::ConfigError& e) {
+      // Name the option, not the config key resolve() checked it as.
+      throw config::ConfigError(key, e.what());
+    }
+    return s;
+  }
+  const checkpoints::Checkpoint ckpt(formats::resolve_init_from(from, key));
+  s.cfg = config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
+  s.step = ckpt.step();
+  return s;
 }
 
 }  // namespace muse

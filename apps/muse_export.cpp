@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "apps/muse_config.h"
@@ -24,6 +25,7 @@ namespace {
 
 namespace checkpoints = muse::checkpoints;
 namespace formats = muse::formats;
+namespace model = muse::model;
 namespace config = muse::config;
 namespace telemetry = muse::telemetry;
 
@@ -31,12 +33,13 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 const char* kDescription =
-    "Exports a muse-train checkpoint (any stage, saved by any number of ranks).\n"
-    "--format hf writes a Hugging Face directory: config.json for LlamaForCausalLM,\n"
+    "Exports a muse-train checkpoint (any stage, saved by any number of ranks), or\n"
+    "converts a Hugging Face directory (--checkpoint hf:DIR).\n"
+    "--format hf writes a Hugging Face directory: the family's config.json,\n"
     "model.safetensors (sharded with an index above --max-shard-bytes), the image\n"
-    "projector in multi_modal_projector.safetensors with muse_config.json,\n"
+    "projector in muse/multi_modal_projector.safetensors with muse_config.json,\n"
     "tokenizer.json, tokenizer_config.json and generation_config.json.\n"
-    "--format gguf writes one GGUF v3 file for llama.cpp's llama architecture with\n"
+    "--format gguf writes one GGUF v3 file for llama.cpp's architecture of the family with\n"
     "the tokenizer embedded (the text model only). Output is written under a\n"
     "temporary name and renamed when complete. Exit codes: 0 success, 1 runtime\n"
     "failure, 2 bad command line or input.";
@@ -57,7 +60,8 @@ int main(int argc, char** argv) {
                          "--checkpoint DIR --format hf|gguf --out PATH [--dtype fp32|bf16|fp16]",
                          kDescription);
   args.option("--checkpoint", "DIR", &checkpoint,
-              "checkpoint directory, or run directory (its LATEST)");
+              "checkpoint directory, run directory (its LATEST), or hf:DIR (a Hugging Face "
+              "model directory)");
   args.option("--format", "FORMAT", &format, "hf (a directory) or gguf (a file)");
   args.option("--out", "PATH", &out, "the directory (hf) or file (gguf) to write");
   args.option("--dtype", "DTYPE", &dtype, "fp32 (default), bf16 or fp16");
@@ -86,19 +90,29 @@ int main(int argc, char** argv) {
   }
   try {
     const auto start = std::chrono::steady_clock::now();
-    const checkpoints::Checkpoint ckpt(
-        muse::formats::resolve_init_from(checkpoint, "--checkpoint"));
-    const muse::MuseConfig run = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
-    options.tokenizer = tokenizer.empty() ? run.data.tokenizer : tokenizer;
-    options.tokens = run.data.tokens;
-    const formats::ExportSummary s = format == "hf" ? formats::export_hf(ckpt, out, options)
-                                                    : formats::export_gguf(ckpt, out, options);
+    const muse::SourceConfig run = muse::source_config(checkpoint, "--checkpoint");
+    options.tokenizer = tokenizer.empty() ? run.cfg.data.tokenizer : tokenizer;
+    options.tokens = run.cfg.data.tokens;
+    // A Hugging Face directory is read whole; a checkpoint one tensor at a time.
+    std::optional<checkpoints::Checkpoint> ckpt;
+    std::optional<model::Model> model;
+    std::optional<formats::ExportSource> source;
+    if (checkpoint.starts_with("hf:")) {
+      model.emplace(
+          formats::load_model_from(checkpoint, "--checkpoint", run.cfg.model, 0, at::kCPU));
+      source = formats::ExportSource::in_memory(*model, checkpoint.substr(3));
+    } else {
+      ckpt.emplace(formats::resolve_init_from(checkpoint, "--checkpoint"));
+      source = formats::ExportSource::checkpoint(*ckpt);
+    }
+    const formats::ExportSummary s = format == "hf" ? formats::export_hf(*source, out, options)
+                                                    : formats::export_gguf(*source, out, options);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf(
         "exported %s (step %lld) to %s: %lld tensors, %.1f MB of %s weights, %zu file(s), "
         "%.2f s\n",
-        ckpt.dir().string().c_str(), static_cast<long long>(ckpt.step()), out.c_str(),
+        source->name().c_str(), static_cast<long long>(source->step()), out.c_str(),
         static_cast<long long>(s.tensors), static_cast<double>(s.bytes) / 1e6, dtype.c_str(),
         s.files.size(), seconds);
     return 0;

@@ -83,32 +83,6 @@ struct Options {
   bool verbose = false, compare_sequential = false, adaptive = false, chat = false, json = false;
 };
 
-// What --checkpoint names: a run's checkpoint (its config and step), or
-// hf:DIR (DIR's architecture and tokenizer, every other setting a default).
-struct Source {
-  muse::MuseConfig cfg;
-  int64_t step = 0;
-};
-
-Source open_source(const std::string& from) {
-  Source s;
-  if (from.starts_with("hf:")) {
-    s.cfg.init_from = from;
-    config::Origins origins;
-    try {
-      s.cfg.resolve(origins);
-    } catch (const config::ConfigError& e) {
-      // Name the option, not the config key resolve() checked it as.
-      throw config::ConfigError("--checkpoint", e.what());
-    }
-    return s;
-  }
-  const muse::checkpoints::Checkpoint ckpt(muse::formats::resolve_init_from(from, "--checkpoint"));
-  s.cfg = muse::config_from_yaml(ckpt.config_yaml(), ckpt.dir().string());
-  s.step = ckpt.step();
-  return s;
-}
-
 // One JSON line per answer, for tools that compare with other engines.
 void print_json_answer(const data::PromptRecord& prompt, const rewards::Response& answer) {
   const nlohmann::json line{{"prompt", prompt.prompt},
@@ -252,7 +226,7 @@ struct Totals {
 };
 
 int run(const Options& o) {
-  Source source = open_source(o.checkpoint);
+  muse::SourceConfig source = muse::source_config(o.checkpoint, "--checkpoint");
   muse::MuseConfig& cfg = source.cfg;
   apply_overrides(cfg, o.overrides);
   if (!o.tokenizer.empty()) cfg.data.tokenizer = o.tokenizer;

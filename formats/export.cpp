@@ -43,10 +43,8 @@ bool is_projector(const Param& p) {
   return &model::family_of(*p.spec.row) == &model::projector_family();
 }
 
-at::Tensor read_param(const checkpoints::Checkpoint& ckpt, const Param& p) {
-  const at::Tensor flat = at::empty({p.spec.numel}, at::kFloat);
-  ckpt.read(checkpoints::unit_tensor_name(p.unit, "param"), p.spec.offset, flat);
-  return flat.view(p.spec.shape);
+at::Tensor read_param(const ExportSource& source, const Param& p) {
+  return source.read(p.unit, p.spec);
 }
 
 int64_t bytes_of(const Param& p, at::ScalarType dtype) {
@@ -208,12 +206,42 @@ at::Tensor interleave_rotary_rows(const at::Tensor& w, int64_t n_heads) {
   return w.reshape({n_heads, 2, half, -1}).transpose(1, 2).reshape(w.sizes());
 }
 
-ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out_arg,
+ExportSource ExportSource::checkpoint(const checkpoints::Checkpoint& ckpt) {
+  ExportSource s;
+  s.config_ = &ckpt.model();
+  s.checkpoint_ = &ckpt;
+  s.name_ = ckpt.dir().string();
+  s.step_ = ckpt.step();
+  return s;
+}
+
+ExportSource ExportSource::in_memory(const model::Model& model, std::string name) {
+  ExportSource s;
+  s.config_ = &model.config();
+  s.model_ = &model;
+  s.name_ = std::move(name);
+  return s;
+}
+
+at::Tensor ExportSource::read(const std::string& unit, const model::ParamSpec& p) const {
+  if (checkpoint_) {
+    const at::Tensor flat = at::empty({p.numel}, at::kFloat);
+    checkpoint_->read(checkpoints::unit_tensor_name(unit, "param"), p.offset, flat);
+    return flat.view(p.shape);
+  }
+  for (size_t u = 0; u < model_->layout().size(); ++u) {
+    if (model_->layout()[u].name == unit)
+      return model_->flat_params()[u].narrow(0, p.offset, p.numel).view(p.shape).to(at::kFloat);
+  }
+  throw checkpoints::CheckpointError(name_ + ": the model has no unit '" + unit + "'");
+}
+
+ExportSummary export_hf(const ExportSource& source, const fs::path& out_arg,
                         const ExportOptions& options) {
   // "exports/x/" names the directory x: its temporary twin is "exports/x.tmp".
   fs::path out = out_arg.lexically_normal();
   if (!out.has_filename()) out = out.parent_path();
-  const model::ModelConfig& cfg = ckpt.model();
+  const model::ModelConfig& cfg = source.config();
   const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size, options.tokens);
   check_replaceable(out);
   const fs::path tmp = out.string() + ".tmp";
@@ -255,7 +283,7 @@ ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out
       specs.push_back({p.spec.name, p.spec.shape});
     SafetensorsWriter writer(tmp / file, specs, options.dtype);
     for (const Param& p : group)
-      writer.write(p.spec.name, read_param(ckpt, p));
+      writer.write(p.spec.name, read_param(source, p));
     writer.finish();
     summary.tensors += static_cast<int64_t>(group.size());
     summary.bytes += writer.data_bytes();
@@ -310,7 +338,7 @@ ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out
   write_json(tmp / kMuseConfigFile,
              Json{{"format", "muse-train-export"},
                   {"muse_train_version", MUSE_VERSION},
-                  {"source", {{"checkpoint", ckpt.dir().string()}, {"step", ckpt.step()}}},
+                  {"source", {{"checkpoint", source.name()}, {"step", source.step()}}},
                   {"model", checkpoints::detail::model_to_json(cfg)},
                   {"multi_modal_projector",
                    {{"file", projector_file},
@@ -333,9 +361,9 @@ ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const fs::path& out
   return summary;
 }
 
-ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& out,
+ExportSummary export_gguf(const ExportSource& source, const fs::path& out,
                           const ExportOptions& options) {
-  const model::ModelConfig& cfg = ckpt.model();
+  const model::ModelConfig& cfg = source.config();
   const TokenizerFacts tok = read_tokenizer(options.tokenizer, cfg.vocab_size, options.tokens);
   GgufWriter w(out);
   const model::Family& family = model::text_family(cfg);
@@ -344,7 +372,7 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
   // its llama architecture loads.
   const bool rope_factors = cfg.rope_scaling == "llama3";
   if (rope_factors && arch != "llama") {
-    throw checkpoints::CheckpointError(ckpt.dir().string() + ": model.rope_scaling llama3 has no " +
+    throw checkpoints::CheckpointError(source.name() + ": model.rope_scaling llama3 has no " +
                                        arch + " GGUF form (llama.cpp reads its rope_freqs only " +
                                        "for llama); export --format hf");
   }
@@ -407,13 +435,12 @@ ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const fs::path& o
   // What llama.cpp divides each rotary frequency by (D/2): the scaling.
   const at::Tensor rope_freqs = model::rope_inv_freq(cfg, false) / model::rope_inv_freq(cfg);
   if (rope_factors) {
-    w.add_tensor(
-        {.name = "rope_freqs.weight", .shape = {rope_freqs.size(0)}, .dtype = at::kFloat});
+    w.add_tensor({.name = "rope_freqs.weight", .shape = {rope_freqs.size(0)}, .dtype = at::kFloat});
   }
   w.write_header();
   ExportSummary summary;
   for (const Planned& p : planned) {
-    at::Tensor t = read_param(ckpt, p.param);
+    at::Tensor t = read_param(source, p.param);
     const model::Rotary rotary =
         family.gguf_interleaves_rotary ? p.param.spec.row->rotary : model::Rotary::kNone;
     if (rotary == model::Rotary::kQueryRows) t = interleave_rotary_rows(t, cfg.n_heads);

@@ -15,6 +15,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "data/token_roles.h"
+#include "model/model.h"
 
 namespace muse::formats {
 
@@ -25,6 +26,28 @@ struct ExportOptions {
   // HF: above this many bytes of text-backbone tensors, model-0000i-of-0000n
   // shards and model.safetensors.index.json.
   int64_t max_shard_bytes = 5'000'000'000;
+};
+
+// What an export reads its tensors from: a muse-train checkpoint (one tensor
+// at a time), or a whole model in memory (a Hugging Face directory read with
+// hf:DIR). Either must outlive the source.
+class ExportSource {
+ public:
+  static ExportSource checkpoint(const checkpoints::Checkpoint& ckpt);
+  static ExportSource in_memory(const model::Model& model, std::string name);
+
+  const model::ModelConfig& config() const { return *config_; }
+  const std::string& name() const { return name_; }  // errors and muse_config.json name it
+  int64_t step() const { return step_; }
+  // The parameter `p` of unit `unit`, fp32 in its shape.
+  at::Tensor read(const std::string& unit, const model::ParamSpec& p) const;
+
+ private:
+  const model::ModelConfig* config_ = nullptr;
+  const checkpoints::Checkpoint* checkpoint_ = nullptr;
+  const model::Model* model_ = nullptr;
+  std::string name_;
+  int64_t step_ = 0;
 };
 
 struct ExportSummary {
@@ -38,13 +61,13 @@ struct ExportSummary {
 // tokenizer.json, tokenizer_config.json and generation_config.json. It is
 // built as OUT.tmp and renamed over `out` when complete. Throws
 // checkpoints::CheckpointError naming the file at fault.
-ExportSummary export_hf(const checkpoints::Checkpoint& ckpt, const std::filesystem::path& out,
+ExportSummary export_hf(const ExportSource& source, const std::filesystem::path& out,
                         const ExportOptions& options);
 
 // Writes `out` as a GGUF v3 file for llama.cpp's llama architecture, the
 // tokenizer embedded; norms stay F32, q/k rows are permuted to GGML's
 // interleaved rotary pairs. Throws checkpoints::CheckpointError.
-ExportSummary export_gguf(const checkpoints::Checkpoint& ckpt, const std::filesystem::path& out,
+ExportSummary export_gguf(const ExportSource& source, const std::filesystem::path& out,
                           const ExportOptions& options);
 
 // Rows of a q or k projection (n_heads * head_dim, C) reordered from the

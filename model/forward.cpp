@@ -154,7 +154,8 @@ at::Tensor rope_inv_freq(const ModelConfig& cfg, bool scaled) {
   const int64_t D = cfg.head_dim();
   // Hugging Face Llama's frequencies, computed the same way in fp32 so that
   // exported models see the same angles.
-  const at::Tensor exponents = at::arange(0, D, 2, at::kLong).to(at::kFloat) / static_cast<double>(D);
+  const at::Tensor exponents =
+      at::arange(0, D, 2, at::kLong).to(at::kFloat) / static_cast<double>(D);
   const at::Tensor inv_freq = 1.0 / at::pow(cfg.rope_theta, exponents);
   return scaled ? scaled_inv_freq(cfg, inv_freq) : inv_freq;
 }

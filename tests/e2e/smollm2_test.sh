@@ -6,7 +6,9 @@
 # then every text stage from it in its chat format: SFT shards built with
 # `muse-data build --chat`, 2 SFT steps from hf:DIR, 2 RL steps from that run
 # (which takes the architecture and text format from the checkpoint), and the
-# export back to Hugging Face, read by transformers as the same family.
+# export back to Hugging Face, read by transformers as the same family; and
+# the Hub directory itself converted to GGUF (muse-export --checkpoint
+# hf:DIR), which llama.cpp runs to muse-train's logits and greedy tokens.
 #   smollm2_test.sh BIN_DIR
 source "$(dirname "$0")/pretrain_lib.sh" "$1"
 dir=$("$py" scripts/smollm2.py) || fail "could not make the SmolLM2 directory"
@@ -60,4 +62,11 @@ assert a.apply_chat_template(m, add_generation_prompt=True, tokenize=False) == \
     b.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
 print("export: LlamaForCausalLM, the same chat prompt as SmolLM2's")
 PY
+llama_py=${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}
+"$bin/family_probe" "hf:$dir" 1,9690,198,2683,359,28,1780,314,216,38,1232 8 >"$tmp/smol.json" ||
+  fail "probe of hf:DIR failed"
+"$bin/muse-export" --checkpoint "hf:$dir" --format gguf --out "$tmp/smol.gguf" >/dev/null ||
+  fail "muse-export --checkpoint hf:DIR failed"
+"$llama_py" tests/formats/llama_cpp_check.py "$tmp/smol.gguf" "$tmp/smol.json" ||
+  fail "llama.cpp differs on the GGUF converted from hf:DIR"
 echo "smollm2 ok"

@@ -1,7 +1,7 @@
 """A GGUF export run by llama.cpp (the llama-cpp-python binding, built from
 source by scripts/install-deps.sh in its own venv): its logits after the
-probe's prompt equal muse-train's to 1e-3 (fp32 weights; the kernels differ)
-and its greedy tokens are muse-train's.
+probe's prompt equal muse-train's to 1e-3 (fp32 weights and an fp32 KV
+cache; the kernels differ) and its greedy tokens are muse-train's.
 
     llama_cpp_check.py GGUF PROBE_JSON
 
@@ -22,8 +22,9 @@ def main():
     gguf, probe_path = sys.argv[1:3]
     probe = json.load(open(probe_path))
     tokens, want = probe["tokens"], probe["greedy"]
+    # An fp32 KV cache (type 0 = GGML_TYPE_F32; llama.cpp's default is f16).
     llm = Llama(model_path=gguf, n_ctx=len(tokens) + len(want) + 8, n_threads=2, logits_all=True,
-                verbose=False)
+                type_k=0, type_v=0, verbose=False)
     llm.eval(tokens)
     last = np.array(llm.scores[len(tokens) - 1])
     diff = float(np.abs(last - np.array(probe["logits"][-1])).max())
