@@ -41,10 +41,12 @@ const MergeMap::Entry* MergeMap::find(int32_t left, int32_t right) const {
   }
 }
 
-AddedMatcher::AddedMatcher(const std::vector<AddedToken>& tokens, bool normalized) {
+AddedMatcher::AddedMatcher(const std::vector<AddedToken>& tokens, bool normalized, bool nfc) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i].normalized != normalized) continue;
-    by_first_byte_[static_cast<uint8_t>(tokens[i].content[0])].push_back({tokens[i].content, i});
+    std::string buffer;
+    std::string content(nfc ? to_nfc(tokens[i].content, buffer) : tokens[i].content);
+    by_first_byte_[static_cast<uint8_t>(content[0])].push_back({std::move(content), i});
     ++count_;
   }
   for (auto& candidates : by_first_byte_) {
@@ -54,12 +56,14 @@ AddedMatcher::AddedMatcher(const std::vector<AddedToken>& tokens, bool normalize
   }
 }
 
-bool AddedMatcher::find(std::string_view text, size_t from, size_t* begin, size_t* token) const {
+bool AddedMatcher::find(std::string_view text, size_t from, size_t* begin, size_t* end,
+                        size_t* token) const {
   if (count_ == 0) return false;
   for (size_t pos = from; pos < text.size(); ++pos) {
     for (const Candidate& candidate : by_first_byte_[static_cast<uint8_t>(text[pos])]) {
       if (text.substr(pos, candidate.content.size()) == candidate.content) {
         *begin = pos;
+        *end = pos + candidate.content.size();
         *token = candidate.token;
         return true;
       }
@@ -212,8 +216,8 @@ Tokenizer::Impl::Impl(TokenizerParts parts_in, const std::string& where)
     : parts(std::move(parts_in)),
       splitter(make_splitter(parts.pre_tokenizer, where)),
       merge_map(parts.merges),
-      raw_matcher(parts.added, false),
-      normalized_matcher(parts.added, true),
+      raw_matcher(parts.added, false, false),
+      normalized_matcher(parts.added, true, parts.nfc),
       origin(where) {
   static std::atomic<uint64_t> serials{0};
   serial = ++serials;

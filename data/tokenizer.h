@@ -63,9 +63,11 @@ class Tokenizer {
 
   // Token ids of `text`. With `parse_special`, the special tokens' texts
   // become their ids; otherwise they are encoded as ordinary text. No BOS or
-  // EOS is added (a tokenizer.json's post_processor is not applied).
+  // EOS is added (a tokenizer.json's post_processor is not applied). A
+  // tokenizer.json's NFC normalizer applies first, as in `tokenizers`.
   std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;
-  // The bytes the ids stand for: decode(encode(x)) == x for any bytes x.
+  // The bytes the ids stand for: decode(encode(x)) == x for any bytes x
+  // (with an NFC normalizer, x in NFC).
   // Throws TokenizerError for an id outside the vocabulary.
   std::string decode(std::span<const int32_t> ids) const;
 

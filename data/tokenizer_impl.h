@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "data/tokenizer_nfc.h"
 #include "data/tokenizer_words.h"
 
 namespace muse::data {
@@ -51,6 +52,7 @@ struct TokenizerParts {
   std::vector<Merge> merges;                           // by rank
   std::vector<AddedToken> added;                       // in file order
   std::optional<std::string> unk_token;                // a model.vocab string
+  bool nfc = false;  // the normalizer is NFC (the only one supported); else there is none
   bool fuse_unk = false;
   bool ignore_merges = false;  // a word that is a whole vocab token skips the merges
   WordSplitterSpec pre_tokenizer;
@@ -87,11 +89,12 @@ class MergeMap {
 // and a text rarely has many bytes that start one).
 class AddedMatcher {
  public:
-  // Matches the tokens whose `normalized` flag equals `normalized`.
-  AddedMatcher(const std::vector<AddedToken>& tokens, bool normalized);
-  // The leftmost-longest match at or after `from`: its offset and the index of
-  // its token in `tokens`, or false.
-  bool find(std::string_view text, size_t from, size_t* begin, size_t* token) const;
+  // Matches the tokens whose `normalized` flag equals `normalized`, with their
+  // contents in NFC when `nfc` (`tokenizers` normalizes those contents too).
+  AddedMatcher(const std::vector<AddedToken>& tokens, bool normalized, bool nfc);
+  // The leftmost-longest match at or after `from`: its offsets [begin, end)
+  // and the index of its token in `tokens`, or false.
+  bool find(std::string_view text, size_t from, size_t* begin, size_t* end, size_t* token) const;
 
  private:
   struct Candidate {
@@ -110,11 +113,15 @@ struct Tokenizer::Impl {
   Impl(detail::TokenizerParts parts, const std::string& where);
 
   // Cuts `text` into added tokens (on_id(id)) and pre-tokenized words
-  // (on_word(bytes)), in order.
+  // (on_word(bytes)), in order. As in `tokenizers`, the normalizer sees each
+  // piece between the tokens with `normalized: false`, before the others are
+  // matched in it.
   template <class OnWord, class OnId>
   void split(std::string_view text, bool parse_special, OnWord&& on_word, OnId&& on_id) const {
     extract_added(raw_matcher, text, parse_special, on_id, [&](std::string_view gap) {
-      extract_added(normalized_matcher, gap, parse_special, on_id,
+      std::string buffer;  // the gap in NFC, when that differs from the gap
+      extract_added(normalized_matcher, parts.nfc ? detail::to_nfc(gap, buffer) : gap,
+                    parse_special, on_id,
                     [&](std::string_view rest) { splitter.split(rest, on_word); });
     });
   }
@@ -144,9 +151,8 @@ struct Tokenizer::Impl {
   void extract_added(const detail::AddedMatcher& matcher, std::string_view text, bool parse_special,
                      OnId& on_id, OnText&& on_text) const {
     size_t done = 0, from = 0, begin = 0, index = 0;
-    while (matcher.find(text, from, &begin, &index)) {
+    while (matcher.find(text, from, &begin, &from, &index)) {
       const detail::AddedToken& token = parts.added[index];
-      from = begin + token.content.size();
       if (token.special && !parse_special) continue;
       if (begin > done) on_text(text.substr(done, begin - done));
       on_id(token.id);

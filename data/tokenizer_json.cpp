@@ -36,13 +36,16 @@ class Reader {
     if (const json* version = member(root, "version", "(top level)")) {
       if (string(*version, "version") != "1.0") fail("version", "is not \"1.0\"");
     }
-    for (const char* key : {"truncation", "padding", "normalizer"}) {
+    for (const char* key : {"truncation", "padding"}) {
       const json* value = member(root, key, "(top level)");
       if (value && !value->is_null()) fail(key, "is set; muse-train supports only null here");
     }
+    const json* normalizer = member(root, "normalizer", "(top level)");
+    const bool nfc = normalizer && !normalizer->is_null() && read_normalizer(*normalizer);
     const json* model = member(root, "model", "(top level)");
     if (model == nullptr) fail("model", "is missing");
     TokenizerParts parts = read_model(*model);
+    parts.nfc = nfc;
     if (const json* added = member(root, "added_tokens", "(top level)")) {
       parts.added = read_added(*added);
     }
@@ -203,6 +206,31 @@ class Reader {
       tokens.push_back(std::move(token));
     }
     return tokens;
+  }
+
+  // Whether the normalizer changes text: NFC (Qwen2's), alone or in a
+  // Sequence, is the only one supported; an empty Sequence changes nothing.
+  bool read_normalizer(const json& normalizer) const {
+    std::vector<std::pair<const json*, std::string>> steps;
+    if (type(normalizer, "normalizer") == "Sequence") {
+      const json* list = member(normalizer, "normalizers", "normalizer");
+      if (list == nullptr || !list->is_array()) {
+        fail("normalizer.normalizers", "is missing or not an array");
+      }
+      for (size_t i = 0; i < list->size(); ++i) {
+        steps.emplace_back(&(*list)[i], "normalizer.normalizers[" + std::to_string(i) + "]");
+      }
+    } else {
+      steps.emplace_back(&normalizer, "normalizer");
+    }
+    for (const auto& [step, where] : steps) {
+      const std::string step_type = type(*step, where);
+      if (step_type != "NFC") {
+        fail(where, "is a \"" + step_type +
+                        "\" normalizer; muse-train supports only NFC (alone or in a Sequence)");
+      }
+    }
+    return !steps.empty();
   }
 
   WordSplitterSpec read_pre_tokenizer(const json& pre_tokenizer) const {
@@ -376,7 +404,7 @@ void Tokenizer::save(const std::string& path) const {
     out += (i == 0 ? "\n    " : ",\n    ") + entry.dump();
   }
   out += parts.added.empty() ? "],\n" : "\n  ],\n";
-  out += "  \"normalizer\": null,\n";
+  out += parts.nfc ? "  \"normalizer\": {\"type\":\"NFC\"},\n" : "  \"normalizer\": null,\n";
   out += "  \"pre_tokenizer\": " + pre_tokenizer_json(parts.pre_tokenizer).dump() + ",\n";
   out += "  \"post_processor\": " + parts.post_processor + ",\n";
   out += "  \"decoder\": " + byte_level_json(true, true, true).dump() + ",\n";

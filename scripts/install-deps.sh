@@ -39,6 +39,7 @@ apt_packages=(
   openmpi-bin libopenmpi-dev
   libhdf5-dev hdf5-tools
   libpcre2-dev
+  libicu-dev
   fortunes
   libyaml-cpp-dev
   nlohmann-json3-dev

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "data/tokenizer_nfc.h"
 #include "data/tokenizer_words.h"
 #include "tests/temp_dir.h"
 
@@ -43,10 +44,11 @@ class TokenizerJson : public ::testing::Test {
       const std::string& merges, const std::string& extra_vocab = "",
       const std::string& model_flags = "", const std::string& added = "[]",
       const std::string& pre_tokenizer =
-          R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true})") {
+          R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true})",
+      const std::string& normalizer = "null") {
     return write("tiny" + std::to_string(tiny_files_++) + ".json",
                  R"({"version":"1.0","truncation":null,"padding":null,"added_tokens":)" + added +
-                     R"(,"normalizer":null,"pre_tokenizer":)" + pre_tokenizer +
+                     R"(,"normalizer":)" + normalizer + R"(,"pre_tokenizer":)" + pre_tokenizer +
                      R"(,"post_processor":null,"decoder":{"type":"ByteLevel"},
                                   "model":{"type":"BPE",)" +
                      model_flags + R"("vocab":{"a":0,"b":1,"c":2,"Ġ":3)" + extra_vocab +
@@ -165,6 +167,88 @@ TEST_F(TokenizerJson, PrefixSpaceAndLiteralSplit) {
   EXPECT_THAT(tok.encode("acab"), ElementsAre(4, 3, 2, 4, 1));
 }
 
+TEST_F(TokenizerJson, NfcComposesBeforeMerging) {
+  // "é" is the bytes C3 A9 ('Ã', '©' in the byte table); "e" + U+0301 (CC 81,
+  // 'Ì', 'ģ') composes to it first, so the merge applies to both spellings.
+  const std::string vocab = R"(,"e":4,"Ã":5,"©":6,"Ì":7,"ģ":8,"Ã©":9)";
+  const std::string merges = R"([["Ã","©"]])";
+  const std::string pre =
+      R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true})";
+  const Tokenizer plain = Tokenizer::load(tiny(merges, vocab, "", "[]", pre));
+  EXPECT_THAT(plain.encode("e\u0301"), ElementsAre(4, 7, 8));
+  for (const std::string normalizer :
+       {R"({"type":"NFC"})", R"({"type":"Sequence","normalizers":[{"type":"NFC"}]})"}) {
+    const Tokenizer nfc = Tokenizer::load(tiny(merges, vocab, "", "[]", pre, normalizer));
+    EXPECT_THAT(nfc.encode("e\u0301"), ElementsAre(9)) << normalizer;
+    EXPECT_THAT(nfc.encode("\u00e9"), ElementsAre(9));
+    EXPECT_EQ(nfc.decode(nfc.encode("ae\u0301b")), "a\u00e9b");
+    // ASCII and text already in NFC go through unchanged.
+    EXPECT_EQ(nfc.encode("abc cab"), plain.encode("abc cab"));
+    EXPECT_EQ(nfc.encode("a\u00e9 b"), plain.encode("a\u00e9 b"));
+    // Nothing composes across invalid UTF-8 (0xFF, which has no token here).
+    EXPECT_THAT(nfc.encode("e\xff\u0301"), ElementsAre(4, 7, 8));
+  }
+  // An empty Sequence changes nothing.
+  const Tokenizer none = Tokenizer::load(
+      tiny(merges, vocab, "", "[]", pre, R"({"type":"Sequence","normalizers":[]})"));
+  EXPECT_THAT(none.encode("e\u0301"), ElementsAre(4, 7, 8));
+}
+
+TEST_F(TokenizerJson, NfcSkipsTokensNotNormalizedAndNormalizesTheOthers) {
+  // `tokenizers` normalizes the text between the tokens with normalized=false
+  // (each piece on its own), and matches the normalized tokens, with their
+  // contents in NFC, in the normalized text.
+  const std::string vocab = R"(,"e":4,"Ã":5,"©":6,"Ì":7,"ģ":8,"Ã©":9)";
+  const std::string added =
+      R"([{"id":10,"content":"<s>","special":true,"normalized":false},
+          {"id":11,"content":"\u0301x","special":true,"normalized":false},
+          {"id":12,"content":"ce\u0301","special":false,"normalized":true}])";
+  const Tokenizer tok = Tokenizer::load(
+      tiny(R"([["Ã","©"]])", vocab, "", added,
+           R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true})",
+           R"({"type":"NFC"})"));
+  // No composition across "<s>"; "\u0301x" is found before normalizing.
+  EXPECT_THAT(tok.encode("e<s>\u0301"), ElementsAre(4, 10, 7, 8));
+  EXPECT_THAT(tok.encode("e\u0301x"), ElementsAre(4, 11));
+  // "cé" matches the token "ce\u0301" in either spelling.
+  EXPECT_THAT(tok.encode("ace\u0301"), ElementsAre(0, 12));
+  EXPECT_THAT(tok.encode("ac\u00e9"), ElementsAre(0, 12));
+  EXPECT_EQ(tok.decode(std::vector<int32_t>{12}), "ce\u0301");
+}
+
+TEST_F(TokenizerJson, SaveKeepsNfc) {
+  const std::string vocab = R"(,"e":4,"Ã":5,"©":6,"Ì":7,"ģ":8,"Ã©":9)";
+  const std::string pre =
+      R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true})";
+  const std::string path = (dir_ / "nfc.json").string();
+  Tokenizer::load(tiny(R"([["Ã","©"]])", vocab, "", "[]", pre,
+                       R"({"type":"Sequence","normalizers":[{"type":"NFC"}]})"))
+      .save(path);
+  EXPECT_THAT(read(path), HasSubstr(R"("normalizer": {"type":"NFC"},)"));
+  EXPECT_THAT(Tokenizer::load(path).encode("e\u0301"), ElementsAre(9));
+  // Without a normalizer, none is written.
+  const std::string plain = (dir_ / "plain.json").string();
+  Tokenizer::load(tiny("[]")).save(plain);
+  EXPECT_THAT(read(plain), HasSubstr(R"("normalizer": null,)"));
+}
+
+TEST(Nfc, AsTokenizersComputesIt) {
+  std::string buffer;
+  const std::string ascii = "plain ASCII text, returned as it is";
+  EXPECT_EQ(detail::to_nfc(ascii, buffer).data(), ascii.data());
+  const std::string composed = "caf\u00e9 \ud55c\uad6d\uc5b4 \u65e5\u672c \U0001F44D";
+  EXPECT_EQ(detail::to_nfc(composed, buffer).data(), composed.data());
+  EXPECT_EQ(detail::to_nfc("e\u0301", buffer), "\u00e9");
+  EXPECT_EQ(detail::to_nfc("\u1112\u1161\u11ab", buffer), "\ud55c");   // Hangul jamo
+  EXPECT_EQ(detail::to_nfc("\u212b", buffer), "\u00c5");               // ANGSTROM SIGN
+  EXPECT_EQ(detail::to_nfc("a\u0301\u0316", buffer), "\u00e1\u0316");  // reordered: 220 < 230
+  // U+1DFA (Unicode 14) is unassigned in `tokenizers`' Unicode 9 tables: it
+  // blocks the composition and is not reordered.
+  EXPECT_EQ(detail::to_nfc("a\u1dfa\u0301", buffer), "a\u1dfa\u0301");
+  // Invalid UTF-8 is kept; the valid runs around it are normalized each alone.
+  EXPECT_EQ(detail::to_nfc("e\xff\u0301 e\u0301\xc3", buffer), "e\xff\u0301 \u00e9\xc3");
+}
+
 TEST_F(TokenizerJson, MissingFile) {
   const std::string path = (dir_ / "nope.json").string();
   EXPECT_THAT(load_error(path), AllOf(HasSubstr(path), HasSubstr("cannot open")));
@@ -219,8 +303,12 @@ TEST_F(TokenizerJson, BadFilesNameWhatIsWrong) {
            R"({"pre_tokenizer":)" + byte_level +
                R"(,"decoder":{"type":"WordPiece"},"model":{"type":"BPE","vocab":{},"merges":[]}})"),
        "decoder is not ByteLevel"},
-      {write("norm.json", R"({"normalizer":{"type":"NFC"},"model":{"type":"BPE"}})"),
-       "normalizer is set"},
+      {write("norm.json", R"({"normalizer":{"type":"NFKC"},"model":{"type":"BPE"}})"),
+       "normalizer is a \"NFKC\" normalizer; muse-train supports only NFC"},
+      {write(
+           "norms.json",
+           R"({"normalizer":{"type":"Sequence","normalizers":[{"type":"NFC"},{"type":"Lowercase"}]}})"),
+       "normalizer.normalizers[1] is a \"Lowercase\" normalizer"},
       {write("version.json", R"({"version":"2.0"})"), "version is not \"1.0\""},
       {write("array.json", "[]"), "(top level) is an array, not an object"},
   };

@@ -6,6 +6,8 @@
 //                                           stdout: JSON lines {"ids": [...], "roundtrip": b})
 //   tokenizer_tool pieces gpt2|llama3 FILE (stdout: the byte offsets [begin, end) of each
 //                                           pre-tokenized word of FILE, one JSON array)
+//   tokenizer_tool nfc FILE                (stdout: FILE's text in NFC, as a tokenizer.json
+//                                           with the NFC normalizer sees it)
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "data/tokenizer_nfc.h"
 #include "data/tokenizer_words.h"
 
 namespace {
@@ -65,6 +68,14 @@ int pieces(const std::vector<std::string>& args) {
   return 0;
 }
 
+int nfc(const std::vector<std::string>& args) {
+  std::ifstream in(args.at(0), std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string buffer;
+  std::cout << muse::data::detail::to_nfc(text, buffer);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,7 +85,8 @@ int main(int argc, char** argv) {
     if (command == "train") return train(args);
     if (command == "encode") return encode(args);
     if (command == "pieces") return pieces(args);
-    std::cerr << "usage: tokenizer_tool train|encode|pieces ... (see the source)\n";
+    if (command == "nfc") return nfc(args);
+    std::cerr << "usage: tokenizer_tool train|encode|pieces|nfc ... (see the source)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << '\n';
