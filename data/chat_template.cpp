@@ -825,8 +825,9 @@ Value Renderer::call_macro(const MacroStmt& macro, const Call& call) {
   push_scope(true);
   for (size_t i = 0; i < macro.parameters.size(); ++i) {
     const auto& [name, fallback] = macro.parameters[i];
-    const auto keyword = std::find_if(call.kwargs.begin(), call.kwargs.end(),
-                                      [&](const auto& kw) { return kw.first == name; });
+    const auto keyword =
+        std::find_if(call.kwargs.begin(), call.kwargs.end(),
+                     [&wanted = name](const auto& kw) { return kw.first == wanted; });
     if (i < call.args.size()) {
       assign(name, call.args[i]);
     } else if (keyword != call.kwargs.end()) {
@@ -838,8 +839,9 @@ Value Renderer::call_macro(const MacroStmt& macro, const Call& call) {
     }
   }
   for (const auto& [key, unused] : call.kwargs) {
-    const bool known = std::any_of(macro.parameters.begin(), macro.parameters.end(),
-                                   [&](const auto& parameter) { return parameter.first == key; });
+    const bool known =
+        std::any_of(macro.parameters.begin(), macro.parameters.end(),
+                    [&wanted = key](const auto& parameter) { return parameter.first == wanted; });
     if (!known)
       throw EvalError("macro '" + macro.name + "' takes no keyword argument '" + key + "'");
   }

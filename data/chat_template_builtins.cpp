@@ -607,7 +607,7 @@ Value string_method(const std::string& s, const std::string& name, const Call& c
         at == std::string::npos ? -1 : static_cast<int64_t>(decode_utf8(s.substr(0, at)).size()));
   }
   if (name == "count") {
-    const std::string& sub = require_string(Arguments("count", call, {"sub"}, 1).get(0), "count");
+    const std::string sub = require_string(Arguments("count", call, {"sub"}, 1).get(0), "count");
     if (sub.empty()) return Value::from_int(static_cast<int64_t>(decode_utf8(s).size()) + 1);
     int64_t n = 0;
     for (size_t at = s.find(sub); at != std::string::npos; at = s.find(sub, at + sub.size()))
@@ -652,7 +652,7 @@ Value dict_method(const Value& d, const std::string& name, const Call& call) {
 }
 
 Value strftime_now(const Call& call) {
-  const std::string& format =
+  const std::string format =
       require_string(Arguments("strftime_now", call, {"format"}, 1).get(0), "strftime_now");
   const std::time_t now = std::time(nullptr);
   std::tm local{};
@@ -690,8 +690,8 @@ Dict mapping_arguments(const Call& call, std::string_view function) {
     entries = *call.args[0].dict;
   }
   for (const auto& [key, value] : call.kwargs) {
-    const auto found =
-        std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == key; });
+    const auto found = std::find_if(entries.begin(), entries.end(),
+                                    [&wanted = key](const auto& e) { return e.first == wanted; });
     if (found != entries.end()) {
       found->second = value;
     } else {

@@ -455,8 +455,9 @@ bool equals(const Value& a, const Value& b) {
     case Kind::kDict:
       if (a.dict->size() != b.dict->size()) return false;
       for (const auto& [key, value] : *a.dict) {
-        const auto found = std::find_if(b.dict->begin(), b.dict->end(),
-                                        [&](const auto& entry) { return entry.first == key; });
+        const auto found =
+            std::find_if(b.dict->begin(), b.dict->end(),
+                         [&wanted = key](const auto& entry) { return entry.first == wanted; });
         if (found == b.dict->end() || !equals(value, found->second)) return false;
       }
       return true;
