@@ -263,6 +263,14 @@ at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::
                  packed_output.defined() ? packed_output : w.output);  // (B,T,V)
 }
 
+HeadOutput head_output(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x) {
+  return {.hidden = rms_norm(x, w.norm, cfg.norm_eps), .output = w.output};
+}
+
+at::Tensor HeadOutput::logits() const {
+  return project(hidden, output);  // (B,T,V)
+}
+
 at::Tensor counted_targets(const at::Tensor& targets, int64_t image_token_id) {
   return (targets != -100).logical_and(targets != image_token_id);
 }

@@ -126,6 +126,17 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& cfg, const at
 at::Tensor head_forward(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x,
                         const at::Tensor& packed_output = {});
 
+// The head short of its output projection: what a loss needs to project a
+// chunk of tokens at a time (model/chunked_loss.h) instead of holding the
+// (B, T, V) logits.
+struct HeadOutput {
+  at::Tensor hidden;  // (B, T, C) after the final norm
+  at::Tensor output;  // (V, C) the output projection (tok_embed when tied)
+  // (B, T, V): the logits, computed exactly as head_forward computes them.
+  at::Tensor logits() const;
+};
+HeadOutput head_output(const HeadWeights& w, const ModelConfig& cfg, const at::Tensor& x);
+
 // Next-token cross-entropy summed over the counted targets, and their number.
 // A target counts unless it is -100 or the <image> placeholder.
 struct TextLoss {

@@ -128,7 +128,8 @@ PolicyTrainer::PolicyTrainer(const RlJob& job, comm::Communicator& comm,
                      .micro_batch = job.rl.micro_batch,
                      .loss_constant = static_cast<double>(
                          job.rl.loss_constant > 0 ? job.rl.loss_constant : job.rl.max_new_tokens),
-                     .max_consecutive_skips = base_.trainer.max_consecutive_skips};
+                     .max_consecutive_skips = base_.trainer.max_consecutive_skips,
+                     .loss_chunk_tokens = base_.trainer.loss_chunk_tokens};
   tokenizer_.emplace(data::open_tokenizer(base_.data));
   if (!base_.eval.prompts.empty()) {
     eval_records_ = data::load_prompts(base_.eval.prompts, *tokenizer_,

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "comm/agree.h"
+#include "model/chunked_loss.h"
 #include "model/generate.h"
 
 // Shapes: B responses of a micro-batch, W padded sequence width, R longest
@@ -69,6 +70,29 @@ at::Tensor gather_targets(const at::Tensor& log_softmax, const MicroBatch& mb) {
   return log_softmax.gather(-1, mb.targets.unsqueeze(-1)).squeeze(-1);  // (B,R)
 }
 
+// (B,R) fp32 log-probabilities of the response tokens and, with
+// `with_entropy`, the entropies of their distributions (detached); 0 off the
+// mask when chunked.
+model::TokenLogprobs response_logprobs(const model::HeadOutput& head, const MicroBatch& mb,
+                                       int64_t chunk_tokens, bool with_entropy) {
+  if (chunk_tokens > 0) {
+    const int64_t W = head.hidden.size(1);
+    const model::HeadOutput response{
+        .hidden = head.hidden.narrow(1, W - mb.longest - 1, mb.longest),
+        .output = head.output};  // (B,R,C)
+    return model::head_token_logprobs(response, mb.targets, mb.mask > 0, chunk_tokens,
+                                      with_entropy);
+  }
+  const at::Tensor log_softmax = response_log_softmax(head.logits(), mb);  // (B,R,V)
+  model::TokenLogprobs out{.logp = gather_targets(log_softmax, mb), .entropy = {}};
+  if (with_entropy) {
+    at::NoGradGuard no_grad;
+    const at::Tensor lsm = log_softmax.detach();
+    out.entropy = -(lsm.exp() * lsm).sum(-1);
+  }
+  return out;
+}
+
 // Per-sample (n_i) log-probabilities -> (B,R) right-aligned for `mb`.
 at::Tensor right_aligned(const std::vector<at::Tensor>& per_sample, const MicroBatch& mb) {
   const int64_t B = mb.mask.size(0);
@@ -95,12 +119,16 @@ std::vector<std::vector<size_t>> micro_batches(size_t begin, size_t end, int64_t
 
 // log pi(response tokens) of every sample under `model`, without autograd.
 std::vector<at::Tensor> score_samples(trainer::FsdpModel& model, std::span<const Sample> samples,
-                                      int64_t micro, comm::Communicator& comm) {
+                                      int64_t micro, int64_t chunk_tokens,
+                                      comm::Communicator& comm) {
   std::vector<at::Tensor> out(samples.size());
   for (auto& rows : micro_batches(0, samples.size(), micro, comm)) {
     const MicroBatch mb =
         make_micro_batch(model.config(), samples, std::move(rows), model.options().device);
-    const at::Tensor lp = gather_targets(response_log_softmax(model.forward(mb.inputs), mb), mb);
+    const at::Tensor lp =
+        chunk_tokens > 0
+            ? response_logprobs(model.forward_head(mb.inputs), mb, chunk_tokens, false).logp
+            : gather_targets(response_log_softmax(model.forward(mb.inputs), mb), mb);
     for (size_t b = 0; b < mb.rows.size(); ++b) {
       const int64_t n = static_cast<int64_t>(samples[mb.rows[b]].response.size());
       out[mb.rows[b]] = lp[b].narrow(0, mb.longest - n, n).clone();
@@ -122,9 +150,10 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
   // (detached), and no extra forward is needed.
   const bool on_policy = options.mini_batches * options.epochs == 1;
   std::vector<at::Tensor> old_logp, ref_logp;
-  if (!on_policy) old_logp = score_samples(model, samples, options.micro_batch, comm);
+  const int64_t chunk = options.loss_chunk_tokens;
+  if (!on_policy) old_logp = score_samples(model, samples, options.micro_batch, chunk, comm);
   if (reference != nullptr)
-    ref_logp = score_samples(*reference, samples, options.micro_batch, comm);
+    ref_logp = score_samples(*reference, samples, options.micro_batch, chunk, comm);
 
   UpdateStats stats;
   std::vector<double> totals(kUpdateSums, 0.0);  // entropy and tokens: first epoch only
@@ -146,9 +175,9 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
       for (auto& rows : micro_batches(begin, end, options.micro_batch, comm)) {
         const MicroBatch mb =
             make_micro_batch(model.config(), samples, std::move(rows), model.options().device);
-        const at::Tensor loss = model.forward_backward(mb.inputs, [&](const at::Tensor& logits) {
-          const at::Tensor log_softmax = response_log_softmax(logits, mb);
-          const at::Tensor logp = gather_targets(log_softmax, mb);
+        const at::Tensor loss = model.forward_backward(mb.inputs, [&](const model::HeadOutput& h) {
+          const model::TokenLogprobs lp = response_logprobs(h, mb, chunk, epoch == 0);
+          const at::Tensor& logp = lp.logp;
           const TokenBatch batch{
               .logp = logp,
               .old_logp = on_policy ? logp.detach() : right_aligned(old_logp, mb),
@@ -160,11 +189,7 @@ UpdateStats policy_update(trainer::TrainingState& state, trainer::FsdpModel* ref
           local[kKl] += pl.kl_sum;
           local[kRatio] += pl.ratio_sum;
           local[kTokens] += pl.tokens;
-          if (epoch == 0) {
-            at::NoGradGuard no_grad;
-            const at::Tensor lsm = log_softmax.detach();
-            local[kEntropy] += (-(lsm.exp() * lsm).sum(-1) * mb.mask).sum().item<double>();
-          }
+          if (epoch == 0) local[kEntropy] += (lp.entropy * mb.mask).sum().item<double>();
           return pl.loss;
         });
         local[kLoss] += loss.item<double>();

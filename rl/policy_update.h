@@ -26,6 +26,9 @@ struct UpdateOptions {
   int64_t micro_batch = 32;  // responses per forward/backward
   double loss_constant = 1;  // seq_sum_constant's divisor
   int64_t max_consecutive_skips = 5;
+  // Tokens per chunk of the output projection fused with the log-softmax
+  // (model/chunked_loss.h); 0 makes the (B, W, V) logits at once.
+  int64_t loss_chunk_tokens = 0;
 };
 
 // Global statistics of the update (the same on every rank).

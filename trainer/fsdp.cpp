@@ -85,40 +85,48 @@ std::unique_ptr<FsdpModel::Gathered> FsdpModel::gather(int64_t u) {
   return g;
 }
 
-at::Tensor FsdpModel::run_unit(int64_t u, const UnitBuffers& unit, const at::Tensor& x,
-                               const model::Inputs& in, const model::AttnContext& ctx,
-                               const UnitBuffers& embed) {
-  const model::UnitLayout& layout = units_[u].layout;
-  // Views of the gathered buffer, or autograd leaves sharing their storage
-  // when the unit's gradient is wanted: one leaf per parameter, because the
-  // backward of a view of one flat leaf would materialise a gradient the size
-  // of the whole buffer for every parameter.
-  const auto leaves_of = [](const UnitBuffers& b) -> model::ViewFn {
-    if (b.leaves == nullptr) return {};
-    return [&b](const at::Tensor& view) {
-      at::Tensor leaf = view.detach().requires_grad_();
-      b.leaves->push_back({leaf, view.storage_offset() - b.flat.storage_offset()});
-      return leaf;
-    };
+namespace {
+
+// Views of a gathered buffer, or autograd leaves sharing their storage when
+// the unit's gradient is wanted: one leaf per parameter, because the backward
+// of a view of one flat leaf would materialise a gradient the size of the
+// whole buffer for every parameter.
+template <class Buffers>
+model::ViewFn leaves_of(const Buffers& b) {
+  if (b.leaves == nullptr) return {};
+  return [&b](const at::Tensor& view) {
+    at::Tensor leaf = view.detach().requires_grad_();
+    b.leaves->push_back({leaf, view.storage_offset() - b.flat.storage_offset()});
+    return leaf;
   };
+}
+
+}  // namespace
+
+at::Tensor FsdpModel::run_unit(int64_t u, const UnitBuffers& unit, const at::Tensor& x,
+                               const model::Inputs& in, const model::AttnContext& ctx) {
+  const model::UnitLayout& layout = units_[u].layout;
   if (u == model::kEmbedUnit)
     return model::embed_forward(model::embed_weights(layout, unit.flat, leaves_of(unit)), cfg_, in);
-  if (u == model::head_unit(cfg_)) {
-    at::Tensor tok_embed;  // the output projection when tied: a leaf of the embed unit
-    if (cfg_.tie_embeddings) {
-      tok_embed = model::param_view(units_[model::kEmbedUnit].layout, embed.flat,
-                                    model::ParamId::kTokEmbed);
-      if (const model::ViewFn as = leaves_of(embed)) tok_embed = as(tok_embed);
-    }
-    return model::head_forward(model::head_weights(layout, unit.flat, tok_embed, leaves_of(unit)),
-                               cfg_, x);
-  }
   return model::block_forward(model::block_weights(layout, unit.flat, leaves_of(unit)), cfg_, x,
                               ctx);
 }
 
+model::HeadOutput FsdpModel::run_head(const UnitBuffers& unit, const at::Tensor& x,
+                                      const UnitBuffers& embed) {
+  at::Tensor tok_embed;  // the output projection when tied: a leaf of the embed unit
+  if (cfg_.tie_embeddings) {
+    tok_embed =
+        model::param_view(units_[model::kEmbedUnit].layout, embed.flat, model::ParamId::kTokEmbed);
+    if (const model::ViewFn as = leaves_of(embed)) tok_embed = as(tok_embed);
+  }
+  const model::UnitLayout& layout = units_[model::head_unit(cfg_)].layout;
+  return model::head_output(model::head_weights(layout, unit.flat, tok_embed, leaves_of(unit)),
+                            cfg_, x);
+}
+
 at::Tensor FsdpModel::forward_backward(
-    const model::Inputs& in, const std::function<at::Tensor(const at::Tensor&)>& loss_fn) {
+    const model::Inputs& in, const std::function<at::Tensor(const model::HeadOutput&)>& loss_fn) {
   const int64_t n_units = static_cast<int64_t>(units_.size());
   const int64_t head = n_units - 1;
   const bool tied = cfg_.tie_embeddings;
@@ -168,10 +176,10 @@ at::Tensor FsdpModel::forward_backward(
     if (options_.activation_checkpointing) {
       inputs[u] = x;
       at::NoGradGuard no_grad;
-      x = run_unit(u, {.flat = gathered[u]->wait(), .leaves = nullptr}, x, in, ctx, {});
+      x = run_unit(u, {.flat = gathered[u]->wait(), .leaves = nullptr}, x, in, ctx);
     } else {
       inputs[u] = u == 0 ? at::Tensor() : x.requires_grad_();
-      outputs[u] = run_unit(u, with_grad(u), inputs[u], in, ctx, {});
+      outputs[u] = run_unit(u, with_grad(u), inputs[u], in, ctx);
       x = outputs[u].detach();
     }
     if (!options_.keep_gathered && !(tied && u == model::kEmbedUnit)) gathered[u].reset();
@@ -197,15 +205,13 @@ at::Tensor FsdpModel::forward_backward(
   at::Tensor loss, grad_x;
   {
     const telemetry::NvtxRange range("fsdp head forward+backward", head);
-    // Scoped: the logits' graph references the head's gathered buffer and
+    // Scoped: the loss's graph references the head's gathered buffer and
     // its full gradient, which must not outlive the head's backward.
     const at::Tensor head_in = x.detach().requires_grad_();
-    at::Tensor logits = run_unit(head, with_grad(head), head_in, in, ctx,
-                                 tied ? with_grad(model::kEmbedUnit) : UnitBuffers{});
-    const at::Tensor head_loss = loss_fn(logits);
+    const at::Tensor head_loss = loss_fn(
+        run_head(with_grad(head), head_in, tied ? with_grad(model::kEmbedUnit) : UnitBuffers{}));
     // The loss's graph keeps what its backward needs (the log-softmax's
-    // output); the (B,T,V) logits themselves can go before the backward.
-    logits.reset();
+    // output); logits the loss made are gone before the backward.
     attach_gradient(head);
     head_loss.backward();
     loss = head_loss.detach();
@@ -226,7 +232,7 @@ at::Tensor FsdpModel::forward_backward(
     at::Tensor out = outputs[u];
     if (options_.activation_checkpointing) {
       if (u > 0) inputs[u] = inputs[u].detach().requires_grad_();
-      out = run_unit(u, with_grad(u), inputs[u], in, ctx, {});
+      out = run_unit(u, with_grad(u), inputs[u], in, ctx);
     }
     attach_gradient(u);
     out.backward(grad_x);
@@ -245,20 +251,27 @@ at::Tensor FsdpModel::forward_backward(
 
 at::Tensor FsdpModel::forward(const model::Inputs& in) {
   at::NoGradGuard no_grad;
+  return forward_head(in).logits();  // (B,T,V)
+}
+
+model::HeadOutput FsdpModel::forward_head(const model::Inputs& in) {
+  at::NoGradGuard no_grad;
   const int64_t n_units = static_cast<int64_t>(units_.size());
+  const int64_t head = n_units - 1;
   const model::AttnContext ctx = model::attn_context(cfg_, in);
   std::vector<std::unique_ptr<Gathered>> gathered(n_units);
   at::Tensor x;
-  for (int64_t u = 0; u < n_units; ++u) {
-    for (int64_t v = u; v <= std::min(u + options_.prefetch, n_units - 1); ++v)
+  for (int64_t u = 0; u < head; ++u) {
+    for (int64_t v = u; v <= std::min(u + options_.prefetch, head); ++v)
       if (!gathered[v]) gathered[v] = gather(v);
-    const UnitBuffers embed{
-        .flat = cfg_.tie_embeddings ? gathered[model::kEmbedUnit]->full : at::Tensor(),
-        .leaves = nullptr};
-    x = run_unit(u, {.flat = gathered[u]->wait(), .leaves = nullptr}, x, in, ctx, embed);
+    x = run_unit(u, {.flat = gathered[u]->wait(), .leaves = nullptr}, x, in, ctx);
     if (!(cfg_.tie_embeddings && u == model::kEmbedUnit)) gathered[u].reset();
   }
-  return x;
+  if (!gathered[head]) gathered[head] = gather(head);  // not prefetched with prefetch 0
+  const UnitBuffers embed{
+      .flat = cfg_.tie_embeddings ? gathered[model::kEmbedUnit]->full : at::Tensor(),
+      .leaves = nullptr};
+  return run_head({.flat = gathered[head]->wait(), .leaves = nullptr}, x, embed);
 }
 
 void FsdpModel::zero_grad() {

@@ -8,7 +8,10 @@
 //             prefetch, k = options.prefetch), wait for unit u, run it, keep
 //             its input, free its buffer.
 //   head      the last unit runs with autograd together with the loss, and
-//             its backward follows at once.
+//             its backward follows at once. The loss gets the final norm's
+//             output and the output projection (model::HeadOutput): it makes
+//             the (B, T, V) logits itself, or projects a chunk of tokens at a
+//             time (model/chunked_loss.h).
 //   backward  for u = L-2..0: re-gather unit u (prefetched during unit u+1
 //             with units down to u-k+1),
 //             recompute its forward with autograd, back-propagate, start the
@@ -94,16 +97,20 @@ class FsdpModel {
   std::vector<FsdpUnit>& units() { return units_; }
   const std::vector<FsdpUnit>& units() const { return units_; }
 
-  // Forward and backward of one micro-batch: `loss_fn` maps the logits
-  // (B, T, V) to the scalar to differentiate. Adds the gradient to every
-  // unit's grad shard and returns the loss (detached). Collective: every rank
-  // calls it, with its own inputs.
+  // Forward and backward of one micro-batch: `loss_fn` maps the head's
+  // output (HeadOutput::logits() gives the (B, T, V) logits) to the scalar to
+  // differentiate. Adds the gradient to every unit's grad shard and returns
+  // the loss (detached). Collective: every rank calls it, with its own inputs.
   at::Tensor forward_backward(const model::Inputs& in,
-                              const std::function<at::Tensor(const at::Tensor&)>& loss_fn);
+                              const std::function<at::Tensor(const model::HeadOutput&)>& loss_fn);
 
   // Logits (B, T, V) in the param dtype without autograd (evaluation).
   // Collective.
   at::Tensor forward(const model::Inputs& in);
+  // The head's output without autograd and without the logits; its output
+  // projection keeps the head's (or, tied, the embed unit's) gathered buffer
+  // alive. Collective.
+  model::HeadOutput forward_head(const model::Inputs& in);
 
   void zero_grad();
 
@@ -129,11 +136,13 @@ class FsdpModel {
     std::vector<ParamLeaf>* leaves = nullptr;  // null: no autograd for the weights
   };
   std::unique_ptr<Gathered> gather(int64_t unit);
-  // Runs unit `unit` on `x`; `embed` is the embed unit's buffers, which the
-  // head reads when embeddings are tied.
+  // Runs the embed unit or a block, `unit`, on `x`.
   at::Tensor run_unit(int64_t unit, const UnitBuffers& buffers, const at::Tensor& x,
-                      const model::Inputs& in, const model::AttnContext& ctx,
-                      const UnitBuffers& embed);
+                      const model::Inputs& in, const model::AttnContext& ctx);
+  // Runs the head on `x`; `embed` is the embed unit's buffers, which the head
+  // reads when embeddings are tied.
+  model::HeadOutput run_head(const UnitBuffers& buffers, const at::Tensor& x,
+                             const UnitBuffers& embed);
 
   model::ModelConfig cfg_;
   FsdpOptions options_;

@@ -72,6 +72,15 @@ ActivationSizes activation_sizes(const model::ModelConfig& cfg, const PlanInputs
   // as soon as the loss exists; log-softmax saves only its output), that
   // output and the gradients of the log-softmax's output and input.
   a.head_peak = first_norm + 3 * fp32 * v;
+  if (in.loss_chunk_tokens > 0) {
+    // Chunked (model/chunked_loss.h), at the peak of its backward: the
+    // counted rows of the norm's output and their gradient, the gradient
+    // flowing back to the norm, the output projection's gradient, and one
+    // chunk's softmax in fp32 (and in the compute dtype when that is lower).
+    const int64_t K = std::min(in.loss_chunk_tokens, B * T);
+    a.head_peak = first_norm + 3 * p * c + p * cfg.vocab_size * cfg.dim +
+                  K * cfg.vocab_size * (fp32 + (p == fp32 ? 0 : p));
+  }
   a.constant = 2 * fp32 * B * T * D + m + kInputBytesPerToken * B * T * in.grad_accum;
   return a;
 }
@@ -236,6 +245,7 @@ PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t
   in.batch_rows = batch_size / split;
   in.seq_len = seq_len;
   in.grad_accum = trainer.grad_accum;
+  in.loss_chunk_tokens = trainer.loss_chunk_tokens;
   in.fsdp = fsdp_options(trainer, backend);
   in.fsdp.device = uses_gpu(trainer, backend) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
   return in;

@@ -5,7 +5,7 @@
 //
 // Legend: N world size, S shard numel of a unit, n unit numel, B micro-batch
 // rows per rank, T sequence length, C model width, V vocab, H heads, F ffn
-// hidden, p/r bytes per element of the param/reduce dtype.
+// hidden, K loss chunk tokens, p/r bytes per element of the param/reduce dtype.
 #pragma once
 
 #include <cstdint>
@@ -20,11 +20,12 @@ namespace muse::trainer {
 
 // What a plan depends on besides the model's shape.
 struct PlanInputs {
-  int world_size = 1;      // N
-  int64_t batch_rows = 1;  // B: rows of one micro-batch on one rank
-  int64_t seq_len = 1;     // T
-  int64_t grad_accum = 1;  // micro-batches per optimizer step
-  FsdpOptions fsdp = {};   // dtypes, recompute, prefetch, and the device (CPU or not)
+  int world_size = 1;             // N
+  int64_t batch_rows = 1;         // B: rows of one micro-batch on one rank
+  int64_t seq_len = 1;            // T
+  int64_t grad_accum = 1;         // micro-batches per optimizer step
+  FsdpOptions fsdp = {};          // dtypes, recompute, prefetch, and the device (CPU or not)
+  int64_t loss_chunk_tokens = 0;  // K: trainer.loss_chunk_tokens; 0 = the whole logits
 };
 
 // Per rank; bytes unless named otherwise.

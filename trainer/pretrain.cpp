@@ -17,6 +17,7 @@
 #include "data/loader.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
+#include "model/chunked_loss.h"
 #include "model/forward.h"
 #include "model/generate.h"
 #include "model/model.h"
@@ -144,8 +145,9 @@ class Run {
     for (const data::Batch& batch : batches) {
       const at::Tensor targets = batch.targets.to(device_);
       const at::Tensor loss =
-          model_.forward_backward(inputs_of(batch, device_), [&](const at::Tensor& logits) {
-            const model::TextLoss l = model::text_loss(logits, targets, job_.model.image_token_id);
+          model_.forward_backward(inputs_of(batch, device_), [&](const model::HeadOutput& head) {
+            const model::TextLoss l = model::head_text_loss(
+                head, targets, job_.model.image_token_id, job_.trainer.loss_chunk_tokens);
             return l.sum / global_count;
           });
       local_loss += loss.item<double>();
@@ -213,9 +215,9 @@ class Run {
     });
     double sum = 0, count = 0;
     for (const data::Batch& batch : batches) {
-      const at::Tensor logits = model_.forward(inputs_of(batch, device_));
-      const model::TextLoss l =
-          model::text_loss(logits, batch.targets.to(device_), job_.model.image_token_id);
+      const model::TextLoss l = model::head_text_loss(
+          model_.forward_head(inputs_of(batch, device_)), batch.targets.to(device_),
+          job_.model.image_token_id, job_.trainer.loss_chunk_tokens);
       sum += l.sum.item<double>();
       count += static_cast<double>(l.count.item<int64_t>());
     }

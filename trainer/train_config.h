@@ -19,6 +19,7 @@ struct TrainerConfig {
   bool keep_gathered = false;
   bool activation_checkpointing = true;
   int64_t prefetch = 1;
+  int64_t loss_chunk_tokens = 0;
   bool cpu_block_cache = true;
   int64_t max_consecutive_skips = 5;
   int64_t stop_after = 0;
@@ -54,6 +55,13 @@ struct TrainerConfig {
              .unit = "units",
              .ge = 0,
              .le = 8});
+    v.field("loss_chunk_tokens", loss_chunk_tokens,
+            {.help = "tokens per chunk of the output projection fused with the loss (and the RL "
+                     "log-probabilities): each chunk's logits are made, reduced and, in "
+                     "backward, made again, so one (chunk, V) block is held instead of the (B, T, "
+                     "V) logits and their log-softmax; 0 computes the whole logits at once",
+             .unit = "tokens",
+             .ge = 0});
     v.field("cpu_block_cache", cpu_block_cache,
             {.help = "keep freed CPU blocks of 1 MiB or more for reuse instead of returning "
                      "them to the OS each step (never above the process's peak in use)"});
