@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/schema.h"
+#include "model/chunked_loss.h"
 #include "model/model.h"
 #include "tests/comm/mpi_test_env.h"
 #include "tests/model/model_test_util.h"
@@ -67,9 +68,11 @@ class FsdpTest : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {
  protected:
   void SetUp() override { comm_ = muse::testing::make_test_communicator(); }
 
-  // Runs `micro_batches` global batches through FSDP and the reference model
-  // and compares the gathered gradient and the losses.
-  void check_gradients(const FsdpOptions& options, bool tied, int micro_batches, double tolerance) {
+  // Runs `micro_batches` global batches through FSDP (its loss
+  // `loss_chunk` tokens at a time, or the whole logits with 0) and the
+  // reference model and compares the gathered gradient and the losses.
+  void check_gradients(const FsdpOptions& options, bool tied, int micro_batches, double tolerance,
+                       int64_t loss_chunk = 0) {
     const model::ModelConfig cfg = model::testing::test_config(tied);
     FsdpModel fsdp(cfg, kSeed, *comm_, options);
     const model::Model reference(cfg, kSeed);
@@ -87,8 +90,9 @@ class FsdpTest : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {
     for (const GlobalBatch& b : batches) {
       const at::Tensor targets = b.targets.narrow(0, first, rows);
       const at::Tensor loss =
-          fsdp.forward_backward(rows_of(b, first, rows), [&](const at::Tensor& logits) {
-            return model::text_loss(logits, targets, cfg.image_token_id).sum / double(total);
+          fsdp.forward_backward(rows_of(b, first, rows), [&](const model::HeadOutput& head) {
+            return model::head_text_loss(head, targets, cfg.image_token_id, loss_chunk).sum /
+                   double(total);
           });
       fsdp_loss += loss.item<double>();
       const model::TextLoss l = model::text_loss(reference.forward(rows_of(b, 0, kGlobalRows)),
@@ -136,6 +140,15 @@ INSTANTIATE_TEST_SUITE_P(Modes, FsdpTest,
 
 TEST_F(FsdpTest, AccumulatesMicroBatches) {
   check_gradients(FsdpOptions{}, true, 2, 1e-5);
+}
+
+// The loss in chunks of tokens (model/chunked_loss.h), tied and untied,
+// against the unsharded model's plain loss.
+TEST_F(FsdpTest, ChunkedLossGradientsMatchTheUnshardedModel) {
+  for (const bool tied : {true, false}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    check_gradients(FsdpOptions{}, tied, 2, 1e-5, 5);
+  }
 }
 
 TEST_F(FsdpTest, AnyPrefetchDepthGivesTheSameGradients) {

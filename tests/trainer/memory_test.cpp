@@ -22,6 +22,7 @@
 
 #include "comm/communicator.h"
 #include "config/schema.h"
+#include "model/chunked_loss.h"
 #include "model/forward.h"
 #include "model/layout.h"
 #include "trainer/adamw.h"
@@ -107,9 +108,10 @@ MicroBatch make_batch(const model::ModelConfig& cfg, int64_t rows, int64_t time)
   return b;
 }
 
-at::Tensor loss_of(const model::ModelConfig& cfg, const at::Tensor& logits,
-                   const at::Tensor& targets) {
-  return model::text_loss(logits, targets, cfg.image_token_id).sum / double(targets.numel());
+at::Tensor loss_of(const model::ModelConfig& cfg, const model::HeadOutput& head,
+                   const at::Tensor& targets, int64_t loss_chunk = 0) {
+  return model::head_text_loss(head, targets, cfg.image_token_id, loss_chunk).sum /
+         double(targets.numel());
 }
 
 // ---- The tracker. ----
@@ -276,8 +278,8 @@ TEST_P(CommBytes, MatchTheCollectivesOfForwardBackward) {
     for (int64_t accum : {1, 3}) {
       comm.reset_stats();
       for (int64_t m = 0; m < accum; ++m)
-        fsdp.forward_backward(b.in,
-                              [&](const at::Tensor& l) { return loss_of(cfg, l, b.targets); });
+        fsdp.forward_backward(
+            b.in, [&](const model::HeadOutput& h) { return loss_of(cfg, h, b.targets); });
       PlanInputs in{.world_size = n, .batch_rows = 2, .seq_len = 12, .grad_accum = accum};
       in.fsdp = c.options;
       const int64_t scalar_all_reduces = 4 * (2 * 8 * (n - 1) / n);
@@ -340,6 +342,7 @@ struct PeakCase {
   int64_t time;  // T
   int64_t grad_accum;
   FsdpOptions options;
+  int64_t loss_chunk = 0;  // K, trainer.loss_chunk_tokens
 };
 
 void PrintTo(const PeakCase& c, std::ostream* out) {
@@ -357,7 +360,8 @@ TEST_P(PlannedPeak, IsWithin15PercentOfTheMeasuredPeak) {
   PlanInputs in{.world_size = c.world_size,
                 .batch_rows = c.rows,
                 .seq_len = c.time,
-                .grad_accum = c.grad_accum};
+                .grad_accum = c.grad_accum,
+                .loss_chunk_tokens = c.loss_chunk};
   in.fsdp = c.options;
   const MemoryPlan plan = plan_memory(c.cfg, in);
   const int64_t planned_state = plan.param_shard_bytes + plan.grad_shard_bytes +
@@ -377,8 +381,9 @@ TEST_P(PlannedPeak, IsWithin15PercentOfTheMeasuredPeak) {
     for (int64_t m = 0; m < c.grad_accum; ++m)
       batches.push_back(make_batch(c.cfg, c.rows, c.time));
     for (const MicroBatch& b : batches) {
-      fsdp.forward_backward(b.in,
-                            [&](const at::Tensor& l) { return loss_of(c.cfg, l, b.targets); });
+      fsdp.forward_backward(b.in, [&](const model::HeadOutput& h) {
+        return loss_of(c.cfg, h, b.targets, c.loss_chunk);
+      });
     }
     for (size_t u = 0; u < optimizer.size(); ++u)
       optimizer[u].step(fsdp.units()[u].param, fsdp.units()[u].grad, 1e-3);
@@ -403,20 +408,28 @@ model::ModelConfig tiny_preset() {
 
 INSTANTIATE_TEST_SUITE_P(
     Configs, PlannedPeak,
-    ::testing::Values(PeakCase{"TinyPreset", tiny_preset(), 1, 8, 256, 1, options_of(true, false)},
-                      PeakCase{"WideUntied", custom_config(512, 256, 3, 8, 4, 768, false), 1, 2,
-                               256, 1, options_of(true, false)},
-                      PeakCase{"WideKeepGatheredNoCheckpointing",
-                               custom_config(512, 256, 3, 8, 4, 768, false), 1, 2, 256, 1,
-                               options_of(false, true)},
-                      PeakCase{"WideOn4Ranks", custom_config(512, 256, 3, 8, 4, 768, true), 4, 2,
-                               256, 2, options_of(true, false)},
-                      PeakCase{"NoPrefetch", custom_config(512, 256, 3, 8, 4, 768, false), 1, 2,
-                               256, 1, options_of(true, false, at::kFloat, at::kFloat, 0)},
-                      PeakCase{"PrefetchThreeUnits", custom_config(512, 256, 3, 8, 4, 768, false),
-                               2, 2, 256, 1, options_of(true, false, at::kFloat, at::kFloat, 3)},
-                      PeakCase{"Bf16Compute", custom_config(1024, 128, 2, 4, 2, 384, true), 2, 4,
-                               128, 2, options_of(true, false, at::kBFloat16, at::kFloat)}),
+    ::testing::Values(
+        PeakCase{"TinyPreset", tiny_preset(), 1, 8, 256, 1, options_of(true, false)},
+        PeakCase{"WideUntied", custom_config(512, 256, 3, 8, 4, 768, false), 1, 2, 256, 1,
+                 options_of(true, false)},
+        PeakCase{"WideKeepGatheredNoCheckpointing", custom_config(512, 256, 3, 8, 4, 768, false), 1,
+                 2, 256, 1, options_of(false, true)},
+        PeakCase{"WideOn4Ranks", custom_config(512, 256, 3, 8, 4, 768, true), 4, 2, 256, 2,
+                 options_of(true, false)},
+        PeakCase{"NoPrefetch", custom_config(512, 256, 3, 8, 4, 768, false), 1, 2, 256, 1,
+                 options_of(true, false, at::kFloat, at::kFloat, 0)},
+        PeakCase{"PrefetchThreeUnits", custom_config(512, 256, 3, 8, 4, 768, false), 2, 2, 256, 1,
+                 options_of(true, false, at::kFloat, at::kFloat, 3)},
+        PeakCase{"Bf16Compute", custom_config(1024, 128, 2, 4, 2, 384, true), 2, 4, 128, 2,
+                 options_of(true, false, at::kBFloat16, at::kFloat)},
+        // A vocabulary large enough for the logits to be the peak, with
+        // the whole logits and in chunks of tokens.
+        PeakCase{"LargeVocab", custom_config(8192, 64, 2, 4, 2, 192, false), 1, 2, 256, 1,
+                 options_of(true, false)},
+        PeakCase{"LargeVocabChunkedLoss", custom_config(8192, 64, 2, 4, 2, 192, false), 1, 2, 256,
+                 1, options_of(true, false), 96},
+        PeakCase{"LargeVocabChunkedLossTiedBf16", custom_config(8192, 64, 2, 4, 2, 192, true), 2, 2,
+                 256, 1, options_of(true, false, at::kBFloat16, at::kFloat), 128}),
     [](const ::testing::TestParamInfo<PeakCase>& p) { return p.param.name; });
 
 }  // namespace
