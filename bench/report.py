@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 from machine import cpu_model  # noqa: E402
 
 # Sections in the order of the page; a missing result file is reported as such.
-ORDER = ["train", "fsdp", "overlap", "rollout", "checkpoint", "data", "tokenizer", "h100"]
+ORDER = ["train", "fsdp", "overlap", "rollout", "checkpoint", "data", "tokenizer", "loss", "h100"]
 REGRESSION = 0.05
 
 

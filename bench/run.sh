@@ -10,10 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD_DIR="${BUILD_DIR:-build}"
-benches="${ONLY:-train,fsdp,overlap,rollout,checkpoint,data,tokenizer,h100}"
+benches="${ONLY:-train,fsdp,overlap,rollout,checkpoint,data,tokenizer,loss,h100}"
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
   bash scripts/build.sh muse-train muse-export muse-data rollout_bench checkpoint_bench \
-    data_bench tokenizer_bench >/dev/null
+    data_bench tokenizer_bench loss_bench >/dev/null
 fi
 results="${RESULTS_DIR:-$(mktemp -d)}"
 mkdir -p "$results"

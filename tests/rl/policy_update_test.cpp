@@ -11,6 +11,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -59,9 +60,10 @@ trainer::OptimConfig optim() {
   return o;
 }
 
-// The weights after one policy_update of `samples` on `comm`.
+// The weights after one policy_update of `samples` on `comm`; its
+// statistics into `stats_out` when given.
 model::Model updated(comm::Communicator& comm, const std::vector<Sample>& samples,
-                     const UpdateOptions& options) {
+                     const UpdateOptions& options, UpdateStats* stats_out = nullptr) {
   const model::ModelConfig cfg = model::testing::test_config(true);
   trainer::TrainingState state(cfg, kSeed, comm, {}, optim());
   std::unique_ptr<trainer::FsdpModel> reference;
@@ -70,6 +72,7 @@ model::Model updated(comm::Communicator& comm, const std::vector<Sample>& sample
   const UpdateStats stats = policy_update(state, reference.get(), samples, options, 1e-2, 1, comm);
   EXPECT_EQ(stats.optimizer_steps, options.mini_batches * options.epochs);
   EXPECT_EQ(stats.skipped_steps, 0);
+  if (stats_out != nullptr) *stats_out = stats;
   model::Model out(cfg, kSeed);
   state.model().gather_into(out);
   return out;
@@ -122,6 +125,42 @@ INSTANTIATE_TEST_SUITE_P(Aggregations, PolicyUpdateTest,
                                            std::make_tuple(LossAgg::kSeqSumConstant, false, 1),
                                            std::make_tuple(LossAgg::kTokenMean, true, 1),
                                            std::make_tuple(LossAgg::kSeqMeanTokenMean, true, 2)));
+
+// trainer.loss_chunk_tokens: the log-probabilities of the policy, of pi_old
+// (two epochs) and of the reference (KL), in chunks of tokens that do not
+// divide the responses, take the step the whole logits take, with the same
+// statistics (the entropy among them).
+TEST(PolicyUpdate, ChunkedLogprobsTakeTheStepOfTheWholeLogits) {
+  const model::ModelConfig cfg = model::testing::test_config(true);
+  const std::vector<Sample> all = rollout_batch(cfg);
+  UpdateOptions options;
+  options.loss = {.clip_low = 0.2,
+                  .clip_high = 0.28,
+                  .clip_dual = 3,
+                  .kl_coef = 0.1,
+                  .kl = KlEstimator::kK3,
+                  .agg = LossAgg::kTokenMean};
+  options.epochs = 2;
+  options.micro_batch = 2;
+  options.loss_constant = 8;
+  comm::SoloCommunicator solo;
+  UpdateStats plain_stats, chunked_stats;
+  const model::Model plain = updated(solo, all, options, &plain_stats);
+  options.loss_chunk_tokens = 3;
+  const model::Model chunked = updated(solo, all, options, &chunked_stats);
+  for (size_t u = 0; u < plain.flat_params().size(); ++u) {
+    const at::Tensor& want = plain.flat_params()[u];
+    EXPECT_TRUE(at::allclose(chunked.flat_params()[u], want, 1e-5, 1e-6))
+        << "unit " << u << ": max difference "
+        << (chunked.flat_params()[u] - want).abs().max().item<double>();
+  }
+  EXPECT_NEAR(chunked_stats.loss, plain_stats.loss, 1e-6 * std::abs(plain_stats.loss) + 1e-9);
+  EXPECT_NEAR(chunked_stats.entropy_mean, plain_stats.entropy_mean,
+              1e-6 * plain_stats.entropy_mean);
+  EXPECT_NEAR(chunked_stats.kl_mean, plain_stats.kl_mean, 1e-5 * plain_stats.kl_mean + 1e-9);
+  EXPECT_NEAR(chunked_stats.ratio_mean, plain_stats.ratio_mean, 1e-6);
+  EXPECT_EQ(chunked_stats.tokens, plain_stats.tokens);
+}
 
 }  // namespace
 }  // namespace muse::rl
