@@ -263,7 +263,11 @@ std::string format_memory_plan(const model::ModelConfig& cfg, const PlanInputs& 
                     std::to_string(in.batch_rows) + " x " + std::to_string(in.seq_len) +
                     " tokens per micro-batch, " + std::to_string(in.grad_accum) +
                     " micro-batch(es) per step, " +
-                    (in.fsdp.param_dtype == at::kBFloat16 ? "bf16" : "fp32") + " compute):\n";
+                    (in.fsdp.param_dtype == at::kBFloat16 ? "bf16" : "fp32") + " compute" +
+                    (in.loss_chunk_tokens > 0
+                         ? ", loss in chunks of " + std::to_string(in.loss_chunk_tokens) + " tokens"
+                         : std::string()) +
+                    "):\n";
   out += row("parameters", plan.param_shard_bytes, "fp32 shard (master weights)");
   out += row("gradients", plan.grad_shard_bytes, "fp32 shard");
   out += row("optimizer state", plan.optimizer_bytes, "AdamW exp_avg + exp_avg_sq");
