@@ -130,7 +130,13 @@ TokenRoles resolve_token_roles(const Tokenizer& tokenizer, const std::string& pa
 
   if (config.eos == "auto") {
     if (const auto text = token_text(tokenizer_config, "eos_token")) {
-      roles.stop.push_back(named_id(tokenizer, roles.origin, "eos", *text));
+      const auto id = tokenizer.token_id(*text);
+      if (!id) {
+        throw TokenizerError("data.tokens.eos: the tokenizer_config.json beside " + roles.origin +
+                             " names eos_token " + in_quotes(*text) +
+                             ", which the tokenizer lacks; set data.tokens.eos");
+      }
+      roles.stop.push_back(*id);
     } else if (const auto id = tokenizer.token_id(kMuseEos)) {
       roles.stop.push_back(*id);
     }

@@ -123,7 +123,12 @@ TEST_F(TokenRolesFiles, ANamedTokenTheTokenizerLacksIsAnErrorNamingTheKey) {
     }
   }
   // A tokenizer_config.json that names a token the vocabulary lacks.
-  EXPECT_THROW(Tokenizer::load(save(nullptr, {{"eos_token", "</s>"}})), TokenizerError);
+  EXPECT_THAT(
+      [&] {
+        (void)Tokenizer::load(save(nullptr, {{"eos_token", "</s>"}}));
+      },
+      ::testing::ThrowsMessage<TokenizerError>(
+          HasSubstr("tokenizer_config.json beside " + path + " names eos_token '</s>'")));
 }
 
 TEST_F(TokenRolesFiles, AnImageTokenIsNeededOnlyWhereUsed) {
