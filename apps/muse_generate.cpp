@@ -231,8 +231,7 @@ int run(const Options& o) {
   apply_overrides(cfg, o.overrides);
   if (!o.tokenizer.empty()) cfg.data.tokenizer = o.tokenizer;
   if (o.chat) cfg.data.chat = true;
-  data::check_text_format(cfg.data);
-  const data::Tokenizer tokenizer = data::open_tokenizer(cfg.data);
+  const data::Tokenizer tokenizer = data::check_text_format(cfg.data);
   const model::Model aggregator =
       muse::formats::load_model_from(o.checkpoint, "--checkpoint", cfg.model, 0, at::kCPU);
   const model::ModelConfig& mc = aggregator.config();

@@ -363,7 +363,7 @@ int run(int argc, char** argv) {
   }
 
   try {
-    data::check_text_format(cfg.data);
+    (void)data::check_text_format(cfg.data);  // the stage opens its own
   } catch (const config::ConfigError& e) {
     if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
     return kExitUsage;

@@ -44,11 +44,12 @@ Tokenizer open_tokenizer(const DataConfig& data) {
   return tokenizer;
 }
 
-void check_text_format(const DataConfig& data) {
+Tokenizer check_text_format(const DataConfig& data) {
   try {
-    const Tokenizer tokenizer = open_tokenizer(data);
+    Tokenizer tokenizer = open_tokenizer(data);
     tokenizer.roles().end();
     if (data.chat) encode_prompt(tokenizer, "What is 1 + 1?");
+    return tokenizer;
   } catch (const TokenizerError& e) {
     // A role's error names its own key (data.tokens.eos: ...).
     const std::string what = e.what();

@@ -36,9 +36,10 @@ namespace muse::data {
 // with data.chat, the chat template. Throws TokenizerError or
 // ChatTemplateError naming the file.
 Tokenizer open_tokenizer(const DataConfig& data);
-// Opens it as a run will and renders a prompt: a bad tokenizer, role or
-// chat template becomes a config::ConfigError before anything starts.
-void check_text_format(const DataConfig& data);
+// open_tokenizer, checked as a run will use it (its end token, a rendered
+// prompt): a bad tokenizer, role or chat template becomes a
+// config::ConfigError before anything starts.
+Tokenizer check_text_format(const DataConfig& data);
 
 // BOS + encode(prompt), or with a chat template the ids of the rendered user
 // turn; one stored <image> token per <image> marker.

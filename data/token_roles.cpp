@@ -57,18 +57,21 @@ TokenMarker marker(const Tokenizer& tokenizer, const std::string& text) {
   return {.text = text, .ids = text.empty() ? std::vector<int32_t>{} : tokenizer.encode(text)};
 }
 
-// Byte offset at which each token of `response` starts, plus the end.
-std::vector<size_t> token_starts(const Tokenizer& tokenizer, std::span<const int64_t> response) {
+// A response's text and the byte offset at which each token starts (plus the
+// end), from one pass over its tokens.
+struct DecodedTokens {
+  std::string text;
   std::vector<size_t> starts = {0};
+};
+
+DecodedTokens decode_tokens(const Tokenizer& tokenizer, std::span<const int64_t> response) {
+  DecodedTokens d;
   for (const int64_t id : response) {
     const int32_t one = static_cast<int32_t>(id);
-    starts.push_back(starts.back() + tokenizer.decode(std::span(&one, 1)).size());
+    d.text += tokenizer.decode(std::span(&one, 1));
+    d.starts.push_back(d.text.size());
   }
-  return starts;
-}
-
-std::string decoded(const Tokenizer& tokenizer, std::span<const int64_t> response) {
-  return tokenizer.decode(std::vector<int32_t>(response.begin(), response.end()));
+  return d;
 }
 
 // Tokens whose first byte lies in [begin, end).
@@ -177,15 +180,15 @@ int64_t count_reasoning_tokens(const Tokenizer& tokenizer, std::span<const int64
   const TokenRoles& roles = tokenizer.roles();
   if (roles.think_begin.text.empty() || roles.think_end.text.empty())
     return static_cast<int64_t>(response.size());
-  const std::string text = decoded(tokenizer, response);
+  const DecodedTokens d = decode_tokens(tokenizer, response);
   size_t open_end = 0;
   if (!opened_by_prompt) {
-    const size_t open = text.find(roles.think_begin.text);
+    const size_t open = d.text.find(roles.think_begin.text);
     if (open == std::string::npos) return 0;
     open_end = open + roles.think_begin.text.size();
   }
-  const size_t close = std::min(text.find(roles.think_end.text, open_end), text.size());
-  return tokens_starting_in(token_starts(tokenizer, response), open_end, close);
+  const size_t close = std::min(d.text.find(roles.think_end.text, open_end), d.text.size());
+  return tokens_starting_in(d.starts, open_end, close);
 }
 
 bool prompt_opens_reasoning(const Tokenizer& tokenizer, std::string_view prompt_text) {
@@ -201,11 +204,12 @@ std::vector<int64_t> tokens_after_reasoning(const Tokenizer& tokenizer,
                                             std::span<const int64_t> response) {
   const std::string& marker = tokenizer.roles().think_end.text;
   if (marker.empty()) return {response.begin(), response.end()};
-  const size_t close = decoded(tokenizer, response).rfind(marker);
+  const DecodedTokens d = decode_tokens(tokenizer, response);
+  const size_t close = d.text.rfind(marker);
   if (close == std::string::npos) return {};
-  const std::vector<size_t> starts = token_starts(tokenizer, response);
   const size_t after = close + marker.size();
-  const auto first = std::lower_bound(starts.begin(), starts.end() - 1, after) - starts.begin();
+  const auto first =
+      std::lower_bound(d.starts.begin(), d.starts.end() - 1, after) - d.starts.begin();
   return {response.begin() + first, response.end()};
 }
 
