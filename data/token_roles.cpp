@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "data/tokenizer.h"
+#include "data/tokenizer_impl.h"
 
 namespace muse::data {
 namespace {
@@ -18,10 +19,6 @@ using json = nlohmann::json;
 constexpr std::string_view kMuseBos = "<|begin_of_text|>";
 constexpr std::string_view kMuseEos = "<|end_of_text|>";
 constexpr std::string_view kMusePad = "<|pad|>";
-
-std::string in_quotes(std::string_view text) {
-  return "'" + std::string(text) + "'";
-}
 
 // A JSON file beside the tokenizer, or null when there is none.
 json read_sibling(const std::string& tokenizer_path, const char* name) {
@@ -50,7 +47,7 @@ int32_t named_id(const Tokenizer& tokenizer, const std::string& origin, std::str
                  const std::string& text) {
   if (const auto id = tokenizer.token_id(text)) return *id;
   throw TokenizerError("data.tokens." + std::string(key) + ": " + origin + " has no token " +
-                       in_quotes(text));
+                       detail::in_quotes(text));
 }
 
 TokenMarker marker(const Tokenizer& tokenizer, const std::string& text) {
@@ -101,7 +98,8 @@ std::vector<int64_t> TokenRoles::stop_tokens() const {
 
 int32_t TokenRoles::image_id() const {
   if (image) return *image;
-  throw TokenizerError("data.tokens.image: " + origin + " has no token " + in_quotes(image_text) +
+  throw TokenizerError("data.tokens.image: " + origin + " has no token " +
+                       detail::in_quotes(image_text) +
                        " (prompts and documents with images need one)");
 }
 
@@ -111,8 +109,8 @@ int32_t TokenRoles::pad_id() const {
 
 int32_t TokenRoles::single(const TokenMarker& marker, std::string_view key) {
   if (marker.ids.size() == 1) return marker.ids.front();
-  throw TokenizerError("data.tokens." + std::string(key) + ": " + in_quotes(marker.text) + " is " +
-                       std::to_string(marker.ids.size()) +
+  throw TokenizerError("data.tokens." + std::string(key) + ": " + detail::in_quotes(marker.text) +
+                       " is " + std::to_string(marker.ids.size()) +
                        " tokens; this use needs a marker that is one token");
 }
 
@@ -136,7 +134,7 @@ TokenRoles resolve_token_roles(const Tokenizer& tokenizer, const std::string& pa
       const auto id = tokenizer.token_id(*text);
       if (!id) {
         throw TokenizerError("data.tokens.eos: the tokenizer_config.json beside " + roles.origin +
-                             " names eos_token " + in_quotes(*text) +
+                             " names eos_token " + detail::in_quotes(*text) +
                              ", which the tokenizer lacks; set data.tokens.eos");
       }
       roles.stop.push_back(*id);

@@ -72,6 +72,13 @@ bool AddedMatcher::find(std::string_view text, size_t from, size_t* begin, size_
   return false;
 }
 
+std::string in_quotes(std::string_view token) {
+  std::string text(1, '\'');
+  text += token;
+  text += '\'';
+  return text;
+}
+
 }  // namespace detail
 
 namespace {
@@ -203,13 +210,6 @@ detail::WordSplitter make_splitter(const detail::WordSplitterSpec& spec, const s
   }
 }
 
-std::string in_quotes(std::string_view token) {
-  std::string text(1, '\'');
-  text += token;
-  text += '\'';
-  return text;
-}
-
 }  // namespace
 
 Tokenizer::Impl::Impl(TokenizerParts parts_in, const std::string& where)
@@ -227,9 +227,10 @@ Tokenizer::Impl::Impl(TokenizerParts parts_in, const std::string& where)
   for (const auto& [token, id] : parts.vocab) {
     if (token.empty()) fail("model.vocab has an empty token (id " + std::to_string(id) + ")");
     if (id < 0)
-      fail("model.vocab gives " + in_quotes(token) + " the negative id " + std::to_string(id));
+      fail("model.vocab gives " + detail::in_quotes(token) + " the negative id " +
+           std::to_string(id));
     if (!vocab_ids.emplace(token, id).second)
-      fail("model.vocab lists " + in_quotes(token) + " twice");
+      fail("model.vocab lists " + detail::in_quotes(token) + " twice");
     max_id = std::max(max_id, id);
   }
   // Added tokens outside model.vocab get the ids after it, in file order, when
@@ -239,7 +240,7 @@ Tokenizer::Impl::Impl(TokenizerParts parts_in, const std::string& where)
   for (size_t i = 0; i < parts.added.size(); ++i) {
     const AddedToken& token = parts.added[i];
     const std::string name =
-        "added_tokens[" + std::to_string(i) + "] (" + in_quotes(token.content) + ")";
+        "added_tokens[" + std::to_string(i) + "] (" + detail::in_quotes(token.content) + ")";
     if (added_ids.contains(token.content)) fail(name + " is listed twice");
     int32_t expected = model_size;
     if (const auto it = vocab_ids.find(token.content); it != vocab_ids.end()) {
@@ -273,7 +274,7 @@ Tokenizer::Impl::Impl(TokenizerParts parts_in, const std::string& where)
   if (parts.unk_token) {
     const auto it = vocab_ids.find(*parts.unk_token);
     if (it == vocab_ids.end())
-      fail("model.unk_token " + in_quotes(*parts.unk_token) + " is not in model.vocab");
+      fail("model.unk_token " + detail::in_quotes(*parts.unk_token) + " is not in model.vocab");
     unk_id = it->second;
   }
   for (size_t rank = 0; rank < parts.merges.size(); ++rank) {
@@ -439,7 +440,7 @@ std::string Tokenizer::render_chat_prompt(std::string_view prompt) const {
 
 int32_t Tokenizer::special_id(std::string_view token) const {
   if (const auto id = token_id(token)) return *id;
-  throw TokenizerError("the tokenizer has no token " + in_quotes(token) +
+  throw TokenizerError("the tokenizer has no token " + detail::in_quotes(token) +
                        " (trained tokenizers have every special token muse-train needs; add it "
                        "to the tokenizer.json's added_tokens)");
 }

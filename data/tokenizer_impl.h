@@ -21,6 +21,9 @@
 namespace muse::data {
 namespace detail {
 
+// 'token', for error messages.
+std::string in_quotes(std::string_view token);
+
 // Lets unordered maps keyed by std::string be searched with a string_view.
 struct StringHash {
   using is_transparent = void;
