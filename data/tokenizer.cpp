@@ -229,6 +229,12 @@ Tokenizer::Impl::Impl(TokenizerParts parts_in, const std::string& where)
     if (id < 0)
       fail("model.vocab gives " + detail::in_quotes(token) + " the negative id " +
            std::to_string(id));
+    // Real vocabularies number their tokens 0..n-1; a larger id would size
+    // the id table from a number in the file.
+    if (id >= static_cast<int64_t>(parts.vocab.size()))
+      fail("model.vocab gives " + detail::in_quotes(token) + " the id " + std::to_string(id) +
+           ", outside 0.." + std::to_string(parts.vocab.size() - 1) +
+           " (model.vocab's ids must be dense)");
     if (!vocab_ids.emplace(token, id).second)
       fail("model.vocab lists " + detail::in_quotes(token) + " twice");
     max_id = std::max(max_id, id);
