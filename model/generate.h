@@ -81,6 +81,16 @@ Inputs left_padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& pro
 // autograd. Rotary positions past model.max_seq_len are computed but were
 // never trained: keep prompt + new tokens within it.
 //
+// Built for RL's groups and ragged lengths:
+// * Equal prompts (the G samples of a GRPO group) are run through the model
+//   once; their keys and values are copied into each sample's cache rows.
+// * A finished sequence leaves the batch (drop): the row of the last
+//   sequence still running moves into its place, so every step computes
+//   only live rows, at the cost of copying one cache row per finished
+//   sequence.
+// * The cache is allocated once, for every sequence's prompt and
+//   max_new_tokens.
+//
 // The prompts and the one-position steps both go through the model's
 // block_forward. The steps pass it the blocks' weights packed (pack_block:
 // q/k/v and gate/up stacked into one matrix product each and, on the CPU,
@@ -94,30 +104,40 @@ class Decoder {
   // cache for `max_new_tokens` more positions per sequence. Throws ModelError.
   Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t max_new_tokens);
 
-  // (B, V) fp32 logits of the next token of each sequence.
+  // The sequences still in the batch, one per row: row r holds prompt
+  // sequences()[r]. All prompts, in order, until the first drop().
+  const std::vector<int64_t>& sequences() const { return sequences_; }
+  // (rows, V) fp32 logits of the next token of each row's sequence.
   const at::Tensor& logits() const { return logits_; }
-  // Appends one token per sequence, (B) integer, and computes the next logits.
+  // Appends one token per row, (rows) integer, and computes the next logits.
   void step(const at::Tensor& tokens);
+  // Takes the sequences at `rows` (indices into sequences()) out of the
+  // batch; the other sequences' rows may move (sequences() says where).
+  void drop(std::vector<int64_t> rows);
 
  private:
-  const Model* model_;               // [not null] must outlive the decoder
-  at::Tensor pad_;                   // (B) int64: left-padding of each sequence
-  std::vector<LayerCache> cache_;    // [n_layers], each (B, KV, S_max, D)
-  std::vector<PackedBlock> packed_;  // [n_layers] the blocks' weights packed for B rows
-  at::Tensor packed_output_;         // (V, C): the head's output projection, packed
-  at::Tensor cos_, sin_;             // (S_max, D) fp32 rotary tables
-  at::Tensor mask_;     // (B, 1, 1, S_max): 0 where a sequence may attend, -inf on its pads
+  const Model* model_;                // [not null] must outlive the decoder
+  std::vector<int64_t> sequences_;    // [rows] prompt index of each row
+  at::Tensor pad_;                    // (B) int64: left-padding of each row's sequence
+  std::vector<LayerCache> cache_;     // [n_layers], each (B, KV, S_max, D); rows [0, rows) live
+  std::vector<PackedBlock> packed_;   // [n_layers] the blocks' weights packed for B rows
+  at::Tensor packed_output_;          // (V, C): the head's output projection, packed
+  at::Tensor cos_, sin_;              // (S_max, D) fp32 rotary tables
+  at::Tensor mask_;     // (B, 1, 1, S_max): 0 where a row may attend, -inf on its pads
   int64_t length_ = 0;  // cache positions filled (padded prompt + steps)
-  at::Tensor logits_;   // (B, V)
+  at::Tensor logits_;   // (rows, V)
 };
 
 // Generates for every prompt until a stop token or its max_new_tokens
 // (prompt length + max_new_tokens must fit in model.max_seq_len), ending
-// reasoning at a prompt's think_limit. Sampling
-// draws one uniform number per sequence and step from the seeded generator
-// and takes the first token whose cumulative probability exceeds it (inverse
-// transform sampling). Throws ModelError for bad prompts or options, or
-// logits that are not finite.
+// reasoning at a prompt's think_limit. Sampling draws one uniform number per
+// prompt and step from the seeded generator (finished sequences' numbers
+// are drawn and unused, so a sequence's draws do not depend on when the
+// others finish) and takes the first token whose cumulative probability
+// exceeds it (inverse transform sampling). The sampler makes one
+// exponential of the logits that serves the draw, the log-probability and
+// the entropy. Throws ModelError for bad prompts or options, or logits that
+// are not finite.
 std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& prompts,
                                  const GenerateOptions& options);
 

@@ -1,21 +1,37 @@
-// The C++ side of bench/rollout/run.sh: batched sampling with
-// model::generate on a checkpoint, timed call by call.
+// The C++ side of bench/rollout/run.sh: model::generate on a checkpoint,
+// timed call by call.
 //
-//   rollout_bench tokenize TOKENIZER.json PROMPTS.jsonl COUNT
-//   rollout_bench serve CHECKPOINT IDS.txt [THREADS]
+//   rollout_bench tokenize TOKENIZER.json PROMPTS.jsonl COUNT [--chat]
+//   rollout_bench serve CHECKPOINT|hf:DIR IDS.txt [THREADS]
+//   rollout_bench peak [THREADS]
 //
-// tokenize prints the token ids (BOS + encode(prompt), as data::encode_prompt
-// makes them) of the first COUNT prompts, one line of space-separated ids
-// each, with the <image> markers removed from the text: the exported Llama
-// has no image tower, so both sides run text-only prompts.
+// tokenize prints the token ids of the first COUNT prompts as
+// data::encode_prompt makes them (BOS + encode(prompt), or with --chat the
+// tokenizer's chat template around a user turn), one line of space-separated
+// ids each, with the <image> markers removed from the text: the other side
+// runs a text model, so both sides run text-only prompts.
 //
-// serve loads the checkpoint once (LibTorch on THREADS threads, default its
-// own choice), prints {"ready": true, ...}, then answers each request line
-// "BATCH NEW_TOKENS SEED" on stdin with one JSON line: the wall and CPU
-// seconds of one generate() call on the first BATCH prompts of IDS.txt
-// (repeated when there are fewer), sampling exactly NEW_TOKENS tokens for
-// each (temperature 1, no top-k/top-p, no stop tokens). bench.py interleaves
-// these requests with the same ones to hf_generate.py.
+// serve loads the model once (LibTorch on THREADS threads, default its own
+// choice), prints {"ready": true, ...} with the model's shape, then answers
+// each request line on stdin with one JSON line holding the wall and CPU
+// seconds of one generate() call:
+//
+//   BATCH NEW_TOKENS SEED         the first BATCH prompts of IDS.txt (repeated
+//                                 when there are fewer), exactly NEW_TOKENS
+//                                 tokens each (temperature 1, no top-k/top-p,
+//                                 no stop tokens)
+//   group P G MAX_NEW SEED STOPS  the first P prompts, G samples each (a GRPO
+//                                 batch), temperature 1, ending at any of STOPS
+//                                 (comma-separated ids) or MAX_NEW tokens;
+//                                 the reply holds every sequence's length
+//   greedy BATCH NEW_TOKENS       argmax, exactly NEW_TOKENS tokens; the reply
+//                                 holds the first sequence's ids
+//
+// peak prints the machine's limits for the roofline: the fp32 matrix
+// product's GFLOP/s (square products of 2048) and the memory read bandwidth
+// in GB/s (sums over 512 MiB), the best of several tries, on THREADS threads.
+// bench.py interleaves the serve requests with the same ones to
+// vllm_generate.py.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -25,13 +41,14 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "checkpoints/checkpoint.h"
 #include "data/prompts.h"
 #include "data/tokenizer.h"
 #include "formats/model_source.h"
@@ -47,8 +64,12 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-int tokenize(const std::string& tokenizer_path, const std::string& prompts_path, int64_t count) {
-  const auto tokenizer = muse::data::Tokenizer::load(tokenizer_path);
+int tokenize(const std::string& tokenizer_path, const std::string& prompts_path, int64_t count,
+             bool chat) {
+  muse::data::DataConfig data;
+  data.tokenizer = tokenizer_path;
+  data.chat = chat;
+  const auto tokenizer = muse::data::open_tokenizer(data);
   std::ifstream in(prompts_path);
   if (!in) throw std::runtime_error("cannot read " + prompts_path);
   int64_t written = 0;
@@ -99,58 +120,140 @@ struct Timing {
   double seconds = 0, cpu_seconds = 0;
 };
 
-// Wall and CPU seconds of one generate() call on the first `batch` prompts
-// (repeated when there are fewer), after checking that every sequence got
-// exactly `new_tokens` tokens.
-Timing timed_generate(const model::Model& m, const std::vector<std::vector<int64_t>>& ids,
-                      int64_t batch, int64_t new_tokens, uint64_t seed) {
-  std::vector<model::Prompt> prompts;
-  for (int64_t b = 0; b < batch; ++b)
-    prompts.push_back({.tokens = ids[b % ids.size()], .max_new_tokens = new_tokens});
-  const model::GenerateOptions options{
-      .sampling = {.temperature = 1.0, .top_k = 0, .top_p = 1.0}, .stop_tokens = {}, .seed = seed};
+// Wall and CPU seconds of one generate() call, and its generations.
+std::pair<Timing, std::vector<model::Generation>> timed_generate(
+    const model::Model& m, const std::vector<model::Prompt>& prompts,
+    const model::GenerateOptions& options) {
   const double cpu_start = cpu_seconds();
   const Clock::time_point start = Clock::now();
-  const std::vector<model::Generation> out = model::generate(m, prompts, options);
-  const Timing timing{.seconds = seconds_since(start), .cpu_seconds = cpu_seconds() - cpu_start};
+  std::vector<model::Generation> out = model::generate(m, prompts, options);
+  return {{.seconds = seconds_since(start), .cpu_seconds = cpu_seconds() - cpu_start},
+          std::move(out)};
+}
+
+std::vector<int64_t> parse_ids(const std::string& list) {
+  std::vector<int64_t> ids;
+  std::stringstream in(list);
+  for (std::string id; std::getline(in, id, ',');)
+    ids.push_back(std::stoll(id));
+  return ids;
+}
+
+// One reply to a request line (the header's forms).
+json answer(const model::Model& m, const std::vector<std::vector<int64_t>>& ids,
+            const std::string& line) {
+  std::stringstream in(line);
+  std::string first;
+  in >> first;
+  const bool group = first == "group", greedy = first == "greedy";
+  int64_t batch = 0, samples = 1, new_tokens = 0;
+  uint64_t seed = 0;
+  std::string stops;
+  if (group) {
+    in >> batch >> samples >> new_tokens >> seed >> stops;
+  } else if (greedy) {
+    in >> batch >> new_tokens;
+  } else {
+    batch = std::stoll(first);
+    in >> new_tokens >> seed;
+  }
+  if (!in || batch < 1 || samples < 1 || new_tokens < 1)
+    throw std::runtime_error("bad request line '" + line + "'");
+  std::vector<model::Prompt> prompts;
+  int64_t prompt_tokens = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& row = ids[b % ids.size()];
+    prompt_tokens += static_cast<int64_t>(row.size());
+    for (int64_t j = 0; j < samples; ++j)
+      prompts.push_back({.tokens = row, .max_new_tokens = new_tokens});
+  }
+  const model::GenerateOptions options{
+      .sampling = {.temperature = greedy ? 0.0 : 1.0, .top_k = 0, .top_p = 1.0},
+      .stop_tokens = group ? parse_ids(stops) : std::vector<int64_t>{},
+      .seed = seed};
+  const auto [timing, out] = timed_generate(m, prompts, options);
+  std::vector<int64_t> lengths;
+  int64_t stopped = 0;
   for (const model::Generation& g : out) {
-    if (static_cast<int64_t>(g.tokens.size()) != new_tokens)
-      throw std::runtime_error("a sequence generated " + std::to_string(g.tokens.size()) +
+    lengths.push_back(static_cast<int64_t>(g.tokens.size()));
+    stopped += g.stop_reason == model::StopReason::kStopToken;
+    if (!group && lengths.back() != new_tokens)
+      throw std::runtime_error("a sequence generated " + std::to_string(lengths.back()) +
                                " tokens instead of " + std::to_string(new_tokens));
   }
-  return timing;
+  json reply{{"side", "muse"}, {"mode", group ? "group" : greedy ? "greedy" : "exact"}};
+  if (group) {
+    reply.update({{"prompts", batch},
+                  {"samples", samples},
+                  {"max_new", new_tokens},
+                  {"seed", seed},
+                  {"lengths", lengths},
+                  {"stopped", stopped}});
+  } else {
+    reply.update({{"batch", batch}, {"new_tokens", new_tokens}, {"seed", seed}});
+  }
+  if (greedy) reply["ids"] = out.front().tokens;
+  int64_t tokens = 0;
+  for (const int64_t n : lengths)
+    tokens += n;
+  reply.update({{"prompt_tokens", prompt_tokens},
+                {"tokens", tokens},
+                {"seconds", timing.seconds},
+                {"cpu_s", timing.cpu_seconds}});
+  return reply;
 }
 
 int serve(const std::string& checkpoint, const std::string& ids_path, int64_t threads) {
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
-  const muse::checkpoints::Checkpoint ckpt(
-      muse::formats::resolve_init_from(checkpoint, "checkpoint"));
-  const model::Model m = muse::formats::load_model(ckpt, 0, at::kCPU);
+  const model::Model m =
+      muse::formats::load_model_from(checkpoint, "checkpoint", model::ModelConfig{}, 0, at::kCPU);
   const auto ids = read_ids(ids_path);
+  const model::ModelConfig& c = m.config();
+  // What the roofline needs: the weights every token multiplies, and the
+  // attention's work per position of context.
+  const int64_t kv_width = c.n_kv_heads * c.head_dim(), q_width = c.n_heads * c.head_dim();
+  const int64_t block_params =
+      c.dim * (q_width + 2 * kv_width) + q_width * c.dim + 3 * c.dim * c.ffn_hidden;
   std::cout << json{{"ready", true},
-                    {"preset", m.config().preset},
-                    {"threads", at::get_num_threads()}}
+                    {"side", "muse"},
+                    {"threads", at::get_num_threads()},
+                    {"matmul_params", c.n_layers * block_params + c.vocab_size * c.dim},
+                    {"attention_flops_per_position", 4 * c.n_layers * q_width}}
                    .dump()
             << std::endl;
-  int64_t batch = 0, new_tokens = 0;
-  uint64_t seed = 0;
-  while (std::cin >> batch >> new_tokens >> seed) {
-    int64_t prompt_tokens = 0;
-    for (int64_t b = 0; b < batch; ++b)
-      prompt_tokens += static_cast<int64_t>(ids[b % ids.size()].size());
-    const Timing timing = timed_generate(m, ids, batch, new_tokens, seed);
-    std::cout << json{{"side", "muse"},
-                      {"preset", m.config().preset},
-                      {"batch", batch},
-                      {"new_tokens", new_tokens},
-                      {"seed", seed},
-                      {"prompt_tokens", prompt_tokens},
-                      {"tokens", batch * new_tokens},
-                      {"seconds", timing.seconds},
-                      {"cpu_s", timing.cpu_seconds}}
-                     .dump()
-              << std::endl;
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    std::cout << answer(m, ids, line).dump() << std::endl;
   }
+  return 0;
+}
+
+// The best of `tries` timings of `work`, in seconds.
+template <typename Work>
+double best_seconds(int tries, Work work) {
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < tries; ++i) {
+    const Clock::time_point start = Clock::now();
+    work();
+    best = std::min(best, seconds_since(start));
+  }
+  return best;
+}
+
+int peak(int64_t threads) {
+  if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+  constexpr int64_t kSide = 2048, kFloats = int64_t{1} << 27;  // 512 MiB
+  const at::Tensor a = at::randn({kSide, kSide}), b = at::randn({kSide, kSide});
+  at::Tensor c = at::empty({kSide, kSide});
+  at::mm_out(c, a, b);  // warm-up
+  const double mm_s = best_seconds(5, [&] { at::mm_out(c, a, b); });
+  const at::Tensor big = at::ones({kFloats});
+  const double read_s = best_seconds(5, [&] { (void)big.sum().item<float>(); });
+  std::cout << json{{"threads", at::get_num_threads()},
+                    {"matmul_gflops", 2.0 * kSide * kSide * kSide / mm_s / 1e9},
+                    {"read_gbps", 4.0 * kFloats / read_s / 1e9}}
+                   .dump()
+            << std::endl;
   return 0;
 }
 
@@ -159,15 +262,18 @@ int serve(const std::string& checkpoint, const std::string& ids_path, int64_t th
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    if (args.size() == 4 && args[0] == "tokenize")
-      return tokenize(args[1], args[2], std::stoll(args[3]));
+    if ((args.size() == 4 || (args.size() == 5 && args[4] == "--chat")) && args[0] == "tokenize")
+      return tokenize(args[1], args[2], std::stoll(args[3]), args.size() == 5);
     if ((args.size() == 3 || args.size() == 4) && args[0] == "serve")
       return serve(args[1], args[2], args.size() == 4 ? std::stoll(args[3]) : 0);
+    if (args.size() <= 2 && !args.empty() && args[0] == "peak")
+      return peak(args.size() == 2 ? std::stoll(args[1]) : 0);
   } catch (const std::exception& e) {
     std::cerr << "rollout_bench: " << e.what() << '\n';
     return 1;
   }
-  std::cerr << "usage: rollout_bench tokenize TOKENIZER.json PROMPTS.jsonl COUNT\n"
-               "       rollout_bench serve CHECKPOINT IDS.txt [THREADS]\n";
+  std::cerr << "usage: rollout_bench tokenize TOKENIZER.json PROMPTS.jsonl COUNT [--chat]\n"
+               "       rollout_bench serve CHECKPOINT|hf:DIR IDS.txt [THREADS]\n"
+               "       rollout_bench peak [THREADS]\n";
   return 2;
 }

@@ -113,6 +113,72 @@ TEST(Generate, CachedDecodingWithReorderedWeightsMatchesTheFullForward) {
   check_cached_decoding(cfg);
 }
 
+TEST(Generate, GroupSamplesShareOnePrefillAndDecodeAsTheirPromptAlone) {
+  const ModelConfig cfg = test_config();
+  const Model m(cfg, 33);
+  const auto distinct = make_prompts(cfg, 6);
+  // A GRPO-shaped batch: 2, 1 and 3 samples of the three prompts.
+  const std::vector<Prompt> grouped = {distinct[0], distinct[0], distinct[1],
+                                       distinct[2], distinct[2], distinct[2]};
+  const std::vector<size_t> source = {0, 0, 1, 2, 2, 2};
+  const Decoder one(m, distinct, 6), shared(m, grouped, 6);
+  for (size_t b = 0; b < grouped.size(); ++b)
+    EXPECT_TRUE(at::allclose(shared.logits()[b], one.logits()[source[b]], 1e-6, 1e-6)) << b;
+  const auto alone = generate(m, distinct, greedy()), together = generate(m, grouped, greedy());
+  for (size_t b = 0; b < grouped.size(); ++b)
+    EXPECT_EQ(together[b].tokens, alone[source[b]].tokens) << b;
+}
+
+TEST(Generate, FinishedSequencesLeaveTheBatchAndTheOthersDecodeOn) {
+  const ModelConfig cfg = test_config();
+  const Model m(cfg, 34);
+  const auto prompts = make_prompts(cfg, 8);
+  Decoder full(m, prompts, 8), dropping(m, prompts, 8);
+  const auto argmax = [&](const at::Tensor& logits) {
+    at::Tensor l = logits.clone();
+    l.select(1, cfg.image_token_id).fill_(-std::numeric_limits<float>::infinity());
+    return l.argmax(-1);
+  };
+  for (int step = 0; step < 6; ++step) {
+    const at::Tensor next = argmax(full.logits());  // (3)
+    if (step == 2) {
+      // Sequence 0 leaves: the last row (sequence 2) moves into its place.
+      dropping.drop({0});
+      EXPECT_EQ(dropping.sequences(), (std::vector<int64_t>{2, 1}));
+    }
+    if (step == 4) {
+      dropping.drop({0});
+      EXPECT_EQ(dropping.sequences(), (std::vector<int64_t>{1}));
+    }
+    const at::Tensor rows = at::tensor(dropping.sequences(), at::kLong);
+    ASSERT_EQ(dropping.logits().size(0), rows.size(0));
+    EXPECT_TRUE(at::allclose(dropping.logits(), full.logits().index_select(0, rows), 1e-5, 1e-5))
+        << "step " << step;
+    full.step(next);
+    dropping.step(next.index_select(0, rows));
+  }
+  EXPECT_THROW(dropping.drop({1}), ModelError);
+}
+
+TEST(Generate, ASequencesSamplesDoNotDependOnWhenOthersFinish) {
+  const ModelConfig cfg = test_config();
+  const Model m(cfg, 35);
+  GenerateOptions o;
+  o.seed = 5;
+  auto prompts = make_prompts(cfg, 12);
+  const auto all_long = generate(m, prompts, o);
+  prompts[0].max_new_tokens = 2;
+  prompts[2].max_new_tokens = 5;
+  const auto ragged = generate(m, prompts, o);
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    const auto n = static_cast<std::ptrdiff_t>(ragged[b].tokens.size());
+    ASSERT_EQ(n, prompts[b].max_new_tokens);
+    EXPECT_TRUE(std::equal(ragged[b].tokens.begin(), ragged[b].tokens.end(),
+                           all_long[b].tokens.begin()))
+        << b;
+  }
+}
+
 TEST(Generate, SameSeedSameSamples) {
   const ModelConfig cfg = test_config();
   const Model m(cfg, 32);
