@@ -6,8 +6,13 @@ next run compares with) from the result files of bench/run.sh's benchmarks
         [--previous docs/performance.json] [--notes bench/regression-notes.json]
         [--invocation TEXT] [--seconds N]
 
-Exits 1 when a ratio fell by more than 5% from the previous figures and
-bench/regression-notes.json says nothing about it.
+A ratio that fell by more than 5% from the previous figures is judged
+against the noise of this run: it has regressed when the previous ratio lies
+above every one of this run's repetitions of it (their spread, the row's
+`reps`). A regression on the same machine as the previous run (the same CPU
+model and core count) without a note in bench/regression-notes.json exits 1;
+a fall within the spread, against a run from another machine, or of a row
+measured once is a warning in the report.
 """
 import argparse
 import json
@@ -21,6 +26,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from machine import cpu_model  # noqa: E402
+from results import fmt  # noqa: E402
 
 # Sections in the order of the page; a missing result file is reported as such.
 ORDER = ["train", "fsdp", "overlap", "rollout", "checkpoint", "data", "tokenizer", "loss", "h100"]
@@ -41,14 +47,31 @@ def commit():
     return out.stdout.strip() or "unknown"
 
 
-def fmt(x):
-    if x is None:
-        return "-"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.3g}"
+def machine():
+    """What makes two runs comparable: the CPU model and the core count."""
+    return f"{cpu_model()}, {os.cpu_count()} cores"
+
+
+def judge(r, before, same_machine, notes):
+    """(cell text, error?) for row `r` against the previous ratio `before`."""
+    change = f"{before:.2f}"
+    if r["ratio"] >= before * (1 - REGRESSION):
+        return change, False
+    fall = f"down {100 * (1 - r['ratio'] / before):.0f}%"
+    reps = r.get("reps") or []
+    note = notes.get(r["key"])
+    if len(reps) < 2:
+        verdict, error = "measured once, no spread: warning", False
+    elif before <= max(reps):
+        verdict = f"within this run's spread {min(reps):.2f}-{max(reps):.2f}: noise"
+        error = False
+    elif not same_machine:
+        verdict, error = "above this run's spread, but the previous run was another machine: warning", False
+    else:
+        verdict, error = f"above this run's spread {min(reps):.2f}-{max(reps):.2f}: regressed", True
+    if note:
+        verdict, error = verdict + "; " + note, False
+    return f"{change} ({fall}, {'**' + verdict + '**' if error else verdict})", error
 
 
 def anchor(title):
@@ -75,10 +98,13 @@ def main():
                 results[name] = json.load(f)
         else:
             missing.append(name)
-    previous = {}
+    previous, previous_machine = {}, None
     if os.path.exists(args.previous):
         with open(args.previous) as f:
-            previous = {r["key"]: r for r in json.load(f).get("rows", [])}
+            before = json.load(f)
+        previous = {r["key"]: r for r in before.get("rows", [])}
+        previous_machine = before.get("machine")
+    same_machine = previous_machine == machine()
     notes = {}
     if os.path.exists(args.notes):
         with open(args.notes) as f:
@@ -95,13 +121,9 @@ def main():
             before = previous.get(r["key"], {}).get("ratio")
             change = ""
             if before:
-                change = f"{before:.2f}"
-                if r["ratio"] < before * (1 - REGRESSION):
-                    note = notes.get(r["key"])
-                    change += f" (**down {100 * (1 - r['ratio'] / before):.0f}%**: " + \
-                        (note + ")" if note else "no note)")
-                    if not note:
-                        unexplained.append(r["key"])
+                change, error = judge(r, before, same_machine, notes)
+                if error:
+                    unexplained.append(r["key"])
             unit = r.get("unit", "")
             summary.append(
                 f"| [{name}](#{anchor(results[name]['title'])}) | {r['metric']} | {fmt(r['muse'])} {unit} | "
@@ -126,8 +148,12 @@ def main():
         "",
         "Ratios are muse-train's advantage: above 1 means muse-train is faster (or",
         "leaner), whichever way the unit goes. \"previous ratio\" is the figure of the",
-        "run before (docs/performance.json); a fall of more than 5% needs a note in",
-        "bench/regression-notes.json (keyed by the row's key), or the run fails.",
+        "run before (docs/performance.json, "
+        f"{'this machine' if same_machine else 'another machine: ' + str(previous_machine)}).",
+        "A fall of more than 5% is judged against this run's own repetitions: it is",
+        "noise while the previous ratio lies within their spread, a regression when it",
+        "lies above all of them, and then an error on the same machine unless",
+        "bench/regression-notes.json explains it (bench/README.md).",
         "",
         "## Summary",
         "",
@@ -156,11 +182,12 @@ def main():
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump({"commit": commit(), "rows": rows}, f, indent=1)
+        json.dump({"commit": commit(), "machine": machine(), "rows": rows}, f, indent=1)
     print("\n".join(summary))
     if unexplained:
-        print(f"error: {len(unexplained)} figure(s) regressed by more than 5% without a note in "
-              f"{args.notes}: {', '.join(unexplained)}", file=sys.stderr)
+        print(f"error: {len(unexplained)} figure(s) fell more than 5% below the previous run on "
+              f"this machine, outside this run's spread, without a note in {args.notes}: "
+              f"{', '.join(unexplained)}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -1,23 +1,23 @@
-"""Runs the rollout benchmark: model::generate (rollout_bench serve) against
-LlamaForCausalLM.generate (hf_generate.py) on the same checkpoint, prompts,
-batch sizes and lengths, one JSON line per timed call in --out.
+"""Runs the rollout benchmark: muse-train's model::generate (rollout_bench
+serve) against vLLM's offline engine (vllm_generate.py) on one Hugging Face
+model directory, the same prompt ids and sampling, one JSON line per timed
+call in --out.
 
-Both sides load the model once and then answer requests; this script sends
-the same requests to each in turn, alternating which side goes first, so that
-load from other processes hits both alike. Per model: one untimed call with
-two new tokens per batch size and side (warm-up), then per repetition and
-batch size, on each side, a call with one new token (prefill and the first
-sample) and one with --new-tokens.
+Both sides load the model once and then answer requests (rollout_bench's
+header lists them); this script sends the same requests to each in turn,
+alternating which side goes first, so that load from other processes hits
+both alike. Each side first answers a small request of every kind (vLLM
+compiles its graphs then). Per repetition: a GRPO batch (--group PxGxMAX_NEW,
+ending at the model's end tokens), an exact-length batch (--exact BxN) and one
+greedy sequence (--single N).
 
-    python bench.py --bench build/bin/rollout_bench --ids IDS.txt
-        --model CHECKPOINT HF_DIR [--model ...] --out RESULTS.jsonl
-        [--batches 16,1] [--new-tokens 64] [--reps 3] [--threads 1]
-        [--profile DIR]
+    python bench.py --bench build/bin/rollout_bench --vllm-python PY --model DIR
+        --ids IDS.txt --out RESULTS.jsonl [--reps 3] [--threads 2]
+        [--group 16x8x256] [--exact 128x64] [--single 64] [--profile FILE]
 
---profile DIR writes to DIR, per model, hf_PRESET_bB.txt per batch size (the
-torch.profiler operator table of one more HF call) and, when perf is
-installed, muse_PRESET.txt (perf's top symbols over all of the muse-train
-process's calls, which then run under perf record).
+--profile FILE: after the timed calls, one more GRPO batch on the muse-train
+side under perf (when installed), summarised into FILE: shares by library
+and the top symbols.
 """
 import argparse
 import json
@@ -37,6 +37,7 @@ class Server:
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1)
+        self.ready = self.read()
 
     def read(self):
         line = self.proc.stdout.readline()
@@ -55,81 +56,109 @@ class Server:
             sys.exit(f"error: {' '.join(self.cmd)} exited with {self.proc.returncode}")
 
 
-def measure(args, checkpoint, hf_dir, out):
-    muse_cmd = [args.bench, "serve", checkpoint, args.ids, str(args.threads)]
-    perf_data = None
-    if args.profile and shutil.which("perf"):
-        perf_data = os.path.join(args.profile, "muse.perf.data")
-        muse_cmd = ["perf", "record", "-q", "-o", perf_data, "--"] + muse_cmd
-    sides = {
-        "muse": Server(muse_cmd),
-        "hf": Server([sys.executable, os.path.join(HERE, "hf_generate.py"), hf_dir, args.ids,
-                      "--threads", str(args.threads)]),
-    }
-    ready = {side: server.read() for side, server in sides.items()}
-    preset = ready["muse"]["preset"]
-    for batch in args.batches:
-        for server in sides.values():
-            server.ask(batch, 2, 0)
-    for rep in range(args.reps):
-        for i, batch in enumerate(args.batches):
-            order = ["muse", "hf"] if (rep + i) % 2 == 0 else ["hf", "muse"]
-            for side in order:
-                first = sides[side].ask(batch, 1, rep)
-                full = sides[side].ask(batch, args.new_tokens, rep)
-                full.update(rep=rep, prefill_s=first["seconds"], threads=args.threads)
-                out.write(json.dumps(full) + "\n")
-                out.flush()
-                print(f"{full['preset']:5s} batch {batch:3d} rep {rep + 1} {side:4s} "
-                      f"{full['seconds']:.3f} s ({full['tokens'] / full['seconds']:.0f} tokens/s),"
-                      f" first token {first['seconds']:.3f} s", file=sys.stderr, flush=True)
-    if args.profile:
-        for batch in args.batches:
-            path = os.path.join(args.profile, f"hf_{preset}_b{batch}.txt")
-            sides["hf"].ask("profile", batch, args.new_tokens, 0, path)
-    for server in sides.values():
-        server.close()
-    if perf_data:
-        write_perf_summary(perf_data, os.path.join(args.profile, f"muse_{preset}.txt"))
+def stop_ids(model_dir):
+    """The model's end tokens: generation_config.json's eos_token_id (an id
+    or a list), as both engines stop a chat response."""
+    with open(os.path.join(model_dir, "generation_config.json")) as f:
+        eos = json.load(f)["eos_token_id"]
+    return eos if isinstance(eos, list) else [eos]
 
 
-def write_perf_summary(perf_data, path):
+def workloads(args, stops):
+    """(name, request words) of one repetition, with the seed as {seed}."""
+    p, g, max_new = args.group
+    b, n = args.exact
+    stop_list = ",".join(str(s) for s in stops)
+    return [("group", ["group", p, g, max_new, "{seed}", stop_list]),
+            ("exact", [b, n, "{seed}"]),
+            ("single", ["greedy", 1, args.single])]
+
+
+def perf_summary(perf_data, path):
     """perf's shares by library, then its top symbols outside oneDNN's
     just-in-time kernels (which perf cannot name), into `path`."""
     def top(sort, keep, n):
         report = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children",
                                  "--sort", sort], capture_output=True, text=True).stdout
-        lines = [line[:110].rstrip() for line in report.splitlines()
+        lines = [line[:120].rstrip() for line in report.splitlines()
                  if "%" in line and not line.startswith("#")]
         return [line.replace("[JIT] tid", "oneDNN JIT kernels, tid") for line in lines
                 if keep(line)][:n]
     with open(path, "w") as f:
-        f.write("the whole process: start-up, loading, warm-up, first-token and timed calls\n"
-                "by library:\n")
-        f.write("\n".join(top("dso", lambda line: True, 6)))
-        f.write("\nsymbols outside oneDNN's JIT kernels:\n")
+        f.write("by library:\n" + "\n".join(top("dso", lambda line: True, 6)) + "\n")
+        f.write("symbols outside oneDNN's JIT kernels:\n")
         f.write("\n".join(top("symbol", lambda line: "] 0x0000" not in line, 15)) + "\n")
     os.remove(perf_data)
+
+
+def profile_group(args, stops, path):
+    """One GRPO batch on the muse-train side under perf, after the model is
+    loaded (perf starts recording when the request is sent)."""
+    if not shutil.which("perf"):
+        with open(path, "w") as f:
+            f.write("perf is not installed (Debian: linux-perf); no profile\n")
+        return
+    server = Server([args.bench, "serve", f"hf:{args.model}", args.ids, str(args.threads)])
+    data = path + ".data"
+    perf = subprocess.Popen(["perf", "record", "-q", "-o", data, "-p", str(server.proc.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    words = workloads(args, stops)[0][1]
+    server.ask(*[w if w != "{seed}" else 0 for w in words])
+    perf.send_signal(2)
+    perf.wait()
+    server.close()
+    perf_summary(data, path)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench", required=True, help="rollout_bench binary")
+    ap.add_argument("--vllm-python", required=True, help="python of the vLLM venv")
+    ap.add_argument("--model", required=True, help="Hugging Face model directory")
     ap.add_argument("--ids", required=True, help="prompt token ids, one prompt a line")
-    ap.add_argument("--model", nargs=2, action="append", required=True,
-                    metavar=("CHECKPOINT", "HF_DIR"))
     ap.add_argument("--out", required=True)
-    ap.add_argument("--batches", default="16,1")
-    ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--group", default="16x8x256", help="PROMPTSxSAMPLESxMAX_NEW")
+    ap.add_argument("--exact", default="128x64", help="BATCHxNEW_TOKENS")
+    ap.add_argument("--single", type=int, default=64, help="greedy tokens of one sequence")
     ap.add_argument("--profile")
     args = ap.parse_args()
-    args.batches = [int(b) for b in args.batches.split(",")]
+    args.group = [int(x) for x in args.group.split("x")]
+    args.exact = [int(x) for x in args.exact.split("x")]
+    stops = stop_ids(args.model)
     start = time.time()
+    sides = {
+        "muse": Server([args.bench, "serve", f"hf:{args.model}", args.ids, str(args.threads)]),
+        "vllm": Server([args.vllm_python, os.path.join(HERE, "vllm_generate.py"), args.model,
+                        args.ids, "--threads", str(args.threads),
+                        "--max-seqs", str(max(args.exact[0], args.group[0] * args.group[1]))]),
+    }
+    p, g, _ = args.group
+    warm = [["group", p, g, 4, 0, ",".join(map(str, stops))], [args.exact[0], 4, 0],
+            ["greedy", 1, 4]]
+    for server in sides.values():
+        for words in warm:
+            server.ask(*words)
     with open(args.out, "w") as out:
-        for checkpoint, hf_dir in args.model:
-            measure(args, checkpoint, hf_dir, out)
+        out.write(json.dumps({"ready": {k: s.ready for k, s in sides.items()},
+                              "stops": stops, "model": args.model}) + "\n")
+        for rep in range(args.reps):
+            for i, (name, words) in enumerate(workloads(args, stops)):
+                order = ["muse", "vllm"] if (rep + i) % 2 == 0 else ["vllm", "muse"]
+                for side in order:
+                    r = sides[side].ask(*[w if w != "{seed}" else rep for w in words])
+                    r.update(workload=name, rep=rep, threads=args.threads)
+                    out.write(json.dumps(r) + "\n")
+                    out.flush()
+                    print(f"{name:6s} rep {rep + 1} {side:4s} {r['seconds']:7.2f} s "
+                          f"({r['tokens'] / r['seconds']:.0f} tokens/s)", file=sys.stderr,
+                          flush=True)
+    for server in sides.values():
+        server.close()
+    if args.profile:
+        profile_group(args, stops, args.profile)
     print(f"measured in {time.time() - start:.0f} s", file=sys.stderr)
 
 

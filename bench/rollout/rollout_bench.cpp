@@ -218,7 +218,8 @@ int serve(const std::string& checkpoint, const std::string& ids_path, int64_t th
                     {"side", "muse"},
                     {"threads", at::get_num_threads()},
                     {"matmul_params", c.n_layers * block_params + c.vocab_size * c.dim},
-                    {"attention_flops_per_position", 4 * c.n_layers * q_width}}
+                    {"attention_flops_per_position", 4 * c.n_layers * q_width},
+                    {"kv_bytes_per_position", 2 * c.n_layers * kv_width * 4}}
                    .dump()
             << std::endl;
   for (std::string line; std::getline(std::cin, line);) {

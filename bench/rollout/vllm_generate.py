@@ -52,13 +52,16 @@ def main():
         # vLLM's CPU worker binds its OpenMP threads to cores 0..T-1.
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{args.threads - 1}")
     import torch
+    import vllm
     from vllm import LLM, SamplingParams
 
     rows = read_ids(args.ids)
     llm = LLM(model=args.hf_dir, dtype="float32", enforce_eager=args.eager,
               gpu_memory_utilization=0.15, max_model_len=args.max_len,
               max_num_seqs=args.max_seqs, seed=0)
-    print(json.dumps({"ready": True, "side": "vllm", "threads": torch.get_num_threads()}),
+    print(json.dumps({"ready": True, "side": "vllm", "threads": torch.get_num_threads(),
+                      "version": vllm.__version__, "torch": torch.__version__,
+                      "compiled": not args.eager}),
           flush=True)
 
     def run(prompts, params):
@@ -89,7 +92,7 @@ def main():
             batch, new_tokens, seed = (int(w) for w in words[:3])
             prompts = [rows[i % len(rows)] for i in range(batch)]
             params = SamplingParams(temperature=0.0 if greedy else 1.0, top_k=0, top_p=1.0,
-                                    max_tokens=new_tokens, min_tokens=new_tokens, ignore_eos=True,
+                                    max_tokens=new_tokens, ignore_eos=True,
                                     detokenize=False)
             outs, seconds, cpu_s = run(prompts, params)
             lengths = [len(o) for o in outs]
