@@ -42,10 +42,11 @@ def row(metric, unit, muse, baseline, baseline_name, key, target=None, pairs=Non
 
 
 def table(header, lines):
-    """A Markdown table: `header` a list of column names, `lines` lists of cells."""
-    out = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
-    return "\n".join(out)
+    """A Markdown table: `header` a list of column names, `lines` lists of
+    cells (an empty cell is written `| |`)."""
+    def line(cells):
+        return " ".join(["|"] + [f"{c} |" if str(c) else "|" for c in cells])
+    return "\n".join([line(header), "|" + " --- |" * len(header)] + [line(x) for x in lines])
 
 
 def write(path, name, title, seconds, rows, markdown):

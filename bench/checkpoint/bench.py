@@ -11,13 +11,13 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from machine import cpu_model  # noqa: E402
+from results import median, row, table, write  # noqa: E402
 
 WRITE_TARGET = 0.5
 READ_TARGET = 0.5
@@ -147,12 +147,12 @@ def gbps(nbytes, seconds):
 
 
 def report(args, ready, nbytes, reps, profile, seconds, load_avg):
-    med = statistics.median
+    """The rows and the Markdown section of the measured repetitions."""
     rate = {side: [gbps(r["bytes"] if side in ("save", "load") else nbytes, r[side]["seconds"])
                    for r in reps] for side in SIDES}
-    wall = {side: med(r[side]["seconds"] for r in reps) for side in SIDES}
-    cpu = {side: med(r[side]["cpu_seconds"] for r in reps) for side in SIDES}
-    speed = {side: med(rate[side]) for side in SIDES}
+    wall = {side: median(r[side]["seconds"] for r in reps) for side in SIDES}
+    cpu = {side: median(r[side]["cpu_seconds"] for r in reps) for side in SIDES}
+    speed = {side: median(rate[side]) for side in SIDES}
     write_ratio = speed["save"] / speed["dd_write"]
     read_ratio = speed["load"] / speed["dd_read"]
     known = all(r["resident_muse"] is not None for r in reps)
@@ -164,14 +164,14 @@ def report(args, ready, nbytes, reps, profile, seconds, load_avg):
     what = (f"{args.preset} preset{layers}, {ready['params'] / 1e6:.1f}M params, "
             f"{nbytes / 1e9:.2f} GB")
     key = args.preset + (f".l{ready['n_layers']}" if args.layers else "")
+    # Both sides write, then both read, within each repetition.
     rows = [
-        {"metric": f"checkpoint save incl. fsync ({what})", "unit": "GB/s",
-         "muse": speed["save"], "baseline": speed["dd_write"], "baseline_name": "dd conv=fsync",
-         "ratio": write_ratio, "target": WRITE_TARGET, "key": f"checkpoint.save.{key}"},
-        {"metric": f"checkpoint load, {state}, every byte CRC-32C checked ({what})",
-         "unit": "GB/s", "muse": speed["load"], "baseline": speed["dd_read"],
-         "baseline_name": f"dd read ({state})", "ratio": read_ratio, "target": READ_TARGET,
-         "key": f"checkpoint.load.{key}"},
+        row(f"checkpoint save incl. fsync ({what})", "GB/s", speed["save"], speed["dd_write"],
+            "dd conv=fsync", f"checkpoint.save.{key}", target=WRITE_TARGET,
+            pairs=list(zip(rate["save"], rate["dd_write"]))),
+        row(f"checkpoint load, {state}, every byte CRC-32C checked ({what})", "GB/s",
+            speed["load"], speed["dd_read"], f"dd read ({state})", f"checkpoint.load.{key}",
+            target=READ_TARGET, pairs=list(zip(rate["load"], rate["dd_read"]))),
     ]
 
     out = []
@@ -215,17 +215,20 @@ def report(args, ready, nbytes, reps, profile, seconds, load_avg):
       f"before, {load_avg[1]:.1f} after this {seconds:.0f}-second run: other processes shared the "
       "cores and the disk.\n")
     w("### Results\n")
-    w("| rep | muse-train save | dd write | save / dd | muse-train load | dd read | load / dd |")
-    w("| --- | --- | --- | --- | --- | --- | --- |")
+    lines = []
     for i, r in enumerate(reps):
         cells = [f"{r[side]['seconds']:.2f} s, {rate[side][i]:.2f} GB/s" for side in SIDES]
-        w(f"| {i + 1} | {cells[0]} | {cells[1]} | {rate['save'][i] / rate['dd_write'][i]:.2f} | "
-          f"{cells[2]} | {cells[3]} | {rate['load'][i] / rate['dd_read'][i]:.2f} |")
-    w(f"| **median** | **{speed['save']:.2f} GB/s** | **{speed['dd_write']:.2f} GB/s** | "
-      f"**{write_ratio:.2f}** (target {WRITE_TARGET}) | **{speed['load']:.2f} GB/s** | "
-      f"**{speed['dd_read']:.2f} GB/s** | **{read_ratio:.2f}** (target {READ_TARGET}) |")
-    w(f"| CPU s (median) | {cpu['save']:.2f} | {cpu['dd_write']:.2f} | | {cpu['load']:.2f} | "
-      f"{cpu['dd_read']:.2f} | |\n")
+        lines.append([i + 1, cells[0], cells[1], f"{rate['save'][i] / rate['dd_write'][i]:.2f}",
+                      cells[2], cells[3], f"{rate['load'][i] / rate['dd_read'][i]:.2f}"])
+    lines.append(["**median**", f"**{speed['save']:.2f} GB/s**",
+                  f"**{speed['dd_write']:.2f} GB/s**", f"**{write_ratio:.2f}** (target "
+                  f"{WRITE_TARGET})", f"**{speed['load']:.2f} GB/s**",
+                  f"**{speed['dd_read']:.2f} GB/s**", f"**{read_ratio:.2f}** (target "
+                  f"{READ_TARGET})"])
+    lines.append(["CPU s (median)", f"{cpu['save']:.2f}", f"{cpu['dd_write']:.2f}", "",
+                  f"{cpu['load']:.2f}", f"{cpu['dd_read']:.2f}", ""])
+    w(table(["rep", "muse-train save", "dd write", "save / dd", "muse-train load", "dd read",
+             "load / dd"], lines) + "\n")
     w("### Discussion\n")
     crc_s = nbytes / 1e9 / crc_gbps
     copy_s = nbytes / 1e9 / copy_gbps
@@ -266,8 +269,7 @@ def report(args, ready, nbytes, reps, profile, seconds, load_avg):
     w("Rerun: `bench/checkpoint/run.sh` (knobs: `REPS`, default 5; `PRESET`, default `small`; "
       "`LAYERS` to scale the state, e.g. `LAYERS=22` for about 1 GB; `CKPT_DIR`, where to "
       "write, default `${TMPDIR:-/tmp}`; `BUILD_DIR`, `NO_BUILD=1`).")
-    return {"name": "checkpoint", "title": "Checkpoint save and load",
-            "seconds": seconds, "rows": rows, "markdown": "\n".join(out) + "\n"}
+    return rows, "\n".join(out) + "\n"
 
 
 def main():
@@ -283,11 +285,10 @@ def main():
     start = time.perf_counter()
     ready, nbytes, reps, profile = measure(args)
     seconds = time.perf_counter() - start
-    result = report(args, ready, nbytes, reps, profile, seconds,
-                    (load_before, os.getloadavg()[0]))
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(result["markdown"])
+    rows, markdown = report(args, ready, nbytes, reps, profile, seconds,
+                            (load_before, os.getloadavg()[0]))
+    write(args.out, "checkpoint", "Checkpoint save and load", seconds, rows, markdown)
+    print(markdown)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from machine import cpu_model  # noqa: E402
+from results import table  # noqa: E402
 
 
 def load(path):
@@ -28,18 +29,20 @@ def main():
     print(f"invocation on the same machine: {ranks} ranks, {os.cpu_count()} cores, {cpu_model()};")
     print("one compute thread per rank; float32 tensors; median of repeated runs after a")
     print("barrier. Bus bandwidth follows the NCCL-tests convention (see docs/comm.md).\n")
-    print("| collective | size | muse (verify on) | muse (verify off) | gloo | gloo / muse (verify on) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    cells = []
     for r in muse:
         if "collective" not in r or not r["verify"]:
             continue
         off = next(x for x in muse if x.get("collective") == r["collective"]
                    and x["bytes"] == r["bytes"] and not x["verify"])
         g = gloo_by_key.get((r["collective"], r["bytes"]))
-        ratio = f"{g['seconds'] / r['seconds']:.1f}x" if g else "n/a"
-        gloo_ms = f"{g['seconds'] * 1e3:.3f} ms" if g else "n/a"
-        print(f"| {r['collective']} | {size(r['bytes'])} | {r['seconds'] * 1e3:.3f} ms "
-              f"({r['busbw_gbps']:.2f} GB/s) | {off['seconds'] * 1e3:.3f} ms | {gloo_ms} | {ratio} |")
+        cells.append([r["collective"], size(r["bytes"]),
+                      f"{r['seconds'] * 1e3:.3f} ms ({r['busbw_gbps']:.2f} GB/s)",
+                      f"{off['seconds'] * 1e3:.3f} ms",
+                      f"{g['seconds'] * 1e3:.3f} ms" if g else "n/a",
+                      f"{g['seconds'] / r['seconds']:.1f}x" if g else "n/a"])
+    print(table(["collective", "size", "muse (verify on)", "muse (verify off)", "gloo",
+                 "gloo / muse (verify on)"], cells))
     overlap = next((r for r in muse if r.get("overlap")), None)
     if overlap:
         print("\nOverlap of an asynchronous 16 MiB all-reduce with a matmul loop on the caller's")

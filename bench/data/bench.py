@@ -9,7 +9,6 @@ batch shape), interleaved. Writes the result JSON and prints its Markdown.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from machine import cpu_model  # noqa: E402
+from results import median, row, table, write  # noqa: E402
 
 SHARDS = "data/tiny/shards/pretrain"
 BATCH, SEQ_LEN = 8, 256
@@ -79,8 +79,11 @@ def run_trainer(args, preset, workdir):
 
 
 def measure(args):
-    results = {p: {"loader": [], "steps": [], "run_medians": [], "opened": None}
-               for p in args.presets}
+    """Per preset: the loader's batches/s (every repetition, and each run's
+    median), the trainer's step times after warm-up (every step, and each
+    run's median), and the loader's opening record."""
+    results = {p: {"loader": [], "loader_medians": [], "steps": [], "run_medians": [],
+                   "opened": None} for p in args.presets}
     workdir = tempfile.mkdtemp()
     for rep in range(args.reps):
         for preset in args.presets:
@@ -93,20 +96,21 @@ def measure(args):
                 if side == "loader":
                     r["opened"], rates = run_loader(args, preset)
                     r["loader"] += rates
+                    r["loader_medians"].append(median(rates))
                 else:
                     times = run_trainer(args, preset, workdir)
                     r["steps"] += times
-                    r["run_medians"].append(statistics.median(times))
-            print(f"rep {rep + 1} {preset}: loader {statistics.median(r['loader']):.0f} "
-                  f"batches/s, trainer {statistics.median(r['steps']):.3f} s/step",
+                    r["run_medians"].append(median(times))
+            print(f"rep {rep + 1} {preset}: loader {median(r['loader']):.0f} "
+                  f"batches/s, trainer {median(r['steps']):.3f} s/step",
                   file=sys.stderr, flush=True)
     subprocess.run(["rm", "-rf", workdir], check=True)
     return results
 
 
 def report(args, results, seconds, load_avg):
-    med = statistics.median
-    rows = []
+    """The rows and the Markdown section of the measured runs."""
+    rows, lines = [], []
     out = []
     w = out.append
     w("### What is measured\n")
@@ -137,32 +141,32 @@ def report(args, results, seconds, load_avg):
       f"before, {load_avg[1]:.1f} after this {seconds:.0f}-second run (other processes share "
       "the cores).\n")
     w("### Results\n")
-    w("| preset | loader batches/s (per repetition) | trainer step time (per run) | "
-      "trainer batches/s | loader / trainer | loading's share of a step |")
-    w("| --- | --- | --- | --- | --- | --- |")
     for preset in args.presets:
         r = results[preset]
-        loader = med(r["loader"])
-        step = med(r["steps"])
+        loader = median(r["loader"])
+        step = median(r["steps"])
         trainer = 1 / step
         ratio = loader / trainer
-        w(f"| {preset} ({PARAMS[preset]}) | **{loader:,.0f}** "
-          f"({', '.join(f'{x:,.0f}' for x in r['loader'])}) | {step:.3f} s "
-          f"({', '.join(f'{x:.3f}' for x in r['run_medians'])}) | **{trainer:.2f}** | "
-          f"**{ratio:,.0f}x** | {100 / ratio:.2g}% |")
-        rows.append({"metric": f"loader batches/s vs trainer consumption, {preset} preset, "
-                               f"batch {BATCH}x{SEQ_LEN}",
-                     "unit": "batches/s", "muse": loader, "baseline": trainer,
-                     "baseline_name": f"muse-train step rate ({preset}, {args.threads} threads)",
-                     "ratio": ratio, "target": None,
-                     "key": f"data.{preset}.b{BATCH}x{SEQ_LEN}"})
+        lines.append([f"{preset} ({PARAMS[preset]})",
+                      f"**{loader:,.0f}** ({', '.join(f'{x:,.0f}' for x in r['loader'])})",
+                      f"{step:.3f} s ({', '.join(f'{x:.3f}' for x in r['run_medians'])})",
+                      f"**{trainer:.2f}**", f"**{ratio:,.0f}x**", f"{100 / ratio:.2g}%"])
+        # A loader run and a trainer run per repetition, one after the other.
+        rows.append(row(f"loader batches/s vs trainer consumption, {preset} preset, "
+                        f"batch {BATCH}x{SEQ_LEN}", "batches/s", loader, trainer,
+                        f"muse-train step rate ({preset}, {args.threads} threads)",
+                        f"data.{preset}.b{BATCH}x{SEQ_LEN}",
+                        pairs=[(x, 1 / t) for x, t in zip(r["loader_medians"],
+                                                          r["run_medians"])]))
+    w(table(["preset", "loader batches/s (per repetition)", "trainer step time (per run)",
+             "trainer batches/s", "loader / trainer", "loading's share of a step"], lines))
     opened = results[args.presets[0]]["opened"]
     w("")
     w("### Discussion\n")
-    margins = ", ".join(f"{row['ratio']:,.0f}x ({p})" for row, p in zip(rows, args.presets))
+    margins = ", ".join(f"{r['ratio']:,.0f}x ({p})" for r, p in zip(rows, args.presets))
     w(f"The loader is not the bottleneck: it delivers batches {margins} faster than the "
       "trainer consumes them, so loading is "
-      + " and ".join(f"{100 / row['ratio']:.2g}% ({p})" for row, p in zip(rows, args.presets))
+      + " and ".join(f"{100 / r['ratio']:.2g}% ({p})" for r, p in zip(rows, args.presets))
       + " of a step. It runs on the training thread, between steps, with no prefetching; "
       "a background thread would hide even that, but at this margin it would buy almost "
       "nothing. The loader's work per batch does not depend on the model (both presets see "
@@ -181,8 +185,7 @@ def report(args, results, seconds, load_avg):
     w("Rerun: `bench/data/run.sh` (knobs `REPS`, trainer runs of the tiny preset, default 2, "
       "the small preset runs once; `PRESETS`, default `tiny,small`; `THREADS`, default one "
       "per core; `BUILD_DIR`, `NO_BUILD=1`).")
-    return {"name": "data", "title": "Data loader vs the trainer's consumption",
-            "seconds": seconds, "rows": rows, "markdown": "\n".join(out) + "\n"}
+    return rows, "\n".join(out) + "\n"
 
 
 def main():
@@ -203,10 +206,9 @@ def main():
     start = time.perf_counter()
     results = measure(args)
     seconds = time.perf_counter() - start
-    result = report(args, results, seconds, (load_before, os.getloadavg()[0]))
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(result["markdown"])
+    rows, markdown = report(args, results, seconds, (load_before, os.getloadavg()[0]))
+    write(args.out, "data", "Data loader vs the trainer's consumption", seconds, rows, markdown)
+    print(markdown)
 
 
 if __name__ == "__main__":

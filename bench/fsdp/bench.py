@@ -14,7 +14,6 @@ import os
 import platform
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 from machine import cpu_model, follow_steps  # noqa: E402
+from results import median, row, table, write  # noqa: E402
 
 RANKS = 2
 BATCH, SEQ_LEN = 8, 256
@@ -204,7 +204,7 @@ def measure(args):
                 runs[side].setdefault((preset, mode), []).append(records)
                 times = [r["step_time_s"] for r in records[PRESETS[preset]["warmup"]:]]
                 print(f"rep {rep + 1} {preset:5s} {side:5s} {mode:9s} median "
-                      f"{statistics.median(times):.3f} s/step ({time.time() - start:.0f} s)",
+                      f"{median(times):.3f} s/step ({time.time() - start:.0f} s)",
                       file=sys.stderr, flush=True)
     subprocess.run(["rm", "-rf", workdir], check=True)
     return runs
@@ -225,27 +225,32 @@ def muse_thread_split(rec, warm):
 
 
 def summarize(runs, preset, mode):
-    """The figures of one (preset, mode) for both sides."""
+    """The figures of one (preset, mode) for both sides: medians over runs
+    and steps, and per run (in repetition order) those the rows pair up."""
     warm = PRESETS[preset]["warmup"]
     out = {}
+
+    def cpu_of(recs):
+        cpu = [r["cpu_s"] for rec in recs for r in rec[warm:] if r.get("cpu_s") is not None]
+        return median(cpu) if cpu else None
+
     for side in ("muse", "fsdp2"):
         reps = runs[side][(preset, mode)]
         times = [r["step_time_s"] for rec in reps for r in rec[warm:]]
-        cpu = [r["cpu_s"] for rec in reps for r in rec[warm:] if r.get("cpu_s") is not None]
-        out[side] = {"time": statistics.median(times),
-                     "run_medians": [statistics.median([r["step_time_s"] for r in rec[warm:]])
+        rss = [rec[-1]["peak_rss_bytes"] for rec in reps]
+        out[side] = {"time": median(times),
+                     "run_medians": [median([r["step_time_s"] for r in rec[warm:]])
                                      for rec in reps],
-                     "cpu": statistics.median(cpu) if cpu else None,
-                     "rss": statistics.median(rec[-1]["peak_rss_bytes"] for rec in reps)}
+                     "cpu": cpu_of(reps), "run_cpu": [cpu_of([rec]) for rec in reps],
+                     "rss": median(rss), "run_rss": rss}
     muse_reps = runs["muse"][(preset, mode)]
     splits = [x for x in (muse_thread_split(rec, warm) for rec in muse_reps) if x]
-    out["muse"]["split"] = tuple(statistics.median(x[i] for x in splits) for i in (0, 1)) \
+    out["muse"]["split"] = tuple(median(x[i] for x in splits) for i in (0, 1)) \
         if splits else None
     fsdp2_reps = runs["fsdp2"][(preset, mode)]
-    main = statistics.median(r["cpu_main_s"] for rec in fsdp2_reps for r in rec[warm:])
+    main = median(r["cpu_main_s"] for rec in fsdp2_reps for r in rec[warm:])
     out["fsdp2"]["split"] = (main, out["fsdp2"]["cpu"] - main)
-    out["muse"]["tensor"] = statistics.median(r["peak_cpu_bytes"] for rec in muse_reps
-                                              for r in rec[warm:])
+    out["muse"]["tensor"] = median(r["peak_cpu_bytes"] for rec in muse_reps for r in rec[warm:])
     comm = {r["comm_bytes"] for rec in muse_reps for r in rec}
     if len(comm) != 1:
         sys.exit(f"error: muse-train's comm_bytes differ between steps: {sorted(comm)}")
@@ -258,7 +263,7 @@ def summarize(runs, preset, mode):
     later = [r for r in mem if r["step"] > 1]
     out["fsdp2"]["tensor_by_rank"] = {
         rank: [r["peak_cpu_bytes"] for r in later if r["rank"] == rank] for rank in range(RANKS)}
-    out["fsdp2"]["tensor"] = statistics.median(out["fsdp2"]["tensor_by_rank"][0])
+    out["fsdp2"]["tensor"] = median(out["fsdp2"]["tensor_by_rank"][0])
     comm = {json.dumps(r["comm"], sort_keys=True) for r in mem}
     if len(comm) != 1:
         sys.exit(f"error: FSDP2's collectives differ between steps or ranks: {sorted(comm)}")
@@ -306,23 +311,24 @@ def rows_and_markdown(args, runs, seconds, load):
                             profiled=", ".join(f"{PRESETS[p]['profile_steps']} ({p})"
                                                for p in args.presets)) + "\n")
     w("### Results\n")
-    w("| preset | mode | side | step time (run medians) | tokens/s | muse-train / FSDP2 "
-      "| CPU s per step | peak tensor bytes | peak RSS | bytes sent per rank per step |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    summaries = {}
+    summaries, lines = {}, []
     for preset in args.presets:
         for mode in MODES:
             s = summaries[(preset, mode)] = summarize(runs, preset, mode)
             for side, label in (("fsdp2", "PyTorch FSDP2"), ("muse", "muse-train")):
                 x = s[side]
-                ratio = "1 (baseline)" if side == "fsdp2" else \
-                    f"**{s['fsdp2']['time'] / x['time']:.2f}x**"
-                cpu = f"{x['cpu']:.2f}" if x["cpu"] is not None else "n/a"
-                spread = ", ".join(f"{t:.2f}" for t in x["run_medians"])
-                w(f"| {preset} ({PARAMS[preset]}) | {mode} | {label} | {x['time']:.3f} s "
-                  f"({spread}) | {tokens / x['time']:,.0f} | {ratio} | {cpu} | "
-                  f"{mib(x['tensor'])} | {mib(x['rss'])} | {x['comm']:,} |")
+                lines.append([
+                    f"{preset} ({PARAMS[preset]})", mode, label,
+                    f"{x['time']:.3f} s ({', '.join(f'{t:.2f}' for t in x['run_medians'])})",
+                    f"{tokens / x['time']:,.0f}",
+                    "1 (baseline)" if side == "fsdp2" else
+                    f"**{s['fsdp2']['time'] / x['time']:.2f}x**",
+                    f"{x['cpu']:.2f}" if x["cpu"] is not None else "n/a",
+                    mib(x["tensor"]), mib(x["rss"]), f"{x['comm']:,}"])
             rows += result_rows(preset, mode, s, tokens)
+    w(table(["preset", "mode", "side", "step time (run medians)", "tokens/s",
+             "muse-train / FSDP2", "CPU s per step", "peak tensor bytes", "peak RSS",
+             "bytes sent per rank per step"], lines))
     w("")
     w("muse-train / FSDP2 is the ratio of tokens/s (of the median step times): above 1 "
       "means muse-train steps faster. CPU s per step: both ranks, all threads, median. "
@@ -333,25 +339,27 @@ def rows_and_markdown(args, runs, seconds, load):
 
 
 def result_rows(preset, mode, s, tokens):
+    """The rows of one (preset, mode). Each repetition ran both sides, so
+    step time, CPU time and RSS pair up run by run; FSDP2's tensor bytes
+    come from one profiled run and the bytes sent are the same every step,
+    so those rows have no spread."""
     key, what = f"fsdp.{preset}.{mode}", f"{preset}, {RANKS} ranks, {mode}"
     m, b = s["muse"], s["fsdp2"]
-
-    def row(metric, unit, muse, base, ratio, target, name):
-        return {"metric": f"{metric}, {what}", "unit": unit, "muse": muse, "baseline": base,
-                "baseline_name": "PyTorch FSDP2", "ratio": ratio, "target": target,
-                "key": f"{key}.{name}"}
-
-    out = [row("step tokens/s", "tokens/s", tokens / m["time"], tokens / b["time"],
-               b["time"] / m["time"], 1.0, "tokens_per_s")]
+    out = [row(f"step tokens/s, {what}", "tokens/s", tokens / m["time"], tokens / b["time"],
+               "PyTorch FSDP2", f"{key}.tokens_per_s", target=1.0,
+               pairs=[(tokens / x, tokens / y) for x, y in zip(m["run_medians"],
+                                                                b["run_medians"])])]
     if m["cpu"] and b["cpu"]:
-        out.append(row("CPU s per step (both ranks)", "s", m["cpu"], b["cpu"],
-                       b["cpu"] / m["cpu"], None, "cpu_s"))
-    out += [row("peak tensor bytes per rank", "bytes", m["tensor"], b["tensor"],
-                b["tensor"] / m["tensor"], 1.0, "peak_tensor_bytes"),
-            row("peak RSS per rank", "bytes", m["rss"], b["rss"], b["rss"] / m["rss"], 1.0,
-                "peak_rss_bytes"),
-            row("bytes sent per rank per step", "bytes", m["comm"], b["comm"],
-                b["comm"] / m["comm"], None, "comm_bytes")]
+        out.append(row(f"CPU s per step (both ranks), {what}", "s", m["cpu"], b["cpu"],
+                       "PyTorch FSDP2", f"{key}.cpu_s", lower_is_better=True,
+                       pairs=[(x, y) for x, y in zip(m["run_cpu"], b["run_cpu"]) if x and y]))
+    out += [row(f"peak tensor bytes per rank, {what}", "bytes", m["tensor"], b["tensor"],
+                "PyTorch FSDP2", f"{key}.peak_tensor_bytes", target=1.0, lower_is_better=True),
+            row(f"peak RSS per rank, {what}", "bytes", m["rss"], b["rss"], "PyTorch FSDP2",
+                f"{key}.peak_rss_bytes", target=1.0, lower_is_better=True,
+                pairs=list(zip(m["run_rss"], b["run_rss"]))),
+            row(f"bytes sent per rank per step, {what}", "bytes", m["comm"], b["comm"],
+                "PyTorch FSDP2", f"{key}.comm_bytes", lower_is_better=True)]
     return out
 
 
@@ -431,13 +439,14 @@ def discussion(args, summaries):
         parts.append(f"{preset} {mode} {b['time'] / m['time']:.2f}x{cpu}")
     w("**Speed.** muse-train's tokens/s over FSDP2's: " + ", ".join(parts) + ". Where the "
       "CPU time of a step goes, both ranks together (CPU s per step, medians):\n")
-    w("| preset | mode | muse-train: main threads | muse-train: other threads (MPI worker) "
-      "| FSDP2: main threads | FSDP2: other threads (gloo, autograd) |")
-    w("| --- | --- | --- | --- | --- | --- |")
+    lines = []
     for (preset, mode), s in summaries.items():
         ms, bs = s["muse"]["split"], s["fsdp2"]["split"]
-        muse_cells = f"{ms[0]:.2f} | {ms[1]:.2f}" if ms else "n/a | n/a"
-        w(f"| {preset} | {mode} | {muse_cells} | {bs[0]:.2f} | {bs[1]:.2f} |")
+        lines.append([preset, mode] + ([f"{x:.2f}" for x in ms] if ms else ["n/a", "n/a"])
+                     + [f"{x:.2f}" for x in bs])
+    w(table(["preset", "mode", "muse-train: main threads",
+             "muse-train: other threads (MPI worker)", "FSDP2: main threads",
+             "FSDP2: other threads (gloo, autograd)"], lines))
     w("")
     w("The main threads run the model, the loss and the optimizer with the same LibTorch "
       "kernels on both sides (muse-train's also read the batch from the HDF5 shards). The "
@@ -480,15 +489,10 @@ def discussion(args, summaries):
       "(docs/memory.md). The planner (`--dry-run`, the same launch) splits muse-train's "
       "peak as follows (per rank):\n")
     names = list(next(iter(summaries.values()))["plan"])
-    w("| component | " + " | ".join(f"{p} {m}" for p, m in summaries) + " |")
-    w("| --- |" + " --- |" * len(summaries))
-    for name in names:
-        w(f"| {name} | " + " | ".join(s["plan"].get(name, "") for s in summaries.values())
-          + " |")
-    w("| muse-train, measured | " + " | ".join(mib(s["muse"]["tensor"])
-                                               for s in summaries.values()) + " |")
-    w("| FSDP2, measured | " + " | ".join(mib(s["fsdp2"]["tensor"])
-                                          for s in summaries.values()) + " |")
+    w(table(["component"] + [f"{p} {m}" for p, m in summaries],
+            [[name] + [s["plan"].get(name, "") for s in summaries.values()] for name in names]
+            + [["muse-train, measured"] + [mib(s["muse"]["tensor"]) for s in summaries.values()],
+               ["FSDP2, measured"] + [mib(s["fsdp2"]["tensor"]) for s in summaries.values()]]))
     w("")
     w("One of muse-train's buffers is alive at that moment with no counterpart in FSDP2: the "
       "bool weight-decay mask of the whole shard (1 byte per parameter over N, "
@@ -548,9 +552,8 @@ def main():
                        "seconds": seconds, "load": load}, f)
     rows, markdown = rows_and_markdown(args, runs, seconds, load)
     os.makedirs(args.results_dir, exist_ok=True)
-    with open(os.path.join(args.results_dir, "fsdp.json"), "w") as f:
-        json.dump({"name": "fsdp", "title": "Distributed step: muse-train FSDP vs PyTorch FSDP2",
-                   "seconds": seconds, "rows": rows, "markdown": markdown}, f, indent=1)
+    write(os.path.join(args.results_dir, "fsdp.json"), "fsdp",
+          "Distributed step: muse-train FSDP vs PyTorch FSDP2", seconds, rows, markdown)
     print(markdown)
 
 

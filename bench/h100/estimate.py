@@ -8,7 +8,6 @@ that published FSDP-style runs reach on H100. Writes RESULTS_DIR/h100.json
 """
 import argparse
 import glob
-import json
 import os
 import re
 import subprocess
@@ -19,7 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from results import fmt, table, write  # noqa: E402
 
 # H100 SXM5 dense BF16 tensor-core peak: NVIDIA's H100 datasheet gives 1,979
 # TFLOPS "with sparsity", twice the dense rate; llm.c's llmc/mfu.h derives the
@@ -140,10 +142,6 @@ def estimate(fpt, ratio, anchor):
     """MFU and tokens/s per GPU at the anchor's hardware efficiency."""
     mfu = anchor["mfu"] / ratio
     return {"mfu": mfu, "tokens_per_s": mfu * PEAK_FLOPS / fpt}
-
-
-def fmt_int(x):
-    return f"{x:,.0f}"
 
 
 def fmt_s(x):
@@ -297,37 +295,33 @@ def markdown(anchor, rows, clusters):
 
     p.append(f"### Per GPU, one node of {GPUS_PER_NODE} H100, {LOCAL_BATCH} x {SEQ_LEN} tokens per "
              "GPU per step\n")
-    p.append("| preset | mode | planned peak per rank | fits | FLOPs per token | attention share "
-             "| executed / model FLOPs | MFU | tokens/s per GPU | step time | comm per step "
-             "per rank | comm at NVLink / step |")
-    p.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        pl = r["plan"]
-        p.append(
-            f"| `{r['preset']}` | {MODE_NAMES[r['mode']]} | {pl['peak_gib']:.1f} GiB | "
-            f"{'yes' if r['fits'] else 'no'} | {pl['fpt'] / 1e9:.1f} G | "
-            f"{r['attention_share'] * 100:.0f}% | {r['ratio']:.2f} | "
-            f"{r['low']['mfu'] * 100:.1f}–{r['high']['mfu'] * 100:.1f}% | "
-            f"{fmt_int(r['low']['tokens_per_s'])}–{fmt_int(r['high']['tokens_per_s'])} | "
-            f"{fmt_s(r['step'][0])}–{fmt_s(r['step'][1])} | {gib(pl['wire_bytes'])} | "
-            f"{r['comm_s'] / r['step'][1] * 100:.0f}–{r['comm_s'] / r['step'][0] * 100:.0f}% |")
+    p.append(table(
+        ["preset", "mode", "planned peak per rank", "fits", "FLOPs per token", "attention share",
+         "executed / model FLOPs", "MFU", "tokens/s per GPU", "step time",
+         "comm per step per rank", "comm at NVLink / step"],
+        [[f"`{r['preset']}`", MODE_NAMES[r["mode"]], f"{r['plan']['peak_gib']:.1f} GiB",
+          "yes" if r["fits"] else "no", f"{r['plan']['fpt'] / 1e9:.1f} G",
+          f"{r['attention_share'] * 100:.0f}%", f"{r['ratio']:.2f}",
+          f"{r['low']['mfu'] * 100:.1f}–{r['high']['mfu'] * 100:.1f}%",
+          f"{fmt(r['low']['tokens_per_s'])}–{fmt(r['high']['tokens_per_s'])}",
+          f"{fmt_s(r['step'][0])}–{fmt_s(r['step'][1])}", gib(r["plan"]["wire_bytes"]),
+          f"{r['comm_s'] / r['step'][1] * 100:.0f}–{r['comm_s'] / r['step'][0] * 100:.0f}%"]
+         for r in rows]))
     p.append("")
     p.append("Ranges: low = torchtitan's efficiency, high = llm.c's. The 8b preset is "
              "Llama-3-8B's shape (the same 8,030,261,248 text parameters), so its row is the "
              "like-for-like comparison with torchtitan's 5,762 tokens/s per GPU.\n")
 
     p.append("### Cluster configs (`configs/cluster/`)\n")
-    p.append("| config | GPUs | as written | estimated for | tokens per step | step time | "
-             "tokens/s, whole job | comm lower bound per step |")
-    p.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for c in clusters:
-        if "note" in c:
-            p.append(f"| `{c['config']}` | {c['gpus']} | {c['as_written']} | {c['note']} | | | | |")
-            continue
-        p.append(f"| `{c['config']}` | {c['gpus']} | {c['as_written']} | {c['setting']} | "
-                 f"{fmt_int(c['tokens'])} | {fmt_s(c['step'][0])}–{fmt_s(c['step'][1])} | "
-                 f"{fmt_int(c['cluster_tps'][0])}–{fmt_int(c['cluster_tps'][1])} | "
-                 f"{fmt_s(c['comm_s'])} ({c['link']}) |")
+    p.append(table(
+        ["config", "GPUs", "as written", "estimated for", "tokens per step", "step time",
+         "tokens/s, whole job", "comm lower bound per step"],
+        [[f"`{c['config']}`", c["gpus"], c["as_written"], c["note"], "", "", "", ""]
+         if "note" in c else
+         [f"`{c['config']}`", c["gpus"], c["as_written"], c["setting"], fmt(c["tokens"]),
+          f"{fmt_s(c['step'][0])}–{fmt_s(c['step'][1])}",
+          f"{fmt(c['cluster_tps'][0])}–{fmt(c['cluster_tps'][1])}",
+          f"{fmt_s(c['comm_s'])} ({c['link']})"] for c in clusters]))
     p.append("")
     p.append("GPUs = nodes in the config's name × 8. Where a config trains a model the anchors do "
              "not describe, or a batch that does not divide over its GPUs, the row uses the "
@@ -371,11 +365,9 @@ def main():
         rows = model_rows(muse, work, anchor)
         clusters = cluster_rows(muse, rows)
     md = markdown(anchor, rows, clusters)
-    result = {"name": "h100", "title": "H100 throughput estimate (not measured)",
-              "seconds": round(time.time() - start, 1), "rows": [], "markdown": md}
     os.makedirs(args.results_dir, exist_ok=True)
-    with open(os.path.join(args.results_dir, "h100.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write(os.path.join(args.results_dir, "h100.json"), "h100",
+          "H100 throughput estimate (not measured)", round(time.time() - start, 1), [], md)
     print(md)
 
 

@@ -8,11 +8,11 @@ the whole logits).
 import argparse
 import json
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from machine import cpu_model  # noqa: E402
+from results import median, row, table, write  # noqa: E402
 
 MIB = 1 << 20
 
@@ -27,8 +27,9 @@ def main():
         runs = [json.loads(line) for line in f if line.startswith("{")]
     vocabs = sorted({r["vocab"] for r in runs})
 
-    def median(vocab, path, key):
-        return statistics.median(r[key] for r in runs if r["vocab"] == vocab and r["path"] == path)
+    def each(vocab, path, key):
+        """The figure of every repetition, in loss_bench's order (repetition)."""
+        return [r[key] for r in runs if r["vocab"] == vocab and r["path"] == path]
 
     first = runs[0]
     chunk = next(r["chunk"] for r in runs if r["path"] == "chunked")
@@ -45,32 +46,33 @@ def main():
     w("inputs (gradients included); time is the median of the repetitions. The chunked")
     w("path multiplies by the weight four times instead of three (backward recomputes")
     w("each chunk's logits).\n")
-    w("| vocab | whole logits: peak | chunked: peak | peak ratio | whole logits: time | "
-      "chunked: time | time ratio | same loss |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    rows = []
+    rows, cells = [], []
     for v in vocabs:
-        pw, pc = median(v, "logits", "peak_bytes"), median(v, "chunked", "peak_bytes")
-        tw, tc = median(v, "logits", "seconds"), median(v, "chunked", "seconds")
-        lw, lc = median(v, "logits", "loss"), median(v, "chunked", "loss")
+        # The two paths alternate repetition by repetition: pairs of the same one.
+        peak = {p: [b / MIB for b in each(v, p, "peak_bytes")] for p in ("chunked", "logits")}
+        secs = {p: each(v, p, "seconds") for p in ("chunked", "logits")}
+        pw, pc = median(peak["logits"]), median(peak["chunked"])
+        tw, tc = median(secs["logits"]), median(secs["chunked"])
+        lw, lc = median(each(v, "logits", "loss")), median(each(v, "chunked", "loss"))
         same = "yes" if abs(lw - lc) <= 1e-5 * abs(lw) else f"NO ({lw} vs {lc})"
-        w(f"| {v:,} | {pw / MIB:,.0f} MiB | {pc / MIB:,.0f} MiB | {pw / pc:.1f}x | "
-          f"{tw:.2f} s | {tc:.2f} s | {tw / tc:.2f}x | {same} |")
-        rows.append({"metric": f"peak bytes of loss + backward, V = {v}", "unit": "MiB",
-                     "muse": pc / MIB, "baseline": pw / MIB, "baseline_name": "whole logits",
-                     "ratio": pw / pc, "target": None, "key": f"loss.{v}.peak"})
-        rows.append({"metric": f"seconds of loss + backward, V = {v}", "unit": "s",
-                     "muse": tc, "baseline": tw, "baseline_name": "whole logits",
-                     "ratio": tw / tc, "target": None, "key": f"loss.{v}.time"})
+        cells.append([f"{v:,}", f"{pw:,.0f} MiB", f"{pc:,.0f} MiB", f"{pw / pc:.1f}x",
+                      f"{tw:.2f} s", f"{tc:.2f} s", f"{tw / tc:.2f}x", same])
+        rows.append(row(f"peak bytes of loss + backward, V = {v}", "MiB", pc, pw, "whole logits",
+                        f"loss.{v}.peak", pairs=list(zip(peak["chunked"], peak["logits"])),
+                        lower_is_better=True))
+        rows.append(row(f"seconds of loss + backward, V = {v}", "s", tc, tw, "whole logits",
+                        f"loss.{v}.time", pairs=list(zip(secs["chunked"], secs["logits"])),
+                        lower_is_better=True))
+    w(table(["vocab", "whole logits: peak", "chunked: peak", "peak ratio", "whole logits: time",
+             "chunked: time", "time ratio", "same loss"], cells))
     w("")
     w("Ratios are the whole logits' figure over the chunked one: above 1, the chunked")
     w("loss is leaner (or faster).")
 
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"name": "loss", "title": "Loss without the logits", "seconds": args.seconds,
-                       "rows": rows, "markdown": "\n".join(lines[2:])}, f, indent=1)
+        write(args.json, "loss", "Loss without the logits", args.seconds, rows,
+              "\n".join(lines[2:]))
 
 
 if __name__ == "__main__":

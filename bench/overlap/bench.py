@@ -12,13 +12,16 @@ Writes DIR/overlap.json (bench/README.md's result interface).
 import argparse
 import json
 import os
-import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from results import median, row, table, write  # noqa: E402
+
 RANKS = 2
 STEPS, WARMUP = 6, 2
 # The tiny preset widened so that its units (1.2M parameters per block) are
@@ -64,18 +67,19 @@ def main():
             for d in DEPTHS:
                 t, comm[d] = run(os.path.abspath(args.muse), d, workdir)
                 times[d] += t
-                run_medians[d].append(statistics.median(t))
-    med = {d: statistics.median(times[d]) for d in DEPTHS}
-    rows = [{"metric": f"FSDP step with prefetch {d} vs none, 2 ranks",
-             "unit": "s/step", "muse": med[d], "baseline": med[0],
-             "baseline_name": "prefetch 0 (no overlap)", "ratio": med[0] / med[d],
-             "target": None, "key": f"overlap.prefetch{d}"} for d in DEPTHS if d > 0]
-    table = ["| trainer.prefetch | step time (median) | runs | bytes sent per rank per step | speed-up over 0 |",
-             "| --- | --- | --- | --- | --- |"]
-    for d in DEPTHS:
-        runs = ", ".join(f"{x:.3f}" for x in run_medians[d])
-        table.append(f"| {d} | {med[d]:.3f} s | {runs} | {comm[d] / 1e6:.1f} MB | "
-                     f"{med[0] / med[d]:.2f}x |")
+                run_medians[d].append(median(t))
+    med = {d: median(times[d]) for d in DEPTHS}
+    # The settings of a repetition ran one after another: each run's median
+    # against the same repetition's prefetch 0.
+    rows = [row(f"FSDP step with prefetch {d} vs none, 2 ranks", "s/step", med[d], med[0],
+                "prefetch 0 (no overlap)", f"overlap.prefetch{d}",
+                pairs=list(zip(run_medians[d], run_medians[0])), lower_is_better=True)
+            for d in DEPTHS if d > 0]
+    results_table = table(
+        ["trainer.prefetch", "step time (median)", "runs", "bytes sent per rank per step",
+         "speed-up over 0"],
+        [[d, f"{med[d]:.3f} s", ", ".join(f"{x:.3f}" for x in run_medians[d]),
+          f"{comm[d] / 1e6:.1f} MB", f"{med[0] / med[d]:.2f}x"] for d in DEPTHS])
     markdown = f"""### Method
 
 `mpirun -np {RANKS} --oversubscribe --bind-to none muse-train` on the tiny preset widened
@@ -91,7 +95,7 @@ while the rank's own thread computes.
 
 ### Results
 
-{chr(10).join(table)}
+{results_table}
 
 The bytes are the same in every setting (only their timing moves). Both ranks share the
 machine's 2 cores, and the worker thread that runs a collective needs a core too, so
@@ -100,10 +104,8 @@ share of the shared-memory copy and the skew between ranks), not the copy's CPU 
 On a GPU node the copy runs on NCCL's own stream and the network; see docs/gpu.md for
 the expected timeline.
 """
-    result = {"name": "overlap", "title": "Communication overlap on the CPU (FSDP prefetch)",
-              "seconds": time.time() - started, "rows": rows, "markdown": markdown}
-    with open(os.path.join(args.results, "overlap.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write(os.path.join(args.results, "overlap.json"), "overlap",
+          "Communication overlap on the CPU (FSDP prefetch)", time.time() - started, rows, markdown)
     print(markdown)
 
 

@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tokenizers  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from results import row, table, write  # noqa: E402
 
 
 def mbps(r, key="seconds"):
@@ -46,57 +47,55 @@ def main():
     w("bytes per second, best of the repetitions; \"first pass\" is the first repetition, with")
     w("an empty word cache. tokenizers' one-thread figure is a Python loop over")
     w("`Tokenizer.encode`, its multi-thread figure `encode_batch` (Rust threads).\n")
-    w("| pre-tokenizer | threads | muse-train | tokenizers | muse-train / tokenizers | same ids |")
-    w("| --- | --- | --- | --- | --- | --- |")
+    cells = []
     for style in styles:
         hf_by_threads = {r["threads"]: r for r in find(side="tokenizers", what="encode",
                                                        pretokenizer=style)}
         for r in find(side="muse", what="encode", pretokenizer=style):
             hf = hf_by_threads.get(r["threads"])
-            same = "yes" if hf and hf["checksum"] == r["checksum"] else "NO"
-            hf_text = f"{mbps(hf):.2f} MB/s" if hf else "n/a"
-            ratio = f"{mbps(r) / mbps(hf):.1f}x" if hf else "n/a"
-            first_pass = f" (first pass {mbps(r, 'first_seconds'):.1f})"
-            w(f"| {style} | {r['threads']} | {mbps(r):.1f} MB/s{first_pass} | {hf_text} | "
-              f"{ratio} | {same} |")
+            cells.append([style, r["threads"],
+                          f"{mbps(r):.1f} MB/s (first pass {mbps(r, 'first_seconds'):.1f})",
+                          f"{mbps(hf):.2f} MB/s" if hf else "n/a",
+                          f"{mbps(r) / mbps(hf):.1f}x" if hf else "n/a",
+                          "yes" if hf and hf["checksum"] == r["checksum"] else "NO"])
+    w(table(["pre-tokenizer", "threads", "muse-train", "tokenizers", "muse-train / tokenizers",
+             "same ids"], cells))
     w("")
     w(f"Training: {train_mib:.0f} MiB (the fortunes, then Python's standard library sources),")
     w("4096-token vocabulary with the 8 special tokens, pairs seen at least twice, one thread")
     w("each (tokenizers with RAYON_NUM_THREADS=1). The two vocabularies differ in tie-breaking")
     w("and id order, so they are not compared token by token.\n")
-    w("| pre-tokenizer | muse-train | tokenizers | tokenizers / muse-train |")
-    w("| --- | --- | --- | --- |")
+    trained = []
     for style in styles:
         muse = find(side="muse", what="train", pretokenizer=style)[0]
         hf = find(side="tokenizers", what="train", pretokenizer=style)[0]
-        w(f"| {style} | {muse['seconds']:.2f} s | {hf['seconds']:.2f} s | "
-          f"{hf['seconds'] / muse['seconds']:.1f}x |")
+        trained.append([style, f"{muse['seconds']:.2f} s", f"{hf['seconds']:.2f} s",
+                        f"{hf['seconds'] / muse['seconds']:.1f}x"])
+    w(table(["pre-tokenizer", "muse-train", "tokenizers", "tokenizers / muse-train"], trained))
 
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result(find, styles, lines, args.seconds), f, indent=1)
+        # The section is the page without its title.
+        write(args.json, "tokenizer",
+              f"Tokenizer: muse-train vs tokenizers {tokenizers.__version__}", args.seconds,
+              result_rows(find, styles), "\n".join(lines[1:]).lstrip() + "\n")
 
 
-def result(find, styles, lines, seconds):
-    """The benchmark result: encode throughput at every core (muse-train's
-    threads against tokenizers' encode_batch), a row per pre-tokenizer; the
-    Markdown is the page without its title."""
+def result_rows(find, styles):
+    """Encode throughput at every core (muse-train's threads against
+    tokenizers' encode_batch), a row per pre-tokenizer. Each side reports
+    the best of its repetitions, run apart from the other's: no spread."""
     out = []
     for style in styles:
         hf = max(find(side="tokenizers", what="encode", pretokenizer=style),
                  key=lambda r: r["threads"])
         muse = next(r for r in find(side="muse", what="encode", pretokenizer=style)
                     if r["threads"] == hf["threads"])
-        out.append({"metric": f"tokenizer encode, {style} pre-tokenizer, {muse['threads']} "
-                              f"threads, English fortunes",
-                    "unit": "MB/s", "muse": mbps(muse), "baseline": mbps(hf),
-                    "baseline_name": f"tokenizers {tokenizers.__version__} encode_batch",
-                    "ratio": mbps(muse) / mbps(hf), "target": None,
-                    "key": f"tokenizer.encode.{style}"})
-    return {"name": "tokenizer",
-            "title": f"Tokenizer: muse-train vs tokenizers {tokenizers.__version__}",
-            "seconds": seconds, "rows": out, "markdown": "\n".join(lines[1:]).lstrip() + "\n"}
+        out.append(row(f"tokenizer encode, {style} pre-tokenizer, {muse['threads']} threads, "
+                       "English fortunes", "MB/s", mbps(muse), mbps(hf),
+                       f"tokenizers {tokenizers.__version__} encode_batch",
+                       f"tokenizer.encode.{style}"))
+    return out
 
 
 if __name__ == "__main__":

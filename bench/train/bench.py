@@ -20,7 +20,6 @@ import re
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from machine import busy_cpu_seconds, cpu_model, follow_steps  # noqa: E402
+from results import median, row, table, write  # noqa: E402
 
 BATCH, SEQ_LEN = 8, 256
 TOKENS = BATCH * SEQ_LEN
@@ -233,7 +233,7 @@ def add_run(results, key, run):
     times = [x["step_time_s"] for x in records[warm:]]
     r["times"] += times
     r["cpu"] += [x["cpu_s"] for x in records[warm:] if x.get("cpu_s") is not None]
-    r["run_medians"].append(statistics.median(times))
+    r["run_medians"].append(median(times))
     r["first"].append(records[0]["step_time_s"])
     r["loss1"] = records[0]["loss"]
     r["others"].append(run["others"])
@@ -270,9 +270,10 @@ def measure(args):
                     # Cores kept busy by other processes during the run, on average.
                     run["others"] = max(0.0, (busy_cpu_seconds() - busy) -
                                         (own_cpu_seconds() - own)) / wall
-                    median = add_run(results, key, run)
+                    run_median = add_run(results, key, run)
                     print(f"rep {rep + 1} {preset:5s} {key[1]}t {key[2]:15s} median "
-                          f"{median:.3f} s/step, first {run['records'][0]['step_time_s']:.1f} s "
+                          f"{run_median:.3f} s/step, first "
+                          f"{run['records'][0]['step_time_s']:.1f} s "
                           f"({wall:.0f} s, others' load {run['others']:.2f} cores)",
                           file=sys.stderr, flush=True)
     finally:
@@ -295,17 +296,24 @@ class Report:
         self.presets = self.args["presets"]
         self.flops = {p: raw["flops"][p]["flops"] for p in self.presets}
 
-    def median(self, preset, side, threads=None, what="times"):
+    def step_time(self, preset, side, threads=None):
+        """The side's median step time, or None if it did not run."""
         r = self.results.get((preset, threads or self.t0, side))
-        return statistics.median(r[what]) if r and r[what] else None
+        return median(r["times"]) if r and r["times"] else None
+
+    def run_medians(self, preset, side):
+        """Each run's median step time at the first thread count, in
+        repetition order: every repetition ran every side."""
+        return self.results[(preset, self.t0, side)]["run_medians"]
 
     def peak(self, threads=None):
         """The best matmul GFLOP/s measured at `threads` in this run."""
         return max(p["gflops"] for p in self.raw["peaks"]
                    if p["threads"] == (threads or self.t0))
 
-    def mfu(self, preset, side, threads=None):
-        t = self.median(preset, side, threads)
+    def mfu(self, preset, side, threads=None, step=None):
+        """MFU at the side's median step time, or at `step` seconds."""
+        t = step or self.step_time(preset, side, threads)
         return self.flops[preset] / t / (self.peak(threads) * 1e9) if t else None
 
     def rows(self):
@@ -313,26 +321,24 @@ class Report:
         for preset in self.presets:
             params = PRESETS[preset]["params"]
             for name, muse, base, target in COMPARISONS:
-                a, b = self.median(preset, muse), self.median(preset, base)
+                a, b = self.step_time(preset, muse), self.step_time(preset, base)
                 if not a or not b:
                     continue
-                rows.append({"metric": f"training tokens/s, {preset} ({params}), "
-                                       f"{BATCH}x{SEQ_LEN}, {self.t0} threads, "
-                                       f"{LABEL[muse]} vs {LABEL[base]}",
-                             "unit": "tokens/s", "muse": TOKENS / a, "baseline": TOKENS / b,
-                             "baseline_name": LABEL[base], "ratio": b / a, "target": target,
-                             "key": f"train.{preset}.{name}"})
+                rows.append(row(
+                    f"training tokens/s, {preset} ({params}), {BATCH}x{SEQ_LEN}, {self.t0} "
+                    f"threads, {LABEL[muse]} vs {LABEL[base]}", "tokens/s", TOKENS / a,
+                    TOKENS / b, LABEL[base], f"train.{preset}.{name}", target=target,
+                    pairs=[(TOKENS / x, TOKENS / y) for x, y in
+                           zip(self.run_medians(preset, muse), self.run_medians(preset, base))]))
             mfu = self.mfu(preset, "muse_keep")
             if mfu:
-                rows.append({"metric": f"MFU, {preset} ({params}), {LABEL['muse_keep']}, "
-                                       f"{self.t0} threads",
-                             "unit": "fraction of measured peak", "muse": mfu,
-                             "baseline": MFU_TARGET,
-                             "baseline_name": f"target MFU ({MFU_TARGET:g} of the measured "
-                                              "fp32 matmul peak)",
-                             "ratio": mfu / MFU_TARGET,
-                             "target": 1.0 if preset == "small" else None,
-                             "key": f"train.{preset}.mfu"})
+                rows.append(row(
+                    f"MFU, {preset} ({params}), {LABEL['muse_keep']}, {self.t0} threads",
+                    "fraction of measured peak", mfu, MFU_TARGET,
+                    f"target MFU ({MFU_TARGET:g} of the measured fp32 matmul peak)",
+                    f"train.{preset}.mfu", target=1.0 if preset == "small" else None,
+                    pairs=[(self.mfu(preset, "muse_keep", step=t), MFU_TARGET)
+                           for t in self.run_medians(preset, "muse_keep")]))
         return rows
 
     def markdown(self):
@@ -366,27 +372,28 @@ class Report:
                                      reps=reps, threads=self.t0) + "\n"
 
     def results_table(self):
-        out = ["### Results\n",
-               "| preset | threads | side | step time, median (run medians) | tokens/s | "
-               "vs PyTorch eager | MFU | CPU s per step | others' load per run |",
-               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines = []
         for preset in self.presets:
             for t in self.args["threads"]:
-                eager = self.median(preset, "eager", t)
+                eager = self.step_time(preset, "eager", t)
                 for side, label in SIDES:
                     r = self.results.get((preset, t, side))
                     if not r:
                         continue
-                    s = statistics.median(r["times"])
-                    spread = ", ".join(f"{x:.3f}" for x in r["run_medians"])
-                    ratio = "1 (baseline)" if side == "eager" else \
-                        f"**{eager / s:.2f}x**" if eager else "n/a"
-                    cpu = f"{statistics.median(r['cpu']):.2f}" if r["cpu"] else "n/a"
-                    others = ", ".join(f"{x:.2f}" for x in r["others"])
-                    out.append(f"| {preset} ({PRESETS[preset]['params']}) | {t} | {label} | "
-                               f"{s:.3f} s ({spread}) | {TOKENS / s:,.0f} | {ratio} | "
-                               f"{self.mfu(preset, side, t):.1%} | {cpu} | {others} |")
-        out.append("")
+                    s = median(r["times"])
+                    lines.append([
+                        f"{preset} ({PRESETS[preset]['params']})", t, label,
+                        f"{s:.3f} s ({', '.join(f'{x:.3f}' for x in r['run_medians'])})",
+                        f"{TOKENS / s:,.0f}",
+                        "1 (baseline)" if side == "eager" else
+                        f"**{eager / s:.2f}x**" if eager else "n/a",
+                        f"{self.mfu(preset, side, t):.1%}",
+                        f"{median(r['cpu']):.2f}" if r["cpu"] else "n/a",
+                        ", ".join(f"{x:.2f}" for x in r["others"])])
+        out = ["### Results\n",
+               table(["preset", "threads", "side", "step time, median (run medians)", "tokens/s",
+                      "vs PyTorch eager", "MFU", "CPU s per step", "others' load per run"],
+                     lines), ""]
         out.append("\"vs PyTorch eager\" is the ratio of tokens/s: above 1 is faster than eager. "
                    "MFU is the planner's FLOPs per step (below) / median step time / the "
                    "measured fp32 matmul peak at the same thread count. \"CPU s per step\" is "
@@ -406,15 +413,15 @@ class Report:
                    "and their batches differ in their random tokens.\n")
         out.append("Result rows (ratio: muse-train's advantage, above 1 is better; target: the "
                    "required ratio):\n")
-        out.append("| key | muse-train | baseline | ratio | target |")
-        out.append("| --- | --- | --- | --- | --- |")
+        lines = []
         for r in self.rows():
-            fmt = (lambda x: f"{x:.1%}") if r["unit"].startswith("fraction") else \
+            figure = (lambda x: f"{x:.1%}") if r["unit"].startswith("fraction") else \
                 (lambda x: f"{x:,.0f} {r['unit']}")
-            target = "none" if r["target"] is None else \
-                f"{r['target']:g} ({'met' if r['ratio'] >= r['target'] else 'missed'})"
-            out.append(f"| `{r['key']}` | {fmt(r['muse'])} | {fmt(r['baseline'])} "
-                       f"{r['baseline_name']} | **{r['ratio']:.2f}** | {target} |")
+            lines.append([f"`{r['key']}`", figure(r["muse"]),
+                          f"{figure(r['baseline'])} {r['baseline_name']}", f"**{r['ratio']:.2f}**",
+                          "none" if r["target"] is None else f"{r['target']:g} "
+                          f"({'met' if r['ratio'] >= r['target'] else 'missed'})"])
+        out.append(table(["key", "muse-train", "baseline", "ratio", "target"], lines))
         return "\n".join(out) + "\n"
 
     def peak_section(self):
@@ -455,26 +462,25 @@ class Report:
         return "\n".join(out)
 
     def compile_section(self):
-        out = ["### torch.compile's compile time\n",
-               "The first step of a torch.compile run traces the model, compiles forward and "
-               "backward with inductor (C++ kernels built with g++) and runs; compile time = "
-               "that first step minus the run's median step. The bench gives inductor a fresh "
-               "cache directory, so the first run of each preset compiles cold and later runs "
-               "find its FX-graph and AOTAutograd cache entries (tracing is redone every "
-               "run). None of it is in the step times above.\n",
-               "| preset | threads | per run (cold cache first) | eager first step, for "
-               "comparison |", "| --- | --- | --- | --- |"]
+        lines = []
         for preset in self.presets:
             for t in self.args["threads"]:
                 r = self.results.get((preset, t, "compile"))
                 e = self.results.get((preset, t, "eager"))
-                if not r:
-                    continue
-                runs = ", ".join(f"{first - med:.1f} s" for first, med in
-                                 zip(r["first"], r["run_medians"]))
-                eager_first = f"{statistics.median(e['first']):.2f} s" if e else "n/a"
-                out.append(f"| {preset} | {t} | {runs} | {eager_first} |")
-        return "\n".join(out) + "\n"
+                if r:
+                    lines.append([preset, t, ", ".join(f"{first - med:.1f} s" for first, med in
+                                                       zip(r["first"], r["run_medians"])),
+                                  f"{median(e['first']):.2f} s" if e else "n/a"])
+        return "\n".join([
+            "### torch.compile's compile time\n",
+            "The first step of a torch.compile run traces the model, compiles forward and "
+            "backward with inductor (C++ kernels built with g++) and runs; compile time = "
+            "that first step minus the run's median step. The bench gives inductor a fresh "
+            "cache directory, so the first run of each preset compiles cold and later runs "
+            "find its FX-graph and AOTAutograd cache entries (tracing is redone every "
+            "run). None of it is in the step times above.\n",
+            table(["preset", "threads", "per run (cold cache first)",
+                   "eager first step, for comparison"], lines)]) + "\n"
 
     def profile_section(self):
         preset = self.presets[-1]
@@ -488,11 +494,9 @@ class Report:
                "activity; the profiler slows the step down), the least disturbed of them (the "
                "smallest total). Phases (wall time of each part of the step, marked with "
                "`record_function`):\n",
-               "| phase | " + " | ".join(LABEL[s] for s in profiles) + " |",
-               "| --- |" + " --- |" * len(profiles)]
-        for phase in ("forward", "loss", "backward", "clip", "optimizer"):
-            out.append(f"| {phase} | " + " | ".join(
-                f"{p['phases'].get(phase, 0):.3f} s" for p in profiles.values()) + " |")
+               table(["phase"] + [LABEL[s] for s in profiles],
+                     [[phase] + [f"{p['phases'].get(phase, 0):.3f} s" for p in profiles.values()]
+                      for phase in ("forward", "loss", "backward", "clip", "optimizer")])]
         out.append("\nTop ops by self CPU time (time in the op itself, on the thread that "
                    "called it; a kernel's OpenMP worker threads are not added). In the "
                    "compiled step, inductor's fused C++ kernels count as the self time of "
@@ -502,12 +506,10 @@ class Report:
         for side, prof in profiles.items():
             out.append(f"{LABEL[side]}: {prof['total_self_cpu_s']:.2f} s of self CPU time in "
                        "the profiled step.\n")
-            out.append("| op | calls | self CPU s | share |")
-            out.append("| --- | --- | --- | --- |")
-            for op in prof["ops"]:
-                name = re.sub(r"(CompiledFxGraph \w{8})\w+", r"\1…", op["name"])
-                out.append(f"| `{name}` | {op['calls']} | {op['self_cpu_s']:.3f} | "
-                           f"{op['share']:.1%} |")
+            out.append(table(["op", "calls", "self CPU s", "share"], [
+                ["`" + re.sub(r"(CompiledFxGraph \w{8})\w+", r"\1…", op["name"]) + "`",
+                 op["calls"], f"{op['self_cpu_s']:.3f}", f"{op['share']:.1%}"]
+                for op in prof["ops"]]))
             out.append("")
         return "\n".join(out)
 
@@ -529,7 +531,7 @@ class Report:
         def ratio_list(muse, base):
             parts = []
             for preset in self.presets:
-                a, b = self.median(preset, muse), self.median(preset, base)
+                a, b = self.step_time(preset, muse), self.step_time(preset, base)
                 if a and b:
                     parts.append(f"{preset} {b / a:.2f}x")
             return ", ".join(parts)
@@ -542,7 +544,7 @@ class Report:
           "checks its inputs and runs its own FSDP bookkeeping and AdamW (trainer/); eager "
           "PyTorch runs autograd over ordinary parameters and `torch.optim.AdamW`'s "
           "per-tensor loop.\n")
-        if self.median(self.presets[-1], "compile"):
+        if self.step_time(self.presets[-1], "compile"):
             text = (f"**torch.compile.** muse-train against it: "
                     f"{ratio_list('muse_keep', 'compile')} (target 1.0); torch.compile against "
                     f"eager: {ratio_list('compile', 'eager')}. Inductor fuses the elementwise "
@@ -575,7 +577,7 @@ class Report:
           "masking utilities every forward.\n")
         parts = []
         for preset in self.presets:
-            k, r = self.median(preset, "muse_keep"), self.median(preset, "muse_recompute")
+            k, r = self.step_time(preset, "muse_keep"), self.step_time(preset, "muse_recompute")
             if k and r:
                 parts.append(f"{(r / k - 1) * 100:+.0f}% ({preset})")
         w("**Default mode (recompute).** muse-train's default recomputes each block's forward "
@@ -589,7 +591,7 @@ class Report:
         parts = []
         for preset in self.presets:
             sides = ", ".join(f"{LABEL[s]} {self.mfu(preset, s):.0%}" for s, _ in SIDES
-                              if self.median(preset, s))
+                              if self.step_time(preset, s))
             parts.append(f"{preset}: {sides}")
         small = self.mfu("small", "muse_keep") if "small" in self.presets else None
         w(f"**MFU.** Of the measured {self.peak():.0f} GFLOP/s at {t0} threads: "
@@ -620,19 +622,19 @@ class Report:
             "can spend more than eager PyTorch's, each against the eager way, at the "
             f"{o['preset']} preset's sizes ({o['numel'] / 1e6:.0f}M elements), 1 thread, CPU "
             "seconds per step (medians):\n",
-            "| what | that way | eager PyTorch's way |", "| --- | --- | --- |",
-            f"| weights as views of one flat leaf per unit: each view's backward "
-            f"(SliceBackward) zero-fills a gradient the size of the whole unit and adds it | "
-            f"{o['flat_views_s']:.3f} s | {o['per_param_s']:.3f} s (a leaf per parameter, then "
-            f"one copy into a flat buffer) |",
-            f"| global gradient norm with `dtype=kDouble` (`linalg_vector_norm` first copies "
-            f"every gradient to fp64) | {o['grad_norm_fp64_s']:.3f} s | "
-            f"{o['grad_norm_fp32_s']:.3f} s (fp32 norms) |",
-            f"| AdamW as ~16 elementwise passes plus a `where` over a flat shard | "
-            f"{o['adamw_muse_s']:.3f} s | {o['adamw_torch_default_s']:.3f} s default, "
-            f"{o['adamw_torch_fused_s']:.3f} s `fused=True` |",
-            f"| one rank: copies for the all-gather and the reduce-scatter, and the shard's "
-            f"add | {o['solo_copies_s']:.3f} s | none |", ""])
+            table(["what", "that way", "eager PyTorch's way"], [
+                ["weights as views of one flat leaf per unit: each view's backward "
+                 "(SliceBackward) zero-fills a gradient the size of the whole unit and adds it",
+                 f"{o['flat_views_s']:.3f} s", f"{o['per_param_s']:.3f} s (a leaf per "
+                 "parameter, then one copy into a flat buffer)"],
+                ["global gradient norm with `dtype=kDouble` (`linalg_vector_norm` first copies "
+                 "every gradient to fp64)", f"{o['grad_norm_fp64_s']:.3f} s",
+                 f"{o['grad_norm_fp32_s']:.3f} s (fp32 norms)"],
+                ["AdamW as ~16 elementwise passes plus a `where` over a flat shard",
+                 f"{o['adamw_muse_s']:.3f} s", f"{o['adamw_torch_default_s']:.3f} s default, "
+                 f"{o['adamw_torch_fused_s']:.3f} s `fused=True`"],
+                ["one rank: copies for the all-gather and the reduce-scatter, and the shard's "
+                 "add", f"{o['solo_copies_s']:.3f} s", "none"]]), ""])
 
 
 METHOD = """
@@ -761,12 +763,8 @@ def main():
     report = Report(raw)
     text = report.markdown()
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"name": "train",
-                       "title": "Training step: muse-train vs PyTorch eager, torch.compile and "
-                                "Hugging Face Llama",
-                       "seconds": raw["seconds"], "rows": report.rows(), "markdown": text}, f,
-                      indent=1)
+        write(args.json, "train", "Training step: muse-train vs PyTorch eager, torch.compile and "
+              "Hugging Face Llama", raw["seconds"], report.rows(), text)
     print(text)
 
 

@@ -1,7 +1,9 @@
-"""Tests of bench/'s report code: the shared result rows (bench/results.py),
-the regression check of bench/report.py (a fall judged against the spread
-of the run's own repetitions, an error only on the same machine), and the
-rollout benchmark's roofline (bench/rollout/report.py)."""
+"""Tests of bench/'s report code: the shared result rows and Markdown helpers
+(bench/results.py), the regression check of bench/report.py (a fall judged
+against the spread of the run's own repetitions, an error only on the same
+machine), the rollout benchmark's roofline (bench/rollout/report.py) and the
+loss benchmark's rows (bench/loss/report.py), one of the benchmarks on the
+shared rows."""
 
 import importlib.util
 import json
@@ -17,11 +19,17 @@ sys.path.insert(0, BENCH)
 import report  # noqa: E402
 import results  # noqa: E402
 
-# bench/rollout/report.py, under a name of its own (it shares report.py's).
-_spec = importlib.util.spec_from_file_location("rollout_report",
-                                               os.path.join(BENCH, "rollout", "report.py"))
-rollout_report = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rollout_report)
+
+
+def load(name, path):
+    """A bench script under a name of its own (several are called report.py)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rollout_report = load("rollout_report", "rollout/report.py")
 
 
 def read(path):
@@ -41,12 +49,48 @@ class Rows(unittest.TestCase):
         self.assertEqual(r["reps"], [2.0, 3.0])
         self.assertNotIn("reps", results.row("m", "s", 2.0, 1.0, "base", "k"))
 
+    def test_table(self):
+        self.assertEqual(results.table(["a", "b"], [[1, "x"], ["", 2.5]]),
+                         "| a | b |\n| --- | --- |\n| 1 | x |\n| | 2.5 |")
+
+    def test_fmt(self):
+        self.assertEqual([results.fmt(x) for x in (None, 12345.6, 12.34, 1.234, 0.01234)],
+                         ["-", "12,346", "12.3", "1.23", "0.0123"])
+
     def test_write_is_whole(self):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "x.json")
             results.write(path, "x", "X", 1.0, [], "body")
             self.assertEqual(json.loads(read(path))["markdown"], "body")
             self.assertEqual(os.listdir(tmp), ["x.json"])
+
+
+class LossRows(unittest.TestCase):
+    """bench/loss/report.py on two repetitions: medians, the advantage of the
+    chunked loss and the spread of the repetitions it ran side by side."""
+
+    def test_rows_carry_the_repetitions(self):
+        runs = []
+        for rep, (whole, chunked) in enumerate([((400, 2.0), (100, 1.0)), ((440, 3.0), (80, 1.5))]):
+            for path, (mib, seconds) in (("logits", whole), ("chunked", chunked)):
+                runs.append({"path": path, "chunk": 512 if path == "chunked" else 0,
+                             "vocab": 1000, "tokens": 64, "width": 8, "rep": rep,
+                             "peak_bytes": mib << 20, "seconds": seconds, "loss": 6.9})
+        with tempfile.TemporaryDirectory() as tmp:
+            jsonl, out = os.path.join(tmp, "results.jsonl"), os.path.join(tmp, "loss.json")
+            with open(jsonl, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in runs)
+            proc = subprocess.run([sys.executable, os.path.join(BENCH, "loss", "report.py"),
+                                   jsonl, "--json", out], capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            written = json.loads(read(out))
+        peak, time = written["rows"]
+        self.assertEqual((peak["key"], time["key"]), ("loss.1000.peak", "loss.1000.time"))
+        self.assertAlmostEqual(peak["ratio"], 420 / 90)
+        self.assertEqual(peak["reps"], [4.0, 5.5])
+        self.assertAlmostEqual(time["ratio"], 2.5 / 1.25)
+        self.assertEqual(time["reps"], [2.0, 2.0])
+        self.assertIn("| 1,000 | 420 MiB | 90 MiB | 4.7x |", written["markdown"])
 
 
 class Judge(unittest.TestCase):
