@@ -75,6 +75,8 @@ if(MUSE_CUDA_ENABLED)
   set(CMAKE_CUDA_STANDARD 17)
   find_package(Torch REQUIRED)
   target_link_libraries(muse_torch INTERFACE torch)
+  # LibTorch's CUDA API (CUDA graphs in model/generate.cpp).
+  target_compile_definitions(muse_torch INTERFACE MUSE_WITH_CUDA)
   # Compile against the toolkit's nccl.h, but link the libnccl.so.2 that
   # torch_cuda itself loads: a process holds one libnccl.so.2, and torch_cuda
   # needs the symbols of the (newer) NCCL its wheel ships.

@@ -137,7 +137,7 @@ at::Tensor scaled_inv_freq(const ModelConfig& cfg, const at::Tensor& inv_freq) {
 // key/value head h / G, as SDPA pairs them. q (B, H, 1, D), k and v
 // (B, KV, S, D), mask (B, 1, 1, S) bool or additive.
 at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const at::Tensor& mask) {
+                                    const at::Tensor& mask) {
   const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = k.size(1);
   const at::Tensor qg = q.reshape({B, KV, H / KV, D}) * (1.0 / std::sqrt(static_cast<double>(D)));
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2));  // (B,KV,G,S)
@@ -217,7 +217,13 @@ PackedBlock pack_block(const BlockWeights& w, int64_t rows) {
 at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const AttnContext& ctx,
                      LayerCache* cache) {
   const int64_t T = q.size(2);
-  if (cache) {
+  if (cache && ctx.cache_index.defined()) {
+    check(T == 1 && ctx.mask.defined(), "a cache index takes one new position and a mask");
+    cache->k.index_copy_(2, ctx.cache_index, k);
+    cache->v.index_copy_(2, ctx.cache_index, v);
+    k = cache->k;  // (B,KV,S_max,D)
+    v = cache->v;
+  } else if (cache) {
     const int64_t end = ctx.cache_start + T;
     check(end <= cache->k.size(2), "KV cache full: " + std::to_string(end) + " positions > " +
                                        std::to_string(cache->k.size(2)));

@@ -63,6 +63,11 @@ struct AttnContext {
   // positions (S == T).
   at::Tensor mask;
   int64_t cache_start = 0;  // KV-cache index of the first new position (0 without a cache)
+  // (1) int64 on the device, or undefined: the cache index of the one new
+  // position, held in a tensor so that a CUDA graph can replay the step at
+  // every index. Attention then reads the whole cache (S = S_max), and
+  // `mask` must close the positions past the new one.
+  at::Tensor cache_index = {};
 };
 
 // The context of a full sequence: positions 0..T-1 and a causal mask, or per
@@ -100,7 +105,9 @@ PackedBlock pack_block(const BlockWeights& w, int64_t rows);
 // after rotary, k and v (B, KV, T, D) of the T new positions. With `cache`,
 // k and v are written at [ctx.cache_start, ctx.cache_start + T) and the
 // queries attend to cache positions [0, ctx.cache_start + T) through
-// ctx.mask; without, to the new positions, through ctx.mask (packed
+// ctx.mask; with ctx.cache_index (one new position), k and v are written at
+// that index and the queries attend to the whole cache through ctx.mask;
+// without a cache, to the new positions, through ctx.mask (packed
 // segments) or causally. Grouped-query heads are shared, not copied.
 // Returns (B, H, T, D).
 at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const AttnContext& ctx,

@@ -13,6 +13,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#ifdef MUSE_WITH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 #include "model/linear.h"
 
 namespace muse::model {
@@ -136,9 +143,9 @@ Sampled sample(const at::Tensor& logits, const at::Tensor& u, const SamplingOpti
                int64_t image_token_id, bool with_entropy) {
   const int64_t n = logits.size(0), V = logits.size(1);
   const at::Tensor max = logits.amax(-1, /*keepdim=*/true);  // (n,1)
-  const at::Tensor shifted = logits - max;                    // (n,V) <= 0
-  at::Tensor e = shifted.exp();                               // (n,V)
-  const at::Tensor total = e.sum(-1);                         // (n)
+  const at::Tensor shifted = logits - max;                   // (n,V) <= 0
+  at::Tensor e = shifted.exp();                              // (n,V)
+  const at::Tensor total = e.sum(-1);                        // (n)
   Sampled out{.tokens = {}, .log_norm = max.squeeze(1) + total.log(), .entropy = {}};
   // H = -sum p log p = log total - sum e (logits - max) / total.
   if (with_entropy) out.entropy = total.log() - (e * shifted).sum(-1) / total;
@@ -200,8 +207,28 @@ std::vector<int64_t> first_equal(const std::vector<Prompt>& prompts) {
 
 }  // namespace
 
-Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t max_new_tokens)
-    : model_(&model) {
+#ifdef MUSE_WITH_CUDA
+struct Decoder::Graph {
+  at::cuda::CUDAGraph graph;
+  at::Tensor logits;  // (rows, V): what a replay writes
+};
+#else
+struct Decoder::Graph {};
+#endif
+
+StepForm default_step_form(const at::Device& device) {
+#ifdef MUSE_WITH_CUDA
+  if (device.is_cuda()) return StepForm::kCudaGraph;
+#endif
+  (void)device;
+  return StepForm::kDynamic;
+}
+
+Decoder::~Decoder() = default;
+
+Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t max_new_tokens,
+                 StepForm form)
+    : model_(&model), form_(form) {
   at::NoGradGuard no_grad;
   const ModelConfig& cfg = model.config();
   check(!prompts.empty(), "no prompts");
@@ -220,9 +247,21 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
 
   const int64_t B = static_cast<int64_t>(prompts.size()), s_max = width + max_new_tokens;
   const int64_t KV = cfg.n_kv_heads, D = cfg.head_dim();
-  for (int64_t il = 0; il < cfg.n_layers; ++il)
-    cache_.push_back({at::empty({B, KV, s_max, D}, flat.options()),
-                      at::empty({B, KV, s_max, D}, flat.options())});
+#ifndef MUSE_WITH_CUDA
+  check(form != StepForm::kCudaGraph, "CUDA graphs need a CUDA build of muse-train");
+#endif
+  check(form != StepForm::kCudaGraph || flat.device().is_cuda(),
+        "CUDA graphs need the model on a GPU, not " + flat.device().str());
+  // The static forms read every cache position (masked): unwritten ones must
+  // be finite, since 0 x NaN is NaN.
+  const bool whole_cache = form != StepForm::kDynamic;
+  for (int64_t il = 0; il < cfg.n_layers; ++il) {
+    const auto make = [&] {
+      return whole_cache ? at::zeros({B, KV, s_max, D}, flat.options())
+                         : at::empty({B, KV, s_max, D}, flat.options());
+    };
+    cache_.push_back({make(), make()});
+  }
 
   // The distinct prompts run through the model once, into a cache of their own
   // when some are shared.
@@ -267,6 +306,56 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
   mask_ = at::zeros({B, s_max}, flat.options())
               .masked_fill_(open.logical_not(), kNegInf)
               .view({B, 1, 1, s_max});
+  if (whole_cache) {
+    static_tokens_ = at::zeros({B}, pad_.options());
+    static_index_ = at::zeros({1}, pad_.options());
+    positions_ = at::arange(s_max, pad_.options());
+  }
+}
+
+void Decoder::pack() {
+  // Packed on the first step: a decoder that never steps (one new token)
+  // does not pay for it.
+  const ModelConfig& cfg = model_->config();
+  const int64_t n = static_cast<int64_t>(sequences_.size());
+  for (int64_t il = 0; il < cfg.n_layers; ++il)
+    packed_.push_back(pack_block(model_->block_weights(il), n));
+  packed_output_ = pack_linear(model_->head_weights().output, n);
+}
+
+int64_t Decoder::static_rows(int64_t n) const {
+  int64_t rows = 1;
+  while (rows < n)
+    rows *= 2;
+  return std::min(rows, pad_.size(0));
+}
+
+at::Tensor Decoder::static_step(int64_t rows) {
+  // Only device operations on tensors that live as long as the decoder: a
+  // CUDA graph replays exactly these.
+  const ModelConfig& cfg = model_->config();
+  const int64_t D = cfg.head_dim(), s_max = cos_.size(0);
+  const at::Tensor pad = pad_.narrow(0, 0, rows);                    // (rows)
+  const at::Tensor positions = static_index_ - pad;                  // (rows)
+  const at::Tensor seen = positions_.unsqueeze(0) <= static_index_;  // (1,S_max)
+  const at::Tensor mask =
+      mask_.narrow(0, 0, rows).masked_fill(seen.logical_not().view({1, 1, 1, s_max}), kNegInf);
+  const AttnContext ctx{.cos = cos_.index_select(0, positions).view({rows, 1, 1, D}),
+                        .sin = sin_.index_select(0, positions).view({rows, 1, 1, D}),
+                        .mask = mask,  // (rows,1,1,S_max)
+                        .cache_start = 0,
+                        .cache_index = static_index_};
+  // Embedding without embed_forward's checks, which read values back to the
+  // host (a graph cannot): the tokens come from the sampler.
+  at::Tensor x = at::embedding(model_->embed_weights().tok_embed,
+                               static_tokens_.narrow(0, 0, rows).view({rows, 1}));  // (rows,1,C)
+  for (int64_t il = 0; il < cfg.n_layers; ++il) {
+    LayerCache live{cache_[il].k.narrow(0, 0, rows), cache_[il].v.narrow(0, 0, rows)};
+    x = block_forward(model_->block_weights(il), cfg, x, ctx, &live, &packed_[il]);
+  }
+  return head_forward(model_->head_weights(), cfg, x, packed_output_)
+      .select(1, 0)
+      .to(at::kFloat);  // (rows,V)
 }
 
 void Decoder::step(const at::Tensor& tokens) {
@@ -277,15 +366,40 @@ void Decoder::step(const at::Tensor& tokens) {
         "step needs one token per sequence (" + std::to_string(n) + ")");
   check(s < cos_.size(0),
         "KV cache full: " + std::to_string(s + 1) + " positions > " + std::to_string(cos_.size(0)));
-  if (packed_.empty()) {
-    // Packed on the first step: a decoder that never steps (one new token)
-    // does not pay for it.
-    for (int64_t il = 0; il < cfg.n_layers; ++il)
-      packed_.push_back(pack_block(model_->block_weights(il), n));
-    packed_output_ = pack_linear(model_->head_weights().output, n);
+  if (packed_.empty()) pack();
+  length_ = s + 1;
+  if (form_ != StepForm::kDynamic) {
+    static_tokens_.narrow(0, 0, n).copy_(tokens);
+    static_index_.fill_(s);
+    const int64_t rows = static_rows(n);
+    if (form_ == StepForm::kStatic) {
+      logits_ = static_step(rows).narrow(0, 0, n);
+      return;
+    }
+#ifdef MUSE_WITH_CUDA
+    std::unique_ptr<Graph>& graph = graphs_[rows];
+    if (!graph) {
+      // Captured on a side stream after one eager run (the allocator and the
+      // libraries set themselves up outside the capture); the capture writes
+      // the cache at the same index as the eager run, so it changes nothing.
+      graph = std::make_unique<Graph>();
+      c10::cuda::device_synchronize();  // the side stream sees the tokens and index
+      {
+        const c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool());
+        static_step(rows);
+        graph->graph.capture_begin();
+        graph->logits = static_step(rows);
+        graph->graph.capture_end();
+      }
+      c10::cuda::device_synchronize();
+    }
+    graph->graph.replay();
+    logits_ = graph->logits.narrow(0, 0, n);
+#endif
+    return;
   }
   const Inputs in{.tokens = tokens.to(pad_.device(), at::kLong).view({n, 1})};  // (n,1)
-  const at::Tensor positions = s - pad_.narrow(0, 0, n);                         // (n)
+  const at::Tensor positions = s - pad_.narrow(0, 0, n);                        // (n)
   const AttnContext ctx{.cos = cos_.index_select(0, positions).view({n, 1, 1, D}),
                         .sin = sin_.index_select(0, positions).view({n, 1, 1, D}),
                         .mask = mask_.narrow(0, 0, n).narrow(3, 0, s + 1),  // (n,1,1,s+1)
@@ -298,7 +412,6 @@ void Decoder::step(const at::Tensor& tokens) {
   logits_ = head_forward(model_->head_weights(), cfg, x, packed_output_)
                 .select(1, 0)
                 .to(at::kFloat);  // (n,V)
-  length_ = s + 1;
 }
 
 void Decoder::drop(std::vector<int64_t> rows) {
@@ -364,7 +477,8 @@ std::vector<Generation> generate(const Model& model, const std::vector<Prompt>& 
             std::all_of(prompts.begin(), prompts.end(),
                         [](const Prompt& p) { return p.think_limit == 0; }),
         "a prompt's think_limit needs GenerateOptions::think_end_token");
-  Decoder decoder(model, prompts, max_new);
+  const at::Device device = model.flat_params()[kEmbedUnit].device();
+  Decoder decoder(model, prompts, max_new, options.step_form.value_or(default_step_form(device)));
   std::vector<int64_t> finished;  // rows of the decoder whose sequence ended
   for (int64_t b = 0; b < B; ++b)
     if (prompts[b].max_new_tokens == 0) finished.push_back(b);

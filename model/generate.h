@@ -22,6 +22,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -49,12 +52,33 @@ struct SamplingOptions {
   double top_p = 1.0;        // keep the fewest most likely tokens whose mass reaches top_p; 1 = all
 };
 
+// How Decoder runs its one-position steps.
+enum class StepForm {
+  // Attention over the filled cache positions only; any device.
+  kDynamic,
+  // Shapes fixed for the whole call, as a CUDA graph needs them: attention
+  // over all S_max cache positions (masked past the new one), the cache
+  // written at an index held in a tensor, rows rounded up to a power of two
+  // (the rows past the live ones compute values nobody reads). Any device;
+  // on the CPU only to test the form kCudaGraph replays.
+  kStatic,
+  // kStatic captured once per row count into a CUDA graph and replayed: one
+  // launch per step instead of one per operator. CUDA builds with the model
+  // on a GPU only.
+  kCudaGraph,
+};
+
+// kCudaGraph for a model on a GPU in a CUDA build, else kDynamic.
+StepForm default_step_form(const at::Device& device);
+
 struct GenerateOptions {
   SamplingOptions sampling;
   std::vector<int64_t> stop_tokens;  // a sequence ends after generating any of these
   uint64_t seed = 0;                 // the same seed, prompts and model give the same tokens
   int64_t think_end_token = -1;      // what Prompt::think_limit forces; needed when one is set
   bool record_entropy = false;       // fill Generation::entropies
+  // Decoder's steps; unset: default_step_form of the model's device.
+  std::optional<StepForm> step_form = std::nullopt;
 };
 
 enum class StopReason { kStopToken, kLength };
@@ -90,6 +114,8 @@ Inputs left_padded_inputs(const ModelConfig& cfg, const std::vector<Prompt>& pro
 //   sequence.
 // * The cache is allocated once, for every sequence's prompt and
 //   max_new_tokens.
+// * On a GPU, steps replay CUDA graphs (StepForm::kCudaGraph), captured per
+//   power-of-two row count as sequences leave.
 //
 // The prompts and the one-position steps both go through the model's
 // block_forward. The steps pass it the blocks' weights packed (pack_block:
@@ -102,7 +128,9 @@ class Decoder {
  public:
   // Runs the prompts (each non-empty) through the model, with room in the
   // cache for `max_new_tokens` more positions per sequence. Throws ModelError.
-  Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t max_new_tokens);
+  Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t max_new_tokens,
+          StepForm form = StepForm::kDynamic);
+  ~Decoder();
 
   // The sequences still in the batch, one per row: row r holds prompt
   // sequences()[r]. All prompts, in order, until the first drop().
@@ -116,16 +144,30 @@ class Decoder {
   void drop(std::vector<int64_t> rows);
 
  private:
-  const Model* model_;                // [not null] must outlive the decoder
-  std::vector<int64_t> sequences_;    // [rows] prompt index of each row
-  at::Tensor pad_;                    // (B) int64: left-padding of each row's sequence
-  std::vector<LayerCache> cache_;     // [n_layers], each (B, KV, S_max, D); rows [0, rows) live
-  std::vector<PackedBlock> packed_;   // [n_layers] the blocks' weights packed for B rows
-  at::Tensor packed_output_;          // (V, C): the head's output projection, packed
-  at::Tensor cos_, sin_;              // (S_max, D) fp32 rotary tables
-  at::Tensor mask_;     // (B, 1, 1, S_max): 0 where a row may attend, -inf on its pads
-  int64_t length_ = 0;  // cache positions filled (padded prompt + steps)
-  at::Tensor logits_;   // (rows, V)
+  struct Graph;  // a captured step (CUDA builds)
+  // The blocks and output projection packed for the first step's rows.
+  void pack();
+  // A step of `rows` rows (>= the live ones) in StepForm::kStatic, from the
+  // tokens in static_tokens_ and the index in static_index_: (rows, V).
+  at::Tensor static_step(int64_t rows);
+  // static_step's rows for `n` live rows: the next power of two, at most B.
+  int64_t static_rows(int64_t n) const;
+
+  const Model* model_;               // [not null] must outlive the decoder
+  std::vector<int64_t> sequences_;   // [rows] prompt index of each row
+  at::Tensor pad_;                   // (B) int64: left-padding of each row's sequence
+  std::vector<LayerCache> cache_;    // [n_layers], each (B, KV, S_max, D); rows [0, rows) live
+  std::vector<PackedBlock> packed_;  // [n_layers] the blocks' weights packed for B rows
+  at::Tensor packed_output_;         // (V, C): the head's output projection, packed
+  at::Tensor cos_, sin_;             // (S_max, D) fp32 rotary tables
+  at::Tensor mask_;                  // (B, 1, 1, S_max): 0 where a row may attend, -inf on its pads
+  int64_t length_ = 0;               // cache positions filled (padded prompt + steps)
+  at::Tensor logits_;                // (rows, V)
+  StepForm form_;
+  at::Tensor static_tokens_;  // (B) int64: kStatic/kCudaGraph's input tokens
+  at::Tensor static_index_;   // (1) int64: kStatic/kCudaGraph's cache index
+  at::Tensor positions_;      // (S_max) int64: 0..S_max-1
+  std::map<int64_t, std::unique_ptr<Graph>> graphs_;  // by static_rows
 };
 
 // Generates for every prompt until a stop token or its max_new_tokens

@@ -173,10 +173,68 @@ TEST(Generate, ASequencesSamplesDoNotDependOnWhenOthersFinish) {
   for (size_t b = 0; b < prompts.size(); ++b) {
     const auto n = static_cast<std::ptrdiff_t>(ragged[b].tokens.size());
     ASSERT_EQ(n, prompts[b].max_new_tokens);
-    EXPECT_TRUE(std::equal(ragged[b].tokens.begin(), ragged[b].tokens.end(),
-                           all_long[b].tokens.begin()))
+    EXPECT_TRUE(
+        std::equal(ragged[b].tokens.begin(), ragged[b].tokens.end(), all_long[b].tokens.begin()))
         << b;
   }
+}
+
+// Steps of `form` against dynamic steps of the same model and prompts,
+// greedy, with sequences leaving the batch so that the static forms run
+// padded row counts (4 live rows, then 3 in 4, then 1).
+void check_step_form(const Model& m, StepForm form) {
+  const ModelConfig& cfg = m.config();
+  auto prompts = make_prompts(cfg, 7);
+  prompts.push_back(prompts[2]);
+  prompts.back().tokens.push_back(5);
+  for (Prompt& p : prompts) {
+    if (!p.images.defined()) continue;
+    p.images = p.images.to(m.flat_params()[kEmbedUnit].device());
+  }
+  Decoder dynamic(m, prompts, 7), other(m, prompts, 7, form);
+  for (int step = 0; step < 7; ++step) {
+    at::Tensor l = dynamic.logits().to(at::kCPU).clone();
+    l.select(1, cfg.image_token_id).fill_(-std::numeric_limits<float>::infinity());
+    const at::Tensor next = l.argmax(-1).to(dynamic.logits().device());  // (rows)
+    ASSERT_EQ(other.sequences(), dynamic.sequences());
+    EXPECT_TRUE(
+        at::allclose(other.logits().to(at::kCPU), dynamic.logits().to(at::kCPU), 1e-5, 1e-5))
+        << "step " << step;
+    dynamic.step(next);
+    other.step(next);
+    if (step == 2 || step == 4) {
+      const std::vector<int64_t> rows =
+          step == 2 ? std::vector<int64_t>{1} : std::vector<int64_t>{0, 2};
+      dynamic.drop(rows);
+      other.drop(rows);
+    }
+  }
+}
+
+TEST(Generate, StaticStepsMatchDynamicSteps) {
+  ModelConfig cfg = test_config();
+  ASSERT_LT(cfg.n_kv_heads, cfg.n_heads);  // grouped-query decode attention
+  check_step_form(Model(cfg, 36), StepForm::kStatic);
+  cfg.n_kv_heads = cfg.n_heads;  // SDPA
+  check_step_form(Model(cfg, 37), StepForm::kStatic);
+  GenerateOptions o = greedy();
+  const Model m(test_config(), 38);
+  const auto prompts = make_prompts(m.config(), 9);
+  const auto dynamic = generate(m, prompts, o);
+  o.step_form = StepForm::kStatic;
+  const auto stat = generate(m, prompts, o);
+  for (size_t b = 0; b < prompts.size(); ++b)
+    EXPECT_EQ(stat[b].tokens, dynamic[b].tokens) << b;
+}
+
+TEST(Generate, CudaGraphStepsMatchEagerSteps) {
+#ifdef MUSE_WITH_CUDA
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU: CUDA graphs are compiled, not run";
+  check_step_form(Model(test_config(), 39, at::kCUDA), StepForm::kCudaGraph);
+#else
+  const Model m(test_config(), 39);
+  EXPECT_THROW(Decoder(m, make_prompts(m.config(), 2), 2, StepForm::kCudaGraph), ModelError);
+#endif
 }
 
 TEST(Generate, SameSeedSameSamples) {
