@@ -9,7 +9,7 @@ repetitions, for the MFU of every side. Writes the bench's result JSON
 
     python bench.py --muse build/bin/muse-train --export build/bin/muse-export
         --json RESULTS_DIR/train.json [--reps 2] [--threads N[,N...]]
-        [--presets tiny,small] [--overheads] [--save RAW.json | --load RAW.json]
+        [--presets tiny,small,smollm2] [--overheads] [--save RAW.json | --load RAW.json]
 """
 import argparse
 import importlib.metadata
@@ -47,6 +47,13 @@ PRESETS = {
                       "model.image_channels=1"],
               "args": ["--image-size", "8", "--patch-size", "4", "--image-channels", "1"],
               "steps": 3, "warmup": 1, "params": "40M"},
+    # SmolLM2-135M-Instruct's shape against eager only (a step takes seconds).
+    "smollm2": {"set": ["model.preset=small", "model.image_size=8", "model.patch_size=4",
+                        "model.image_channels=1", "model.vocab_size=49152", "model.dim=576",
+                        "model.n_layers=30", "model.n_heads=9", "model.n_kv_heads=3",
+                        "model.ffn_hidden=1536", "model.rope_theta=100000"],
+                "args": ["--image-size", "8", "--patch-size", "4", "--image-channels", "1"],
+                "steps": 3, "warmup": 1, "params": "135M", "sides": ["muse_keep", "eager"]},
 }
 
 # The sides, in the order of the table. A repetition starts with muse_keep
@@ -59,6 +66,16 @@ SIDES = [
     ("hf", "HF LlamaForCausalLM, text only"),
 ]
 LABEL = dict(SIDES)
+
+
+def sides_of(preset):
+    return PRESETS[preset].get("sides", [side for side, _ in SIDES])
+
+
+def profiled_preset(presets):
+    """The last preset with a torch.compile side: its eager and compile runs
+    are profiled."""
+    return [p for p in presets if "compile" in sides_of(p)][-1]
 
 # The result rows per preset: muse-train side, baseline side, target ratio.
 COMPARISONS = [
@@ -258,11 +275,13 @@ def measure(args):
                 print(f"rep {rep + 1} matmul peak at {threads}t: "
                       f"{peaks[-1]['gflops']:.1f} GFLOP/s", file=sys.stderr, flush=True)
             for preset in args.presets:
-                group = [(preset, t, side) for t in args.threads for side, _ in SIDES]
+                group = [(preset, t, side) for t in args.threads for side, _ in SIDES
+                         if side in sides_of(preset)]
                 # Rotate the order every repetition: no side always runs first.
                 k = rep % len(group)
                 for key in group[k:] + group[:k]:
-                    profile = preset == args.presets[-1] and key[1] == args.threads[0] and \
+                    profile = preset == profiled_preset(args.presets) and \
+                        key[1] == args.threads[0] and \
                         key[2] in ("eager", "compile")
                     start, busy, own = time.time(), busy_cpu_seconds(), own_cpu_seconds()
                     run = run_side(args, key, workdir, hf_dirs, profile)
@@ -483,7 +502,7 @@ class Report:
                    "eager first step, for comparison"], lines)]) + "\n"
 
     def profile_section(self):
-        preset = self.presets[-1]
+        preset = profiled_preset(self.presets)
         profiles = {s: self.results.get((preset, self.t0, s), {}).get("profile")
                     for s in ("eager", "compile")}
         profiles = {s: p for s, p in profiles.items() if p}
@@ -515,7 +534,7 @@ class Report:
 
     def matmul_share(self, side):
         """Share of the profiled step's self CPU time in the matrix products."""
-        preset = self.presets[-1]
+        preset = profiled_preset(self.presets)
         prof = self.results.get((preset, self.t0, side), {}).get("profile")
         if not prof:
             return None
@@ -544,7 +563,7 @@ class Report:
           "checks its inputs and runs its own FSDP bookkeeping and AdamW (trainer/); eager "
           "PyTorch runs autograd over ordinary parameters and `torch.optim.AdamW`'s "
           "per-tensor loop.\n")
-        if self.step_time(self.presets[-1], "compile"):
+        if self.step_time(profiled_preset(self.presets), "compile"):
             text = (f"**torch.compile.** muse-train against it: "
                     f"{ratio_list('muse_keep', 'compile')} (target 1.0); torch.compile against "
                     f"eager: {ratio_list('compile', 'eager')}. Inductor fuses the elementwise "
@@ -684,6 +703,9 @@ another, run by run, the order rotated every repetition, on the same model shape
   (`model.image_size=8 model.patch_size=4 model.image_channels=1`) so that it trains on
   the same shards; the preset's 224x224 RGB images would only change the patch
   projector. **tiny**: dim 128, 4 layers, vocab 4096, 1.3M parameters.
+* **smollm2 preset** (`PRESETS=tiny,small,smollm2`): SmolLM2-135M's shape (dim 576,
+  30 layers, 9 heads, 3 kv heads, ffn 1536, vocab 49152, tied; 135M parameters) on the
+  same data, muse-train without recompute against PyTorch eager only.
 """
 
 RERUN = """
@@ -697,7 +719,7 @@ PRESETS=small THREADS=2,1 REPS=3 bench/train/run.sh # more threads counts and re
 
 Knobs: `REPS` (runs per side, default 2), `THREADS` (comma-separated intra-op thread
 counts, default LibTorch's; the result rows use the first), `PRESETS` (default
-`tiny,small`), `OVERHEADS=1` (adds overheads.py's table), `RESULTS_DIR` (where
+`tiny,small,smollm2`), `OVERHEADS=1` (adds overheads.py's table), `RESULTS_DIR` (where
 `train.json` goes, default a new temporary directory), `BUILD_DIR` (default `build`),
 `NO_BUILD=1`, `SAVE=RAW.json` (keeps the raw measurements; `bench.py --load RAW.json
 --json OUT.json` renders them again without measuring). Each run's median goes to stderr as
@@ -713,7 +735,7 @@ def main():
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", default="",
                     help="comma-separated intra-op thread counts (default: LibTorch's default)")
-    ap.add_argument("--presets", default="tiny,small")
+    ap.add_argument("--presets", default="tiny,small,smollm2")
     ap.add_argument("--peak-sizes", default="2048,3072,4096",
                     help="matrix sides for the matmul peak")
     ap.add_argument("--peak-reps", type=int, default=3)
@@ -737,7 +759,7 @@ def main():
         presets = [p for p in args.presets.split(",") if p]
         for p in presets:
             if p not in PRESETS:
-                sys.exit(f"error: --presets: unknown preset '{p}' (tiny or small)")
+                sys.exit(f"error: --presets: unknown preset '{p}' ({', '.join(PRESETS)})")
         args.threads, args.presets = threads, presets
         start, busy, own = time.time(), busy_cpu_seconds(), own_cpu_seconds()
         workdir = tempfile.mkdtemp(prefix="train-bench-plan.")

@@ -8,7 +8,7 @@
 #
 #   REPS (default 2)   THREADS (default LibTorch's, one per physical core;
 #                               comma-separated for several, e.g. 2,1)
-#   PRESETS (default tiny,small)   OVERHEADS=1 adds overheads.py's table
+#   PRESETS (default tiny,small,smollm2)   OVERHEADS=1 adds overheads.py's table
 #   RESULTS_DIR (default a new temporary directory)
 #   SAVE=FILE also keeps the raw measurements (bench.py --load FILE renders them)
 #   BUILD_DIR (default build)   NO_BUILD=1 to use the existing binaries
@@ -21,6 +21,6 @@ extra=()
 [[ -n "${SAVE:-}" ]] && extra+=(--save "$SAVE")
 "$py" bench/train/bench.py --muse "$build_dir/bin/muse-train" \
   --export "$build_dir/bin/muse-export" --json "$results/train.json" \
-  --reps "${REPS:-2}" ${THREADS:+--threads "$THREADS"} --presets "${PRESETS:-tiny,small}" \
+  --reps "${REPS:-2}" ${THREADS:+--threads "$THREADS"} --presets "${PRESETS:-tiny,small,smollm2}" \
   "${extra[@]}"
 echo "wrote $results/train.json" >&2

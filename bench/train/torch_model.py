@@ -62,6 +62,9 @@ PRESETS = {
     "tiny": dict(vocab_size=4096, dim=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_hidden=384),
     "small": dict(vocab_size=32768, dim=512, n_layers=8, n_heads=8, n_kv_heads=4,
                   ffn_hidden=1408),
+    # SmolLM2-135M's shape (bench/train's smollm2 preset).
+    "smollm2": dict(vocab_size=49152, dim=576, n_layers=30, n_heads=9, n_kv_heads=3,
+                    ffn_hidden=1536, rope_theta=100000.0),
 }
 
 
