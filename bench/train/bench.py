@@ -73,9 +73,9 @@ def sides_of(preset):
 
 
 def profiled_preset(presets):
-    """The last preset with a torch.compile side: its eager and compile runs
-    are profiled."""
-    return [p for p in presets if "compile" in sides_of(p)][-1]
+    """The last preset with a torch.compile side (its eager and compile runs
+    are profiled), or None."""
+    return ([None] + [p for p in presets if "compile" in sides_of(p)])[-1]
 
 # The result rows per preset: muse-train side, baseline side, target ratio.
 COMPARISONS = [
