@@ -2,12 +2,19 @@
 
 // Shapes: B batch, T time (new positions), S key positions, C model width,
 // V vocab, H heads, KV kv-heads, D head dim, F ffn hidden, P patch size,
-// S_img image side, Ch image channels, Np patches per image, N_img images.
+// S_img image side, Ch image channels, Np patches per image, N_img images,
+// N_seg segments of packed rows, N_g segments of one length.
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <string>
+
+#ifdef MUSE_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 #include "model/linear.h"
 
@@ -148,9 +155,102 @@ at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, co
   return at::matmul(scores.softmax(-1), v).view({B, H, 1, D});  // (B,KV,G,D) -> (B,H,1,D)
 }
 
+// The segments of packed rows from the (B,T) bool marks of each segment's
+// first position. One copy to the host: flash takes the longest segment as
+// a number, and the groups of equal length are arranged there.
+Segments segments_of(const at::Tensor& starts) {
+  const int64_t n_tokens = starts.numel();
+  const at::Device device = starts.device();
+  const at::Tensor first = starts.flatten().nonzero().flatten().to(at::kCPU);  // (N_seg) int64
+  std::vector<int64_t> bounds(first.data_ptr<int64_t>(), first.data_ptr<int64_t>() + first.numel());
+  bounds.push_back(n_tokens);
+  Segments out;
+  std::map<int64_t, std::vector<int64_t>> firsts_by_length;  // first flat token of each segment
+  for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+    const int64_t length = bounds[i + 1] - bounds[i];
+    out.max_len = std::max(out.max_len, length);
+    firsts_by_length[length].push_back(bounds[i]);
+  }
+  out.cu_seqlens = at::tensor(std::vector<int32_t>(bounds.begin(), bounds.end()), at::kInt)
+                       .to(device);  // (N_seg+1)
+  std::vector<int64_t> slot(n_tokens);
+  int64_t next_slot = 0;
+  for (const auto& [length, firsts] : firsts_by_length) {
+    std::vector<int64_t> positions;
+    positions.reserve(firsts.size() * length);
+    for (const int64_t f : firsts) {
+      for (int64_t t = f; t < f + length; ++t) {
+        positions.push_back(t);
+        slot[t] = next_slot++;
+      }
+    }
+    out.lengths.push_back(length);
+    out.positions.push_back(at::tensor(positions, at::kLong).to(device));  // (N_g*length)
+  }
+  out.group_slot = at::tensor(slot, at::kLong).to(device);  // (B*T)
+  return out;
+}
+
+// Causal attention within each segment of packed rows, with no (T,T)
+// tensor: q (B,H,T,D), k and v (B,KV,T,D) -> (B,H,T,D). The flash kernel
+// reads the segments' boundaries; otherwise SDPA runs causally on each group
+// of equal-length segments, gathered into a batch, and the groups' outputs
+// go back to their tokens. Both are differentiable.
+at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const Segments& segments) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), KV = k.size(1);
+  const bool gqa = KV != H;
+  // Rows that are one segment each: plain causal attention, no gather.
+  if (segments.lengths == std::vector<int64_t>{T})
+    return at::scaled_dot_product_attention(q, k, v, std::nullopt, /*dropout_p=*/0.0,
+                                            /*is_causal=*/true, /*scale=*/std::nullopt, gqa);
+  // Token-major (B*T, h, D): views of the projections' (B,T,h,D) layout.
+  const at::Tensor qt = q.transpose(1, 2).reshape({B * T, H, D});
+  const at::Tensor kt = k.transpose(1, 2).reshape({B * T, KV, D});
+  const at::Tensor vt = v.transpose(1, 2).reshape({B * T, KV, D});
+#ifdef MUSE_WITH_CUDA
+  if (uses_flash_varlen(q)) {
+    const at::Tensor out = std::get<0>(at::_flash_attention_forward(
+        qt, kt, vt, segments.cu_seqlens, segments.cu_seqlens, segments.max_len, segments.max_len,
+        /*dropout_p=*/0.0, /*is_causal=*/true, /*return_debug_mask=*/false));  // (B*T,H,D)
+    return out.view({B, T, H, D}).transpose(1, 2);
+  }
+#endif
+  std::vector<at::Tensor> outs;  // per group (N_g*L, H, D)
+  for (size_t g = 0; g < segments.lengths.size(); ++g) {
+    const int64_t L = segments.lengths[g], n = segments.positions[g].numel() / L;
+    const auto gather = [&](const at::Tensor& x) {  // (B*T,h,D) -> (N_g,h,L,D)
+      return x.index_select(0, segments.positions[g]).view({n, L, x.size(1), D}).transpose(1, 2);
+    };
+    const at::Tensor o = at::scaled_dot_product_attention(gather(qt), gather(kt), gather(vt),
+                                                          std::nullopt, /*dropout_p=*/0.0,
+                                                          /*is_causal=*/true, std::nullopt, gqa);
+    outs.push_back(o.transpose(1, 2).reshape({n * L, H, D}));
+  }
+  return at::cat(outs).index_select(0, segments.group_slot).view({B, T, H, D}).transpose(1, 2);
+}
+
 }  // namespace
 
-AttnContext attn_context(const ModelConfig& cfg, const Inputs& in) {
+PackedAttention packed_attention_for(at::Device device, int64_t T) {
+  return device.is_cpu() && T <= kDenseMaskMaxLen ? PackedAttention::kDenseMask
+                                                  : PackedAttention::kVarlen;
+}
+
+bool flash_attention_supports(at::ScalarType dtype, int64_t head_dim) {
+  return (dtype == at::kHalf || dtype == at::kBFloat16) && head_dim % 8 == 0 && head_dim <= 256;
+}
+
+bool uses_flash_varlen([[maybe_unused]] const at::Tensor& q) {
+#ifdef MUSE_WITH_CUDA
+  return q.is_cuda() && flash_attention_supports(q.scalar_type(), q.size(-1)) &&
+         at::cuda::getDeviceProperties(q.device().index())->major >= 8;
+#else
+  return false;
+#endif
+}
+
+AttnContext attn_context(const ModelConfig& cfg, const Inputs& in, PackedAttention form) {
   const int64_t B = in.tokens.size(0), T = in.tokens.size(1);
   const auto opts = at::TensorOptions().dtype(at::kLong).device(in.tokens.device());
   const at::Tensor idx = at::arange(T, opts).expand({B, T});  // (B,T)
@@ -161,10 +261,16 @@ AttnContext attn_context(const ModelConfig& cfg, const Inputs& in) {
   // A segment starts at t = 0 and wherever the id changes.
   const at::Tensor starts = at::cat(
       {at::ones({B, 1}, opts.dtype(at::kBool)), seg.narrow(1, 1, T - 1) != seg.narrow(1, 0, T - 1)},
-      1);                                       // (B,T)
-  const at::Tensor segment = starts.cumsum(1);  // (B,T) index of each position's segment
+      1);  // (B,T)
   const at::Tensor first =
       std::get<0>(at::cummax(at::where(starts, idx, 0), 1));  // (B,T) its segment's start
+  if (form == PackedAttention::kAuto) form = packed_attention_for(in.tokens.device(), T);
+  if (form == PackedAttention::kVarlen) {
+    AttnContext ctx = attn_context(cfg, idx - first, {}, 0);
+    ctx.segments = segments_of(starts);
+    return ctx;
+  }
+  const at::Tensor segment = starts.cumsum(1);  // (B,T) index of each position's segment
   const at::Tensor causal = at::ones({T, T}, opts.dtype(at::kBool)).tril();  // (T,T)
   const at::Tensor mask =
       (segment.unsqueeze(2) == segment.unsqueeze(1)).logical_and(causal).unsqueeze(1);  // (B,1,T,T)
@@ -217,6 +323,9 @@ PackedBlock pack_block(const BlockWeights& w, int64_t rows) {
 at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const AttnContext& ctx,
                      LayerCache* cache) {
   const int64_t T = q.size(2);
+  check(!(cache && ctx.segments.defined()),
+        "attention over a KV cache takes packed segments as a dense mask");
+  if (!cache && ctx.segments.defined()) return varlen_attention(q, k, v, ctx.segments);
   if (cache && ctx.cache_index.defined()) {
     check(T == 1 && ctx.mask.defined(), "a cache index takes one new position and a mask");
     cache->k.index_copy_(2, ctx.cache_index, k);

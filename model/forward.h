@@ -22,11 +22,12 @@
 // Shapes: B batch, T time (new positions), S key positions (cache + new),
 // C model width, V vocab, H heads, KV kv-heads, D head dim, F ffn hidden,
 // P patch size, S_img image side, Ch image channels, Np patches per image,
-// N_img images.
+// N_img images, N_seg segments of packed rows, N_g segments of one length.
 #pragma once
 
 #include <cstdint>
 #include <stdexcept>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -51,16 +52,59 @@ struct Inputs {
   at::Tensor image_slots = {};
 };
 
+// How attention keeps the segments of packed rows apart.
+enum class PackedAttention {
+  kAuto,       // as packed_attention_for picks it
+  kDenseMask,  // a (B, 1, T, T) bool block-diagonal causal mask (what a KV cache needs)
+  kVarlen,     // segment boundaries only (Segments): no (T, T) tensor
+};
+
+// On the CPU, rows of up to this many positions keep the dense mask: one
+// masked kernel call over whole rows, whose (T, T) mask is at most 1 MiB a
+// row in fp32, and the tiny presets' results as they were.
+inline constexpr int64_t kDenseMaskMaxLen = 512;
+
+// What kAuto means for packed rows of T positions on `device`: kDenseMask on
+// the CPU up to kDenseMaskMaxLen positions, kVarlen otherwise.
+PackedAttention packed_attention_for(at::Device device, int64_t T);
+
+// Whether LibTorch's flash kernel takes attention in `dtype` with heads of
+// `head_dim` (fp16 or bf16, D a multiple of 8 up to 256), given a GPU for it.
+bool flash_attention_supports(at::ScalarType dtype, int64_t head_dim);
+
+// Whether attention's variable-length path runs the flash kernel for queries
+// like `q` (B, H, T, D): a CUDA build, q on a GPU of compute capability 8.0
+// or more, and flash_attention_supports. Otherwise it runs SDPA per group of
+// equal-length segments.
+bool uses_flash_varlen(const at::Tensor& q);
+
+// Packed rows as variable-length sequences over the B*T tokens taken row
+// after row (a segment never crosses a row): segment i holds the flat tokens
+// [cu_seqlens[i], cu_seqlens[i + 1]).
+struct Segments {
+  at::Tensor cu_seqlens;  // (N_seg + 1) int32 on the device
+  int64_t max_len = 0;    // the longest segment
+  // The segments grouped by length, for SDPA per group (the path without
+  // flash): group g stacks its segments of lengths[g] positions, whose flat
+  // tokens, segment after segment, are positions[g] ((N_g * lengths[g]) int64
+  // on the device), and group_slot ((B*T) int64) is where each flat token
+  // sits in the groups' concatenation.
+  std::vector<int64_t> lengths;
+  std::vector<at::Tensor> positions;
+  at::Tensor group_slot;
+  bool defined() const { return cu_seqlens.defined(); }
+};
+
 // Where the T new positions sit: rotary tables and which keys each may see.
 // A segment is a maximal run of equal segment ids; attention stays inside
-// its segment (block-diagonal causal mask) and positions restart at 0 in each.
+// its segment (block-diagonal causal) and positions restart at 0 in each.
 struct AttnContext {
   at::Tensor cos;  // (B, 1, T, D) fp32
   at::Tensor sin;  // (B, 1, T, D) fp32
   // (B, 1, T, S) bool, true where a query may attend to a key, or floating
   // point, added to the attention scores (0 or -inf; a mask made once and
   // broadcast over T); undefined means plain causal attention over the T new
-  // positions (S == T).
+  // positions (S == T), or within `segments` when those are defined.
   at::Tensor mask;
   int64_t cache_start = 0;  // KV-cache index of the first new position (0 without a cache)
   // (1) int64 on the device, or undefined: the cache index of the one new
@@ -68,11 +112,14 @@ struct AttnContext {
   // every index. Attention then reads the whole cache (S = S_max), and
   // `mask` must close the positions past the new one.
   at::Tensor cache_index = {};
+  // Packed rows without a cache (PackedAttention::kVarlen), or undefined.
+  Segments segments = {};
 };
 
-// The context of a full sequence: positions 0..T-1 and a causal mask, or per
-// segment when `in.segment_ids` is defined.
-AttnContext attn_context(const ModelConfig& cfg, const Inputs& in);
+// The context of a full sequence: positions 0..T-1 and causal attention, or
+// per segment when `in.segment_ids` is defined, kept apart as `form` says.
+AttnContext attn_context(const ModelConfig& cfg, const Inputs& in,
+                         PackedAttention form = PackedAttention::kAuto);
 
 // The rotary frequencies (D/2, fp32 on the CPU) with model.rope_scaling
 // applied, as transformers computes them; `scaled` false gives them before
@@ -107,8 +154,10 @@ PackedBlock pack_block(const BlockWeights& w, int64_t rows);
 // queries attend to cache positions [0, ctx.cache_start + T) through
 // ctx.mask; with ctx.cache_index (one new position), k and v are written at
 // that index and the queries attend to the whole cache through ctx.mask;
-// without a cache, to the new positions, through ctx.mask (packed
-// segments) or causally. Grouped-query heads are shared, not copied.
+// without a cache, to the new positions, causally within ctx.segments
+// (flash's variable-length kernel, or SDPA per group of equal-length
+// segments), through ctx.mask (packed segments), or causally. A cache takes
+// no ctx.segments. Grouped-query heads are shared, not copied.
 // Returns (B, H, T, D).
 at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const AttnContext& ctx,
                      LayerCache* cache);

@@ -279,7 +279,9 @@ Decoder::Decoder(const Model& model, const std::vector<Prompt>& prompts, int64_t
                                    : LayerCache{at::empty({U, KV, width, D}, flat.options()),
                                                 at::empty({U, KV, width, D}, flat.options())});
   const Inputs in = left_padded_inputs(cfg, distinct, width, flat.device());
-  const AttnContext ctx = attn_context(cfg, in);
+  // The cache is written through attention's cache branch, which reads the
+  // left padding as a dense mask.
+  const AttnContext ctx = attn_context(cfg, in, PackedAttention::kDenseMask);
   at::Tensor x = embed_forward(model.embed_weights(), cfg, in);  // (U,L,C)
   for (int64_t il = 0; il < cfg.n_layers; ++il)
     x = block_forward(model.block_weights(il), cfg, x, ctx, &prefill_cache[il]);

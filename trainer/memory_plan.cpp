@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/schema.h"
+#include "model/forward.h"
 #include "model/layout.h"
 #include "telemetry/progress.h"
 #include "trainer/shard_plan.h"
@@ -29,21 +30,36 @@ constexpr int64_t kInputBytesPerToken = 8 + 8 + 4;
 // What one micro-batch creates, in bytes, from the operations of
 // model/forward.cpp as LibTorch runs them (docs/memory.md has the
 // derivation and the measurements that confirm it). Element counts:
-// c = B*T*C, kv = B*T*KV*D, f = B*T*F, v = B*T*V, m = B*T*T.
+// c = B*T*C, kv = B*T*KV*D, f = B*T*F, v = B*T*V, m = B*T*T with the dense
+// attention mask and 0 without it.
 struct ActivationSizes {
   int64_t unit_io;              // one (B,T,C) tensor between units: p*c
   int64_t block_graph;          // what autograd saves in one block's forward
   int64_t block_nograd_peak;    // a block's forward without autograd, output included
   int64_t block_backward_peak;  // above the graph and output: the MLP's backward
   int64_t head_peak;            // the head's forward and backward with the loss
-  int64_t constant;             // rotary tables, mask and the step's batches
+  int64_t constant;             // rotary tables, mask or segment plan, and the step's batches
 };
 
 ActivationSizes activation_sizes(const model::ModelConfig& cfg, const PlanInputs& in) {
   const int64_t p = c10::elementSize(in.fsdp.param_dtype), fp32 = 4;
   const int64_t B = in.batch_rows, T = in.seq_len, D = cfg.head_dim();
+  // Packed rows keep their segments apart with a (B,1,T,T) mask (short rows
+  // on the CPU) or within their boundaries: flash's variable-length kernel
+  // (fp16/bf16 on a GPU) or SDPA per group of equal-length segments.
+  const bool dense_mask =
+      model::packed_attention_for(in.fsdp.device, T) == model::PackedAttention::kDenseMask;
+  const bool flash = !dense_mask && !in.fsdp.device.is_cpu() &&
+                     model::flash_attention_supports(in.fsdp.param_dtype, D);
   const int64_t c = B * T * cfg.dim, kv = B * T * cfg.n_kv_heads * D, f = B * T * cfg.ffn_hidden,
-                v = B * T * cfg.vocab_size, m = B * T * T;
+                v = B * T * cfg.vocab_size, m = dense_mask ? B * T * T : 0;
+  // What attention keeps besides q, k, v, its output and log-sum-exp: the
+  // mask converted to the compute dtype, or per group the groups' outputs
+  // before they return to their tokens; flash nothing more.
+  const int64_t attention_saved_extra = dense_mask ? p * m : (flash ? 0 : p * c);
+  // Without autograd, those outputs and their concatenation live beside the
+  // output until its expression ends.
+  const int64_t attention_nograd_extra = dense_mask ? p * m : (flash ? 0 : 2 * p * c);
   ActivationSizes a{};
   a.unit_io = p * c;
   // What autograd saves. An RMSNorm (computed in fp32) keeps its fp32 input,
@@ -52,17 +68,18 @@ ActivationSizes activation_sizes(const model::ModelConfig& cfg, const PlanInputs
   // its (B,T,1) fp32 inverse norm.
   const int64_t first_norm = (p == fp32 ? 0 : fp32 * c) + 2 * p * c + fp32 * B * T;
   const int64_t second_norm = fp32 * c + 2 * p * c + fp32 * B * T;
-  // Flash attention keeps rotated q, rotated k, v, the mask converted to the
-  // compute dtype, its output and the (B,H,T) fp32 log-sum-exp; the rotary
-  // tables are cast to the compute dtype for each of q and k.
-  const int64_t attention = p * c + 2 * p * kv + p * m + p * c + fp32 * B * cfg.n_heads * T +
-                            (p == fp32 ? 0 : 4 * p * B * T * D);
+  // Flash attention keeps (rotated or gathered) q, k and v, its output and
+  // the (B,H,T) fp32 log-sum-exp, and the extra above; the rotary tables are
+  // cast to the compute dtype for each of q and k.
+  const int64_t attention = p * c + 2 * p * kv + attention_saved_extra + p * c +
+                            fp32 * B * cfg.n_heads * T + (p == fp32 ? 0 : 4 * p * B * T * D);
   // The MLP keeps gate, silu(gate), up and their product.
   a.block_graph = first_norm + attention + second_norm + 4 * p * f;
   // Without autograd the temporaries of one C++ expression live until its
   // end: at the MLP, h q q_rot a y g (c each), k v, gate silu up product,
-  // the down projection and the sum; at attention, the mask in the compute dtype.
-  a.block_nograd_peak = std::max(p * (8 * c + 2 * kv + 4 * f), p * (4 * c + 2 * kv + m));
+  // the down projection and the sum; at attention, the extra above.
+  a.block_nograd_peak =
+      std::max(p * (8 * c + 2 * kv + 4 * f), p * (4 * c + 2 * kv) + attention_nograd_extra);
   // The down projection's backward yields the product's gradient, then the
   // gate's and up's while the weight gradient waits.
   a.block_backward_peak = 2 * p * f + p * cfg.dim * cfg.ffn_hidden;
@@ -81,7 +98,10 @@ ActivationSizes activation_sizes(const model::ModelConfig& cfg, const PlanInputs
     a.head_peak = first_norm + 3 * p * c + p * cfg.vocab_size * cfg.dim +
                   K * cfg.vocab_size * (fp32 + (p == fp32 ? 0 : p));
   }
-  a.constant = 2 * fp32 * B * T * D + m + kInputBytesPerToken * B * T * in.grad_accum;
+  // The bool mask, or the segment plan's two int64 indices per token
+  // (model::Segments; its boundaries are one int32 per segment).
+  const int64_t segment_plan = dense_mask ? m : 2 * 8 * B * T;
+  a.constant = 2 * fp32 * B * T * D + segment_plan + kInputBytesPerToken * B * T * in.grad_accum;
   return a;
 }
 

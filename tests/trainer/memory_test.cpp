@@ -77,7 +77,8 @@ class ReplicaCommunicator final : public comm::Communicator {
 };
 
 model::ModelConfig custom_config(int64_t vocab, int64_t dim, int64_t layers, int64_t heads,
-                                 int64_t kv_heads, int64_t ffn, bool tied) {
+                                 int64_t kv_heads, int64_t ffn, bool tied,
+                                 int64_t max_seq_len = 256) {
   model::ModelConfig cfg;
   cfg.preset = "custom";
   cfg.vocab_size = vocab;
@@ -86,7 +87,7 @@ model::ModelConfig custom_config(int64_t vocab, int64_t dim, int64_t layers, int
   cfg.n_heads = heads;
   cfg.n_kv_heads = kv_heads;
   cfg.ffn_hidden = ffn;
-  cfg.max_seq_len = 256;
+  cfg.max_seq_len = max_seq_len;
   cfg.tie_embeddings = tied;
   return cfg;
 }
@@ -332,6 +333,40 @@ TEST(MemoryPlan, FormatNamesEveryFigure) {
     EXPECT_NE(text.find(what), std::string::npos) << what;
 }
 
+// Packed rows within their segment boundaries make every activation term
+// linear in the tokens: flash's variable-length kernel in bf16 on a GPU, and
+// SDPA per group of equal-length segments on the CPU past
+// model::kDenseMaskMaxLen. The dense mask of shorter CPU rows is (B,1,T,T).
+// (Models whose peak is the head's phase, whose terms are all per token.)
+TEST(MemoryPlan, ActivationsAreLinearInTheTokensWithoutTheDenseMask) {
+  TrainerConfig trainer;
+  const auto activations = [&](const model::ModelConfig& cfg, int64_t seq_len,
+                               std::string_view backend) {
+    return plan_memory(cfg, plan_inputs(trainer, 2, seq_len, 1, backend)).activation_bytes;
+  };
+  const model::ModelConfig eight_b = model::preset_config("8b");
+  EXPECT_EQ(activations(eight_b, 8192, "nccl"), 2 * activations(eight_b, 4096, "nccl"));
+  const model::ModelConfig small = custom_config(8192, 64, 2, 4, 2, 192, false, 4096);
+  EXPECT_EQ(activations(small, 2048, "mpi"), 2 * activations(small, 1024, "mpi"));
+  // Short CPU rows: at least the bool (B,1,T,T) mask grows with T squared.
+  const int64_t B = 2, T = model::kDenseMaskMaxLen;
+  EXPECT_GE(activations(small, T, "mpi") - 2 * activations(small, T / 2, "mpi"), B * T * T / 2);
+}
+
+// The figures docs/memory.md quotes: the 8b preset at 8,192 tokens, two
+// rows per rank on 64 GPUs (configs/cluster/pretrain-8n-h100.yaml), bf16.
+TEST(MemoryPlan, EightBillionAtEightThousandTokens) {
+  const model::ModelConfig cfg = model::preset_config("8b");
+  const PlanInputs in = plan_inputs(TrainerConfig{}, 128, 8192, 64, "nccl");
+  const MemoryPlan plan = plan_memory(cfg, in);
+  std::printf("%s\n", format_memory_plan(cfg, in).c_str());
+  // No (T,T) term: activation checkpointing keeps the 33 unit inputs, and
+  // the head's three (B,T,V) fp32 buffers dominate.
+  const int64_t c = 2 * 8192 * cfg.dim, v = 2 * 8192 * cfg.vocab_size;
+  EXPECT_GT(plan.activation_bytes, 33 * 2 * c + 3 * 4 * v);
+  EXPECT_LT(plan.activation_bytes, 33 * 2 * c + 3 * 4 * v + 3 * 4 * c);
+}
+
 // ---- The planned peak against the measured one. ----
 
 struct PeakCase {
@@ -429,7 +464,14 @@ INSTANTIATE_TEST_SUITE_P(
         PeakCase{"LargeVocabChunkedLoss", custom_config(8192, 64, 2, 4, 2, 192, false), 1, 2, 256,
                  1, options_of(true, false), 96},
         PeakCase{"LargeVocabChunkedLossTiedBf16", custom_config(8192, 64, 2, 4, 2, 192, true), 2, 2,
-                 256, 1, options_of(true, false, at::kBFloat16, at::kFloat), 128}),
+                 256, 1, options_of(true, false, at::kBFloat16, at::kFloat), 128},
+        // Rows past model::kDenseMaskMaxLen: attention per group of
+        // equal-length segments, every block's graph kept.
+        PeakCase{"SegmentsKeepGatheredNoCheckpointing",
+                 custom_config(512, 256, 3, 8, 4, 768, false, 640), 1, 2, 640, 1,
+                 options_of(false, true)},
+        PeakCase{"SegmentsBf16", custom_config(1024, 128, 2, 4, 2, 384, true, 640), 2, 2, 640, 1,
+                 options_of(true, false, at::kBFloat16, at::kFloat)}),
     [](const ::testing::TestParamInfo<PeakCase>& p) { return p.param.name; });
 
 }  // namespace
