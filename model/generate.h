@@ -145,7 +145,7 @@ class Decoder {
 
  private:
   struct Graph;  // a captured step (CUDA builds)
-  // The blocks and output projection packed for the first step's rows.
+  // The blocks and output projection packed for the live rows.
   void pack();
   // A step of `rows` rows (>= the live ones) in StepForm::kStatic, from the
   // tokens in static_tokens_ and the index in static_index_: (rows, V).
@@ -157,12 +157,13 @@ class Decoder {
   std::vector<int64_t> sequences_;   // [rows] prompt index of each row
   at::Tensor pad_;                   // (B) int64: left-padding of each row's sequence
   std::vector<LayerCache> cache_;    // [n_layers], each (B, KV, S_max, D); rows [0, rows) live
-  std::vector<PackedBlock> packed_;  // [n_layers] the blocks' weights packed for B rows
-  at::Tensor packed_output_;         // (V, C): the head's output projection, packed
-  at::Tensor cos_, sin_;             // (S_max, D) fp32 rotary tables
-  at::Tensor mask_;                  // (B, 1, 1, S_max): 0 where a row may attend, -inf on its pads
-  int64_t length_ = 0;               // cache positions filled (padded prompt + steps)
-  at::Tensor logits_;                // (rows, V)
+  std::vector<PackedBlock> packed_;  // [n_layers] the blocks' weights packed for packed_rows_
+  int64_t packed_rows_ = 0;
+  at::Tensor packed_output_;  // (V, C): the head's output projection, packed
+  at::Tensor cos_, sin_;      // (S_max, D) fp32 rotary tables
+  at::Tensor mask_;           // (B, 1, 1, S_max): 0 where a row may attend, -inf on its pads
+  int64_t length_ = 0;        // cache positions filled (padded prompt + steps)
+  at::Tensor logits_;         // (rows, V)
   StepForm form_;
   at::Tensor static_tokens_;  // (B) int64: kStatic/kCudaGraph's input tokens
   at::Tensor static_index_;   // (1) int64: kStatic/kCudaGraph's cache index
