@@ -1,6 +1,7 @@
 // Reading checkpoints: the manifest is parsed and checked once on open;
 // tensor bytes are read on demand, a whole file segment at a time, so that
-// every byte handed out has been checked against its CRC-32C. Also
+// every byte handed out has been checked against its CRC-32C; a batch of
+// requests reads each rank file once, in file order. Also
 // resolve_checkpoint and latest_checkpoint.
 #include <ATen/ATen.h>
 
@@ -8,10 +9,10 @@
 #include <cctype>
 #include <cstring>
 #include <limits>
-#include <map>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/manifest.h"
@@ -107,9 +108,7 @@ class Fields {
 
 // Bytes read and checksummed at a time: the CRC reads them while they are
 // still in the CPU cache.
-constexpr size_t kReadChunk = size_t{4} << 20;
-// How far ahead of the chunk being checksummed the disk is asked to read.
-constexpr size_t kReadAhead = size_t{64} << 20;
+constexpr int64_t kReadChunk = int64_t{4} << 20;
 
 [[noreturn]] void fail_checksum(const fs::path& file, int64_t offset, size_t size,
                                 const std::string& what) {
@@ -123,25 +122,40 @@ void verify(uint32_t expected, const void* data, size_t size, const fs::path& fi
   if (crc32c(data, size) != expected) fail_checksum(file, offset, size, what);
 }
 
-// Reads `size` bytes at `offset` into `data` and checks them against
-// `expected`, a chunk at a time, keeping the disk kReadAhead bytes ahead:
-// later chunks arrive while earlier ones are checksummed.
-void read_verified(const detail::PosixFile& file, void* data, size_t size, int64_t offset,
-                   uint32_t expected, const std::string& what) {
-  const auto at = [offset](size_t done) { return offset + static_cast<int64_t>(done); };
-  file.will_need(offset, std::min(size, kReadAhead));
+// Reads segment `s` of `file` into `data` and checks it against its CRC-32C,
+// a chunk at a time. The disk is kept ahead by the kernel's own read-ahead:
+// segments are read in file order through one descriptor, so it sees one
+// sequential stream. (Explicit POSIX_FADV_WILLNEED hints fill the page cache
+// with 4 KiB pages instead of the large folios of read-ahead, which made
+// each byte cost more kernel time than the checksum.)
+void read_segment(const detail::PosixFile& file, void* data, const Segment& s,
+                  const std::string& what) {
   auto* p = static_cast<char*>(data);
   uint32_t crc = 0;
-  for (size_t done = 0; done < size;) {
-    const size_t n = std::min(kReadChunk, size - done);
-    if (done + kReadAhead < size)
-      file.will_need(at(done + kReadAhead), std::min(n, size - done - kReadAhead));
-    file.read_at(p + done, n, at(done));
-    crc = crc32c(p + done, n, crc);
+  for (int64_t done = 0; done < s.bytes();) {
+    const int64_t n = std::min(kReadChunk, s.bytes() - done);
+    file.read_at(p + done, static_cast<size_t>(n), s.offset + done);
+    crc = crc32c(p + done, static_cast<size_t>(n), crc);
     done += n;
   }
-  if (crc != expected) fail_checksum(file.path(), offset, size, what);
+  if (crc != s.crc) fail_checksum(file.path(), s.offset, static_cast<size_t>(s.bytes()), what);
 }
+
+// Where elements [from, from + numel) of a segment go: `to`, in the host
+// buffer of request `request`.
+struct Destination {
+  float* to = nullptr;
+  int64_t from = 0;
+  int64_t numel = 0;
+  size_t request = 0;
+};
+
+// A segment a batch of requests needs, and everywhere its elements go.
+struct SegmentRead {
+  const Segment* segment = nullptr;
+  const std::string* tensor = nullptr;  // its name, for errors
+  std::vector<Destination> destinations = {};
+};
 
 }  // namespace
 
@@ -166,6 +180,23 @@ struct Checkpoint::Impl {
     const auto it = by_name.find(name);
     if (it == by_name.end()) fail("no tensor '" + name + "' in this checkpoint");
     return tensors[it->second];
+  }
+
+  // The tensor `request` reads, once checked: the tensor exists, the output
+  // is a contiguous fp32 tensor, and the range lies inside the tensor.
+  const TensorEntry& checked(const ReadRequest& request) const {
+    const TensorEntry& t = tensor(request.name);
+    const at::Tensor& out = request.out;
+    if (!out.defined() || out.scalar_type() != at::kFloat || !out.is_contiguous()) {
+      fail("tensor '" + request.name + "': the output must be a contiguous Float (fp32) tensor");
+    }
+    const int64_t begin = request.begin, n = out.numel();
+    if (begin < 0 || begin > t.numel - n) {
+      fail("tensor '" + request.name + "' has " + std::to_string(t.numel) +
+           " elements; cannot read [" + std::to_string(begin) + ", " + std::to_string(begin + n) +
+           ")");
+    }
+    return t;
   }
 
   void parse(const Json& root);
@@ -351,45 +382,74 @@ void Checkpoint::check_model(const model::ModelConfig& expected) const {
 }
 
 void Checkpoint::read(const std::string& name, int64_t begin, const at::Tensor& out) const {
-  const TensorEntry& t = impl_->tensor(name);
-  if (!out.defined() || out.scalar_type() != at::kFloat || !out.is_contiguous())
-    impl_->fail("tensor '" + name + "': the output must be a contiguous Float (fp32) tensor");
-  const int64_t n = out.numel();
-  if (begin < 0 || begin > t.numel - n) {
-    impl_->fail("tensor '" + name + "' has " + std::to_string(t.numel) +
-                " elements; cannot read [" + std::to_string(begin) + ", " +
-                std::to_string(begin + n) + ")");
-  }
-  if (n == 0) return;
-  const int64_t end = begin + n;
-  // Device outputs are filled through a host copy of the range.
-  const at::Tensor host = out.is_cpu() ? out : at::empty(out.sizes(), at::kFloat);
-  float* dst = host.data_ptr<float>();  // element `begin` of the tensor
+  read(std::vector<ReadRequest>{{.name = name, .begin = begin, .out = out}});
+}
 
-  std::map<int, detail::PosixFile> files;  // opened once per call
-  at::Tensor staging;                      // for segments only partly inside the range
-  auto it = std::partition_point(t.segments.begin(), t.segments.end(),
-                                 [begin](const Segment& s) { return s.end() <= begin; });
-  for (; it != t.segments.end() && it->begin < end; ++it) {
-    const Segment& s = *it;
-    auto file = files.find(s.rank);
-    if (file == files.end())
-      file = files.emplace(s.rank, detail::PosixFile::open_read(impl_->ranks[s.rank].file)).first;
-    const std::string what = "tensor '" + name + "'";
-    const auto bytes = static_cast<size_t>(s.bytes());
-    if (s.begin >= begin && s.end() <= end) {
-      read_verified(file->second, dst + (s.begin - begin), bytes, s.offset, s.crc, what);
-      continue;
+void Checkpoint::read(const std::vector<ReadRequest>& requests) const {
+  // The plan: every segment the requests touch, once, with its destinations.
+  // Device outputs are filled through a host copy of their range.
+  std::vector<at::Tensor> hosts(requests.size());
+  std::vector<int64_t> segments_left(requests.size(), 0);  // before a device copy
+  std::unordered_map<const Segment*, SegmentRead> needed;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const ReadRequest& r = requests[i];
+    const TensorEntry& t = impl_->checked(r);
+    const int64_t end = r.begin + r.out.numel();
+    if (r.out.numel() == 0) continue;
+    hosts[i] = r.out.is_cpu() ? r.out : at::empty(r.out.sizes(), at::kFloat);
+    float* dst = hosts[i].data_ptr<float>();  // element `begin` of the tensor
+    auto it = std::partition_point(t.segments.begin(), t.segments.end(),
+                                   [&r](const Segment& s) { return s.end() <= r.begin; });
+    for (; it != t.segments.end() && it->begin < end; ++it) {
+      const int64_t lo = std::max(r.begin, it->begin);
+      const int64_t hi = std::min(end, it->end());
+      SegmentRead& read =
+          needed.try_emplace(&*it, SegmentRead{.segment = &*it, .tensor = &t.name}).first->second;
+      read.destinations.push_back(
+          {.to = dst + (lo - r.begin), .from = lo - it->begin, .numel = hi - lo, .request = i});
+      ++segments_left[i];
     }
-    if (!staging.defined() || staging.numel() < s.numel) staging = at::empty({s.numel}, at::kFloat);
-    float* buffer = staging.data_ptr<float>();
-    read_verified(file->second, buffer, bytes, s.offset, s.crc, what);
-    const int64_t lo = std::max(begin, s.begin);
-    const int64_t hi = std::min(end, s.end());
-    std::memcpy(dst + (lo - begin), buffer + (lo - s.begin),
-                static_cast<size_t>(hi - lo) * sizeof(float));
   }
-  if (!out.is_cpu()) out.copy_(host);
+  std::vector<SegmentRead*> order;
+  for (auto& [segment, read] : needed)
+    order.push_back(&read);
+  std::sort(order.begin(), order.end(), [](const SegmentRead* a, const SegmentRead* b) {
+    return std::pair(a->segment->rank, a->segment->offset) <
+           std::pair(b->segment->rank, b->segment->offset);
+  });
+
+  at::Tensor staging;  // for segments no request covers whole
+  for (size_t first = 0; first < order.size();) {
+    const int rank = order[first]->segment->rank;
+    const detail::PosixFile file = detail::PosixFile::open_read(impl_->ranks[rank].file);
+    file.advise_sequential();
+    for (; first < order.size() && order[first]->segment->rank == rank; ++first) {
+      const SegmentRead& read = *order[first];
+      const int64_t numel = read.segment->numel;
+      const auto& dests = read.destinations;
+      const auto whole = std::find_if(dests.begin(), dests.end(), [numel](const Destination& d) {
+        return d.from == 0 && d.numel == numel;
+      });
+      float* buffer = nullptr;
+      if (whole != dests.end()) {
+        buffer = whole->to;
+      } else {
+        if (!staging.defined() || staging.numel() < numel) staging = at::empty({numel}, at::kFloat);
+        buffer = staging.data_ptr<float>();
+      }
+      read_segment(file, buffer, *read.segment, "tensor '" + *read.tensor + "'");
+      for (auto d = dests.begin(); d != dests.end(); ++d) {
+        // memmove: outputs of different requests may be the same memory.
+        if (d != whole)
+          std::memmove(d->to, buffer + d->from, static_cast<size_t>(d->numel) * sizeof(float));
+        const ReadRequest& r = requests[d->request];
+        if (--segments_left[d->request] == 0 && !r.out.is_cpu()) {
+          r.out.copy_(hosts[d->request]);
+          hosts[d->request].reset();
+        }
+      }
+    }
+  }
 }
 
 std::string Checkpoint::rank_state(int rank) const {

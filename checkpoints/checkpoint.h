@@ -82,6 +82,15 @@ std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
 // checkpoint that is missing.
 std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 
+// One range of a saved tensor to read: global elements
+// [begin, begin + out.numel()) of tensor `name`, into `out` (fp32,
+// contiguous, any device).
+struct ReadRequest {
+  std::string name;
+  int64_t begin = 0;
+  at::Tensor out;
+};
+
 // A checkpoint opened for reading: the manifest is parsed and validated on
 // open; tensor bytes are read (and their checksums verified) on demand, and
 // nothing but the manifest is kept in memory. Const members may be called
@@ -117,6 +126,15 @@ class Checkpoint {
   // read, and naming the tensor when it is unknown or the range is outside it.
   // A device `out` is filled through a host copy of the range.
   void read(const std::string& name, int64_t begin, const at::Tensor& out) const;
+
+  // read() of many ranges at once, e.g. all of a rank's state on resume.
+  // Every request is checked before any byte is read. Then each rank file
+  // is opened once and read in file order, with the disk kept ahead of the
+  // reader across segments; each segment is read and verified once however
+  // many requests share it, straight into the output of a request that
+  // covers it whole. The same errors as read(); after one, the outputs
+  // hold unspecified values.
+  void read(const std::vector<ReadRequest>& requests) const;
 
   // The rank state `rank` saved (verified); only meaningful when resuming on
   // the same world size.

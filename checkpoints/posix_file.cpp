@@ -65,7 +65,7 @@ void PosixFile::read_at(void* data, size_t size, int64_t offset) const {
     if (n == 0) {
       throw CheckpointError(path_.string() + ": short read: wanted " + std::to_string(wanted) +
                             " bytes at byte " + std::to_string(start) + ", the file ends at " +
-                            std::to_string(offset) + " (truncated?)");
+                            std::to_string(this->size()) + " (truncated?)");
     }
     p += n;
     size -= static_cast<size_t>(n);
@@ -89,8 +89,8 @@ void PosixFile::start_writeback(int64_t offset, size_t size) {
 #endif
 }
 
-void PosixFile::will_need(int64_t offset, size_t size) const {
-  ::posix_fadvise(fd_, offset, static_cast<off_t>(size), POSIX_FADV_WILLNEED);
+void PosixFile::advise_sequential() const {
+  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
 }
 
 void PosixFile::sync() {

@@ -32,9 +32,9 @@ class PosixFile {
   // waiting (Linux sync_file_range; elsewhere nothing), so that sync() finds
   // less to do. Only a hint: it makes nothing durable.
   void start_writeback(int64_t offset, size_t size);
-  // Asks the kernel to read bytes [offset, offset + size) ahead, in the
-  // background (posix_fadvise WILLNEED). Only a hint.
-  void will_need(int64_t offset, size_t size) const;
+  // Tells the kernel the file will be read front to back (posix_fadvise
+  // SEQUENTIAL: a larger read-ahead window). Only a hint.
+  void advise_sequential() const;
   void sync();   // fsync
   void close();  // reports the error a deferred write may surface at close
 

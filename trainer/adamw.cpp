@@ -122,10 +122,14 @@ void AdamWShard::load_state(const AdamWState& state) {
     if (t->scalar_type() != at::kFloat || !t->sizes().equals(state_.exp_avg.sizes()))
       throw std::invalid_argument("AdamW: saved moments must be (" +
                                   std::to_string(state_.exp_avg.size(0)) + ") float32 tensors");
-  if (state.step < 0) throw std::invalid_argument("AdamW: negative step count");
+  set_step(state.step);
   state_.exp_avg.copy_(state.exp_avg);
   state_.exp_avg_sq.copy_(state.exp_avg_sq);
-  state_.step = state.step;
+}
+
+void AdamWShard::set_step(int64_t step) {
+  if (step < 0) throw std::invalid_argument("AdamW: negative step count");
+  state_.step = step;
 }
 
 }  // namespace muse::trainer

@@ -86,6 +86,10 @@ class AdamWShard {
   const AdamWState& state() const { return state_; }
   // Replaces the state by a copy of `state` (shapes must match this shard's).
   void load_state(const AdamWState& state);
+  // The update count, for moments filled in place through state()'s tensors
+  // (a resume reads a checkpoint straight into them). Throws
+  // std::invalid_argument when negative.
+  void set_step(int64_t step);
 
  private:
   at::Tensor decay_mask_;  // (S) bool

@@ -109,11 +109,30 @@ at::Tensor TrainingState::read_shard(const checkpoints::Checkpoint& ckpt, const 
   return out;
 }
 
+namespace {
+
+// Adds the read of this rank's slice of "UNIT/what" into the real elements of
+// `shard`, a live (S) fp32 shard of `unit`, and zeroes the shard's padding:
+// once read, it holds what read_shard returns, without a fresh zero-filled
+// buffer and a copy.
+void add_shard_read(std::vector<checkpoints::ReadRequest>& reads, const FsdpUnit& unit,
+                    const std::string& what, const at::Tensor& shard, int rank) {
+  const int64_t valid = unit.shards.valid(rank);
+  shard.narrow(0, valid, shard.numel() - valid).zero_();
+  reads.push_back({.name = unit_tensor_name(unit, what),
+                   .begin = unit.shards.begin(rank),
+                   .out = shard.narrow(0, 0, valid)});
+}
+
+}  // namespace
+
 void TrainingState::load_weights(const checkpoints::Checkpoint& ckpt) {
   ckpt.check_model(model_.config());
   at::NoGradGuard no_grad;
-  for (FsdpUnit& unit : model_.units())
-    unit.param.copy_(read_shard(ckpt, unit, "param"));
+  std::vector<checkpoints::ReadRequest> reads;
+  for (const FsdpUnit& unit : model_.units())
+    add_shard_read(reads, unit, "param", unit.param, comm_.rank());
+  ckpt.read(reads);
 }
 
 std::string TrainingState::init_from(const std::string& from) {
@@ -143,14 +162,22 @@ nlohmann::json TrainingState::counters() const {
 }
 
 void TrainingState::resume(const checkpoints::Checkpoint& ckpt, const nlohmann::json& train_state) {
-  load_weights(ckpt);
+  ckpt.check_model(model_.config());
   const int64_t optimizer_steps = train_state.at("optimizer_steps").get<int64_t>();
+  at::NoGradGuard no_grad;
+  // One batch: the reader takes the rank files front to back, once each.
+  std::vector<checkpoints::ReadRequest> reads;
+  const int rank = comm_.rank();
   for (size_t u = 0; u < optim_.size(); ++u) {
     const FsdpUnit& unit = model_.units()[u];
-    optim_[u].load_state({.exp_avg = read_shard(ckpt, unit, "exp_avg"),
-                          .exp_avg_sq = read_shard(ckpt, unit, "exp_avg_sq"),
-                          .step = optimizer_steps});
+    const AdamWState& moments = optim_[u].state();
+    add_shard_read(reads, unit, "param", unit.param, rank);
+    add_shard_read(reads, unit, "exp_avg", moments.exp_avg, rank);
+    add_shard_read(reads, unit, "exp_avg_sq", moments.exp_avg_sq, rank);
   }
+  ckpt.read(reads);
+  for (AdamWShard& optim : optim_)
+    optim.set_step(optimizer_steps);
   skipped_total_ = train_state.at("skipped_total").get<int64_t>();
   consecutive_skips_ = train_state.at("consecutive_skips").get<int64_t>();
 }

@@ -195,10 +195,10 @@ def report(args, ready, nbytes, reps, profile, seconds, load_avg):
     w(f"* **dd write**: `dd if=/dev/zero of=DIR/dd.bin bs={DD_BLOCK} count={nbytes} "
       "iflag=count_bytes conv=fsync`: the same byte count, timed around the process.")
     w("* **muse-train load**: the trainer's resume: open the checkpoint (manifest parsed and "
-      "checked), `TrainingState::resume` (every unit's param and moments read into fresh "
-      "shards, each file segment checked against its CRC-32C), the rank state. The state is "
-      "zeroed before and compared with the saved values after (neither timed); every load "
-      "matched.")
+      "checked), `TrainingState::resume` (every unit's param and moments read in one batch "
+      "straight into the live shards, each file segment checked against its CRC-32C), the "
+      "rank state. The state is zeroed before and compared with the saved values after "
+      "(neither timed); every load matched.")
     w(f"* **dd read**: `dd if=DIR/dd.bin of=/dev/null bs={DD_BLOCK}`.")
     w("* Between writing and reading, both sides' files are dropped from the page cache "
       "(`fsync`, then `posix_fadvise(POSIX_FADV_DONTNEED)` per file: no root needed, other "
@@ -207,10 +207,10 @@ def report(args, ready, nbytes, reps, profile, seconds, load_avg):
          "disk." if cold else "resident bytes left before some reads: they were partly warm."
          if known else "nothing (no fincore): reads may have been warm."))
     w("* GB/s = 10^9 bytes / wall second; medians over the repetitions. CPU seconds: for "
-      "muse-train the CPU time of the thread that saves or loads (intra-op threads, which "
-      "only help with zero-filling and copying in `resume` and otherwise spin while they "
-      "wait, are left out), for dd its process's user + system time (`getrusage`); the "
-      "kernel's write-back and read-ahead count for neither side.\n")
+      "muse-train the CPU time of the thread that saves or loads (both run on it; ATen's "
+      "intra-op threads only work in the untimed zeroing and comparison), for dd its "
+      "process's user + system time (`getrusage`); the kernel's write-back and read-ahead "
+      "count for neither side.\n")
     w(f"Machine: {os.cpu_count()} cores, {cpu_model()}; load average (1 min) {load_avg[0]:.1f} "
       f"before, {load_avg[1]:.1f} after this {seconds:.0f}-second run: other processes shared the "
       "cores and the disk.\n")
@@ -238,7 +238,7 @@ def report(args, ready, nbytes, reps, profile, seconds, load_avg):
                                     ("load", read_ratio, READ_TARGET)))
     w(f"muse-train's checkpoint runs at {verdict}. Both sides move the same bytes between "
       "memory, the page cache and the disk; the extra work is muse-train's. Measured in this "
-      f"run, in memory: CRC-32C (software, slicing-by-8, one core) at {crc_gbps:.2f} GB/s and "
+      f"run, in memory: CRC-32C (`checkpoints::crc32c`, one core) at {crc_gbps:.2f} GB/s and "
       f"memcpy at {copy_gbps:.2f} GB/s, so checksumming the state takes {crc_s:.2f} s of CPU "
       f"and one copy of it {copy_s:.2f} s.\n")
     w(f"* **Save** ({wall['save']:.2f} s vs dd's {wall['dd_write']:.2f} s; CPU "
@@ -249,23 +249,36 @@ def report(args, ready, nbytes, reps, profile, seconds, load_avg):
       "fsync. The rest is metadata: a manifest, a config, `LATEST`, the fsyncs of these small "
       "files and their directories, and renames.")
     w(f"* **Load** ({wall['load']:.2f} s vs dd's {wall['dd_read']:.2f} s; CPU "
-      f"{cpu['load']:.2f} s vs {cpu['dd_read']:.2f} s): `Checkpoint::read` reads each "
-      "segment 4 MiB at a time with the disk asked to stay 64 MiB ahead "
-      "(`POSIX_FADV_WILLNEED`), checksumming each chunk while it is still in the CPU cache, "
-      "so reading and checking overlap. On top of dd's work it pays the checksum and, in "
-      "`TrainingState::resume`, a fresh zero-filled shard per tensor and a copy of the "
-      "weights (a third of the bytes) into the live shards. This is CPU work, so when other "
-      "processes load the cores it stretches, while dd mostly waits for the "
-      "disk: compare the CPU row with the wall times.")
-    w("* Profile (`perf record` of checkpoint_bench, taken while writing this benchmark): with "
-      "the table-driven CRC-32C, `crc32c` had about half of the save's samples and led the "
-      "load; `checkpoints/crc32c.cpp` now uses the SSE4.2 `crc32` instruction where the CPU has "
-      "it (4.5 GB/s against 1 GB/s for the tables, measured side by side), which took a save of "
+      f"{cpu['load']:.2f} s vs {cpu['dd_read']:.2f} s): `TrainingState::resume` hands "
+      "`Checkpoint::read` one batch for the whole state, which it sorts into file order; the "
+      "file is opened once and read front to back, 4 MiB at a time, straight into the live "
+      "shards (only their padding is zeroed), each chunk checksummed while it is still in the "
+      "CPU cache. `POSIX_FADV_SEQUENTIAL` and the kernel's own read-ahead keep the disk ahead, "
+      "so reading and checking overlap. On top of dd's work it pays the checksum, and the "
+      f"kernel's copy goes to {nbytes / 1e9:.2f} GB of destinations instead of dd's one "
+      "cache-resident 4 MiB buffer. This is CPU work, so when other processes load the cores "
+      "it stretches, while dd mostly waits for the disk: compare the CPU row with the wall "
+      "times.")
+    w("* Save profile (`perf record` of checkpoint_bench, taken while writing this benchmark): "
+      "with the table-driven CRC-32C, `crc32c` had about half of the save's samples; "
+      "`checkpoints/crc32c.cpp` now uses the SSE4.2 `crc32` instruction where the CPU has it "
+      "(4.5 GB/s against 1 GB/s for the tables, measured side by side), which took a save of "
       "this state from 1.74 s to 0.63 s in that measurement. The kernel's copy into the page "
-      "cache comes next in the save; in the load, ATen's fill and copy kernels of `resume` and "
-      "the copy out of the page cache. With the chunked write-back the final fsync of the rank "
-      "file takes milliseconds. What would help next: reading straight into the live shards in "
-      "`TrainingState::resume` instead of a fresh shard plus a copy.\n")
+      "cache comes next. With the chunked write-back the final fsync of the rank file takes "
+      "milliseconds.")
+    w("* Load profile (`perf record -g` of checkpoint_bench over 5 cold loads, the untimed "
+      "zeroing and comparison left out): before the batched read, a load read every tensor into a "
+      "fresh zero-filled shard (page faults and a fill of every byte) and copied it into the "
+      "live one (ATen `copy_`: a second pass over every byte), read the moments after all "
+      "the weights (the file out of order, one descriptor per tensor), and asked the kernel "
+      "ahead with `POSIX_FADV_WILLNEED`, which fills the page cache with 4 KiB pages "
+      "instead of read-ahead's large folios, so per-page bookkeeping (`folio_mark_accessed`, "
+      "`filemap_get_read_batch`, LRU lists) cost more than the copy out of the page cache. "
+      "Now the kernel's copy out of the page cache (`_copy_to_iter`) and `crc32c` are "
+      "almost all of the load's samples, in about equal parts: the floor for a checked "
+      "read through the page cache. What would help next: `O_DIRECT` into the shards, which "
+      "segment offsets (multiples of 4 bytes, not of the disk's block) rule out without a "
+      "bounce buffer, or the checksum on a second core.\n")
     w("Rerun: `bench/checkpoint/run.sh` (knobs: `REPS`, default 5; `PRESET`, default `small`; "
       "`LAYERS` to scale the state, e.g. `LAYERS=22` for about 1 GB; `CKPT_DIR`, where to "
       "write, default `${TMPDIR:-/tmp}`; `BUILD_DIR`, `NO_BUILD=1`).")

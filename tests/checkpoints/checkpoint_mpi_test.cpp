@@ -1,8 +1,8 @@
 // Checkpoints saved on N ranks (mpirun -np 2 and 4): every rank holds the
 // slices the trainer's padded sharding gives it (the last ranks fewer
 // elements, some none), and every rank reads back every tensor whole and in
-// the ranges any other world size would ask for. Failures on one rank are
-// errors on all.
+// the ranges any other world size would ask for, one at a time and in one
+// batch. Failures on one rank are errors on all.
 //
 // Legend: N world size, n tensor numel, S shard numel.
 #include <ATen/ATen.h>
@@ -136,6 +136,30 @@ TEST_F(CheckpointMpiTest, EveryRankReadsBackEveryTensorOnAnyWorldSize) {
       c.read(name, begin, part);
       EXPECT_TRUE(at::equal(part, full_[i].narrow(0, begin, part.numel())))
           << name << " [" << begin << ", " << begin + part.numel() << ")";
+    }
+  }
+}
+
+TEST_F(CheckpointMpiTest, OneBatchReadsANewWorldSizesShardOfEveryTensor) {
+  save_checkpoint(run_, request(13), *comm_, 2);
+  const Checkpoint c(resolve_checkpoint(run_));
+  // What rank d of a world of m ranks reads on resume, in one batch (last
+  // tensor first, so the batch has to put the reads in file order).
+  for (int m = 1; m <= 5; ++m) {
+    for (int d = 0; d < m; ++d) {
+      std::vector<ReadRequest> reads;
+      for (size_t i = kSpecs.size(); i-- > 0;) {
+        const auto [begin, end] = shard_range(kSpecs[i].numel, m, d);
+        reads.push_back(
+            {.name = kSpecs[i].name, .begin = begin, .out = at::full({end - begin}, -1.0f)});
+      }
+      c.read(reads);
+      for (size_t k = 0; k < reads.size(); ++k) {
+        const size_t i = kSpecs.size() - 1 - k;
+        EXPECT_TRUE(
+            at::equal(reads[k].out, full_[i].narrow(0, reads[k].begin, reads[k].out.numel())))
+            << kSpecs[i].name << " rank " << d << " of " << m;
+      }
     }
   }
 }

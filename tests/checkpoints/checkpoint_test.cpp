@@ -145,6 +145,50 @@ TEST_F(CheckpointTest, ReadNamesTheTensorOfABadRequest) {
               HasSubstr("no rank state for rank 1: the checkpoint was saved by 1 ranks"));
 }
 
+TEST_F(CheckpointTest, BatchReadFillsEveryRequestAsSingleReadsDo) {
+  const SaveRequest r = request(1);
+  const Checkpoint c(save(r));
+  const at::Tensor& embed = r.tensors[0].data;
+  const at::Tensor& avg = r.tensors[1].data;
+  // Out of file order; a segment read whole straight into its output and
+  // also wanted in part by another request; a segment only wanted in parts
+  // (through a staging buffer); empty ranges; a 2-d output.
+  const std::vector<ReadRequest> reads = {
+      {.name = "tiny/param", .begin = 0, .out = at::full({3}, -1.0f)},
+      {.name = "embed/exp_avg", .begin = 10, .out = at::full({990}, -1.0f)},
+      {.name = "embed/param", .begin = 0, .out = at::full({1000}, -1.0f)},
+      {.name = "embed/param", .begin = 100, .out = at::full({10, 10}, -1.0f)},
+      {.name = "embed/exp_avg", .begin = 0, .out = at::full({5}, -1.0f)},
+      {.name = "empty/param", .begin = 0, .out = at::empty({0})},
+      {.name = "embed/param", .begin = 1000, .out = at::empty({0})}};
+  c.read(reads);
+  EXPECT_TRUE(at::equal(reads[0].out, r.tensors[3].data));
+  EXPECT_TRUE(at::equal(reads[1].out, avg.narrow(0, 10, 990)));
+  EXPECT_TRUE(at::equal(reads[2].out, embed));
+  EXPECT_TRUE(at::equal(reads[3].out.view(-1), embed.narrow(0, 100, 100)));
+  EXPECT_TRUE(at::equal(reads[4].out, avg.narrow(0, 0, 5)));
+  c.read(std::vector<ReadRequest>{});  // nothing to do
+}
+
+TEST_F(CheckpointTest, BatchReadChecksEveryRequestBeforeReadingAny) {
+  const fs::path dir = save(request(1));
+  const Checkpoint c(dir);
+  const at::Tensor first = at::full({1000}, -1.0f);
+  const auto read_with = [&](const ReadRequest& bad) {
+    return error_of([&] { c.read({{.name = "embed/param", .begin = 0, .out = first}, bad}); });
+  };
+  const std::string manifest = (dir / "manifest.json").string();
+  EXPECT_EQ(read_with({.name = "tiny/param", .begin = 2, .out = at::empty({2})}),
+            manifest + ": tensor 'tiny/param' has 3 elements; cannot read [2, 4)");
+  EXPECT_EQ(read_with({.name = "nope", .begin = 0, .out = at::empty({1})}),
+            manifest + ": no tensor 'nope' in this checkpoint");
+  EXPECT_THAT(read_with({.name = "tiny/param", .begin = 0, .out = at::Tensor()}),
+              HasSubstr("tensor 'tiny/param': the output must be a contiguous Float"));
+  EXPECT_THAT(read_with({.name = "embed/param", .begin = 0, .out = at::empty({4, 4}).t()}),
+              HasSubstr("tensor 'embed/param': the output must be a contiguous Float"));
+  EXPECT_TRUE(at::equal(first, at::full({1000}, -1.0f)));  // the good request read nothing
+}
+
 TEST_F(CheckpointTest, ReadsIntoCudaTensors) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const SaveRequest r = request(1);
@@ -386,6 +430,42 @@ TEST_F(DamagedCheckpointTest, CorruptByteFailsTheReadNamingTheRankFile) {
   // Even a range that avoids the damaged element: the whole segment is checked.
   EXPECT_THAT(error_of([&] { c.read("embed/exp_avg", 500, at::empty({10})); }),
               HasSubstr("rank_00000.bin: checksum mismatch"));
+}
+
+TEST_F(DamagedCheckpointTest, CorruptByteFailsABatchNamingTheRankFileAndTensor) {
+  flip(4000 + 123 * 4 + 1);  // inside embed/exp_avg
+  const Checkpoint c(dir_);
+  const std::vector<ReadRequest> reads = {
+      {.name = "tiny/param", .begin = 0, .out = at::empty({3})},
+      {.name = "embed/exp_avg", .begin = 0, .out = at::empty({1000})},
+      {.name = "embed/param", .begin = 0, .out = at::empty({1000})}};
+  EXPECT_EQ(error_of([&] { c.read(reads); }),
+            rank_file().string() +
+                ": checksum mismatch in tensor 'embed/exp_avg' (bytes [4000, 8000)): the file is "
+                "corrupt");
+}
+
+TEST_F(DamagedCheckpointTest, RankFileTruncatedAfterOpeningFailsTheRead) {
+  const Checkpoint c(dir_);                   // the file was whole then
+  fs::resize_file(rank_file(), 4000 + 2000);  // half of embed/exp_avg is left
+  const std::vector<ReadRequest> reads = {
+      {.name = "embed/param", .begin = 0, .out = at::empty({1000})},
+      {.name = "embed/exp_avg", .begin = 0, .out = at::empty({1000})},
+      {.name = "tiny/param", .begin = 0, .out = at::empty({3})}};
+  EXPECT_EQ(error_of([&] { c.read(reads); }),
+            rank_file().string() +
+                ": short read: wanted 4000 bytes at byte 4000, the file ends at 6000 (truncated?)");
+  fs::resize_file(rank_file(), 0);
+  EXPECT_EQ(error_of([&] { c.read("tiny/param", 1, at::empty({2})); }),
+            rank_file().string() +
+                ": short read: wanted 12 bytes at byte 8000, the file ends at 0 (truncated?)");
+}
+
+TEST_F(DamagedCheckpointTest, RankFileRemovedAfterOpeningFailsTheRead) {
+  const Checkpoint c(dir_);
+  fs::remove(rank_file());
+  EXPECT_EQ(error_of([&] { c.read("embed/param", 0, at::empty({1000})); }),
+            rank_file().string() + ": cannot open (No such file or directory)");
 }
 
 TEST_F(DamagedCheckpointTest, CorruptRankStateFails) {
