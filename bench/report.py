@@ -149,7 +149,9 @@ def main():
         "Ratios are muse-train's advantage: above 1 means muse-train is faster (or",
         "leaner), whichever way the unit goes. \"previous ratio\" is the figure of the",
         "run before (docs/performance.json, "
-        f"{'this machine' if same_machine else 'another machine: ' + str(previous_machine)}).",
+        + ("this machine" if same_machine else
+           f"another machine: {previous_machine}" if previous_machine else
+           "a run that did not record its machine, so treated as another") + ").",
         "A fall of more than 5% is judged against this run's own repetitions: it is",
         "noise while the previous ratio lies within their spread, a regression when it",
         "lies above all of them, and then an error on the same machine unless",
