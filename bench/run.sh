@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark of bench/, each side by side with its baseline in the same
 # run, then docs/performance.md (and docs/performance.json) from their results.
-# The whole run takes under 20 minutes on a 2-core machine.
+# The whole run takes about 25 minutes on a 2-core machine at REPS=3.
 #
 #   ONLY=train,fsdp,...   some benchmarks (default: all of bench/report.py's ORDER)
 #   NO_BUILD=1            use the binaries in $BUILD_DIR/bin (default build)
