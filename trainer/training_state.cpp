@@ -100,12 +100,21 @@ void TrainingState::add_to_checkpoint(checkpoints::SaveRequest& request) const {
   }
 }
 
+at::Tensor TrainingState::read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
+                                     const std::string& what) const {
+  const at::Tensor out = at::zeros({unit.shards.shard_numel}, unit.param.options());
+  const int rank = comm_.rank();
+  ckpt.read(unit_tensor_name(unit, what), unit.shards.begin(rank),
+            out.narrow(0, 0, unit.shards.valid(rank)));
+  return out;
+}
+
 namespace {
 
 // Adds the read of this rank's slice of "UNIT/what" into the real elements of
 // `shard`, a live (S) fp32 shard of `unit`, and zeroes the shard's padding:
-// the checkpoint's values land in place, without a fresh zero-filled buffer
-// and a copy.
+// once read, it holds what read_shard returns, without a fresh zero-filled
+// buffer and a copy.
 void add_shard_read(std::vector<checkpoints::ReadRequest>& reads, const FsdpUnit& unit,
                     const std::string& what, const at::Tensor& shard, int rank) {
   const int64_t valid = unit.shards.valid(rank);

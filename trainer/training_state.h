@@ -88,6 +88,11 @@ class TrainingState {
   // What resume() reads back: the optimizer steps and guard counters.
   nlohmann::json counters() const;
 
+  // This rank's slice of unit `unit`'s tensor "UNIT/what" as a fresh (S)
+  // fp32 tensor on the model's device (padding 0).
+  at::Tensor read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
+                        const std::string& what) const;
+
  private:
   comm::Communicator& comm_;
   FsdpModel model_;
