@@ -154,7 +154,7 @@ json answer(const model::Model& m, const std::vector<std::vector<int64_t>>& ids,
   } else if (greedy) {
     in >> batch >> new_tokens;
   } else {
-    batch = std::stoll(first);
+    std::istringstream(first) >> batch;  // stays 0, a bad line, unless a number
     in >> new_tokens >> seed;
   }
   if (!in || batch < 1 || samples < 1 || new_tokens < 1)
@@ -270,7 +270,7 @@ int main(int argc, char** argv) {
     if (args.size() <= 2 && !args.empty() && args[0] == "peak")
       return peak(args.size() == 2 ? std::stoll(args[1]) : 0);
   } catch (const std::exception& e) {
-    std::cerr << "rollout_bench: " << e.what() << '\n';
+    std::cerr << "error: rollout_bench: " << e.what() << '\n';
     return 1;
   }
   std::cerr << "usage: rollout_bench tokenize TOKENIZER.json PROMPTS.jsonl COUNT [--chat]\n"

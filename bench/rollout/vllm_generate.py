@@ -74,6 +74,10 @@ def main():
         words = line.split()
         if not words:
             continue
+        forms = {"group": 6, "greedy": 3}
+        if len(words) != forms.get(words[0], 3) or not all(
+                w.lstrip("-").isdigit() for w in words[1 if words[0] in forms else 0:5]):
+            sys.exit(f"error: vllm_generate.py: bad request line {line.strip()!r}")
         reply = {"side": "vllm"}
         if words[0] == "group":
             p, g, max_new, seed = (int(w) for w in words[1:5])
