@@ -78,22 +78,28 @@ model::Model updated(comm::Communicator& comm, const std::vector<Sample>& sample
   return out;
 }
 
+// The update the tests take: DAPO-style clipping, k3 KL, micro-batches of 2.
+UpdateOptions update_options(LossAgg agg, double kl_coef, int epochs) {
+  UpdateOptions options;
+  options.loss = {.clip_low = 0.2,
+                  .clip_high = 0.28,
+                  .clip_dual = 3,
+                  .kl_coef = kl_coef,
+                  .kl = KlEstimator::kK3,
+                  .agg = agg};
+  options.epochs = epochs;
+  options.micro_batch = 2;
+  options.loss_constant = 8;
+  return options;
+}
+
 class PolicyUpdateTest : public ::testing::TestWithParam<std::tuple<LossAgg, bool, int>> {};
 
 TEST_P(PolicyUpdateTest, RanksTakeTheSingleProcessStep) {
   const auto [agg, kl, epochs] = GetParam();
   const model::ModelConfig cfg = model::testing::test_config(true);
   const std::vector<Sample> all = rollout_batch(cfg);
-  UpdateOptions options;
-  options.loss = {.clip_low = 0.2,
-                  .clip_high = 0.28,
-                  .clip_dual = 3,
-                  .kl_coef = kl ? 0.1 : 0.0,
-                  .kl = KlEstimator::kK3,
-                  .agg = agg};
-  options.epochs = epochs;
-  options.micro_batch = 2;
-  options.loss_constant = 8;
+  const UpdateOptions options = update_options(agg, kl ? 0.1 : 0.0, epochs);
 
   comm::SoloCommunicator solo;
   const model::Model expected = updated(solo, all, options);
@@ -133,16 +139,7 @@ INSTANTIATE_TEST_SUITE_P(Aggregations, PolicyUpdateTest,
 TEST(PolicyUpdate, ChunkedLogprobsTakeTheStepOfTheWholeLogits) {
   const model::ModelConfig cfg = model::testing::test_config(true);
   const std::vector<Sample> all = rollout_batch(cfg);
-  UpdateOptions options;
-  options.loss = {.clip_low = 0.2,
-                  .clip_high = 0.28,
-                  .clip_dual = 3,
-                  .kl_coef = 0.1,
-                  .kl = KlEstimator::kK3,
-                  .agg = LossAgg::kTokenMean};
-  options.epochs = 2;
-  options.micro_batch = 2;
-  options.loss_constant = 8;
+  UpdateOptions options = update_options(LossAgg::kTokenMean, 0.1, 2);
   comm::SoloCommunicator solo;
   UpdateStats plain_stats, chunked_stats;
   const model::Model plain = updated(solo, all, options, &plain_stats);
