@@ -139,7 +139,8 @@ std::filesystem::path run_dir_of(const MuseConfig& cfg) {
 
 // The stage's loop (pretraining and SFT: the trainer's; rl and aggregate:
 // rl/'s), with rank 0 writing metrics.jsonl.
-void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communicator& comm) {
+void run_training(const MuseConfig& cfg, const std::vector<std::string>& command_line,
+                  const comm::World& world, comm::Communicator& comm) {
   trainer::set_cpu_block_cache(cfg.trainer.cpu_block_cache);
   const trainer::TrainJob job{.stage = cfg.run_stage(),
                               .seed = static_cast<uint64_t>(cfg.seed),
@@ -172,7 +173,9 @@ void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communi
         .config = cfg.wandb,
         .display_name = cfg.wandb.name.empty() ? cfg.run.name : cfg.wandb.name,
         .job_type = cfg.stage,
-        .run_config = {}};
+        .run_config = {},
+        .args = command_line,
+        .version = version_text()};
     for (const config::FieldInfo& f : config::describe_fields(cfg))
       info.run_config.emplace_back(f.path, f.value);
     auto sink = std::make_unique<telemetry::WandbSink>(job.run_dir, std::move(info));
@@ -199,7 +202,10 @@ void run_training(const MuseConfig& cfg, const comm::World& world, comm::Communi
         break;
     }
   } catch (const trainer::Preempted&) {
-    if (wandb) wandb->finish(trainer::kExitPreempted);
+    if (wandb) {
+      wandb->mark_preempting();
+      wandb->finish(trainer::kExitPreempted);
+    }
     throw;
   } catch (const config::ConfigError&) {
     if (wandb) wandb->finish(kExitUsage);
@@ -287,6 +293,7 @@ int print_config_reference(const std::string& format) {
 }
 
 int run(int argc, char** argv) {
+  const std::vector<std::string> command_line(argv, argv + argc);  // before MPI edits argv
   std::string config_path;
   std::vector<std::string> overrides;
   bool help = false, version = false, dry_run = false, print_config = false;
@@ -441,7 +448,7 @@ int run(int argc, char** argv) {
       telemetry::log_info("dry run complete: config valid, " + std::to_string(world.size) +
                           " rank(s) communicate; stage '" + cfg.stage + "' not started");
     } else {
-      run_training(cfg, world, *comm);
+      run_training(cfg, command_line, world, *comm);
     }
   } catch (const trainer::Preempted& e) {
     if (world.is_main()) telemetry::log_info(e.what());

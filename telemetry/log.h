@@ -2,6 +2,7 @@
 // speak only for warnings and errors, prefixed with their rank.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string_view>
 
@@ -10,11 +11,16 @@ namespace muse::telemetry {
 // Set once, after the distributed session starts (defaults: rank 0 of 1).
 void set_log_rank(int rank, int world_size);
 
-// Called with every line this process prints (without its newline) and
-// whether it went to stderr; the W&B sink forwards console output with it.
+// Called with every message this process prints (without its final newline;
+// a message may span lines), whether it went to stderr, and when it was
+// printed; the W&B sink forwards console output with it. The first observer
+// set also receives what was printed before it (up to kEarlyLogMessages
+// messages), so that a run's console starts with its start-up report.
 // nullptr removes it.
-using LogObserver = std::function<void(std::string_view line, bool is_error)>;
+using LogObserver = std::function<void(std::string_view message, bool is_error,
+                                       std::chrono::system_clock::time_point when)>;
 void set_log_observer(LogObserver observer);
+inline constexpr size_t kEarlyLogMessages = 1000;
 
 // Progress and results, on stdout, from rank 0 only.
 void log_info(std::string_view message);

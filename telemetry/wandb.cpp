@@ -2,19 +2,22 @@
 
 #include <curl/curl.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdlib>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -75,7 +78,10 @@ size_t read_header(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-Response post(const std::string& url, const std::string& body, const std::string& key) {
+// One HTTP request. `key` non-empty: HTTP Basic auth as W&B's API wants it;
+// upload URLs are pre-signed and carry their own authorisation.
+Response request(const char* method, const std::string& url, const std::string& body,
+                 const std::string& key, const std::vector<std::string>& extra_headers) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   Response r;
@@ -84,14 +90,19 @@ Response post(const std::string& url, const std::string& body, const std::string
     r.error = "curl_easy_init failed";
     return r;
   }
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_slist* headers = nullptr;
+  for (const std::string& header : extra_headers)
+    headers = curl_slist_append(headers, header.c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-  curl_easy_setopt(curl, CURLOPT_USERNAME, "api");
-  curl_easy_setopt(curl, CURLOPT_PASSWORD, key.c_str());
+  if (!key.empty()) {
+    curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(curl, CURLOPT_USERNAME, "api");
+    curl_easy_setopt(curl, CURLOPT_PASSWORD, key.c_str());
+  }
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "muse-train");
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
@@ -109,6 +120,10 @@ Response post(const std::string& url, const std::string& body, const std::string
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   return r;
+}
+
+Response post(const std::string& url, const std::string& body, const std::string& key) {
+  return request("POST", url, body, key, {"Content-Type: application/json"});
 }
 
 // Statuses retrying cannot fix (the request or the key is wrong).
@@ -135,6 +150,7 @@ struct Spool {
   int64_t last_step = -1;
   double last_runtime = 0;
   std::optional<int> exit_code;  // of the last finished launch
+  bool preempting = false;       // that launch was stopped by a preemption notice
 };
 
 Spool read_spool(const fs::path& path) {
@@ -159,6 +175,7 @@ Spool read_spool(const fs::path& path) {
       s.exit_code.reset();
     } else if (j.contains("exit")) {
       s.exit_code = j["exit"].get<int>();
+      s.preempting = j.value("preempting", false);
     }
   }
   return s;
@@ -173,6 +190,90 @@ json yaml_value(const std::string& text) {
   }
 }
 
+// The resolved config, spooled as dotted keys ("trainer.steps"), nested as
+// W&B groups and filters it (trainer -> steps), each top-level key wrapped
+// as {"desc": null, "value": ...} as the SDK sends it.
+json nested_config(const json& dotted) {
+  json nested = json::object();
+  for (const auto& [key, value] : dotted.items()) {
+    json* node = &nested;
+    size_t start = 0;
+    for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', start)) {
+      node = &(*node)[key.substr(start, dot - start)];
+      start = dot + 1;
+    }
+    (*node)[key.substr(start)] = value;
+  }
+  json wrapped = json::object();
+  for (const auto& [key, value] : nested.items())
+    wrapped[key] = {{"desc", nullptr}, {"value", value}};
+  return wrapped;
+}
+
+void emit_yaml(YAML::Emitter& out, const json& value) {
+  if (value.is_object()) {
+    out << YAML::BeginMap;
+    for (const auto& [key, item] : value.items()) {
+      out << YAML::Key << key << YAML::Value;
+      emit_yaml(out, item);
+    }
+    out << YAML::EndMap;
+  } else if (value.is_array()) {
+    out << YAML::BeginSeq;
+    for (const json& item : value)
+      emit_yaml(out, item);
+    out << YAML::EndSeq;
+  } else if (value.is_string()) {
+    out << YAML::DoubleQuoted << value.get<std::string>();
+  } else {
+    out << value.dump();  // numbers, booleans and null read back as themselves
+  }
+}
+
+// The Files tab's config.yaml, in the SDK's layout: wandb_version, then the
+// wrapped config.
+std::string config_yaml(const json& wrapped_config) {
+  json document = {{"wandb_version", 1}};
+  document.update(wrapped_config);
+  YAML::Emitter out;
+  emit_yaml(out, document);
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string iso_utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return text;
+}
+
+// What the SDK's wandb-metadata.json says about where the run was started,
+// as far as muse-train knows it (spooled with the run, so that wandb-sync
+// uploads the training machine's, not its own).
+json run_metadata(const std::vector<std::string>& args, const std::string& version) {
+  utsname system{};
+  uname(&system);
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  std::error_code ignored;
+  return {{"os", std::string(system.sysname) + "-" + system.release + "-" + system.machine},
+          {"host", host},
+          {"program", "muse-train"},
+          {"version", version},
+          {"args", args},
+          {"executable", fs::read_symlink("/proc/self/exe", ignored).string()},
+          {"startedAt", iso_utc_now()},
+          {"cpu_count_logical", std::thread::hardware_concurrency()},
+          {"memory",
+           {{"total", static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE)}}}};
+}
+
+// The run's files for the Files tab.
+std::vector<std::pair<std::string, std::string>> run_files(const json& run) {
+  return {{"config.yaml", config_yaml(nested_config(run["config"]))},
+          {"wandb-metadata.json", run.value("metadata", json::object()).dump(2) + "\n"}};
+}
+
 // ---- talking to the server ----
 
 // One run's state on the server: what it has acknowledged, and how to send
@@ -182,9 +283,36 @@ class Uploader {
   Uploader(WandbEndpoint endpoint, json run)
       : endpoint_(std::move(endpoint)), run_(std::move(run)) {}
 
-  // UpsertBucket: creates or resumes the run; learns how many history lines
-  // the server holds. Returns false when the server cannot be reached now.
+  // Learns what the server already holds of the run (a resumed run's lines
+  // and summary: RunResumeStatus, as the SDK asks), then creates or resumes
+  // it with UpsertBucket. Returns false when the server cannot be reached now.
   bool connect(std::string* fatal) {
+    static const char* kResumeQuery =
+        "query RunResumeStatus($project: String, $entity: String, $name: String!) { "
+        "model(name: $project, entityName: $entity) { id name entity { id name } "
+        "bucket(name: $name, missingOk: true) { id name summaryMetrics displayName "
+        "logLineCount historyLineCount eventsLineCount config tags } } }";
+    json reply;
+    if (!graphql("RunResumeStatus", kResumeQuery,
+                 {{"project", run_["project"]},
+                  {"entity", nullable(run_["entity"])},
+                  {"name", run_["id"]}},
+                 &reply, fatal))
+      return false;
+    try {
+      const json& model = reply.at("data").at("model");
+      const json bucket = model.is_null() ? json(nullptr) : model.value("bucket", json(nullptr));
+      if (!bucket.is_null()) {
+        console_lines_ = bucket.value("logLineCount", int64_t{0});
+        events_lines_ = bucket.value("eventsLineCount", int64_t{0});
+        const json summary = bucket.value("summaryMetrics", json(nullptr));
+        if (summary.is_string()) server_summary_ = json::parse(summary.get<std::string>());
+        if (!server_summary_.is_object()) server_summary_ = json::object();
+      }
+    } catch (const json::exception& e) {
+      *fatal = std::string("RunResumeStatus: unexpected reply (") + e.what() + ")";
+      return false;
+    }
     static const char* kMutation =
         "mutation UpsertBucket($name: String, $project: String, $entity: String, $groupName: "
         "String, $displayName: String, $config: JSONString, $jobType: String, $tags: [String!], "
@@ -193,35 +321,22 @@ class Uploader {
         "config: $config, jobType: $jobType, tags: $tags, host: $host, jobProgram: $program}) { "
         "bucket { id name displayName project { id name entity { id name } } historyLineCount } "
         "inserted } }";
-    json config = json::object();
-    for (const auto& [key, value] : run_["config"].items())
-      config[key] = {{"desc", nullptr}, {"value", value}};
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    const auto nullable = [](const json& v) {
-      return v.get<std::string>().empty() ? json(nullptr) : v;
-    };
-    const json body = {{"operationName", "UpsertBucket"},
-                       {"query", kMutation},
-                       {"variables",
-                        {{"name", run_["id"]},
-                         {"project", run_["project"]},
-                         {"entity", nullable(run_["entity"])},
-                         {"groupName", nullable(run_["group"])},
-                         {"displayName", run_["name"]},
-                         {"config", config.dump()},
-                         {"jobType", run_["job_type"]},
-                         {"tags", run_["tags"]},
-                         {"host", host},
-                         {"program", "muse-train"}}}};
-    const Response r = post(endpoint_.base_url + "/graphql", body.dump(), endpoint_.api_key);
-    if (r.status != 200) return note_failure(r, "graphql UpsertBucket", fatal);
+    if (!graphql("UpsertBucket", kMutation,
+                 {{"name", run_["id"]},
+                  {"project", run_["project"]},
+                  {"entity", nullable(run_["entity"])},
+                  {"groupName", nullable(run_["group"])},
+                  {"displayName", run_["name"]},
+                  {"config", nested_config(run_["config"]).dump()},
+                  {"jobType", run_["job_type"]},
+                  {"tags", run_["tags"]},
+                  {"host", host},
+                  {"program", "muse-train"}},
+                 &reply, fatal))
+      return false;
     try {
-      const json reply = json::parse(r.body);
-      if (reply.contains("errors") && !reply["errors"].empty()) {
-        *fatal = "UpsertBucket: " + reply["errors"].dump();
-        return false;
-      }
       const json& bucket = reply.at("data").at("upsertBucket").at("bucket");
       entity_ = bucket.at("project").at("entity").at("name").get<std::string>();
       project_ = bucket.at("project").at("name").get<std::string>();
@@ -234,8 +349,63 @@ class Uploader {
     return true;
   }
 
+  // The Files tab: config.yaml and wandb-metadata.json go to the upload URLs
+  // CreateRunFiles hands out, and the next file_stream request lists them as
+  // uploaded. Returns false on failure, with `error` saying why and `fatal`
+  // set when retrying cannot help.
+  bool upload_files(std::string* error, bool* fatal) {
+    static const char* kMutation =
+        "mutation CreateRunFiles($entity: String!, $project: String!, $run: String!, $files: "
+        "[String!]!) { createRunFiles(input: {entityName: $entity, projectName: $project, "
+        "runName: $run, files: $files}) { runID uploadHeaders files { name uploadUrl } } }";
+    const auto files = run_files(run_);
+    json names = json::array();
+    for (const auto& file : files)
+      names.push_back(file.first);
+    json reply;
+    std::string graphql_fatal;
+    if (!graphql(
+            "CreateRunFiles", kMutation,
+            {{"entity", entity_}, {"project", project_}, {"run", run_["id"]}, {"files", names}},
+            &reply, &graphql_fatal)) {
+      *fatal = !graphql_fatal.empty();
+      *error = *fatal ? graphql_fatal : "graphql CreateRunFiles failed";
+      return false;
+    }
+    try {
+      const json& created = reply.at("data").at("createRunFiles");
+      std::vector<std::string> headers;
+      for (const json& header : created.value("uploadHeaders", json::array()))
+        headers.push_back(header.get<std::string>());
+      for (const json& file : created.at("files")) {
+        const std::string name = file.at("name").get<std::string>();
+        const auto match = std::find_if(files.begin(), files.end(),
+                                        [&](const auto& f) { return f.first == name; });
+        if (match == files.end()) continue;
+        const Response r =
+            request("PUT", file.at("uploadUrl").get<std::string>(), match->second, "", headers);
+        if (r.status < 200 || r.status >= 300) {
+          *fatal = fatal_status(r.status);
+          *error = "upload of " + name + ": " +
+                   (r.status ? "HTTP " + std::to_string(r.status) : r.error);
+          return false;
+        }
+        uploaded_.push_back(name);
+      }
+    } catch (const json::exception& e) {
+      *fatal = true;
+      *error = std::string("CreateRunFiles: unexpected reply (") + e.what() + ")";
+      return false;
+    }
+    return true;
+  }
+
   bool connected() const { return connected_; }
   int64_t acked() const { return acked_; }
+  // What the server held of the run when it was resumed.
+  int64_t console_lines() const { return console_lines_; }
+  int64_t events_lines() const { return events_lines_; }
+  const json& server_summary() const { return server_summary_; }
   std::string url() const {
     return endpoint_.base_url + "/files/" + entity_ + "/" + project_ + "/" +
            run_["id"].get<std::string>() + "/file_stream";
@@ -247,10 +417,12 @@ class Uploader {
     if (!history.empty()) {
       body["files"]["wandb-history.jsonl"] = {{"offset", acked_}, {"content", history}};
     }
+    if (!uploaded_.empty()) body["uploaded"] = uploaded_;
     const Response r =
         post(url(), body.dump(-1, ' ', false, json::error_handler_t::replace), endpoint_.api_key);
     if (r.status < 200 || r.status >= 300) return note_failure(r, "file_stream", fatal);
     acked_ += static_cast<int64_t>(history.size());
+    uploaded_.clear();
     return true;
   }
 
@@ -267,6 +439,27 @@ class Uploader {
   }
 
  private:
+  static json nullable(const json& v) { return v.get<std::string>().empty() ? json(nullptr) : v; }
+
+  // One GraphQL request; a reply with `errors` is fatal (the server refused it).
+  bool graphql(const std::string& operation, const char* query, const json& variables, json* reply,
+               std::string* fatal) {
+    const json body = {{"operationName", operation}, {"query", query}, {"variables", variables}};
+    const Response r = post(endpoint_.base_url + "/graphql", body.dump(), endpoint_.api_key);
+    if (r.status != 200) return note_failure(r, "graphql " + operation, fatal);
+    try {
+      *reply = json::parse(r.body);
+    } catch (const json::exception& e) {
+      *fatal = operation + ": unexpected reply (" + e.what() + ")";
+      return false;
+    }
+    if (reply->contains("errors") && !(*reply)["errors"].empty()) {
+      *fatal = operation + ": " + (*reply)["errors"].dump();
+      return false;
+    }
+    return true;
+  }
+
   bool note_failure(const Response& r, const std::string& what, std::string* fatal) {
     ++failures_;
     retry_after_ = r.retry_after;
@@ -284,6 +477,9 @@ class Uploader {
   json run_;
   std::string entity_, project_;
   int64_t acked_ = 0;
+  int64_t console_lines_ = 0, events_lines_ = 0;
+  json server_summary_ = json::object();
+  std::vector<std::string> uploaded_;  // files to report in the next request
   bool connected_ = false;
   int failures_ = 0;
   double retry_after_ = -1;
@@ -368,6 +564,7 @@ struct WandbSink::Impl {
   int64_t console_sent = 0;
   json summary = json::object();
   bool finishing = false;
+  bool preempting = false;  // mark_preempting() was called
   bool finished = false;
   int exit_code = 0;
   Clock::time_point deadline;
@@ -409,7 +606,12 @@ void WandbSink::Impl::run_sender() {
   Clock::time_point last_send = Clock::now() - std::chrono::hours(1);
   Clock::time_point last_events = Clock::now();
   double last_cpu = cpu_seconds();
-  int64_t events_sent = 0;
+  int64_t events_sent = 0;  // line offset of wandb-events.jsonl
+  std::string events_row;   // the system-metrics row not yet acknowledged
+  bool events_this_launch = false;
+  bool resumed = false;  // the server's lines and summary of earlier launches are known
+  bool files_done = false;
+  bool files_warned = false;
   std::string fatal;
   const auto out_of_time = [&] { return finishing && Clock::now() >= deadline; };
   while (!out_of_time() && !(finishing && unsent.empty() && overflowed > 0)) {
@@ -422,7 +624,28 @@ void WandbSink::Impl::run_sender() {
 
     lock.unlock();
     bool ok = uploader->connected() || uploader->connect(&fatal);
+    if (ok && !files_done) {
+      std::string error;
+      bool give_up = false;
+      files_done = uploader->upload_files(&error, &give_up) || give_up;
+      if (!files_done && !files_warned) {
+        log_warning("wandb: " + error + "; the run's files are retried with the next request");
+        files_warned = true;
+      } else if (give_up) {
+        log_warning("wandb: " + error + "; the Files tab stays without config.yaml");
+      }
+    }
     lock.lock();
+    if (ok && !resumed) {
+      // A resumed run continues each file where the server's copy ends, and
+      // its summary keeps the keys only earlier launches logged.
+      console_sent = uploader->console_lines();
+      events_sent = uploader->events_lines();
+      json merged = uploader->server_summary();
+      merged.update(summary);
+      summary = std::move(merged);
+      resumed = true;
+    }
     if (ok && uploader->acked() > unsent_base) {
       // The server already holds some rows (a resumed run): skip them.
       while (!unsent.empty() && unsent_base < uploader->acked()) {
@@ -434,27 +657,37 @@ void WandbSink::Impl::run_sender() {
       std::vector<std::string> rows;
       for (size_t i = 0; i < unsent.size() && i < kMaxRowsPerRequest; ++i)
         rows.push_back(unsent[i]);
+      const double runtime = runtime_offset + seconds_since(start);
+      summary["_runtime"] = runtime;
+      summary["_wandb"] = {{"runtime", static_cast<int64_t>(runtime)}};
       json extra = json::object();
       extra["files"]["wandb-summary.json"] = {{"offset", 0}, {"content", {summary.dump()}}};
       std::vector<std::string> lines(console.begin(), console.end());
       if (!lines.empty())
         extra["files"]["output.log"] = {{"offset", console_sent}, {"content", lines}};
-      if (seconds_since(last_events) >= kEventsInterval) {
+      // The run is marked finished last, once its files are up too.
+      const bool complete =
+          finishing && unsent.size() == rows.size() && overflowed == 0 && files_done;
+      // Every launch leaves at least one system-metrics row, however short.
+      // A row is resent unchanged until acknowledged, so a retry cannot
+      // replace one the server took.
+      if (events_row.empty() &&
+          (seconds_since(last_events) >= kEventsInterval || (complete && !events_this_launch))) {
         const double wall = seconds_since(last_events), cpu = cpu_seconds();
-        extra["files"]["wandb-events.jsonl"] = {
-            {"offset", events_sent},
-            {"content",
-             {json{{"_wandb", true},
-                   {"_timestamp", unix_now()},
-                   {"_runtime", runtime_offset + seconds_since(start)},
-                   {"system.proc.memory.rssMB", rss_mib()},
-                   {"system.proc.cpu.percent", 100.0 * (cpu - last_cpu) / std::max(wall, 1e-9)}}
-                  .dump()}}};
+        events_row =
+            json{{"_wandb", true},
+                 {"_timestamp", unix_now()},
+                 {"_runtime", runtime},
+                 {"system.proc.memory.rssMB", rss_mib()},
+                 {"system.proc.cpu.percent", 100.0 * (cpu - last_cpu) / std::max(wall, 1e-9)}}
+                .dump();
         last_cpu = cpu;
         last_events = Clock::now();
       }
-      const bool complete = finishing && unsent.size() == rows.size() && overflowed == 0;
+      if (!events_row.empty())
+        extra["files"]["wandb-events.jsonl"] = {{"offset", events_sent}, {"content", {events_row}}};
       if (complete) {
+        if (preempting) extra["preempting"] = true;
         extra["complete"] = true;
         extra["exitcode"] = exit_code;
       }
@@ -470,13 +703,18 @@ void WandbSink::Impl::run_sender() {
         }
         console_sent += static_cast<int64_t>(lines.size());
         console.erase(console.begin(), console.begin() + static_cast<std::ptrdiff_t>(lines.size()));
-        if (extra.contains("files") && extra["files"].contains("wandb-events.jsonl")) ++events_sent;
+        if (!events_row.empty()) {
+          ++events_sent;
+          events_this_launch = true;
+          events_row.clear();
+        }
         if (complete) {
           finished = true;
           wake.notify_all();
           return;
         }
-        continue;
+        if (files_done || !finishing) continue;
+        // Only the files are missing: retry them after the backoff.
       }
     }
     if (!fatal.empty()) {
@@ -503,6 +741,7 @@ WandbSink::WandbSink(const fs::path& run_dir, WandbRunInfo info) : impl_(std::ma
   Spool old = read_spool(s.spool_path);
   s.spool.open(s.spool_path, std::ios::app);
   if (!s.spool) throw std::runtime_error(s.spool_path.string() + ": cannot open");
+  const json metadata = run_metadata(info.args, info.version);
   if (old.run.is_null()) {
     json config = json::object();
     for (const auto& [key, value] : info.run_config)
@@ -510,26 +749,40 @@ WandbSink::WandbSink(const fs::path& run_dir, WandbRunInfo info) : impl_(std::ma
     old.run = {{"id", random_run_id()},        {"project", info.config.project},
                {"entity", info.config.entity}, {"group", info.config.group},
                {"name", info.display_name},    {"tags", info.config.tags},
-               {"job_type", info.job_type},    {"config", config}};
+               {"job_type", info.job_type},    {"config", config},
+               {"metadata", metadata}};
     s.spool_line({{"run", old.run}});
   }
   s.last_step = old.last_step;
   s.runtime_offset = old.last_runtime;
-  for (std::string& row : old.rows)
+  for (std::string& row : old.rows) {
+    s.summary.update(json::parse(row));
     s.queue(std::move(row));
+  }
   if (!s.online) return;
-  s.uploader = std::make_unique<Uploader>(*endpoint, old.run);
+  json launch = old.run;
+  launch["metadata"] = metadata;  // this launch's command line and start
+  s.uploader = std::make_unique<Uploader>(*endpoint, std::move(launch));
   log_info("wandb: run " + old.run["id"].get<std::string>() + " in project " + info.config.project +
            " at " + endpoint->base_url);
-  set_log_observer([impl = impl_.get()](std::string_view line, bool is_error) {
-    std::ostringstream stamped;
-    const auto now = std::chrono::system_clock::now();
+  // One console entry per line, stamped as the SDK stamps output.log
+  // (UTC with microseconds, "ERROR " before stderr's lines).
+  set_log_observer([impl = impl_.get()](std::string_view text, bool is_error,
+                                        std::chrono::system_clock::time_point now) {
     const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    char when[32];
-    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
-    stamped << (is_error ? "ERROR " : "") << when << " " << line;
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+        1'000'000;
+    char when[48];
+    const size_t n = std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
+    std::snprintf(when + n, sizeof when - n, ".%06lld", static_cast<long long>(micros));
+    const std::string prefix = std::string(is_error ? "ERROR " : "") + when + " ";
     std::lock_guard lock(impl->mutex);
-    impl->console.push_back(stamped.str());
+    for (size_t start = 0; start <= text.size();) {
+      const size_t end = std::min(text.find('\n', start), text.size());
+      impl->console.push_back(prefix + std::string(text.substr(start, end - start)));
+      start = end + 1;
+    }
   });
   s.sender = std::thread([impl = impl_.get()] { impl->run_sender(); });
 }
@@ -577,7 +830,9 @@ void WandbSink::finish(int exit_code, double timeout_s) {
   if (s.ended) return;
   s.ended = true;
   s.commit_pending();
-  s.spool_line({{"exit", exit_code}});
+  json end = {{"exit", exit_code}};
+  if (s.preempting) end["preempting"] = true;
+  s.spool_line(end);
   if (!s.online) return;
   set_log_observer(nullptr);
   {
@@ -597,6 +852,11 @@ void WandbSink::finish(int exit_code, double timeout_s) {
   }
 }
 
+void WandbSink::mark_preempting() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->preempting = true;
+}
+
 int64_t wandb_sync(const fs::path& run_dir, double timeout_s) {
   const fs::path path = run_dir / kSpoolFile;
   if (!fs::exists(path)) throw std::runtime_error(path.string() + ": no W&B spool here");
@@ -606,17 +866,33 @@ int64_t wandb_sync(const fs::path& run_dir, double timeout_s) {
   json summary = json::object();
   for (const std::string& row : spool.rows)
     summary.update(json::parse(row));
+  summary["_wandb"] = {{"runtime", static_cast<int64_t>(spool.last_runtime)}};
   const Clock::time_point start = Clock::now();
   std::string fatal;
   int64_t sent = 0;
   size_t next = 0;
   bool complete = false;
+  bool resumed = false;
+  bool files_done = false;
   while (!complete) {
     if (seconds_since(start) > timeout_s) {
       throw std::runtime_error("wandb-sync: the server did not take the spool within " +
                                std::to_string(static_cast<int>(timeout_s)) + " s");
     }
     bool ok = up.connected() || up.connect(&fatal);
+    if (ok && !files_done) {
+      std::string error;
+      bool give_up = false;
+      files_done = up.upload_files(&error, &give_up) || give_up;
+      if (give_up)
+        log_warning("wandb-sync: " + error + "; the Files tab stays without config.yaml");
+    }
+    if (ok && !resumed) {
+      json merged = up.server_summary();  // keys only the server holds stay
+      merged.update(summary);
+      summary = std::move(merged);
+      resumed = true;
+    }
     if (ok) {
       next = std::max(next, static_cast<size_t>(up.acked()));
       std::vector<std::string> rows(
@@ -626,7 +902,8 @@ int64_t wandb_sync(const fs::path& run_dir, double timeout_s) {
       json extra = json::object();
       extra["files"]["wandb-summary.json"] = {{"offset", 0}, {"content", {summary.dump()}}};
       const bool last = next + rows.size() >= spool.rows.size();
-      if (last && spool.exit_code) {
+      if (last && files_done && spool.exit_code) {
+        if (spool.preempting) extra["preempting"] = true;
         extra["complete"] = true;
         extra["exitcode"] = *spool.exit_code;
       }
@@ -635,8 +912,9 @@ int64_t wandb_sync(const fs::path& run_dir, double timeout_s) {
         up.succeeded();
         next += rows.size();
         sent += static_cast<int64_t>(rows.size());
-        complete = last;
-        continue;
+        complete = last && files_done;
+        if (complete || !last) continue;
+        // Only the files are missing: retry them after the backoff.
       }
     }
     if (!fatal.empty()) throw std::runtime_error("wandb-sync: " + fatal);

@@ -1,7 +1,9 @@
 // Weights & Biases over its HTTP API, with libcurl (there is no C++ client):
 // the run is created or resumed with the GraphQL UpsertBucket mutation, and
 // history rows, the summary, console lines and system metrics go through the
-// run's file_stream endpoint, with contiguous line offsets. Facts in
+// run's file_stream endpoint, with contiguous line offsets that a resumed run
+// continues (RunResumeStatus); config.yaml and wandb-metadata.json go to the
+// upload URLs of CreateRunFiles. Facts in
 // ../shared/reference/formats.md §1; usage in docs/wandb.md.
 //
 // Training never waits for the network: records become history rows (one
@@ -40,6 +42,10 @@ struct WandbRunInfo {
   std::string job_type;      // the stage
   // The resolved muse-train config as (dotted key, YAML-formatted value).
   std::vector<std::pair<std::string, std::string>> run_config;
+  // For the run's wandb-metadata.json: the command line and muse-train's
+  // version line.
+  std::vector<std::string> args;
+  std::string version;
 };
 
 // The records of one run, on their way to W&B. Rank 0 only.
@@ -52,6 +58,9 @@ class WandbSink final : public MetricsSink {
 
   void write(const Record& record) override;
   void flush() override;
+  // The run was stopped by a preemption notice and will be resumed: the last
+  // request says so ("preempting"), as the SDK's run.mark_preempting() does.
+  void mark_preempting();
   // Ends the run: the last row is spooled, and online the sender gets up to
   // `timeout_s` to deliver everything and mark the run finished with
   // `exit_code`; what remains stays in the spool (a warning says so).

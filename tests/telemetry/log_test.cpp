@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace muse::telemetry {
 namespace {
@@ -58,6 +59,49 @@ TEST_F(Log, OtherRanksOnlyWarnAndErrWithPrefix) {
   });
   EXPECT_EQ(o.out, "");
   EXPECT_EQ(o.err, "warning: [rank 3] w\nerror: [rank 3] e\n");
+}
+
+// The first observer (the W&B sink, set once the run starts) also receives
+// what was printed before it, in order, with each message's stream and time;
+// later observers receive only what follows.
+TEST_F(Log, FirstObserverReceivesEarlierMessages) {
+  set_log_rank(0, 1);
+  const auto before = std::chrono::system_clock::now();
+  capture([] {
+    log_info("early info");
+    log_warning("early warning\nsecond line");
+  });
+  struct Seen {
+    std::string text;
+    bool is_error;
+    std::chrono::system_clock::time_point when;
+  };
+  std::vector<Seen> seen;
+  const auto collect = [&seen](std::string_view text, bool is_error,
+                               std::chrono::system_clock::time_point when) {
+    seen.push_back({std::string(text), is_error, when});
+  };
+  set_log_observer(collect);
+  ASSERT_GE(seen.size(), 2u);  // earlier tests' messages may come first
+  const Seen& info = seen[seen.size() - 2];
+  const Seen& warning = seen.back();
+  EXPECT_EQ(info.text, "early info");
+  EXPECT_FALSE(info.is_error);
+  EXPECT_EQ(warning.text, "warning: early warning\nsecond line");
+  EXPECT_TRUE(warning.is_error);
+  EXPECT_GE(info.when, before);
+  EXPECT_LE(info.when, warning.when);
+  EXPECT_LE(warning.when, std::chrono::system_clock::now());
+
+  seen.clear();
+  set_log_observer(nullptr);
+  capture([] { log_info("unobserved"); });
+  set_log_observer(collect);
+  EXPECT_TRUE(seen.empty());  // only the first observer gets the backlog
+  capture([] { log_error("observed"); });
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].text, "error: observed");
+  set_log_observer(nullptr);
 }
 
 }  // namespace

@@ -4,10 +4,15 @@ tests/e2e/wandb_test.sh.
     wandb_server.py PORT_FILE KEY [--fail-every N] [--rate-limit-at N]
                     [--drop-at N] [--hang-at N --hang-seconds S]
 
-POST /graphql answers the UpsertBucket mutation; POST
+POST /graphql answers the RunResumeStatus query (the line counts and the
+summary the server holds, as a resuming client needs them), the UpsertBucket
+mutation and CreateRunFiles (an upload URL per file, here, with a header the
+upload must carry); PUT /upload/RUN/FILE stores an uploaded file. POST
 /files/ENTITY/PROJECT/RUN/file_stream stores history lines at their offsets
-(a resent offset replaces, a gap is a 400), the summary, console lines and
-system-metric rows, and the complete/exitcode flags. Every request must carry
+(a resent offset replaces, a gap is a 400; a replaced line whose content
+differs is counted as overwritten), every summary received, console lines,
+system-metric rows, the files listed as uploaded, and the preempting,
+complete and exitcode flags. Every request must carry
 HTTP Basic auth "api:KEY" (401 otherwise). Faults, by request number
 (1-based, over all requests): --fail-every N answers every Nth with 500;
 --rate-limit-at N answers the Nth with 429 and Retry-After: 1; --drop-at N
@@ -31,8 +36,11 @@ state = {"runs": {}, "requests": 0, "unauthorized": 0, "failed": 0, "rate_limite
 
 def run_state(name):
     return state["runs"].setdefault(name, {
-        "upserts": [], "history": [], "summary": None, "output": [], "events": [],
+        "upserts": [], "history": [], "summary": None, "summaries": [], "output": [],
+        "events": [], "overwritten": [], "files": {}, "uploaded": [], "preempting": False,
         "complete": False, "exitcode": None})
+
+UPLOAD_HEADER = ("X-Upload-Check", "signed")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -57,6 +65,17 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(200, state)
         else:
             self.reply(404, {"error": "not found"})
+
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        m = re.fullmatch(r"/upload/([^/]+)/([^/]+)", self.path)
+        if not m:
+            return self.reply(404, {"error": "unknown upload " + self.path})
+        if self.headers.get(UPLOAD_HEADER[0]) != UPLOAD_HEADER[1]:
+            return self.reply(403, {"error": "the upload lacks the headers CreateRunFiles gave"})
+        with lock:
+            run_state(m.group(1))["files"][m.group(2)] = body.decode()
+        self.reply(200, {})
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
@@ -89,6 +108,25 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, answer)
 
     def answer(self, request):
+        if self.path == "/graphql" and request.get("operationName") == "RunResumeStatus":
+            v = request["variables"]
+            assert "bucket(name: $name, missingOk: true)" in request["query"]
+            if v["name"] not in state["runs"]:
+                return 200, {"data": {"model": {"id": "p", "name": v["project"], "bucket": None}}}
+            run = state["runs"][v["name"]]
+            return 200, {"data": {"model": {"id": "p", "name": v["project"], "bucket": {
+                "id": "storage-" + v["name"], "name": v["name"],
+                "historyLineCount": len(run["history"]), "logLineCount": len(run["output"]),
+                "eventsLineCount": len(run["events"]),
+                "summaryMetrics": json.dumps(run["summary"] or {})}}}}
+        if self.path == "/graphql" and request.get("operationName") == "CreateRunFiles":
+            v = request["variables"]
+            assert "createRunFiles(input: {entityName: $entity" in request["query"]
+            host = self.headers["Host"]
+            return 200, {"data": {"createRunFiles": {
+                "runID": "storage-" + v["run"], "uploadHeaders": [":".join(UPLOAD_HEADER)],
+                "files": [{"name": f, "uploadUrl": f"http://{host}/upload/{v['run']}/{f}"}
+                          for f in v["files"]]}}}
         if self.path == "/graphql":
             v = request["variables"]
             assert "upsertBucket(input: {name: $name, modelName: $project" in request["query"]
@@ -112,9 +150,15 @@ class Handler(BaseHTTPRequestHandler):
                 lines = run[key]
                 if offset > len(lines):
                     return 400, {"error": f"{name}: offset {offset} leaves a gap after {len(lines)}"}
+                run["overwritten"] += [f"{name}:{offset + i}" for i, line in enumerate(content)
+                                       if offset + i < len(lines) and lines[offset + i] != line]
                 lines[offset:offset + len(content)] = content
         if "wandb-summary.json" in files:
             run["summary"] = json.loads(files["wandb-summary.json"]["content"][-1])
+            run["summaries"].append(run["summary"])
+        run["uploaded"] += request.get("uploaded", [])
+        if request.get("preempting"):
+            run["preempting"] = True
         if request.get("complete"):
             run["complete"] = True
             run["exitcode"] = request.get("exitcode")
