@@ -306,7 +306,10 @@ class Uploader {
         console_lines_ = bucket.value("logLineCount", int64_t{0});
         events_lines_ = bucket.value("eventsLineCount", int64_t{0});
         const json summary = bucket.value("summaryMetrics", json(nullptr));
-        if (summary.is_string()) server_summary_ = json::parse(summary.get<std::string>());
+        // A summary this parser cannot read (W&B writes NaN as a bare token)
+        // is left to the server: the keys sent from here still merge in.
+        if (summary.is_string())
+          server_summary_ = json::parse(summary.get<std::string>(), nullptr, false);
         if (!server_summary_.is_object()) server_summary_ = json::object();
       }
     } catch (const json::exception& e) {
@@ -374,7 +377,7 @@ class Uploader {
     }
     try {
       const json& created = reply.at("data").at("createRunFiles");
-      std::vector<std::string> headers;
+      std::vector<std::string> headers, done;
       for (const json& header : created.value("uploadHeaders", json::array()))
         headers.push_back(header.get<std::string>());
       for (const json& file : created.at("files")) {
@@ -390,8 +393,9 @@ class Uploader {
                    (r.status ? "HTTP " + std::to_string(r.status) : r.error);
           return false;
         }
-        uploaded_.push_back(name);
+        done.push_back(name);
       }
+      uploaded_.insert(uploaded_.end(), done.begin(), done.end());
     } catch (const json::exception& e) {
       *fatal = true;
       *error = std::string("CreateRunFiles: unexpected reply (") + e.what() + ")";
