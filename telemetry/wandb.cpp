@@ -307,7 +307,7 @@ class Uploader {
         events_lines_ = bucket.value("eventsLineCount", int64_t{0});
         const json summary = bucket.value("summaryMetrics", json(nullptr));
         // A summary this parser cannot read (W&B writes NaN as a bare token)
-        // is left to the server: the keys sent from here still merge in.
+        // is dropped: the run's summary then holds the keys sent from here.
         if (summary.is_string())
           server_summary_ = json::parse(summary.get<std::string>(), nullptr, false);
         if (!server_summary_.is_object()) server_summary_ = json::object();
