@@ -162,11 +162,11 @@ void run_training(const MuseConfig& cfg, const std::vector<std::string>& command
   comm::run_agreed(comm, [&] {
     if (!world.is_main()) return;
     const std::string path = (job.run_dir / "metrics.jsonl").string();
-    // A resumed run writes the steps after its checkpoint again (all of
-    // them when there is no checkpoint to resume from).
+    // A resumed run writes the steps after its checkpoint again; without a
+    // checkpoint to resume from it starts over, from step 0's evaluations.
     const std::filesystem::path latest = checkpoints::latest_checkpoint(job.run_dir);
     telemetry::drop_records_after(path,
-                                  latest.empty() ? 0 : checkpoints::Checkpoint(latest).step());
+                                  latest.empty() ? -1 : checkpoints::Checkpoint(latest).step());
     metrics.add_sink(std::make_unique<telemetry::JsonlSink>(path));
     if (cfg.wandb.mode == "disabled") return;
     telemetry::WandbRunInfo info{

@@ -14,6 +14,7 @@
 #include "formats/model_source.h"
 #include "rewards/registry.h"
 #include "rewards/terms.h"
+#include "rl/fault_point.h"
 #include "rl/rl_compute.h"
 #include "telemetry/log.h"
 #include "telemetry/progress.h"
@@ -253,6 +254,7 @@ telemetry::Record PolicyTrainer::rl_step() {
   sampling.stop_tokens = tokenizer_->roles().stop_tokens();
   sampling.seed = config::mix_seed(
       {base_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())});
+  fault_point("rollout", step_ + 1);
   const std::vector<model::Generation> generations =
       inference::sample_groups(policy_now, prompts, G, rl.max_new_tokens, sampling);
   const double rollout_seconds = seconds_since(start);
@@ -318,6 +320,7 @@ telemetry::Record PolicyTrainer::rl_step() {
   // Loss and update: the clipped surrogate (+ KL) over the kept responses.
   const Clock::time_point train_start = Clock::now();
   const double lr = schedule_(step_);
+  fault_point("update", step_ + 1);
   const UpdateStats update =
       policy_update(state_, reference_.get(), samples, update_options_, lr, step_ + 1, comm_);
   const double train_seconds = seconds_since(train_start);

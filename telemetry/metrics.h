@@ -70,8 +70,10 @@ class JsonlSink final : public MetricsSink {
 
 // On resume from a checkpoint of step `step`: rewrites the metrics file at
 // `path` (atomically) without the records of later steps, which the resumed
-// run will write again. Lines without a "step" are kept; a missing file is
-// fine. Throws std::runtime_error naming the path when it cannot be rewritten.
+// run will write again. A run that starts over passes -1, which drops step
+// 0's records (its evaluations before the first step) too. Lines without a
+// "step" are kept; a missing file is fine. Throws std::runtime_error naming
+// the path when it cannot be rewritten.
 void drop_records_after(const std::string& path, int64_t step);
 
 // Fans records out to every sink.

@@ -180,6 +180,33 @@ TEST_F(JsonlSinkTest, UnopenablePathThrowsNamingIt) {
   }
 }
 
+// --- drop_records_after ----------------------------------------------------------------------
+
+// A crashed launch's file: step 0's evaluation, steps 1-3 and step 2's evaluation.
+void write_crashed_run(const fs::path& p) {
+  JsonlSink sink(p.string());
+  for (const Record& r :
+       {rec({{"step", 0}, {"eval", "heldout"s}}), rec({{"step", 1}}), rec({{"step", 2}}),
+        rec({{"step", 2}, {"eval", "heldout"s}}), rec({{"step", 3}})})
+    sink.write(r);
+}
+
+TEST_F(JsonlSinkTest, ResumeDropsTheStepsAfterTheCheckpoint) {
+  const fs::path p = dir_ / "metrics.jsonl";
+  write_crashed_run(p);
+  drop_records_after(p.string(), 2);
+  EXPECT_EQ(read_lines(p),
+            (std::vector<std::string>{"{\"step\": 0, \"eval\": \"heldout\"}", "{\"step\": 1}",
+                                      "{\"step\": 2}", "{\"step\": 2, \"eval\": \"heldout\"}"}));
+}
+
+TEST_F(JsonlSinkTest, StartingOverDropsStepZerosEvaluationsToo) {
+  const fs::path p = dir_ / "metrics.jsonl";
+  write_crashed_run(p);
+  drop_records_after(p.string(), -1);
+  EXPECT_TRUE(read_lines(p).empty());
+}
+
 // --- Metrics fan-out -------------------------------------------------------------------------
 
 // Keeps what it is given, in shared state the test can still read after the
