@@ -419,9 +419,7 @@ void PolicyTrainer::resume(const std::filesystem::path& dir) {
           "rl.kl.coef",
           dir.string() + " holds no reference policy (it was saved with rl.kl.coef = 0)");
     }
-    at::NoGradGuard no_grad;
-    for (trainer::FsdpUnit& unit : reference_->units())
-      unit.param.copy_(state_.read_shard(ckpt, unit, "reference"));
+    trainer::read_units(ckpt, *reference_, "reference", comm_.rank());
   }
   telemetry::log_info("resumed from " + dir.string() + " at step " + std::to_string(step_));
 }

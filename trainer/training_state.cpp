@@ -100,21 +100,11 @@ void TrainingState::add_to_checkpoint(checkpoints::SaveRequest& request) const {
   }
 }
 
-at::Tensor TrainingState::read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
-                                     const std::string& what) const {
-  const at::Tensor out = at::zeros({unit.shards.shard_numel}, unit.param.options());
-  const int rank = comm_.rank();
-  ckpt.read(unit_tensor_name(unit, what), unit.shards.begin(rank),
-            out.narrow(0, 0, unit.shards.valid(rank)));
-  return out;
-}
-
 namespace {
 
 // Adds the read of this rank's slice of "UNIT/what" into the real elements of
-// `shard`, a live (S) fp32 shard of `unit`, and zeroes the shard's padding:
-// once read, it holds what read_shard returns, without a fresh zero-filled
-// buffer and a copy.
+// `shard`, a live (S) fp32 shard of `unit`, and zeroes the shard's padding,
+// without a fresh zero-filled buffer and a copy.
 void add_shard_read(std::vector<checkpoints::ReadRequest>& reads, const FsdpUnit& unit,
                     const std::string& what, const at::Tensor& shard, int rank) {
   const int64_t valid = unit.shards.valid(rank);
@@ -126,13 +116,18 @@ void add_shard_read(std::vector<checkpoints::ReadRequest>& reads, const FsdpUnit
 
 }  // namespace
 
-void TrainingState::load_weights(const checkpoints::Checkpoint& ckpt) {
-  ckpt.check_model(model_.config());
+void read_units(const checkpoints::Checkpoint& ckpt, const FsdpModel& model,
+                const std::string& what, int rank) {
   at::NoGradGuard no_grad;
   std::vector<checkpoints::ReadRequest> reads;
-  for (const FsdpUnit& unit : model_.units())
-    add_shard_read(reads, unit, "param", unit.param, comm_.rank());
+  for (const FsdpUnit& unit : model.units())
+    add_shard_read(reads, unit, what, unit.param, rank);
   ckpt.read(reads);
+}
+
+void TrainingState::load_weights(const checkpoints::Checkpoint& ckpt) {
+  ckpt.check_model(model_.config());
+  read_units(ckpt, model_, "param", comm_.rank());
 }
 
 std::string TrainingState::init_from(const std::string& from) {

@@ -88,10 +88,6 @@ class TrainingState {
   // What resume() reads back: the optimizer steps and guard counters.
   nlohmann::json counters() const;
 
-  // This rank's slice of unit `unit`'s tensor "UNIT/what" as a fresh (S)
-  // fp32 tensor on the model's device (padding 0).
-  at::Tensor read_shard(const checkpoints::Checkpoint& ckpt, const FsdpUnit& unit,
-                        const std::string& what) const;
 
  private:
   comm::Communicator& comm_;
@@ -104,6 +100,12 @@ class TrainingState {
 
 // "UNIT/what", the name of a unit's tensor in a checkpoint.
 std::string unit_tensor_name(const FsdpUnit& unit, const std::string& what);
+
+// Reads this rank's slice of "UNIT/what" for every unit of `model` into the
+// unit's live parameter shard (padding zeroed), in one batched pass over the
+// rank files: "param" for weights, "reference" for the RL stage's KL reference.
+void read_units(const checkpoints::Checkpoint& ckpt, const FsdpModel& model,
+                const std::string& what, int rank);
 
 // Saves step `step` of `job` as a checkpoint of job.run_dir (collective):
 // `state`'s tensors, then `more_tensors` (a reference policy); this rank's
