@@ -3,8 +3,8 @@
 # size it declares (plan.world_size) with muse-train --plan: each must exit 0
 # with no error line. A config that starts from a Hugging Face directory
 # absent here (init_from: hf:.../NAME) is planned from a stand-in of that
-# model: tests/e2e/plan_models/NAME holds its config.json and
-# tokenizer_config.json as published; the test adds a small tokenizer.json
+# model: tests/e2e/plan_models/NAME holds its published config.json and the
+# special tokens of its tokenizer_config.json; the test adds a small tokenizer.json
 # with the same special tokens and the model's chat template from
 # tests/data/chat_templates/*-NAME.jinja. Inputs on cluster paths (data,
 # prompts) are warnings of the plan, not errors.
