@@ -41,6 +41,21 @@ struct RunConfig {
   }
 };
 
+// The launch a config is meant for, which `muse-train --plan` checks it
+// against without starting it.
+struct PlanConfig {
+  int64_t world_size = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("world_size", world_size,
+            {.help = "ranks (one per GPU) the config is meant to run on: muse-train --plan checks "
+                     "it for this many unless --world-size is given; 0 = not declared",
+             .unit = "ranks",
+             .ge = 0});
+  }
+};
+
 struct MuseConfig {
   std::string stage = "pretrain";
   int64_t seed = 1234;
@@ -53,6 +68,7 @@ struct MuseConfig {
   trainer::CheckpointConfig checkpoint;
   trainer::EvalConfig eval;
   comm::DistConfig dist;
+  PlanConfig plan;
   telemetry::TelemetryConfig telemetry;
   telemetry::WandbConfig wandb;
   rl::RlConfig rl;
@@ -80,6 +96,7 @@ struct MuseConfig {
     v.section("checkpoint", checkpoint, "Saving training state.");
     v.section("eval", eval, "Periodic evaluation on held-out data.");
     v.section("dist", dist, "Distributed communication.");
+    v.section("plan", plan, "The launch the config is meant for (muse-train --plan).");
     v.section("telemetry", telemetry, "Progress, metrics and logs.");
     v.section("wandb", wandb, "Logging to Weights & Biases over its HTTP API (docs/wandb.md).");
     v.section("rl", rl, "The RL stage: rollouts, advantages and the policy loss (docs/rl.md).");

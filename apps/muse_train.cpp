@@ -1,6 +1,7 @@
 // muse-train: runs one stage of training from a YAML config.
 //
 //   muse-train --config configs/tiny/pretrain.yaml [--set key.path=value ...] [--dry-run]
+//   muse-train --config configs/cluster/rl-1n-h100.yaml --plan [--world-size N]
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or config,
 // 3 stopped by SIGTERM/SIGUSR1 after saving a checkpoint.
@@ -15,6 +16,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "apps/config_plan.h"
+#include "apps/launch_checks.h"
 #include "apps/muse_config.h"
 #include "checkpoints/checkpoint.h"
 #include "comm/agree.h"
@@ -25,13 +28,8 @@
 #include "config/files.h"
 #include "config/loader.h"
 #include "config/render.h"
-#include "contemplate/candidate_sets.h"
 #include "data/data_error.h"
-#include "data/loader.h"
 #include "data/prompts.h"
-#include "data/shard.h"
-#include "inference/adaptive.h"
-#include "model/layout.h"
 #include "muse/version.h"
 #include "rl/aggregate_loop.h"
 #include "rl/rl_loop.h"
@@ -46,14 +44,15 @@
 
 namespace {
 
+using muse::check_stage_config;
+using muse::check_training_data;
+using muse::kStartupWidth;
+using muse::model_summary;
 using muse::MuseConfig;
 namespace checkpoints = muse::checkpoints;
 namespace config = muse::config;
 namespace data = muse::data;
 namespace comm = muse::comm;
-namespace model = muse::model;
-namespace contemplate = muse::contemplate;
-namespace inference = muse::inference;
 namespace rl = muse::rl;
 namespace telemetry = muse::telemetry;
 namespace trainer = muse::trainer;
@@ -81,43 +80,6 @@ std::string world_summary(const comm::World& w, std::string_view backend) {
   s << "world: " << w.size << " rank(s) on " << w.n_nodes << " node(s), launcher " << w.launcher
     << ", backend " << backend;
   return s.str();
-}
-
-// "model: tiny preset, 1.31M parameters (2.69k in the image projector), 9.46M training FLOPs/token"
-std::string model_summary(const model::ModelConfig& m) {
-  const auto layout = model::model_layout(m);
-  const int64_t image_params = layout[model::kEmbedUnit].numel - m.vocab_size * m.dim;
-  return "model: " + m.preset + " preset, " + telemetry::format_count(model::param_count(m)) +
-         " parameters (" + telemetry::format_count(image_params) + " in the image projector), " +
-         telemetry::format_count(model::flops_per_token(m, m.max_seq_len)) +
-         " training FLOPs/token at " + std::to_string(m.max_seq_len) + " tokens";
-}
-
-// Opens the training data the way the loop will and checks it fits the model
-// (vocabulary, image size and channels, the <image> token id); returns a
-// one-line summary. Throws data::DataError naming the shard at fault.
-std::string check_training_data(const MuseConfig& cfg, const comm::World& world) {
-  data::LoaderOptions options = data::loader_options(cfg.data);
-  options.image_tokens = cfg.model.n_patches();
-  options.vocab_size = cfg.model.vocab_size;
-  options.image_size = cfg.model.image_size;
-  options.image_channels = cfg.model.image_channels;
-  const data::ShardReader first(options.shards.front());
-  if (first.header().n_images > 0 && first.header().image_token_id != cfg.model.image_token_id) {
-    throw data::DataError(options.shards.front().string() + ": image_token_id " +
-                          std::to_string(first.header().image_token_id) +
-                          " differs from model.image_token_id " +
-                          std::to_string(cfg.model.image_token_id));
-  }
-  data::Loader loader(options, world.rank, world.size, cfg.seed);
-  const data::Batch batch = loader.next();
-  return "data: " + std::to_string(options.shards.size()) + " shard(s), " +
-         telemetry::format_count(static_cast<double>(loader.n_documents())) + " documents, " +
-         telemetry::format_count(static_cast<double>(loader.n_tokens())) + " tokens, " +
-         std::to_string(loader.sequences_in_epoch(0)) + " sequences of " +
-         std::to_string(options.seq_len) + " per epoch; first batch " +
-         std::to_string(batch.tokens.size(0)) + " rows per rank, " +
-         std::to_string(batch.images.size(0)) + " image(s) on rank 0";
 }
 
 // Library messages (LibTorch's among them) may span lines; the report is one.
@@ -296,16 +258,22 @@ int run(int argc, char** argv) {
   const std::vector<std::string> command_line(argv, argv + argc);  // before MPI edits argv
   std::string config_path;
   std::vector<std::string> overrides;
-  bool help = false, version = false, dry_run = false, print_config = false;
-  std::string help_config;
-  config::ArgParser args("muse-train", "--config FILE [--set key.path=value ...] [--dry-run]",
-                         kDescription);
+  bool help = false, version = false, dry_run = false, print_config = false, plan = false;
+  std::string help_config, world_size;
+  config::ArgParser args(
+      "muse-train", "--config FILE [--set key.path=value ...] [--dry-run | --plan]", kDescription);
   args.option("--config", "FILE", &config_path, "YAML config to run (see configs/)");
   args.repeated("--set", "KEY=VALUE", &overrides,
                 "override one config key, e.g. --set trainer.steps=10");
   args.flag("--dry-run", &dry_run,
             "resolve the config, start the communicator, check every collective across ranks, "
             "write the run directory's config.yaml, then stop");
+  args.flag("--plan", &plan,
+            "check the config for a launch on plan.world_size ranks (or --world-size) from this "
+            "one process: the resolved config, memory and FLOPs per rank and every error; nothing "
+            "is started or written, no GPU is needed, and inputs absent here are warnings");
+  args.option("--world-size", "N", &world_size,
+              "with --plan: the ranks to plan for, instead of the config's plan.world_size");
   args.flag("--print-config", &print_config,
             "print the resolved config as YAML and exit (nothing is started or written)");
   args.option("--help-config", "FORMAT", &help_config,
@@ -334,6 +302,19 @@ int run(int argc, char** argv) {
     telemetry::log_error("--config FILE is required (see muse-train --help)");
     return kExitUsage;
   }
+
+  int64_t plan_world_size = 0;  // 0: the config's plan.world_size
+  try {
+    if (!world_size.empty()) {
+      if (!plan) throw config::UsageError("--world-size: only with --plan");
+      plan_world_size = config::parse_int_option("--world-size", world_size, 1);
+    }
+    if (plan && dry_run) throw config::UsageError("--plan and --dry-run: choose one");
+  } catch (const config::UsageError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  }
+  if (plan) return muse::plan_config(config_path, overrides, plan_world_size, version_text());
 
   if (print_config) {
     try {
@@ -377,20 +358,17 @@ int run(int argc, char** argv) {
   }
 
   // Settings that depend on the world size: every rank decides alike.
-  if (trainer::is_rl_stage(cfg.run_stage())) {
-    try {
-      rl::check_launch(cfg.run_stage(), cfg.rl, cfg.rewards, world.size);
-      if (cfg.adaptive.eval) inference::check_adaptive_config(cfg.adaptive);
-      if (cfg.run_stage() == trainer::Stage::kAggregate)
-        contemplate::check_aggregate_config(cfg.aggregate);
-    } catch (const config::ConfigError& e) {
-      if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
-      return kExitUsage;
-    }
+  try {
+    check_stage_config(cfg, world.size);
+  } catch (const config::ConfigError& e) {
+    if (world.is_main()) telemetry::log_error(config_path + ": " + e.key() + ": " + e.what());
+    return kExitUsage;
   }
 
   telemetry::log_info(version_text());
-  telemetry::log_info(config::render_table(config::describe_fields(cfg), loaded.origins));
+  telemetry::log_info(config::render_table(
+      config::describe_fields(cfg), loaded.origins, kStartupWidth,
+      "values cut with … are whole in " + (run_dir_of(cfg) / "config.yaml").string()));
   telemetry::log_info(model_summary(cfg.model));
   if (world.is_main()) {
     for (const auto& warning : cfg.likely_mistakes())
@@ -432,7 +410,7 @@ int run(int argc, char** argv) {
         // Every rank opens the data; all learn whether any could not.
         std::string data_error, summary;
         try {
-          summary = check_training_data(cfg, world);
+          summary = check_training_data(cfg, world.rank, world.size);
         } catch (const data::DataError& e) {
           data_error = e.what();
         }

@@ -103,18 +103,28 @@ void fail_at(const std::string& origin, const YAML::Node& node, const std::strin
   throw ConfigError(key, where + ": " + (key.empty() ? "" : key + ": ") + message);
 }
 
+void YamlApplier::report(const YAML::Node& node, const std::string& key,
+                         const std::string& message) const {
+  try {
+    fail_at(origin_, node, key, message);
+  } catch (const ConfigError& e) {
+    if (errors_ == nullptr) throw;
+    errors_->push_back(e);
+  }
+}
+
 void YamlApplier::check_keys() const {
   std::map<std::string, int> lines;
   for (const auto& entry : node_) {
     if (!entry.first.IsScalar()) {
-      fail_at(origin_, entry.first, prefix_,
-              "keys must be plain names, got " + describe_node(entry.first));
+      report(entry.first, prefix_, "keys must be plain names, got " + describe_node(entry.first));
+      continue;
     }
     const std::string name = entry.first.Scalar();
     const auto [it, fresh] = lines.emplace(name, entry.first.Mark().line + 1);
     if (!fresh) {
-      fail_at(origin_, entry.first, join_key(prefix_, name),
-              "duplicate key (first set on line " + std::to_string(it->second) + ")");
+      report(entry.first, join_key(prefix_, name),
+             "duplicate key (first set on line " + std::to_string(it->second) + ")");
     }
   }
 }
@@ -128,12 +138,13 @@ YAML::Node YamlApplier::key_node(std::string_view name) const {
 
 void YamlApplier::reject_unknown() const {
   for (const auto& entry : node_) {
+    if (!entry.first.IsScalar()) continue;  // check_keys reported it
     const std::string name = entry.first.Scalar();
     if (std::find(names_.begin(), names_.end(), name) != names_.end()) continue;
     const std::string key = join_key(prefix_, name);
     const std::string suggestion = suggest_key(key, known_keys_);
-    fail_at(origin_, entry.first, key,
-            "unknown key" + (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
+    report(entry.first, key,
+           "unknown key" + (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
   }
 }
 
@@ -153,7 +164,11 @@ YAML::Node load_yaml_file(const std::string& path) {
   } catch (const std::exception& e) {
     throw ConfigError("", path + ": cannot read config file (" + e.what() + ")");
   }
-  if (!root || root.IsNull()) return YAML::Node(YAML::NodeType::Map);
+  if (!root || root.IsNull()) {
+    throw ConfigError("", path +
+                              ": the config is empty (no key is set; every setting would be its "
+                              "default)");
+  }
   if (!root.IsMap()) {
     throw ConfigError(
         "", path + ": the top level must be a mapping of keys, got " + describe_node(root));

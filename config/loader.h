@@ -57,17 +57,23 @@ std::string suggest_key(const std::string& key, const std::vector<std::string>& 
 [[noreturn]] void fail_at(const std::string& origin, const YAML::Node& node, const std::string& key,
                           const std::string& message);
 
+// Errors met while reading a config, in order.
+using ConfigErrors = std::vector<ConfigError>;
+
 // Walks a config tree alongside a YAML mapping, assigning the values present
-// and rejecting keys the tree does not declare.
+// and rejecting keys the tree does not declare. Each fault is thrown, or,
+// given `errors`, added to it and skipped (the key keeps its value) so that
+// one reading finds them all.
 class YamlApplier {
  public:
   YamlApplier(const YAML::Node& node, std::string prefix, std::string origin, Origins& origins,
-              const std::vector<std::string>& known_keys)
+              const std::vector<std::string>& known_keys, ConfigErrors* errors = nullptr)
       : node_(node),
         prefix_(std::move(prefix)),
         origin_(std::move(origin)),
         origins_(origins),
-        known_keys_(known_keys) {
+        known_keys_(known_keys),
+        errors_(errors) {
     check_keys();
   }
 
@@ -79,11 +85,11 @@ class YamlApplier {
     const std::string key = join_key(prefix_, name);
     T parsed{};
     std::string why;
-    if (!parse_node(child, parsed, why)) fail_at(origin_, key_node(name), key, why);
+    if (!parse_node(child, parsed, why)) return report(key_node(name), key, why);
     try {
       check_value(key, spec, parsed);
     } catch (const ConfigError& e) {
-      fail_at(origin_, key_node(name), key, e.what());
+      return report(key_node(name), key, e.what());
     }
     value = std::move(parsed);
     origins_[key] = origin_;
@@ -96,19 +102,20 @@ class YamlApplier {
     if (!child) return;
     const std::string key = join_key(prefix_, name);
     if (!child.IsMap()) {
-      fail_at(origin_, key_node(name), key,
-              "expected a mapping of keys, got " + describe_node(child));
+      return report(key_node(name), key, "expected a mapping of keys, got " + describe_node(child));
     }
-    YamlApplier inner(child, key, origin_, origins_, known_keys_);
+    YamlApplier inner(child, key, origin_, origins_, known_keys_, errors_);
     sub.visit(inner);
     inner.reject_unknown();
   }
 
-  // Fails on the first key of the mapping that the visited section did not
+  // Reports each key of the mapping that the visited section did not
   // declare, suggesting the nearest declared key.
   void reject_unknown() const;
 
  private:
+  // fail_at's error, thrown or collected.
+  void report(const YAML::Node& node, const std::string& key, const std::string& message) const;
   // Keys must be plain, distinct names (yaml-cpp keeps the first of duplicates).
   void check_keys() const;
   // The key node of `name`: errors point at the key's line (an empty value
@@ -120,6 +127,7 @@ class YamlApplier {
   std::string origin_;
   Origins& origins_;
   const std::vector<std::string>& known_keys_;
+  ConfigErrors* errors_;  // null: throw the first error
   std::vector<std::string> names_;
 };
 
@@ -134,42 +142,79 @@ std::vector<std::string> known_keys() {
   return keys;
 }
 
-// Reads `path` as a YAML mapping (an empty file is an empty mapping).
+// Reads `path` as a YAML mapping. A file without a single key (empty, or
+// only comments) is an error: it would silently mean every default.
 YAML::Node load_yaml_file(const std::string& path);
 
 // Turns "a.b=value" into the mapping {a: {b: value}}, the value parsed as YAML.
 YAML::Node parse_override(const std::string& assignment);
 
+// Throws the first error, or collects every one into `errors`.
 template <class Root>
-void apply_yaml(Root& root, const YAML::Node& node, const std::string& origin, Origins& origins) {
+void apply_yaml(Root& root, const YAML::Node& node, const std::string& origin, Origins& origins,
+                ConfigErrors* errors = nullptr) {
   const std::vector<std::string> keys = known_keys<Root>();
-  YamlApplier applier(node, "", origin, origins, keys);
+  YamlApplier applier(node, "", origin, origins, keys, errors);
   root.visit(applier);
   applier.reject_unknown();
 }
 
-// Defaults, then the file (if any), then each override in order; then the
-// tree's derived settings (`Root::resolve(Origins&)`, which sees which keys
-// were set and may record where derived values came from); finally its
-// cross-field checks (`Root::validate()`). A ConfigError of either names its
-// key and is reported against the origin of that key.
+// Defaults, then the file (if any), then each override in order, collecting
+// every error of the file and of the overrides into `errors`.
+template <class Root>
+Loaded<Root> read_sources(const std::optional<std::string>& file,
+                          const std::vector<std::string>& overrides, ConfigErrors& errors) {
+  Loaded<Root> out;
+  const auto apply = [&](const std::string& origin, const auto& read_node) {
+    try {
+      apply_yaml(out.config, read_node(), origin, out.origins, &errors);
+    } catch (const ConfigError& e) {  // the source itself cannot be read
+      errors.push_back(e);
+    }
+  };
+  if (file) apply(*file, [&] { return load_yaml_file(*file); });
+  for (const auto& assignment : overrides)
+    apply("--set " + assignment, [&] { return parse_override(assignment); });
+  return out;
+}
+
+// The tree's derived settings (`Root::resolve(Origins&)`, which sees which
+// keys were set and may record where derived values came from), then its
+// cross-field checks (`Root::validate()`), each stopping at its first
+// ConfigError, which is added to `errors` named against the origin of its
+// key. Returns false when resolve failed: the derived settings are then
+// incomplete and validate() did not run.
+template <class Root>
+bool resolve_sources(Loaded<Root>& loaded, ConfigErrors& errors) {
+  const auto add = [&](const ConfigError& e) {
+    const auto it = loaded.origins.find(e.key());
+    const std::string origin = it == loaded.origins.end() ? "default" : it->second;
+    errors.emplace_back(e.key(), origin + ": " + e.key() + ": " + e.what());
+  };
+  try {
+    // Settings derived from others (presets) may depend on which keys were set.
+    if constexpr (requires { loaded.config.resolve(loaded.origins); })
+      loaded.config.resolve(loaded.origins);
+  } catch (const ConfigError& e) {
+    add(e);
+    return false;
+  }
+  try {
+    if constexpr (requires { loaded.config.validate(); }) loaded.config.validate();
+  } catch (const ConfigError& e) {
+    add(e);
+  }
+  return true;
+}
+
+// read_sources then resolve_sources, throwing the first error.
 template <class Root>
 Loaded<Root> load(const std::optional<std::string>& file,
                   const std::vector<std::string>& overrides) {
-  Loaded<Root> out;
-  if (file) apply_yaml(out.config, load_yaml_file(*file), *file, out.origins);
-  for (const auto& assignment : overrides) {
-    apply_yaml(out.config, parse_override(assignment), "--set " + assignment, out.origins);
-  }
-  try {
-    // Settings derived from others (presets) may depend on which keys were set.
-    if constexpr (requires { out.config.resolve(out.origins); }) out.config.resolve(out.origins);
-    if constexpr (requires { out.config.validate(); }) out.config.validate();
-  } catch (const ConfigError& e) {
-    const auto it = out.origins.find(e.key());
-    const std::string origin = it == out.origins.end() ? "default" : it->second;
-    throw ConfigError(e.key(), origin + ": " + e.key() + ": " + e.what());
-  }
+  ConfigErrors errors;
+  Loaded<Root> out = read_sources<Root>(file, overrides, errors);
+  if (errors.empty()) resolve_sources(out, errors);
+  if (!errors.empty()) throw errors.front();
   return out;
 }
 

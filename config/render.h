@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/loader.h"
@@ -24,7 +25,15 @@ std::string render_markdown(const std::vector<SectionInfo>& sections,
                             const std::vector<FieldInfo>& fields, const std::string& title,
                             const std::string& intro);
 
-// A boxed table of every key, its value and where the value came from.
-std::string render_table(const std::vector<FieldInfo>& fields, const Origins& origins);
+// Columns `text` takes on a terminal: one per UTF-8 code point (wide East
+// Asian characters, which take two, are counted as one).
+size_t display_width(std::string_view text);
+
+// A boxed table of every key, its value and where the value came from. With
+// `max_width` (0: unlimited), long values are cut at their end and long
+// origins at their start, each marked by "…", so that no line is wider; the
+// table is then followed by `cut_note` on a line of its own.
+std::string render_table(const std::vector<FieldInfo>& fields, const Origins& origins,
+                         size_t max_width = 0, const std::string& cut_note = "");
 
 }  // namespace muse::config

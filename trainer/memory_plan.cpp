@@ -260,25 +260,50 @@ PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t
                                                      " micro-batch(es) (trainer.grad_accum) on " +
                                                      std::to_string(world_size) + " rank(s)");
   }
+  return micro_batch_inputs(trainer, batch_size / split, seq_len, trainer.grad_accum, world_size,
+                            backend);
+}
+
+PlanInputs micro_batch_inputs(const TrainerConfig& trainer, int64_t rows, int64_t seq_len,
+                              int64_t grad_accum, int world_size, std::string_view backend) {
   PlanInputs in;
   in.world_size = world_size;
-  in.batch_rows = batch_size / split;
+  in.batch_rows = rows;
   in.seq_len = seq_len;
-  in.grad_accum = trainer.grad_accum;
+  in.grad_accum = grad_accum;
   in.loss_chunk_tokens = trainer.loss_chunk_tokens;
   in.fsdp = fsdp_options(trainer, backend);
   in.fsdp.device = uses_gpu(trainer, backend) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
   return in;
 }
 
+std::string format_memory_row(const std::string& name, int64_t bytes, const std::string& note) {
+  char line[40];
+  std::snprintf(line, sizeof line, "  %-22s %12s  ", name.c_str(),
+                telemetry::format_bytes(static_cast<double>(bytes)).c_str());
+  return line + note + "\n";
+}
+
+std::string format_memory_rows(const MemoryPlan& plan, const PlanInputs& in,
+                               const std::vector<ExtraMemory>& extra) {
+  const auto& row = format_memory_row;
+  std::string out = row("parameters", plan.param_shard_bytes, "fp32 shard (master weights)");
+  out += row("gradients", plan.grad_shard_bytes, "fp32 shard");
+  out += row("optimizer state", plan.optimizer_bytes, "AdamW exp_avg + exp_avg_sq");
+  out += row("optimizer scratch", plan.optimizer_scratch_bytes,
+             in.fsdp.device.is_cpu() ? "AdamW decay mask" : "AdamW update buffers, decay mask");
+  out += row("gathered buffers", plan.gathered_bytes, "full units and gradients in flight");
+  out += row("activations", plan.activation_bytes, "estimate, one micro-batch");
+  int64_t total = plan.total_bytes;
+  for (const ExtraMemory& e : extra) {
+    out += row(e.name, e.bytes, e.note);
+    total += e.bytes;
+  }
+  return out + row("total", total, "planned peak");
+}
+
 std::string format_memory_plan(const model::ModelConfig& cfg, const PlanInputs& in) {
   const MemoryPlan plan = plan_memory(cfg, in);
-  const auto row = [](const char* name, int64_t bytes, const char* note) {
-    char line[160];
-    std::snprintf(line, sizeof line, "  %-22s %12s  %s\n", name,
-                  telemetry::format_bytes(static_cast<double>(bytes)).c_str(), note);
-    return std::string(line);
-  };
   std::string out = "memory plan per rank (" + std::to_string(in.world_size) + " rank(s), " +
                     std::to_string(in.batch_rows) + " x " + std::to_string(in.seq_len) +
                     " tokens per micro-batch, " + std::to_string(in.grad_accum) +
@@ -288,14 +313,7 @@ std::string format_memory_plan(const model::ModelConfig& cfg, const PlanInputs& 
                          ? ", loss in chunks of " + std::to_string(in.loss_chunk_tokens) + " tokens"
                          : std::string()) +
                     "):\n";
-  out += row("parameters", plan.param_shard_bytes, "fp32 shard (master weights)");
-  out += row("gradients", plan.grad_shard_bytes, "fp32 shard");
-  out += row("optimizer state", plan.optimizer_bytes, "AdamW exp_avg + exp_avg_sq");
-  out += row("optimizer scratch", plan.optimizer_scratch_bytes,
-             in.fsdp.device.is_cpu() ? "AdamW decay mask" : "AdamW update buffers, decay mask");
-  out += row("gathered buffers", plan.gathered_bytes, "full units and gradients in flight");
-  out += row("activations", plan.activation_bytes, "estimate, one micro-batch");
-  out += row("total", plan.total_bytes, "planned peak");
+  out += format_memory_rows(plan, in);
   out += "  FLOPs per step: " + telemetry::format_count(plan.flops_per_step) + " (" +
          telemetry::format_count(plan.flops_per_step_rank) + " per rank, " +
          telemetry::format_count(plan.flops_per_token) + " per token)\n";

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "model/model_config.h"
 #include "trainer/fsdp.h"
@@ -57,7 +58,28 @@ MemoryPlan plan_memory(const model::ModelConfig& cfg, const PlanInputs& in);
 PlanInputs plan_inputs(const TrainerConfig& trainer, int64_t batch_size, int64_t seq_len,
                        int world_size, std::string_view backend);
 
+// The plan of `grad_accum` micro-batches of `rows` sequences of `seq_len`
+// tokens per rank through FsdpModel::forward_backward, as the trainer's
+// settings run them on `world_size` ranks over `backend`.
+PlanInputs micro_batch_inputs(const TrainerConfig& trainer, int64_t rows, int64_t seq_len,
+                              int64_t grad_accum, int world_size, std::string_view backend);
+
 // The plan as a short table per rank, for the dry run.
 std::string format_memory_plan(const model::ModelConfig& cfg, const PlanInputs& in);
+
+// Memory a caller holds besides the training step's (a stage's other
+// models), shown as a row of the table and counted in its total.
+struct ExtraMemory {
+  std::string name;
+  int64_t bytes = 0;
+  std::string note;
+};
+
+// One row of the table: "  NAME  BYTES  NOTE".
+std::string format_memory_row(const std::string& name, int64_t bytes, const std::string& note);
+
+// The table's rows, one per part of `plan`, then `extra`, then the total.
+std::string format_memory_rows(const MemoryPlan& plan, const PlanInputs& in,
+                               const std::vector<ExtraMemory>& extra = {});
 
 }  // namespace muse::trainer

@@ -80,14 +80,62 @@ TEST(Load, DefaultsWithoutFileOrOverrides) {
   EXPECT_EQ(to_yaml(c), to_yaml(MuseConfig{}));
 }
 
-TEST(Load, EmptyFileGivesDefaults) {
+// A file that sets nothing would silently mean every default.
+TEST(Load, EmptyFileIsAnError) {
   TempDir dir;
-  for (const std::string text : {"", "\n", "# only a comment\n", "---\n"}) {
+  for (const std::string text : {"", "\n", "# only a comment\n", "# one\n\n  # two\n", "---\n"}) {
     const std::string path = dir.write("empty.yaml", text);
-    const auto loaded = load<MuseConfig>(path, {});
-    EXPECT_EQ(to_yaml(loaded.config), to_yaml(MuseConfig{})) << "file text: " << text;
-    EXPECT_TRUE(set_by_user(loaded.origins).empty());
+    const ConfigError e = expect_config_error([&] { load<MuseConfig>(path, {}); });
+    EXPECT_EQ(std::string(e.what()), path +
+                                         ": the config is empty (no key is set; every setting "
+                                         "would be its default)")
+        << "file text: " << text;
   }
+}
+
+// read_sources goes on past an error: every wrong key of the file and of the
+// overrides, in order, each with its origin; the good keys are applied.
+TEST(ReadSources, CollectsEveryError) {
+  TempDir dir;
+  const std::string path = dir.write("many.yaml", R"(seed: -1
+trainer:
+  stpes: 5
+  steps: 7
+  grad_accum: many
+dist: mpi
+)");
+  ConfigErrors errors;
+  const auto loaded = read_sources<MuseConfig>(
+      path, {"optim.lr=0", "run.name=fine", "nosuch=1", "trainer.steps"}, errors);
+  std::vector<std::string> messages;
+  for (const ConfigError& e : errors)
+    messages.push_back(e.what());
+  EXPECT_THAT(messages, ::testing::ElementsAre(
+                            path + ":1: seed: -1 is out of range: must be >= 0",
+                            path + ":5: trainer.grad_accum: expected an integer, got 'many'",
+                            path + ":3: trainer.stpes: unknown key (did you mean 'trainer.steps'?)",
+                            path + ":6: dist: expected a mapping of keys, got 'mpi'",
+                            "--set optim.lr=0: optim.lr: 0.0 is out of range: must be > 0",
+                            "--set nosuch=1: nosuch: unknown key",
+                            "--set trainer.steps: expected key.path=value"));
+  EXPECT_EQ(loaded.config.trainer.steps, 7);
+  EXPECT_EQ(loaded.config.run.name, "fine");
+  EXPECT_EQ(loaded.config.seed, MuseConfig{}.seed);
+  // load() reports the first of them.
+  const ConfigError first = expect_config_error([&] { load<MuseConfig>(path, {}); });
+  EXPECT_EQ(std::string(first.what()), messages.front());
+}
+
+// A validate() error is collected after a sound resolve; the loaded config
+// stays usable for further checks.
+TEST(ResolveSources, CollectsTheCrossFieldError) {
+  ConfigErrors errors;
+  auto loaded = read_sources<MuseConfig>(std::nullopt, {"data.seq_len=512"}, errors);
+  ASSERT_TRUE(errors.empty());
+  EXPECT_TRUE(resolve_sources(loaded, errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(std::string(errors[0].what()),
+            "--set data.seq_len=512: data.seq_len: 512 is longer than model.max_seq_len (256)");
 }
 
 // --- a good file and --set ------------------------------------------------------------

@@ -15,6 +15,7 @@ namespace muse::config {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -172,6 +173,48 @@ TEST(RenderTable, EveryKeyValueAndOrigin) {
   EXPECT_EQ(squeeze(row_of("seed")), "| seed | 1234 | default |");
   EXPECT_EQ(squeeze(row_of("dist.collective_timeout_s")),
             "| dist.collective_timeout_s | 300.0 | default |");
+}
+
+TEST(RenderTable, DisplayWidthCountsCodePoints) {
+  EXPECT_EQ(display_width(""), 0u);
+  EXPECT_EQ(display_width("abc"), 3u);
+  EXPECT_EQ(display_width("…"), 1u);
+  EXPECT_EQ(display_width("réponse — ok"), 12u);
+}
+
+// Long values are cut at their end, long origins at their start, so that no
+// line is wider than asked; the note follows the table once.
+TEST(RenderTable, CutsLongValuesToTheWidth) {
+  MuseConfig c;
+  std::string long_template;
+  for (int i = 0; i < 50; ++i)
+    long_template += "réponse {problem} ";
+  c.aggregate.prompt_template = long_template;
+  const std::string long_origin = "/very/long/directory/" + std::string(80, 'd') + "/config.json";
+  const Origins origins = {{"aggregate.template", "my.yaml"}, {"model.dim", long_origin}};
+  const std::string note = "values cut with … are whole in runs/x/config.yaml";
+  const std::string table = render_table(describe_fields(c), origins, 120, note);
+  const auto lines = lines_of(table);
+  ASSERT_EQ(lines.back(), note);
+  EXPECT_EQ(count_of(table, note), 1u);
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    EXPECT_EQ(display_width(lines[i]), display_width(lines[0])) << lines[i];
+    EXPECT_LE(display_width(lines[i]), 120u) << lines[i];
+  }
+  // The value keeps its start, the origin its end (the file's name).
+  const std::string value_start = format_value(long_template).substr(0, 20);
+  EXPECT_THAT(table, HasSubstr("| aggregate.template "));
+  EXPECT_THAT(table, HasSubstr(value_start));
+  EXPECT_THAT(table, HasSubstr("… | my.yaml"));
+  EXPECT_THAT(table, HasSubstr("| …ddd"));
+  EXPECT_THAT(table, HasSubstr("d/config.json |"));
+  // A table that fits is left whole, without the note.
+  const auto all = describe_fields(c);
+  const std::vector<FieldInfo> few(all.begin(), all.begin() + 5);
+  const std::string whole = render_table(few, {}, 120, note);
+  EXPECT_THAT(whole, Not(HasSubstr("…")));
+  EXPECT_THAT(whole, Not(HasSubstr(note)));
+  EXPECT_EQ(whole, render_table(few, {}));
 }
 
 }  // namespace

@@ -45,6 +45,11 @@ expect_config_error override_unknown 'stage: pretrain' \
   --set trainer.stepz=3
 expect_config_error override_type 'stage: pretrain' "trainer.steps: expected an integer" \
   --set trainer.steps=many
+# A file without a key would silently mean every default.
+expect_config_error empty '' "empty.yaml: the config is empty"
+expect_config_error comments_only '# stage: rl
+  # nothing else' "comments_only.yaml: the config is empty"
+expect_config_error empty_plan '' "empty_plan.yaml: the config is empty" --plan
 
 # A missing file.
 out=$("$bin/muse-train" --config "$tmp/absent.yaml" 2>&1 >/dev/null)
@@ -133,11 +138,21 @@ diff <(grep -v '^#' "$tmp/first.yaml") <(grep -v '^#' "$tmp/runs/second/config.y
   fail "config.yaml does not round-trip"
 [[ -z $(ls "$tmp/runs/second" | grep -v '^config.yaml$') ]] || fail "stray files in the run directory"
 
-# Every shipped config is valid.
-for f in configs/*/*.yaml; do
-  "$bin/muse-train" --config "$f" --print-config >/dev/null 2>"$tmp/preset.err" ||
-    fail "$f: $(cat "$tmp/preset.err")"
-done
+# The start-up output fits 120 columns: long values (a template with
+# multi-byte characters, a long origin) are cut with "…", and the run's
+# config.yaml has them whole.
+long="Proposed answers: {solutions} — $(printf 'réponse %.0s' {1..60}){problem}"
+printf 'run:\n  name: wide\n  dir: %s\naggregate:\n  template: "%s"\n' "$tmp/runs" "$long" \
+  >"$tmp/wide.yaml"
+"$bin/muse-train" --config "$tmp/wide.yaml" --dry-run >"$tmp/wide.out" 2>&1 ||
+  fail "wide dry run: $(cat "$tmp/wide.out")"
+widest=$(python3 -c 'import sys; print(max(len(l.rstrip("\n")) for l in open(sys.argv[1], encoding="utf-8")))' \
+  "$tmp/wide.out")
+((widest <= 120)) || fail "the start-up output is $widest columns wide: $(cat "$tmp/wide.out")"
+grep -q '^| aggregate.template .*…' "$tmp/wide.out" || fail "the long value is not cut with …"
+[[ $(grep -c "^values cut with … are whole in $tmp/runs/wide/config.yaml" "$tmp/wide.out") == 1 ]] ||
+  fail "no single note naming config.yaml: $(cat "$tmp/wide.out")"
+grep -qF "$long" "$tmp/runs/wide/config.yaml" || fail "config.yaml lacks the whole template"
 
 # The config reference in docs/ is generated from the declarations.
 diff <("$bin/muse-train" --help-config markdown) docs/config.md >/dev/null ||

@@ -16,7 +16,8 @@ backend=mpi
 [[ $ranks == 1 ]] && backend=solo  # one rank: identity collectives, no MPI calls
 grep -q "world: $ranks rank(s) on 1 node(s), launcher mpirun, backend $backend" "$tmp/out"
 grep -q "communicator self-check passed (23 collectives)" "$tmp/out"
-grep -Eq "^data: [0-9]+ shard\(s\), [0-9.]+k documents, .* first batch $((8 / ranks)) rows per rank" "$tmp/out"
+grep -Eq "^data: [0-9]+ shard\(s\), [0-9.]+k documents, .* per epoch$" "$tmp/out"
+grep -Eq "^  first batch: $((8 / ranks)) rows per rank" "$tmp/out"
 grep -q "dry run complete" "$tmp/out"
 # Only rank 0 prints the table and the report.
 [[ $(grep -c "^| stage " "$tmp/out") == 1 ]]
