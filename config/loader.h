@@ -172,7 +172,11 @@ Loaded<Root> read_sources(const std::optional<std::string>& file,
       errors.push_back(e);
     }
   };
-  if (file) apply(*file, [&] { return load_yaml_file(*file); });
+  if (file.has_value()) {
+    // A copy: GCC 12 at -O3 takes *file inside the lambda for uninitialized.
+    const std::string path = file.value();
+    apply(path, [&] { return load_yaml_file(path); });
+  }
   for (const auto& assignment : overrides)
     apply("--set " + assignment, [&] { return parse_override(assignment); });
   return out;
