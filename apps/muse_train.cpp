@@ -407,15 +407,16 @@ int run(int argc, char** argv) {
     if (dry_run) {
       print_self_check(comm::run_self_check(*comm, 1024));
       if (!trainer::is_rl_stage(cfg.run_stage())) {
-        // Every rank opens the data; all learn whether any could not.
-        std::string data_error, summary;
+        // Every rank opens the data; the lowest rank that could not says
+        // why (one line, though every rank may find the same bad shard).
+        std::string summary;
         try {
-          summary = check_training_data(cfg, world.rank, world.size);
+          comm::run_agreed(*comm,
+                           [&] { summary = check_training_data(cfg, world.rank, world.size); });
         } catch (const data::DataError& e) {
-          data_error = e.what();
-        }
-        if (any_rank(*comm, !data_error.empty())) {
-          if (!data_error.empty()) telemetry::log_error(data_error);
+          telemetry::log_error(e.what());
+          return kExitUsage;
+        } catch (const comm::PeerFailure&) {
           return kExitUsage;
         }
         telemetry::log_info(summary);

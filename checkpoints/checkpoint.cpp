@@ -17,11 +17,13 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/manifest.h"
 #include "checkpoints/posix_file.h"
+#include "config/crc32c.h"
 
 namespace muse::checkpoints {
 namespace {
 
 namespace fs = std::filesystem;
+using config::crc32c;
 using detail::Json;
 
 // Bounds for sizes and offsets, so that byte arithmetic cannot overflow.

@@ -145,13 +145,4 @@ class Checkpoint {
   std::unique_ptr<Impl> impl_;  // [not null]
 };
 
-// CRC-32C (Castagnoli) of `size` bytes, continuing from `crc` (0 to start):
-// the CPU's instruction where there is one (x86-64 SSE4.2), else tables.
-uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
-
-namespace detail {
-// The table (software) form, whatever the CPU; the same results.
-uint32_t crc32c_table(const void* data, size_t size, uint32_t crc = 0);
-}  // namespace detail
-
 }  // namespace muse::checkpoints

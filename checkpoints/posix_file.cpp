@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "checkpoints/checkpoint.h"
+#include "checkpoints/checkpoint_error.h"
 
 namespace muse::checkpoints::detail {
 namespace {

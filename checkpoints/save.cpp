@@ -17,6 +17,7 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/manifest.h"
 #include "checkpoints/posix_file.h"
+#include "config/crc32c.h"
 #include "config/files.h"
 #include "config/schema.h"
 
@@ -24,6 +25,7 @@ namespace muse::checkpoints {
 namespace {
 
 namespace fs = std::filesystem;
+using config::crc32c;
 using detail::Json;
 
 // The longest error text one rank shares with the others.

@@ -1547,8 +1547,9 @@ std::optional<ChatTemplate> find_chat_template(const std::filesystem::path& dir)
   if (found->is_string()) return ChatTemplate::parse(found->get<std::string>(), origin);
   if (found->is_array()) {
     for (const auto& named : *found) {
-      if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
-          named["template"].is_string()) {
+      // Compared as JSON: a "name" that is not a string is just not "default".
+      if (named.is_object() && named.contains("name") && named["name"] == "default" &&
+          named.contains("template") && named["template"].is_string()) {
         return ChatTemplate::parse(named["template"].get<std::string>(), origin + "[default]");
       }
     }

@@ -10,7 +10,9 @@
 //                                                      prediction counts (absent: 0 for all)
 //
 // and root attributes format = "muse-shard", version = 1, vocab_size,
-// image_token_id, pad_token_id, n_tokens, n_documents, n_images.
+// image_token_id, pad_token_id, n_tokens, n_documents, n_images. The HDF5
+// file starts at byte 512, after a header holding the CRC-32C of the whole
+// file (shard_checksum.h).
 #pragma once
 
 #include <cstdint>
@@ -58,8 +60,9 @@ struct Shard {
                     int64_t loss_start = 0);
 };
 
-// Writes `shard` to a temporary file beside `path`, flushes it to disk and
-// renames it to `path`: a shard under its final name is always complete.
+// Writes `shard` to a temporary file beside `path` with its checksum header,
+// flushes it to disk and renames it to `path`: a shard under its final name
+// is always complete. The bytes depend on `shard` alone (no timestamps).
 // Returns the file's size in bytes. Throws std::invalid_argument when the
 // shard breaks an invariant, std::runtime_error naming the file when writing
 // fails (the temporary file is removed).
@@ -79,11 +82,13 @@ struct ShardHeader {
   int64_t image_channels = 0;
 };
 
-// An open shard file. Opening validates the format and version attributes,
-// the presence, types and extents of the datasets, and the document offsets,
-// image positions and loss starts; reading tokens validates their ids. Every
-// failure is a DataError "FILE: DATASET-OR-ATTRIBUTE: problem". Reads may run
-// on several threads (this HDF5 build is thread-safe).
+// An open shard file. Opening first reads the whole file and checks it
+// against its checksum (shard_checksum.h), before libhdf5 reads any of it;
+// it then validates the format and version attributes, the presence, types
+// and extents of the datasets, and the document offsets, image positions and
+// loss starts; reading tokens validates their ids. Every failure is a
+// DataError "FILE: problem", naming the dataset or attribute where there is
+// one. Reads may run on several threads (this HDF5 build is thread-safe).
 class ShardReader {
  public:
   explicit ShardReader(std::filesystem::path path);
@@ -108,6 +113,10 @@ class ShardReader {
   Shard read_all() const;
 
  private:
+  friend void add_shard_checksum(const std::filesystem::path& path);
+  enum class ChecksumCheck { kVerify, kSkipToAddOne };
+  ShardReader(std::filesystem::path path, ChecksumCheck checksum);
+
   struct Handles;
   std::filesystem::path path_;
   std::unique_ptr<Handles> handles_;  // [not null]
@@ -119,5 +128,13 @@ class ShardReader {
 
 // ShardReader(path).read_all().
 Shard read_shard(const std::filesystem::path& path);
+
+// Gives `path`, a shard written without a checksum (by muse-data before
+// shards had one, or by another tool), its checksum header: the shard must
+// pass every check of ShardReader and every token id is validated, then a
+// copy behind the header replaces the file (write_sealed_copy, renamed over
+// it). Throws DataError naming the file when a check fails (the file is left
+// as it was), std::runtime_error when writing fails.
+void add_shard_checksum(const std::filesystem::path& path);
 
 }  // namespace muse::data

@@ -1,9 +1,10 @@
 #include "formats/hf_config.h"
 
 #include <cmath>
+#include <optional>
 #include <string>
 
-#include "checkpoints/checkpoint.h"
+#include "checkpoints/checkpoint_error.h"
 #include "checkpoints/posix_file.h"
 #include "config/schema.h"
 #include "model/family.h"
@@ -39,6 +40,24 @@ const model::Family& family_of_config(const fs::path& path, const json& c) {
   fail(path, "architectures names " + arch + "; muse-train reads " + known);
 }
 
+// `v`, the value of `name`, when it is a whole number an int64 holds.
+double whole_number(const fs::path& path, const std::string& name, double v) {
+  if (v != std::floor(v) || std::fabs(v) >= 0x1p63)
+    fail(path, name + " is " + json(v).dump() + ", not an integer");
+  return v;
+}
+
+// rope_type (or the older type) of a rope_scaling or rope_parameters object.
+std::string rope_type_of(const fs::path& path, const json& r, const std::string& object) {
+  for (const char* key : {"rope_type", "type"}) {
+    if (!r.contains(key)) continue;
+    if (!r[key].is_string())
+      fail(path, object + "." + key + " is " + r[key].dump() + ", not a string");
+    return r[key].get<std::string>();
+  }
+  return "default";
+}
+
 // The number (or boolean) config.json holds for `key`, or its `absent`
 // value; nullopt when it has neither.
 std::optional<double> number_of(const fs::path& path, const json& c, const model::HfConfigKey& key,
@@ -53,7 +72,9 @@ std::optional<double> number_of(const fs::path& path, const json& c, const model
     fail(path, name + " is " + v.dump() + ", not a " +
                    (key.kind == model::HfConfigKey::kBool ? "boolean" : "number"));
   }
-  return key.kind == model::HfConfigKey::kBool ? (v.get<bool>() ? 1.0 : 0.0) : v.get<double>();
+  if (key.kind == model::HfConfigKey::kBool) return v.get<bool>() ? 1.0 : 0.0;
+  if (key.kind == model::HfConfigKey::kReal) return v.get<double>();
+  return whole_number(path, name, v.get<double>());
 }
 
 // rope_scaling's settings as model.rope_* fields of `m`.
@@ -61,7 +82,7 @@ void read_rope_scaling(const fs::path& path, const json& r, model::ModelConfig& 
   m.rope_scaling = "none";
   if (r.is_null()) return;
   if (!r.is_object()) fail(path, "rope_scaling is " + r.dump() + ", not an object");
-  const std::string type = r.value("rope_type", r.value("type", std::string("default")));
+  const std::string type = rope_type_of(path, r, "rope_scaling");
   if (type == "default") return;
   if (type != "linear" && type != "llama3") {
     fail(path, "rope_scaling type '" + type +
@@ -77,7 +98,9 @@ void read_rope_scaling(const fs::path& path, const json& r, model::ModelConfig& 
   if (type == "llama3") {
     m.rope_low_freq_factor = number("low_freq_factor");
     m.rope_high_freq_factor = number("high_freq_factor");
-    m.rope_original_max_len = static_cast<int64_t>(number("original_max_position_embeddings"));
+    m.rope_original_max_len =
+        static_cast<int64_t>(whole_number(path, "rope_scaling.original_max_position_embeddings",
+                                          number("original_max_position_embeddings")));
   }
 }
 
@@ -109,7 +132,7 @@ json read_hf_config(const fs::path& path) {
     if (params.contains("rope_theta") && !c.contains("rope_theta"))
       c["rope_theta"] = params["rope_theta"];
     params.erase("rope_theta");
-    const std::string type = params.value("rope_type", std::string("default"));
+    const std::string type = rope_type_of(path, params, "rope_parameters");
     if (!c.contains("rope_scaling") || c["rope_scaling"].is_null())
       c["rope_scaling"] = type == "default" ? json(nullptr) : params;
   }

@@ -273,6 +273,12 @@ constexpr std::array<HfConfigKey, 15> kTextConfig = {{
     {.hf_key = "use_cache", .kind = HfConfigKey::kFixed, .fixed = "true", .checked = false},
 }};
 
+// dim / n_heads; 0 while config.json is read in and n_heads may still be
+// 0 (ModelConfig::validate then names model.n_heads).
+int64_t dim_per_head(const ModelConfig& m) {
+  return m.n_heads > 0 ? m.dim / m.n_heads : 0;
+}
+
 // head_dim as a config.json key; absent, `absent` is the family's default.
 constexpr HfConfigKey head_dim_key(double (*absent)(const ModelConfig&)) {
   return {.hf_key = "head_dim",
@@ -282,12 +288,13 @@ constexpr HfConfigKey head_dim_key(double (*absent)(const ModelConfig&)) {
           .absent = absent,
           .set =
               [](ModelConfig& m, double v) {
-                m.head_dim_override = as_int(v) == m.dim / m.n_heads ? 0 : as_int(v);
+                const int64_t head_dim = as_int(v);
+                m.head_dim_override = head_dim == dim_per_head(m) ? 0 : head_dim;
               }};
 }
 
 double width_per_head(const ModelConfig& m) {
-  return as_double(m.dim / m.n_heads);
+  return as_double(dim_per_head(m));
 }
 
 // transformers' LlamaConfig: attention_bias and mlp_bias put biases on every

@@ -37,6 +37,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "comm/solo_communicator.h"
+#include "config/crc32c.h"
 #include "model/model_config.h"
 #include "trainer/training_state.h"
 
@@ -137,7 +138,7 @@ class Bench {
       auto start = Clock::now();
       bytes = 0;
       for (const at::Tensor& t : saved_) {
-        muse::checkpoints::crc32c(t.data_ptr(), t.nbytes());
+        muse::config::crc32c(t.data_ptr(), t.nbytes());
         bytes += static_cast<int64_t>(t.nbytes());
       }
       crc = std::min(crc, seconds_since(start));

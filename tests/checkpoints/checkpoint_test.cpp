@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "comm/solo_communicator.h"
+#include "config/crc32c.h"
 #include "config/schema.h"
 #include "model/layout.h"
 #include "tests/checkpoints/error_of.h"
@@ -242,7 +243,7 @@ TEST_F(CheckpointTest, ManifestHoldsModelConfigUnitLayoutAndShards) {
   EXPECT_EQ(shard["begin"], 0);
   EXPECT_EQ(shard["numel"], 1000);
   EXPECT_EQ(shard["offset"], 4000);
-  EXPECT_EQ(shard["crc32c"], crc32c(r.tensors[1].data.data_ptr(), 4000));
+  EXPECT_EQ(shard["crc32c"], config::crc32c(r.tensors[1].data.data_ptr(), 4000));
   EXPECT_TRUE(m["tensors"][2]["shards"].empty());  // no elements, no shards
   EXPECT_EQ(m["ranks"][0]["file"], "rank_00000.bin");
   EXPECT_EQ(m["ranks"][0]["size"], fs::file_size(dir / "rank_00000.bin"));

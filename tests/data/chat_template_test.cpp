@@ -316,6 +316,9 @@ TEST_F(FindChatTemplate, TakesTheDefaultOfNamedTemplates) {
               std::string::npos)
         << e.what();
   }
+  // A name that is not a string is not "default" (fuzz_tokenizer_config).
+  write("tokenizer_config.json", R"({"chat_template": [{"name": 5, "template": "x"}]})");
+  EXPECT_THROW(muse::data::find_chat_template(dir_), ChatTemplateError);
 }
 
 TEST_F(FindChatTemplate, ErrorsNameTheFile) {

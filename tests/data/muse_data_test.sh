@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # muse-data end to end: a tokenizer trained on a small JSON Lines corpus with
 # PNG images written here, shards built from it (checked with h5dump against
-# docs/formats.md), the same shards from 1 and 2 workers, supervised examples
-# (--prompt-key/--response-key, /loss_starts), and bad input: exit code 2, one
-# `error: FILE:LINE: ...` line, no shard left behind.
+# docs/formats.md, and by muse-data checksum), the same bytes from 1 and 2
+# workers, supervised examples (--prompt-key/--response-key, /loss_starts),
+# and bad input: exit code 2, one `error: FILE:LINE: ...` line, no shard left
+# behind.
 #   muse_data_test.sh BIN_DIR
 set -uo pipefail
 bin=$1
@@ -83,12 +84,16 @@ h5dump -a format "$tmp/shards/shard_000000.h5" | grep -q '"muse-shard"' || fail 
 h5dump -a version "$tmp/shards/shard_000000.h5" | grep -q '(0): 1$' || fail "version attribute"
 grep -q 'DATASET "loss_starts"' <<<"$header" && fail "plain text shards hold /loss_starts: $header"
 
-# One worker makes the same shards as two.
+# Every shard carries its checksum, which muse-data checksum verifies.
+out=$("$bin/muse-data" checksum "$tmp/shards" 2>&1) || fail "checksum: $out"
+grep -q "^muse-data checksum: $n_shards shards verified, 0 checksums added, 0 bad shards; " <<<"$out" ||
+  fail "checksum summary: $out"
+[[ $(head -c 15 "$tmp/shards/shard_000000.h5") == "muse-shard-crc" ]] || fail "no checksum header"
+
+# One worker makes the same shards as two, byte for byte (no timestamps).
 out=$(build "$tmp/one" 1 2>&1) || fail "build with one worker: $out"
 for f in "$tmp"/shards/*.h5; do
-  name=$(basename "$f")
-  diff <(h5dump "$f" | tail -n +2) <(h5dump "$tmp/one/$name" | tail -n +2) >/dev/null ||
-    fail "$name differs between 1 and 2 workers"
+  cmp -s "$f" "$tmp/one/$(basename "$f")" || fail "$(basename "$f") differs between 1 and 2 workers"
 done
 
 # A second build into a directory that holds shards is refused.
@@ -181,6 +186,10 @@ expect_usage "--channels: expected 1 or 3, got '2'" build --input a --tokenizer 
 expect_usage "unknown option '--shard-token'" build --shard-token 5
 expect_usage "unknown command 'bild'" bild
 expect_usage "a command is required"
+expect_usage "give the shards to check: a file or a directory" checksum --add
+expect_usage "unknown option '--ad' (did you mean '--add'?)" checksum --ad "$tmp/shards"
+expect_usage "$tmp/corpus.jsonl: not a muse shard" checksum "$tmp/corpus.jsonl"
+expect_usage "$tmp/absent.h5: no such shard file" checksum "$tmp/absent.h5"
 
 if ((failures)); then
   echo "$failures check(s) failed"

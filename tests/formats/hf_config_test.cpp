@@ -125,6 +125,28 @@ TEST_F(HfConfig, WhatMuseCannotComputeIsAnErrorNamingTheKey) {
   c = llama31_v4();
   c["num_attention_heads"] = 3;
   EXPECT_THAT(error_of(c), HasSubstr("gives model.dim that cannot work"));
+  // Found by fuzz_hf_config: each once crashed the reading (a division by
+  // zero, a double too large for an integer, an uncaught JSON type error).
+  c = llama31_v4();
+  c["num_attention_heads"] = 0;
+  EXPECT_THAT(error_of(c), HasSubstr("gives model.n_heads that cannot work"));
+  c = llama31_v4();
+  c["hidden_size"] = 1e300;
+  EXPECT_THAT(error_of(c), HasSubstr("hidden_size is 1e+300, not an integer"));
+  c = llama31_v4();
+  c["hidden_size"] = 64.5;
+  EXPECT_THAT(error_of(c), HasSubstr("hidden_size is 64.5, not an integer"));
+  c = llama31_v4();
+  c["rope_scaling"]["original_max_position_embeddings"] = -1e19;
+  EXPECT_THAT(error_of(c),
+              HasSubstr("rope_scaling.original_max_position_embeddings is -1e+19, not an integer"));
+  c = llama31_v4();
+  c["rope_scaling"]["rope_type"] = 3;
+  EXPECT_THAT(error_of(c), HasSubstr("rope_scaling.rope_type is 3, not a string"));
+  c = llama31_v4();
+  c.erase("rope_scaling");
+  c["rope_parameters"] = {{"type", nullptr}};
+  EXPECT_THAT(error_of(c), HasSubstr("rope_parameters.type is null, not a string"));
 }
 
 TEST_F(HfConfig, ChecksCompareEveryKeyOfTheFamily) {

@@ -1,5 +1,8 @@
-// libFuzzer target: reading an HDF5 shard (the format checks, then every
-// token and image). Any input must read or raise DataError, never crash.
+// libFuzzer target: reading a shard file from its raw bytes. The whole-file
+// checksum comes first (data/shard_checksum.h), so a mutated shard must be
+// refused before libhdf5 reads any of it; fuzz_shard_content covers the
+// reader's checks behind the checksum. Any input must read or raise
+// DataError, never crash.
 #include <unistd.h>
 
 #include <cstdint>

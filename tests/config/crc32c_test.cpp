@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "checkpoints/checkpoint.h"
+#include "config/crc32c.h"
 
-namespace muse::checkpoints {
+namespace muse::config {
 namespace {
 
 // The definition, one bit at a time (reflected polynomial 0x82F63B78).
@@ -65,4 +65,4 @@ TEST(Crc32c, ContinuesAcrossCalls) {
 }
 
 }  // namespace
-}  // namespace muse::checkpoints
+}  // namespace muse::config

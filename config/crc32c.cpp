@@ -8,13 +8,13 @@
 #include <cstdint>
 #include <cstring>
 
-#include "checkpoints/checkpoint.h"
+#include "config/crc32c.h"
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
 #endif
 
-namespace muse::checkpoints {
+namespace muse::config {
 namespace {
 
 constexpr uint32_t kPolynomial = 0x82F63B78;  // 0x1EDC6F41 bit-reversed
@@ -98,4 +98,4 @@ uint32_t crc32c_table(const void* data, size_t size, uint32_t crc) {
 }
 
 }  // namespace detail
-}  // namespace muse::checkpoints
+}  // namespace muse::config
