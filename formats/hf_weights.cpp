@@ -48,7 +48,13 @@ HfWeights::HfWeights(fs::path dir, const model::ModelConfig& model)
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       throw checkpoints::CheckpointError(index.string() + ": no weight_map");
     for (const auto& [name, file] : j["weight_map"].items()) {
-      const fs::path p = dir / file.get<std::string>();
+      // A shard is a file beside the index, never a path out of the directory.
+      const std::string shard = file.is_string() ? file.get<std::string>() : "";
+      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos)
+        throw checkpoints::CheckpointError(
+            index.string() + ": weight_map[\"" + name +
+            "\"] is not a file name in the directory: " + file.dump());
+      const fs::path p = dir / shard;
       if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
     }
   } else {

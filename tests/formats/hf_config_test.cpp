@@ -10,6 +10,7 @@
 #include <string>
 
 #include "checkpoints/checkpoint_error.h"
+#include "formats/hf_weights.h"
 
 namespace muse::formats {
 namespace {
@@ -178,6 +179,26 @@ TEST_F(HfConfig, ChecksCompareEveryKeyOfTheFamily) {
   EXPECT_THROW(check_hf_config(p, round(mistral), mm), checkpoints::CheckpointError);
   mm.max_seq_len = 4096;
   EXPECT_NO_THROW(check_hf_config(p, round(mistral), mm));
+}
+
+// model.safetensors.index.json maps each tensor to a shard file beside it:
+// anything else is one error naming the index and the entry, not a crash or
+// a read outside the directory.
+TEST_F(HfConfig, IndexEntriesMustBeFileNamesInTheDirectory) {
+  const model::ModelConfig cfg = read(llama31_v4());
+  for (const json& file : {json(7), json(nullptr), json(""), json("../secret.safetensors"),
+                           json("/etc/passwd"), json("..")}) {
+    std::ofstream(dir_ / "model.safetensors.index.json")
+        << json{{"weight_map", {{"model.norm.weight", file}}}}.dump();
+    try {
+      HfWeights weights(dir_, cfg);
+      ADD_FAILURE() << "accepted " << file.dump();
+    } catch (const checkpoints::CheckpointError& e) {
+      EXPECT_THAT(e.what(),
+                  HasSubstr("model.safetensors.index.json: weight_map[\"model.norm.weight\"] "
+                            "is not a file name in the directory"));
+    }
+  }
 }
 
 }  // namespace
