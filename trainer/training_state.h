@@ -88,7 +88,6 @@ class TrainingState {
   // What resume() reads back: the optimizer steps and guard counters.
   nlohmann::json counters() const;
 
-
  private:
   comm::Communicator& comm_;
   FsdpModel model_;
