@@ -13,7 +13,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -32,6 +34,7 @@
 #include "data/tokenizer.h"
 #include "formats/model_source.h"
 #include "inference/adaptive.h"
+#include "inference/prompting.h"
 #include "inference/voting.h"
 #include "model/generate.h"
 #include "muse/version.h"
@@ -71,13 +74,18 @@ const char* kDescription =
     "fixed_budget@N and adaptive with --adaptive; single, greedy, majority@K,\n"
     "aggregator@K (+refine@R) with --contemplate. --set KEY=VALUE changes an\n"
     "adaptive.*, aggregate.* or rewards.* setting of the checkpoint's config.\n"
+    "Plain answers with --metrics FILE are an evaluation: the prompts are answered\n"
+    "in batches of --batch, the record \"greedy\" (accuracy, its standard error,\n"
+    "response tokens) is appended to FILE and --answers FILE gets one line per\n"
+    "prompt.\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad command line or input.";
 
 struct Options {
-  std::string checkpoint, prompt, prompts, solver, tokenizer, metrics;
+  std::string checkpoint, prompt, prompts, solver, tokenizer, metrics, answers;
   std::vector<std::string> images, overrides;
   std::optional<int64_t> contemplate, max_new_tokens, limit;
   int64_t refine_rounds = 0;
+  int64_t batch = 64;
   std::optional<double> temperature;
   uint64_t seed = 0;
   bool verbose = false, compare_sequential = false, adaptive = false, chat = false, json = false;
@@ -220,6 +228,91 @@ int run_adaptive(const Options& o, const muse::MuseConfig& cfg, const model::Mod
   return 0;
 }
 
+// Plain answers with --metrics: every prompt answered in batches of
+// --batch (greedy unless --temperature), one summary record appended to
+// --metrics and, with --answers, one line per prompt.
+int run_evaluation(const Options& o, const muse::MuseConfig& cfg, const model::Model& m,
+                   const data::Tokenizer& tokenizer, const std::vector<data::PromptRecord>& prompts,
+                   int64_t step) {
+  const rewards::AnswerRule rule = cfg.rewards.correctness.rule();
+  const int64_t max_new = o.max_new_tokens.value_or(cfg.eval.max_new_tokens);
+  model::GenerateOptions options;
+  options.sampling.temperature = o.temperature.value_or(0);
+  options.stop_tokens = tokenizer.roles().stop_tokens();
+  options.seed = o.seed;
+  // The answers go to a temporary file renamed at the end, so FILE is
+  // either a whole evaluation's answers or absent, never a mix of two.
+  const std::string answers_tmp = o.answers + ".tmp";
+  std::unique_ptr<telemetry::JsonlSink> answers;
+  if (!o.answers.empty()) {
+    std::filesystem::remove(answers_tmp);
+    answers = std::make_unique<telemetry::JsonlSink>(answers_tmp);
+  }
+  double correct = 0, think = 0, response_tokens = 0, truncated = 0;
+  const Clock::time_point start = Clock::now();
+  for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(o.batch)) {
+    const size_t end = std::min(prompts.size(), first + static_cast<size_t>(o.batch));
+    std::vector<model::Prompt> batch;
+    for (size_t i = first; i < end; ++i)
+      batch.push_back(
+          {.tokens = prompts[i].tokens, .images = prompts[i].images, .max_new_tokens = max_new});
+    const std::vector<model::Generation> generations = model::generate(m, batch, options);
+    for (size_t i = first; i < end; ++i) {
+      const inference::PresentedPrompt shown{
+          .record = &prompts[i], .tokens = prompts[i].tokens, .text = prompts[i].prompt};
+      const rewards::Response r = inference::to_response(shown, generations[i - first], tokenizer);
+      const bool right = rewards::is_correct(r, rule);
+      correct += right ? 1 : 0;
+      think += static_cast<double>(r.think_tokens);
+      response_tokens += static_cast<double>(r.total_tokens);
+      truncated += r.truncated ? 1 : 0;
+      if (answers) {
+        telemetry::Record line;
+        const std::optional<std::string> answer = rewards::extract_answer(r.text, rule.forms);
+        line.add("index", static_cast<int64_t>(i))
+            .add("correct", right)
+            .add("answer", answer.value_or(""))
+            .add("reference", prompts[i].answer)
+            .add("response_tokens", r.total_tokens)
+            .add("think_tokens", r.think_tokens)
+            .add("finish", r.truncated ? "length" : "stop")
+            .add("text", r.text);
+        answers->write(line);
+      }
+    }
+    const double s = seconds_since(start);
+    std::fprintf(stderr, "answered %zu/%zu prompts, accuracy %.3f, %.0f s\n", end, prompts.size(),
+                 correct / static_cast<double>(end), s);
+  }
+  const double n = std::max<double>(1, static_cast<double>(prompts.size()));
+  const double accuracy = correct / n;
+  telemetry::Record r;
+  r.add("step", step)
+      .add("eval", "greedy")
+      .add("accuracy", accuracy)
+      .add("accuracy_stderr", std::sqrt(accuracy * (1 - accuracy) / n))
+      .add("think_tokens_mean", think / n)
+      .add("response_tokens_mean", response_tokens / n)
+      .add("truncated_fraction", truncated / n)
+      .add("prompts", static_cast<int64_t>(prompts.size()))
+      .add("max_new_tokens", max_new)
+      .add("temperature", options.sampling.temperature)
+      .add("checkpoint", o.checkpoint)
+      .add("seconds", seconds_since(start));
+  std::printf(
+      "%zu prompt(s): accuracy %.4f +- %.4f, %.1f response tokens per answer, %.3f "
+      "truncated\n",
+      prompts.size(), accuracy, std::sqrt(accuracy * (1 - accuracy) / n), response_tokens / n,
+      truncated / n);
+  if (answers) {
+    answers->flush();
+    answers.reset();
+    std::filesystem::rename(answers_tmp, o.answers);
+  }
+  append_records(o.metrics, {r});
+  return 0;
+}
+
 struct Totals {
   double prompts = 0, single = 0, majority = 0, answer = 0, tokens = 0, parallel_s = 0,
          sequential_s = 0;
@@ -248,6 +341,8 @@ int run(const Options& o) {
   }
   const bool graded = !o.prompts.empty();
   if (o.adaptive) return run_adaptive(o, cfg, aggregator, tokenizer, prompts, source.step);
+  if (!o.contemplate && !o.metrics.empty())
+    return run_evaluation(o, cfg, aggregator, tokenizer, prompts, source.step);
 
   // Contemplating mode: the solver is --solver, else the run's separate
   // solver, else the checkpoint itself.
@@ -405,7 +500,8 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   bool help = false, version = false;
-  std::string contemplate, max_new_tokens, temperature, seed = "0", limit, refine_rounds;
+  std::string contemplate, max_new_tokens, temperature, seed = "0", limit, refine_rounds,
+                                                        batch = "64";
   config::ArgParser args(
       "muse-generate",
       "--checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl) [options]",
@@ -426,8 +522,14 @@ int main(int argc, char** argv) {
             "answer with the smallest of adaptive.budgets and expand where the answer looks "
             "uncertain");
   args.option("--metrics", "FILE", &o.metrics,
-              "with --prompts: run the evaluation (fixed_budget@N and adaptive, or the "
-              "contemplating methods) and append its records to FILE");
+              "with --prompts: run the evaluation (greedy; fixed_budget@N and adaptive with "
+              "--adaptive; the contemplating methods with --contemplate) and append its records "
+              "to FILE");
+  args.option("--answers", "FILE", &o.answers,
+              "with --metrics and plain answers: write one JSON line per prompt (index, correct, "
+              "answer, reference, response_tokens, finish, text)");
+  args.option("--batch", "N", &batch,
+              "with --metrics and plain answers: prompts answered in one batch (default 64)");
   args.repeated(
       "--set", "KEY=VALUE", &o.overrides,
       "change an adaptive.*, aggregate.*, rewards.*, data.chat* or data.tokens.* setting of the "
@@ -482,8 +584,11 @@ int main(int argc, char** argv) {
     if (!o.metrics.empty() && o.prompts.empty())
       throw config::UsageError(
           "--metrics needs --prompts (records are measured on graded prompts)");
-    if (!o.metrics.empty() && !o.adaptive && !o.contemplate)
-      throw config::UsageError("--metrics goes with --adaptive or --contemplate");
+    o.batch = config::parse_int_option("--batch", batch, 1);
+    if (!o.answers.empty() && (o.metrics.empty() || o.adaptive || o.contemplate))
+      throw config::UsageError("--answers goes with --metrics and plain answers");
+    if (!o.metrics.empty() && !o.adaptive && !o.contemplate && o.compare_sequential)
+      throw config::UsageError("--compare-sequential does not go with a --metrics evaluation");
     if (o.adaptive && (o.max_new_tokens || o.temperature)) {
       throw config::UsageError(
           "--max-new-tokens and --temperature do not apply to --adaptive (set "

@@ -130,6 +130,16 @@ std::vector<double> overlong(const LengthConfig& cfg, const Group& g, const Cont
   return out;
 }
 
+// DLER (arXiv 2510.15110): a response cut at the generation limit earns no
+// reward at all, so C + L = 0.
+std::vector<double> truncation(const LengthConfig&, const Group& g, const Context&) {
+  std::vector<double> out(g.n.size(), 0.0);
+  for (size_t i = 0; i < g.n.size(); ++i) {
+    if (g.responses[i].truncated) out[i] = -g.correct[i];
+  }
+  return out;
+}
+
 // Arora & Zanette (arXiv 2502.04463), minus the correctness it multiplies.
 std::vector<double> arora(const LengthConfig& cfg, const Group& g, const Context&) {
   std::vector<double> correct_lengths;
@@ -162,8 +172,9 @@ struct LengthKind {
 
 // Adding a length term is adding its function above and one line here.
 constexpr LengthKind kLengthKinds[] = {
-    {"none", none},     {"linear", linear}, {"kimi", kimi},         {"l1_exact", l1_exact},
-    {"l1_max", l1_max}, {"cosine", cosine}, {"overlong", overlong}, {"arora", arora},
+    {"none", none},         {"linear", linear}, {"kimi", kimi},
+    {"l1_exact", l1_exact}, {"l1_max", l1_max}, {"cosine", cosine},
+    {"overlong", overlong}, {"arora", arora},   {"truncation", truncation},
 };
 
 class LengthTerm final : public Reward {

@@ -21,6 +21,8 @@
 //   arora     Arora & Zanette: -C * arora_alpha * sigmoid((n - mean) / std), mean
 //             and (population) std over the group's correct responses; z = 0
 //             when std == 0
+//   truncation DLER: -C when the response was truncated at the generation
+//             limit (it earns nothing), else 0
 //
 // docs/rewards.md derives each one and cites its source.
 #pragma once

@@ -84,7 +84,8 @@ struct LengthConfig {
   void visit(V& v) {
     v.field("kind", kind,
             {.help = "the length term: none, linear, kimi (Kimi k1.5), l1_exact, l1_max (L1), "
-                     "cosine (Yeo et al.), overlong (DAPO) or arora (Arora & Zanette)"});
+                     "cosine (Yeo et al.), overlong (DAPO), arora (Arora & Zanette) or truncation "
+                     "(DLER)"});
     v.field("weight", weight, {.help = "weight of the length term after warm-up", .ge = 0});
     v.field("combine", combine,
             {.help = "add: add the weighted term; gate: multiply it by the 0/1 correctness first, "

@@ -204,6 +204,39 @@ for bad in "--adaptive --contemplate 2" "--refine-rounds 1" "--adaptive --set mo
 done
 echo "adaptive ok"
 
+# Plain answers with --metrics: an evaluation in batches (--batch 3 leaves a
+# short last batch) whose per-prompt answers are the one-at-a-time answers
+# (the script stops at a failed assertion).
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 8 2>&1) ||
+  { echo "$out"; fail "plain answers failed"; }
+"$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 8 --batch 3 \
+  --metrics "$tmp/greedy.jsonl" --answers "$tmp/answers.jsonl" >"$tmp/greedy.out" 2>&1 ||
+  { cat "$tmp/greedy.out"; fail "plain --metrics failed"; }
+grep -q "^answered 8/8 prompts" "$tmp/greedy.out" || { cat "$tmp/greedy.out"; fail "no progress lines"; }
+printf '%s\n' "$out" >"$tmp/plain.out"
+"$py" - "$tmp/greedy.jsonl" "$tmp/answers.jsonl" "$tmp/plain.out" <<'PY'
+import json, re, sys
+record = [json.loads(l) for l in open(sys.argv[1])][-1]
+answers = [json.loads(l) for l in open(sys.argv[2])]
+sequential = re.findall(r"^  answer: (.*?)  \(reference .*, (correct|wrong)\)$", open(sys.argv[3]).read(), re.M)
+assert record["eval"] == "greedy" and record["prompts"] == 8, record
+assert [a["index"] for a in answers] == list(range(8)), answers
+assert len(sequential) == 8, sequential
+for a, (shown, verdict) in zip(answers, sequential):
+    assert a["answer"] == shown or (not a["answer"] and shown.startswith("(no answer)")), (a, shown)
+    assert a["correct"] == (verdict == "correct"), (a, verdict)
+accuracy = sum(a["correct"] for a in answers) / 8
+assert abs(record["accuracy"] - accuracy) < 1e-12, (record, accuracy)
+assert abs(record["accuracy_stderr"] - (accuracy * (1 - accuracy) / 8) ** 0.5) < 1e-12, record
+assert abs(record["response_tokens_mean"] - sum(a["response_tokens"] for a in answers) / 8) < 1e-9
+PY
+status=0
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" \
+  --answers "$tmp/a.jsonl" 2>&1) || status=$?
+[[ $status == 2 ]] && grep -q "^error: muse-generate: --answers goes with --metrics" <<<"$out" ||
+  { echo "$out"; fail "--answers without --metrics"; }
+echo "plain evaluation ok"
+
 # expect_error NAME KEY [--set ...]: exit 2 and one error line naming KEY.
 expect_error() {
   local name=$1 key=$2

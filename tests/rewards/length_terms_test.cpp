@@ -50,7 +50,7 @@ LengthConfig kind(std::string name) {
 TEST(LengthKinds, RegisteredOnceEach) {
   const std::vector<std::string> names = length_kinds();
   EXPECT_EQ(names, (std::vector<std::string>{"none", "linear", "kimi", "l1_exact", "l1_max",
-                                             "cosine", "overlong", "arora"}));
+                                             "cosine", "overlong", "arora", "truncation"}));
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
 }
 
@@ -172,6 +172,17 @@ TEST(LengthTerm, Arora) {
   expect_near(score(cfg, {response(12, true), response(12, true)}), {-0.05, -0.05});
   // No correct response: nothing to compare with.
   expect_near(score(cfg, {response(10, false), response(30, false)}), {0.0, 0.0});
+}
+
+TEST(LengthTerm, TruncationTakesAwayTheRewardOfTruncatedResponses) {
+  Response cut_correct = response(30, true);
+  cut_correct.truncated = true;
+  Response cut_wrong = response(30, false);
+  cut_wrong.truncated = true;
+  // Only a truncated correct response loses its correctness; length alone costs nothing.
+  expect_near(score(kind("truncation"), {response(10, true), response(90, true),
+                                         response(20, false), cut_correct, cut_wrong}),
+              {0.0, 0.0, 0.0, -1.0, 0.0});
 }
 
 TEST(LengthTerm, ExactMatchModeJudgesCorrectness) {

@@ -32,7 +32,7 @@ def generate(out, seed):
     subprocess.run([sys.executable, SCRIPT, out, "--seed", str(seed)], check=True,
                    stdout=subprocess.DEVNULL)
     return {name: open(os.path.join(out, name), "rb").read()
-            for name in ("train.jsonl", "heldout.jsonl", "MANIFEST.json")}
+            for name in ("train.jsonl", "heldout.jsonl", "heldout-eval.jsonl", "MANIFEST.json")}
 
 
 def records(data):
@@ -52,6 +52,7 @@ def main():
     assert first["heldout.jsonl"] != other["heldout.jsonl"], "the seed changed nothing"
 
     heldout, train = records(first["heldout.jsonl"]), records(first["train.jsonl"])
+    assert records(first["heldout-eval.jsonl"]) == heldout[:280], "heldout-eval is not its start"
     assert len(heldout) >= 2000, len(heldout)
     assert len(train) >= 5 * len(heldout), len(train)
     shared = {identity(r) for r in heldout} & {identity(r) for r in train}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Thought compression of SmolLM2-135M-Instruct (docs/results.md): makes the
+# model directory and the chat tasks, trains every setting, evaluates the
+# starting model and each final model on all held-out problems, and writes
+# the report. About an hour per run, two runs at a time on 2 cores (one
+# compute thread each); a rerun skips what is complete and resumes a run
+# that was stopped.
+#
+#   scripts/smollm2-rl.sh [SETTING ...]
+#
+# A SETTING is a config name under configs/smollm2/ without "rl-" and
+# ".yaml" (control, kimi, linear, dler), optionally with "-seedN" for
+# another seed of it (kimi-seed2 runs rl-kimi.yaml with seed 2). Default:
+# control kimi linear dler kimi-seed2 kimi-seed3.
+#
+# Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/eval
+# (SETTING.jsonl, the "greedy" record on the 2,140 held-out problems, and
+# SETTING.answers.jsonl, one line per problem; "start" is the starting
+# model) and runs/smollm2/report (results.md, results.json and the plots).
+#
+# Environment:
+#   MUSE_BIN       directory holding muse-train and muse-generate (default build/bin)
+#   MUSE_PYTHON    python with transformers and matplotlib (default the project's venv)
+#   MUSE_PARALLEL  runs and evaluations at a time (default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${MUSE_BIN:-build/bin}
+py=${MUSE_PYTHON:-$HOME/.cache/muse-train/venv/bin/python}
+parallel=${MUSE_PARALLEL:-2}
+settings=("$@")
+[[ ${#settings[@]} -gt 0 ]] || settings=(control kimi linear dler kimi-seed2 kimi-seed3)
+runs=runs/smollm2
+model=models/smollm2-135m-instruct
+for s in "${settings[@]}"; do
+  [[ -f configs/smollm2/rl-${s%-seed*}.yaml ]] ||
+    { echo "error: $s: no configs/smollm2/rl-${s%-seed*}.yaml" >&2; exit 2; }
+done
+mkdir -p "$runs/eval"
+"$py" scripts/smollm2.py "$model" >/dev/null
+[[ -f data/chat/heldout-eval.jsonl ]] || "$py" scripts/make_chat_tasks.py data/chat
+
+# run_parallel FUNCTION ARG...: FUNCTION ARG for each ARG, $parallel at a
+# time; fails when any of them failed.
+run_parallel() {
+  local fn=$1 pids=() status=0
+  shift
+  for arg in "$@"; do
+    while [[ $(jobs -rp | wc -l) -ge $parallel ]]; do sleep 1; done
+    "$fn" "$arg" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  return $status
+}
+
+train() {  # train SETTING
+  local s=$1 config=configs/smollm2/rl-${1%-seed*}.yaml seed=()
+  [[ $s == *-seed* ]] && seed=(--set "seed=${s##*-seed}")
+  local steps
+  steps=$(sed -n 's/^  steps: \([0-9]*\).*/\1/p' "$config")
+  if [[ $(cat "$runs/smollm2-rl-$s/LATEST" 2>/dev/null) == step_$(printf %08d "$steps") ]]; then
+    echo "$s: trained"
+    return
+  fi
+  echo "$s: training (log $runs/$s.log)"
+  OMP_NUM_THREADS=1 "$bin/muse-train" --config "$config" "${seed[@]}" --set run.dir="$runs" \
+    --set run.name="smollm2-rl-$s" >>"$runs/$s.log" 2>&1 ||
+    { echo "error: $s: training failed (see $runs/$s.log)" >&2; return 1; }
+}
+
+evaluate() {  # evaluate SETTING (start: the starting model)
+  local out=$runs/eval/$1 checkpoint=$runs/smollm2-rl-$1
+  [[ $1 == start ]] && checkpoint=hf:$model
+  if [[ -f $out.jsonl ]]; then
+    echo "$1: evaluated"
+    return
+  fi
+  rm -f "$out.jsonl.tmp"
+  OMP_NUM_THREADS=1 "$bin/muse-generate" --checkpoint "$checkpoint" --chat \
+    --prompts data/chat/heldout.jsonl --max-new-tokens 128 --set 'rewards.correctness.extract=[last_number]' \
+    --metrics "$out.jsonl.tmp" --answers "$out.answers.jsonl" >"$out.log" 2>&1 ||
+    { echo "error: $1: evaluation failed (see $out.log)" >&2; return 1; }
+  mv "$out.jsonl.tmp" "$out.jsonl"
+  tail -1 "$out.log"
+}
+
+run_parallel train "${settings[@]}"
+run_parallel evaluate start "${settings[@]}"
+"$py" scripts/report_smollm2.py "$runs/eval" --tasks data/chat/heldout.jsonl --out "$runs/report" \
+  --json "$runs/report/results.json"
