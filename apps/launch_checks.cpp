@@ -14,11 +14,11 @@ namespace muse {
 std::string model_summary(const model::ModelConfig& m) {
   const auto layout = model::model_layout(m);
   const int64_t image_params = layout[model::kEmbedUnit].numel - m.vocab_size * m.dim;
-  // The shape, not the preset's name: a model imported with hf: keeps the
-  // default preset name although config.json set every key.
-  return "model: " + m.family + ", " + std::to_string(m.n_layers) + " layers of width " +
-         std::to_string(m.dim) + ", " + telemetry::format_count(model::param_count(m)) +
-         " parameters (" + telemetry::format_count(image_params) + " in the image projector), " +
+  // The family and shape (layers x width), not the preset: a model imported
+  // with hf: keeps the default preset name although config.json set every key.
+  return "model: " + m.family + " " + std::to_string(m.n_layers) + "x" + std::to_string(m.dim) +
+         ", " + telemetry::format_count(model::param_count(m)) + " parameters (" +
+         telemetry::format_count(image_params) + " image projector), " +
          telemetry::format_count(model::flops_per_token(m, m.max_seq_len)) +
          " training FLOPs/token at " + std::to_string(m.max_seq_len) + " tokens";
 }
