@@ -30,13 +30,18 @@ parallel=${MUSE_PARALLEL:-2}
 settings=("$@")
 [[ ${#settings[@]} -gt 0 ]] || settings=(control kimi linear dler kimi-seed2 kimi-seed3)
 runs=runs/smollm2
-model=models/smollm2-135m-instruct
+model=models/SmolLM2-135M-Instruct
 for s in "${settings[@]}"; do
   [[ -f configs/smollm2/rl-${s%-seed*}.yaml ]] ||
     { echo "error: $s: no configs/smollm2/rl-${s%-seed*}.yaml" >&2; exit 2; }
 done
 mkdir -p "$runs/eval"
-"$py" scripts/smollm2.py "$model" >/dev/null
+# The model directory: a link to the one scripts/smollm2.py keeps in ~/.cache.
+if [[ ! -e $model/config.json ]]; then
+  cached=$("$py" scripts/smollm2.py)
+  mkdir -p "$(dirname "$model")"
+  ln -sfn "$cached" "$model"
+fi
 [[ -f data/chat/heldout-eval.jsonl ]] || "$py" scripts/make_chat_tasks.py data/chat
 
 # run_parallel FUNCTION ARG...: FUNCTION ARG for each ARG, $parallel at a
