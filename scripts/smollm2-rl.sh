@@ -13,7 +13,9 @@
 # another seed of it (kimi-seed2 runs rl-kimi.yaml with seed 2). Default:
 # control kimi linear dler kimi-seed2 kimi-seed3.
 #
-# Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/eval
+# Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/export
+# (the headline model as HF and GGUF, checked to answer 20 held-out problems
+# with muse-generate's greedy tokens in transformers and llama.cpp), runs/smollm2/eval
 # (SETTING.jsonl, the "greedy" record on the 2,140 held-out problems, and
 # SETTING.answers.jsonl, one line per problem; "start" is the starting
 # model) and runs/smollm2/report (results.md, results.json and the plots).
@@ -22,11 +24,15 @@
 #   MUSE_BIN       directory holding muse-train and muse-generate (default build/bin)
 #   MUSE_PYTHON    python with transformers and matplotlib (default the project's venv)
 #   MUSE_PARALLEL  runs and evaluations at a time (default 2)
+#   MUSE_HEADLINE  the setting reported as the headline and exported (default kimi)
+#   MUSE_LLAMA_CPP_PYTHON  python with llama-cpp-python (default its venv in ~/.cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${MUSE_BIN:-build/bin}
 py=${MUSE_PYTHON:-$HOME/.cache/muse-train/venv/bin/python}
 parallel=${MUSE_PARALLEL:-2}
+headline=${MUSE_HEADLINE:-kimi}
+llama_py=${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}
 settings=("$@")
 [[ ${#settings[@]} -gt 0 ]] || settings=(control kimi linear dler kimi-seed2 kimi-seed3)
 runs=runs/smollm2
@@ -92,4 +98,15 @@ evaluate() {  # evaluate SETTING (start: the starting model)
 run_parallel train "${settings[@]}"
 run_parallel evaluate start "${settings[@]}"
 "$py" scripts/report_smollm2.py "$runs/eval" --tasks data/chat/heldout.jsonl --out "$runs/report" \
-  --json "$runs/report/results.json"
+  --json "$runs/report/results.json" --headline "$headline"
+
+echo "== the $headline model exported, answering in transformers and llama.cpp"
+out=$runs/export
+mkdir -p "$out"
+"$bin/muse-export" --checkpoint "$runs/smollm2-rl-$headline" --format hf --out "$out/hf" >/dev/null
+"$bin/muse-export" --checkpoint "$runs/smollm2-rl-$headline" --format gguf --out "$out/model.gguf" \
+  >/dev/null
+"$bin/muse-generate" --checkpoint "$runs/smollm2-rl-$headline" --prompts data/chat/heldout.jsonl \
+  --limit 20 --max-new-tokens 128 --json >"$out/answers.jsonl"
+"$py" scripts/check_export_answers.py --hf "$out/hf" "$out/answers.jsonl" 2>/dev/null | tail -1
+"$llama_py" scripts/check_export_answers.py --gguf "$out/model.gguf" "$out/answers.jsonl" | tail -1

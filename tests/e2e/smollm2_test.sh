@@ -6,7 +6,9 @@
 # then every text stage from it in its chat format: SFT shards built with
 # `muse-data build --chat`, 2 SFT steps from hf:DIR, 2 RL steps from that run
 # (which takes the architecture and text format from the checkpoint), and the
-# export back to Hugging Face, read by transformers as the same family; and
+# export back to Hugging Face, read by transformers as the same family, and
+# the RL run's HF and GGUF exports answering chat prompts with muse-generate's
+# greedy tokens in transformers and llama.cpp; and
 # the Hub directory itself converted to GGUF (muse-export --checkpoint
 # hf:DIR), which llama.cpp runs to muse-train's logits and greedy tokens.
 #   smollm2_test.sh BIN_DIR
@@ -64,6 +66,16 @@ assert a.apply_chat_template(m, add_generation_prompt=True, tokenize=False) == \
 print("export: LlamaForCausalLM, the same chat prompt as SmolLM2's")
 PY
 llama_py=${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}
+# The RL run exported answers chat prompts in transformers and llama.cpp with
+# muse-generate's greedy tokens (scripts/check_export_answers.py).
+"$bin/muse-export" --checkpoint "$runs/rl" --format gguf --out "$tmp/rl.gguf" >/dev/null ||
+  fail "GGUF export of the RL run failed"
+"$bin/muse-generate" --checkpoint "$runs/rl" --prompts "$tmp/rl.jsonl" --limit 2 --max-new-tokens 24 \
+  --json >"$tmp/rl-answers.jsonl" || fail "muse-generate --json on the RL run failed"
+"$llama_py" scripts/check_export_answers.py --gguf "$tmp/rl.gguf" "$tmp/rl-answers.jsonl" ||
+  fail "llama.cpp answers differently from muse-generate"
+"$py" scripts/check_export_answers.py --hf "$tmp/rl-hf" "$tmp/rl-answers.jsonl" 2>/dev/null ||
+  fail "transformers answers differently from muse-generate"
 "$bin/family_probe" "hf:$dir" 1,9690,198,2683,359,28,1780,314,216,38,1232 8 >"$tmp/smol.json" ||
   fail "probe of hf:DIR failed"
 "$bin/muse-export" --checkpoint "hf:$dir" --format gguf --out "$tmp/smol.gguf" >/dev/null ||
