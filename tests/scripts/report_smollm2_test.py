@@ -74,7 +74,7 @@ def make_eval_dir(root):
     runs = {}
     for name, (accuracy, tokens, truncated) in EVALS.items():
         if name == "start":
-            checkpoint = "hf:models/smollm2-135m-instruct"
+            checkpoint = "hf:models/SmolLM2-135M-Instruct"
         else:
             runs[name] = make_run(root, name)
             # Seeds name a checkpoint inside the run, the others the run itself.
@@ -130,7 +130,7 @@ class ReportSmolLM2(unittest.TestCase):
         self.assertAlmostEqual(control["accuracy_stderr"], binomial(0.4, 100), places=12)
         self.assertIsNone(control["accuracy_stderr_seeds"])
         self.assertEqual(control["run"], self.runs["control"])
-        self.assertEqual(s["start"]["run"], "hf:models/smollm2-135m-instruct")
+        self.assertEqual(s["start"]["run"], "hf:models/SmolLM2-135M-Instruct")
 
         # Three seeds with a spread: mean, and s / sqrt(3) above the pooled binomial SE.
         kimi = s["kimi"]
