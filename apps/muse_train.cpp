@@ -5,9 +5,15 @@
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad command line or config,
 // 3 stopped by SIGTERM/SIGUSR1 after saving a checkpoint.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -210,13 +216,48 @@ void share_cores(const comm::World& world) {
   }
 }
 
-// Creates run.dir/run.name and writes the resolved config there (rank 0).
+// Holds an exclusive lock on DIR/.lock for the rest of the process (the
+// kernel drops it at exit, a crash included): a second launch on a run
+// directory in use would interleave its checkpoints and records with the
+// first's (a relaunch started before a preempted launch finished its last
+// checkpoint). The file names the holder for the error.
+void lock_run_dir(const std::filesystem::path& dir) {
+  const std::filesystem::path path = dir / ".lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    if (fd >= 0 && error == EWOULDBLOCK) {
+      char holder[256] = {};
+      const ssize_t n = ::pread(fd, holder, sizeof holder - 1, 0);
+      std::string who(holder, n > 0 ? static_cast<size_t>(n) : 0);
+      while (!who.empty() && who.back() == '\n')
+        who.pop_back();
+      throw std::runtime_error(dir.string() + ": the run directory is in use by another launch (" +
+                               (who.empty() ? std::string("holder unknown") : who) +
+                               "); wait for it to end, or choose another run.name");
+    }
+    if (fd >= 0) ::close(fd);
+    telemetry::log_warning(path.string() + ": cannot lock (" + std::strerror(error) +
+                           "): a second launch on this run directory would not be stopped");
+    return;
+  }
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string holder = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, holder.data(), holder.size(), 0) < 0)
+    telemetry::log_warning(path.string() + ": cannot record the lock's holder");
+  // The descriptor stays open: closing it would release the lock.
+}
+
+// Creates run.dir/run.name, locks it for this launch and writes the
+// resolved config there (rank 0).
 std::filesystem::path prepare_run_dir(const MuseConfig& cfg) {
   const std::filesystem::path dir = run_dir_of(cfg);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
     throw std::runtime_error(dir.string() + ": cannot create run directory (" + ec.message() + ")");
+  lock_run_dir(dir);
   config::write_file_atomic(dir / "config.yaml",
                             "# resolved by " + version_text() + "\n" + config::to_yaml(cfg));
   return dir;

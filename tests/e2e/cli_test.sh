@@ -124,6 +124,26 @@ out=$("$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set data.shards="$tm
 [[ $? == 2 ]] && grep -q "^error: data.shards: no shard files in '$tmp/none'" <<<"$out" ||
   fail "missing shards: $out"
 
+# A run directory in use by another launch (its .lock held, as flock(1)
+# holds it here) is refused with one line naming the holder; once the lock
+# is released the same launch goes ahead.
+mkdir -p "$tmp/runs/locked"
+echo "pid 4242 on elsewhere" >"$tmp/runs/locked/.lock"
+flock --no-fork -x "$tmp/runs/locked/.lock" sleep 60 &
+holder=$!
+sleep 0.5
+out=$("$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set run.name=locked 2>&1 >/dev/null)
+code=$?
+[[ $code == 1 && $(grep -c '^error: ' <<<"$out") == 1 ]] &&
+  grep -q "^error: $tmp/runs/locked: the run directory is in use by another launch (pid 4242 on elsewhere)" <<<"$out" ||
+  fail "a locked run directory: exit $code: $out"
+[[ ! -f $tmp/runs/locked/config.yaml ]] || fail "the refused launch wrote config.yaml"
+kill "$holder"
+wait "$holder" 2>/dev/null
+"$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set run.name=locked >"$tmp/locked.out" 2>&1 ||
+  fail "the released run directory: $(cat "$tmp/locked.out")"
+grep -q "^pid [0-9]* on " "$tmp/runs/locked/.lock" || fail "the lock does not name its holder"
+
 # Likely mistakes are warned about, once, with a hint.
 "$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set checkpoint.every=500 --set run.name=warn \
   >/dev/null 2>"$tmp/warn.err" || fail "dry run with a warning: $(cat "$tmp/warn.err")"
