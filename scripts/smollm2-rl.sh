@@ -10,8 +10,8 @@
 #
 # A SETTING is a config name under configs/smollm2/ without "rl-" and
 # ".yaml" (control, kimi, linear, dler), optionally with "-seedN" for
-# another seed of it (kimi-seed2 runs rl-kimi.yaml with seed 2). Default:
-# control kimi linear dler kimi-seed2 kimi-seed3.
+# another seed of it (kimi-seed2 runs rl-kimi.yaml with seed 2); control is
+# always among them. Default: control kimi linear dler kimi-seed2 kimi-seed3.
 #
 # Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/export
 # (the headline model as HF and GGUF, checked to answer 20 held-out problems
@@ -37,6 +37,8 @@ settings=("$@")
 [[ ${#settings[@]} -gt 0 ]] || settings=(control kimi linear dler kimi-seed2 kimi-seed3)
 runs=runs/smollm2
 model=models/SmolLM2-135M-Instruct
+[[ " ${settings[*]} " == *" control "* ]] ||
+  { echo "error: the settings must include control (the report compares every setting with it)" >&2; exit 2; }
 for s in "${settings[@]}"; do
   [[ -f configs/smollm2/rl-${s%-seed*}.yaml ]] ||
     { echo "error: $s: no configs/smollm2/rl-${s%-seed*}.yaml" >&2; exit 2; }
