@@ -52,6 +52,7 @@ enum StepSum : size_t {
   kResponses,
   kGroupsKept,
   kGroups,
+  kGroupsTrained,
   kRolloutFlops,  // rl/rl_compute.h
   kUpdateFlops,
   kTermsBegin
@@ -84,6 +85,12 @@ void check_launch(trainer::Stage stage, const RlConfig& rl, const rewards::Rewar
     throw config::ConfigError("rl.prompts_per_step", std::to_string(rl.prompts_per_step) +
                                                          " prompts do not split over " +
                                                          std::to_string(world_size) + " ranks");
+  }
+  if (rl.dynamic_sampling_rounds > 1 && !rl.dynamic_sampling) {
+    throw config::ConfigError("rl.dynamic_sampling_rounds",
+                              std::to_string(rl.dynamic_sampling_rounds) +
+                                  " rounds need rl.dynamic_sampling: true (rounds look for "
+                                  "groups whose rewards differ)");
   }
   (void)make_advantage(rl.advantage);
   rewards::check_length_limits(rewards.length, rl.max_new_tokens);
@@ -230,21 +237,39 @@ void PolicyTrainer::train(const std::function<void()>& evaluate) {
       metrics_, hooks);
 }
 
-telemetry::Record PolicyTrainer::rl_step() {
-  const Clock::time_point start = Clock::now();
+// One step's rollouts over its rounds: the sums of StepSum (one per reward
+// term after kTermsBegin), the histogram of think lengths, and this rank's
+// groups kept for the update, each as its G samples.
+struct PolicyTrainer::StepRollouts {
+  std::vector<double> sums;
+  std::vector<double> think_histogram;
+  double length_weight = 0;
+  std::vector<std::vector<Sample>> kept;
+};
+
+void PolicyTrainer::roll_out(int64_t round, StepRollouts& out) {
   const RlConfig& rl = job_.rl;
   const int64_t G = rl.group_size;
+  // Round 0 follows the prompt schedule; a further round of dynamic
+  // sampling draws from a schedule of its own, so the step alone still
+  // fixes every prompt and seed of a resumed run.
+  const auto with_round = [&](uint64_t seed) {
+    return round == 0 ? seed : config::mix_seed({seed, static_cast<uint64_t>(round)});
+  };
+  const std::vector<size_t> chosen =
+      round == 0 ? schedule_prompts_->step_prompts(step_, rl.prompts_per_step)
+                 : PromptSchedule(prompts_.size(), with_round(base_.seed))
+                       .step_prompts(step_, rl.prompts_per_step);
 
-  // Rollout: this rank's share of the step's prompts, G samples each, from
-  // the current policy gathered into a full copy on every rank.
+  // This rank's share of the prompts, G samples each, from the current
+  // policy gathered into a full copy on every rank.
   std::vector<inference::PresentedPrompt> prompts;
-  const std::vector<size_t> chosen = schedule_prompts_->step_prompts(step_, rl.prompts_per_step);
   for (size_t i = comm_.rank(); i < chosen.size(); i += comm_.size()) {
     const int64_t budget =
         rewards_.uses_budget()
-            ? rewards::draw_budget(
-                  job_.rewards.length,
-                  config::mix_seed({base_.seed, static_cast<uint64_t>(step_), chosen[i]}))
+            ? rewards::draw_budget(job_.rewards.length,
+                                   with_round(config::mix_seed(
+                                       {base_.seed, static_cast<uint64_t>(step_), chosen[i]})))
             : 0;
     prompts.push_back(present(prompts_[chosen[i]], budget));
   }
@@ -252,31 +277,26 @@ telemetry::Record PolicyTrainer::rl_step() {
   model::GenerateOptions sampling;
   sampling.sampling = {.temperature = rl.temperature, .top_k = 0, .top_p = rl.top_p};
   sampling.stop_tokens = tokenizer_->roles().stop_tokens();
-  sampling.seed = config::mix_seed(
-      {base_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())});
-  fault_point("rollout", step_ + 1);
+  sampling.seed = with_round(config::mix_seed(
+      {base_.seed, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())}));
   const std::vector<model::Generation> generations =
       inference::sample_groups(policy_now, prompts, G, rl.max_new_tokens, sampling);
-  const double rollout_seconds = seconds_since(start);
 
   // Reward each group together (group-relative terms compare its
   // responses), then turn rewards into advantages within the group.
   const rewards::Context context{.step = step_, .max_new_tokens = rl.max_new_tokens};
-  const std::vector<std::string> terms = rewards_.term_names();
-  std::vector<double> sums(kTermsBegin + terms.size(), 0.0);
-  std::vector<double> think_histogram(rl.max_new_tokens + 1, 0.0);
-  double length_weight = 0;
-  std::vector<Sample> samples;
+  std::vector<double>& sums = out.sums;
   for (size_t p = 0; p < prompts.size(); ++p) {
     std::vector<rewards::Response> group;
     for (int64_t j = 0; j < G; ++j)
       group.push_back(inference::to_response(prompts[p], generations[p * G + j], *tokenizer_));
     const rewards::Scores scores = rewards_.score(group, context);
-    length_weight = scores.length_weight;
+    out.length_weight = scores.length_weight;
     const std::vector<double> advantages = advantage_->group(scores.total);
     const bool all_equal = std::all_of(scores.total.begin(), scores.total.end(),
                                        [&](double r) { return r == scores.total.front(); });
     const bool keep = !(rl.dynamic_sampling && all_equal);
+    std::vector<Sample> samples;
     for (int64_t j = 0; j < G; ++j) {
       const rewards::Response& r = group[j];
       sums[kReward] += scores.total[j];
@@ -284,24 +304,70 @@ telemetry::Record PolicyTrainer::rl_step() {
       sums[kThink] += static_cast<double>(r.think_tokens);
       sums[kResponseTokens] += static_cast<double>(r.total_tokens);
       sums[kTruncated] += r.truncated ? 1 : 0;
-      think_histogram[std::min(r.think_tokens, rl.max_new_tokens)] += 1;
-      for (size_t t = 0; t < terms.size(); ++t)
-        sums[kTermsBegin + t] += scores.terms[t].second[j];
+      out.think_histogram[std::min(r.think_tokens, rl.max_new_tokens)] += 1;
+      for (size_t t = kTermsBegin; t < sums.size(); ++t)
+        sums[t] += scores.terms[t - kTermsBegin].second[j];
+      sums[kRolloutFlops] +=
+          rollout_flops(base_.model, static_cast<int64_t>(prompts[p].tokens.size()),
+                        static_cast<int64_t>(generations[p * G + j].tokens.size()));
       if (!keep || (rl.mask_truncated && r.truncated)) continue;
       samples.push_back({.prompt = prompts[p].tokens,
                          .images = prompts[p].record->images,
                          .response = generations[p * G + j].tokens,
                          .advantage = advantages[j]});
     }
-    for (int64_t j = 0; j < G; ++j) {
-      sums[kRolloutFlops] +=
-          rollout_flops(base_.model, static_cast<int64_t>(prompts[p].tokens.size()),
-                        static_cast<int64_t>(generations[p * G + j].tokens.size()));
-    }
     sums[kResponses] += static_cast<double>(G);
     sums[kGroupsKept] += keep ? 1 : 0;
     sums[kGroups] += 1;
+    if (keep) out.kept.push_back(std::move(samples));
   }
+}
+
+int64_t PolicyTrainer::roll_out_step(StepRollouts& out) {
+  const RlConfig& rl = job_.rl;
+  const int64_t rounds = rl.dynamic_sampling ? rl.dynamic_sampling_rounds : 1;
+  int64_t found = 0;  // kept groups over all ranks in the rounds before
+  for (int64_t round = 0; round < rounds; ++round) {
+    const size_t before = out.kept.size();
+    roll_out(round, out);
+    if (rounds == 1) return 1;
+    // Every rank's kept groups of this round, to stop at prompts_per_step
+    // groups: the last round keeps the first ones found, in rank order.
+    std::vector<double> counts(comm_.size(), 0.0);
+    counts[comm_.rank()] = static_cast<double>(out.kept.size() - before);
+    counts = comm::sum_over_ranks(comm_, counts);
+    int64_t earlier = found;
+    for (int rank = 0; rank < comm_.rank(); ++rank)
+      earlier += static_cast<int64_t>(counts[rank]);
+    for (double c : counts)
+      found += static_cast<int64_t>(c);
+    if (found >= rl.prompts_per_step) {
+      const int64_t room = std::max<int64_t>(0, rl.prompts_per_step - earlier);
+      out.kept.resize(before + std::min<int64_t>(room, out.kept.size() - before));
+      return round + 1;
+    }
+  }
+  return rounds;
+}
+
+telemetry::Record PolicyTrainer::rl_step() {
+  const Clock::time_point start = Clock::now();
+  const RlConfig& rl = job_.rl;
+  const std::vector<std::string> terms = rewards_.term_names();
+  StepRollouts rollouts{.sums = std::vector<double>(kTermsBegin + terms.size(), 0.0),
+                        .think_histogram = std::vector<double>(rl.max_new_tokens + 1, 0.0),
+                        .kept = {}};
+  fault_point("rollout", step_ + 1);
+  const int64_t rounds = roll_out_step(rollouts);
+  const double rollout_seconds = seconds_since(start);
+  std::vector<double>& sums = rollouts.sums;
+  std::vector<double>& think_histogram = rollouts.think_histogram;
+  const double length_weight = rollouts.length_weight;
+  std::vector<Sample> samples;
+  for (std::vector<Sample>& group : rollouts.kept)
+    for (Sample& s : group)
+      samples.push_back(std::move(s));
+  sums[kGroupsTrained] = static_cast<double>(rollouts.kept.size());
   if (advantage_->whitens_batch()) {
     // REINFORCE++-baseline whitens over every loss token of the global batch.
     std::vector<double> adv, counts;
@@ -351,6 +417,8 @@ telemetry::Record PolicyTrainer::rl_step() {
     r.add("reward_" + terms[t] + "_mean", sums[kTermsBegin + t] / responses);
   r.add("length_weight", length_weight)
       .add("groups_kept", sums[kGroupsKept] / std::max(1.0, sums[kGroups]))
+      .add("groups_trained", sums[kGroupsTrained])
+      .add("rollout_rounds", rounds)
       .add("loss", update.loss)
       .add("grad_norm", update.grad_norm)
       .add("lr", lr)

@@ -110,7 +110,16 @@ class PolicyTrainer {
   void train(const std::function<void()>& evaluate);
 
  private:
+  struct StepRollouts;
   telemetry::Record rl_step();
+  // Rolls out round `round` of this step (rl.prompts_per_step prompts, this
+  // rank's share), rewards each group and adds to `out`.
+  void roll_out(int64_t round, StepRollouts& out);
+  // The step's rounds: one, or with rl.dynamic_sampling up to
+  // rl.dynamic_sampling_rounds until rl.prompts_per_step groups are kept
+  // over all ranks (the excess of the last round dropped). Returns the
+  // rounds used. Collective.
+  int64_t roll_out_step(StepRollouts& out);
   inference::PresentedPrompt present(const data::PromptRecord& record, int64_t budget) const;
   void save();
   void resume(const std::filesystem::path& dir);

@@ -45,6 +45,7 @@ struct RlConfig {
   int64_t epochs = 1;
   int64_t micro_batch = 32;
   bool dynamic_sampling = false;
+  int64_t dynamic_sampling_rounds = 1;
   bool mask_truncated = false;
   KlConfig kl;
 
@@ -103,6 +104,12 @@ struct RlConfig {
     v.field("dynamic_sampling", dynamic_sampling,
             {.help = "drop groups whose rewards are all equal (they carry no signal) from the "
                      "update (DAPO)"});
+    v.field("dynamic_sampling_rounds", dynamic_sampling_rounds,
+            {.help = "with dynamic_sampling, rollout batches of prompts_per_step prompts a step "
+                     "may draw until prompts_per_step groups with differing rewards are found "
+                     "(DAPO's over-sampling; verl's max_num_gen_batches); the step trains on "
+                     "those found",
+             .ge = 1});
     v.field("mask_truncated", mask_truncated,
             {.help = "leave truncated responses out of the loss (DAPO overlong filtering); they "
                      "still count in their group's advantages"});

@@ -10,8 +10,9 @@
 #
 # A SETTING is a config name under configs/smollm2/ without "rl-" and
 # ".yaml" (control, kimi, linear, dler), optionally with "-seedN" for
-# another seed of it (kimi-seed2 runs rl-kimi.yaml with seed 2); control is
-# always among them. Default: control kimi linear dler kimi-seed2 kimi-seed3.
+# another seed of it (dler-seed2 runs rl-dler.yaml with seed 2, without the
+# evaluations during the run); control is always among them. Default:
+# control dler dler-seed2 dler-seed3.
 #
 # Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/export
 # (the headline model as HF and GGUF, checked to answer 20 held-out problems
@@ -24,17 +25,17 @@
 #   MUSE_BIN       directory holding muse-train and muse-generate (default build/bin)
 #   MUSE_PYTHON    python with transformers and matplotlib (default the project's venv)
 #   MUSE_PARALLEL  runs and evaluations at a time (default 2)
-#   MUSE_HEADLINE  the setting reported as the headline and exported (default kimi)
+#   MUSE_HEADLINE  the setting reported as the headline and exported (default dler)
 #   MUSE_LLAMA_CPP_PYTHON  python with llama-cpp-python (default its venv in ~/.cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${MUSE_BIN:-build/bin}
 py=${MUSE_PYTHON:-$HOME/.cache/muse-train/venv/bin/python}
 parallel=${MUSE_PARALLEL:-2}
-headline=${MUSE_HEADLINE:-kimi}
+headline=${MUSE_HEADLINE:-dler}
 llama_py=${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}
 settings=("$@")
-[[ ${#settings[@]} -gt 0 ]] || settings=(control kimi linear dler kimi-seed2 kimi-seed3)
+[[ ${#settings[@]} -gt 0 ]] || settings=(control dler dler-seed2 dler-seed3)
 runs=runs/smollm2
 model=models/SmolLM2-135M-Instruct
 [[ " ${settings[*]} " == *" control "* ]] ||
@@ -68,7 +69,7 @@ run_parallel() {
 
 train() {  # train SETTING
   local s=$1 config=configs/smollm2/rl-${1%-seed*}.yaml seed=()
-  [[ $s == *-seed* ]] && seed=(--set "seed=${s##*-seed}")
+  [[ $s == *-seed* ]] && seed=(--set "seed=${s##*-seed}" --set eval.every=0)
   local steps
   steps=$(sed -n 's/^  steps: \([0-9]*\).*/\1/p' "$config")
   if [[ $(cat "$runs/smollm2-rl-$s/LATEST" 2>/dev/null) == step_$(printf %08d "$steps") ]]; then

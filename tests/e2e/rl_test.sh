@@ -82,6 +82,38 @@ assert evals[1]["expanded_fraction"] == 0 and evals[3]["budgets"] == "2,8", eval
 print("rl: adaptive evaluation ok")
 PY
 
+# Dynamic sampling over rounds, with the format reward alone (groups are
+# often all alike): a step draws more prompts until it has 4 groups whose
+# rewards differ, at most 4 rounds, and trains on no more than 4; a resumed
+# run draws the same extra prompts and seeds.
+sparse=(--set trainer.steps=4 --set rewards.correctness.weight=0 --set rewards.length.kind=none
+  --set rl.group_size=8 --set rl.dynamic_sampling=true --set rl.dynamic_sampling_rounds=4
+  --set rl.kl.coef=0 --set eval.every=0)
+rl rounds "${sparse[@]}"
+rl rounds_split "${sparse[@]}" --set trainer.stop_after=2
+rl rounds_split "${sparse[@]}"
+"$py" - "$(metrics rounds)" "$(metrics rounds_split)" <<'PY'
+import json, sys
+whole = [json.loads(l) for l in open(sys.argv[1])]
+split = [json.loads(l) for l in open(sys.argv[2])]
+timing = ("tokens_per_s", "time_s", "rss_bytes")
+def same(r):
+    return {k: v for k, v in r.items() if not any(k.endswith(t) for t in timing)}
+assert [same(r) for r in whole] == [same(r) for r in split], "resumed rounds differ"
+kept = []
+for r in whole:
+    rounds, trained = r["rollout_rounds"], r["groups_trained"]
+    assert 1 <= rounds <= 4 and 0 <= trained <= 4, r
+    # A step stops early only once it has its 4 groups.
+    assert rounds == 4 or trained == 4, r
+    kept.append(round(r["groups_kept"] * 4 * rounds))
+    assert trained <= kept[-1], r
+rounds = [r["rollout_rounds"] for r in whole]
+assert max(rounds) > 1, ("no step needed a second round", rounds)
+assert any(k > r["groups_trained"] for k, r in zip(kept, whole)), ("no step had groups to spare", kept)
+print("rl: dynamic sampling rounds ok", [(r["rollout_rounds"], r["groups_trained"]) for r in whole])
+PY
+
 # The sweep helper: two one-step runs, then the comparison table and plot.
 small="trainer.steps=1 init_from=$runs/warm rl.prompts_per_step=2 rl.group_size=2 \
 rl.max_new_tokens=8 eval.every=1 eval.max_new_tokens=4 telemetry.progress=off"
@@ -105,6 +137,7 @@ expect_error negative_budget rewards.length.budget_min --set rewards.length.kind
 expect_error bad_weight rewards.length.weight --set rewards.length.weight=heavy
 expect_error split_prompts rl.prompts_per_step --set rl.prompts_per_step=3
 expect_error unknown_advantage rl.advantage --set rl.advantage=ppo
+expect_error rounds_alone rl.dynamic_sampling_rounds --set rl.dynamic_sampling_rounds=2
 expect_error overlong_window rewards.length.overlong_cache --set rewards.length.kind=overlong \
   --set rewards.length.overlong_cache=24
 # Found while the run starts, on every rank: still exit 2, one line.

@@ -32,7 +32,8 @@ def generate(out, seed):
     subprocess.run([sys.executable, SCRIPT, out, "--seed", str(seed)], check=True,
                    stdout=subprocess.DEVNULL)
     return {name: open(os.path.join(out, name), "rb").read()
-            for name in ("train.jsonl", "heldout.jsonl", "heldout-eval.jsonl", "MANIFEST.json")}
+            for name in ("train.jsonl", "heldout.jsonl", "heldout-eval.jsonl", "train-easy.jsonl",
+                         "MANIFEST.json")}
 
 
 def records(data):
@@ -53,6 +54,10 @@ def main():
 
     heldout, train = records(first["heldout.jsonl"]), records(first["train.jsonl"])
     assert records(first["heldout-eval.jsonl"]) == heldout[:280], "heldout-eval is not its start"
+    easy = records(first["train-easy.jsonl"])
+    easy_kinds = {"add_1d", "add_2d", "mul_1d2d", "word_1"}
+    assert easy == [r for r in train if r["kind"] in easy_kinds], "train-easy is not a filter"
+    assert {r["kind"] for r in easy} == easy_kinds, "train-easy lacks a kind"
     assert len(heldout) >= 2000, len(heldout)
     assert len(train) >= 5 * len(heldout), len(train)
     shared = {identity(r) for r in heldout} & {identity(r) for r in train}
@@ -64,7 +69,7 @@ def main():
         assert len(prompts) == len(rows), f"{name}: a prompt appears twice"
 
     manifest = json.loads(first["MANIFEST.json"])
-    for name, rows in (("heldout", heldout), ("train", train)):
+    for name, rows in (("heldout", heldout), ("train", train), ("train-easy", easy)):
         assert sum(manifest[name].values()) == len(rows), (name, manifest[name])
 
     for r in heldout + train:
