@@ -500,8 +500,7 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   bool help = false, version = false;
-  std::string contemplate, max_new_tokens, temperature, seed = "0", limit, refine_rounds,
-                                                        batch = "64";
+  std::string contemplate, max_new_tokens, temperature, seed = "0", limit, refine_rounds, batch;
   config::ArgParser args(
       "muse-generate",
       "--checkpoint DIR (--prompt TEXT [--image FILE ...] | --prompts FILE.jsonl) [options]",
@@ -584,9 +583,12 @@ int main(int argc, char** argv) {
     if (!o.metrics.empty() && o.prompts.empty())
       throw config::UsageError(
           "--metrics needs --prompts (records are measured on graded prompts)");
-    o.batch = config::parse_int_option("--batch", batch, 1);
-    if (!o.answers.empty() && (o.metrics.empty() || o.adaptive || o.contemplate))
+    if (!batch.empty()) o.batch = config::parse_int_option("--batch", batch, 1);
+    const bool plain_evaluation = !o.metrics.empty() && !o.adaptive && !o.contemplate;
+    if (!o.answers.empty() && !plain_evaluation)
       throw config::UsageError("--answers goes with --metrics and plain answers");
+    if (!batch.empty() && !plain_evaluation)
+      throw config::UsageError("--batch goes with --metrics and plain answers");
     if (!o.metrics.empty() && !o.adaptive && !o.contemplate && o.compare_sequential)
       throw config::UsageError("--compare-sequential does not go with a --metrics evaluation");
     if (o.adaptive && (o.max_new_tokens || o.temperature)) {

@@ -235,6 +235,11 @@ out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.j
   --answers "$tmp/a.jsonl" 2>&1) || status=$?
 [[ $status == 2 ]] && grep -q "^error: muse-generate: --answers goes with --metrics" <<<"$out" ||
   { echo "$out"; fail "--answers without --metrics"; }
+status=0
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" \
+  --batch 4 2>&1) || status=$?
+[[ $status == 2 ]] && grep -q "^error: muse-generate: --batch goes with --metrics" <<<"$out" ||
+  { echo "$out"; fail "--batch without --metrics"; }
 echo "plain evaluation ok"
 
 # expect_error NAME KEY [--set ...]: exit 2 and one error line naming KEY.
