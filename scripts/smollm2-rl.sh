@@ -10,8 +10,8 @@
 #
 # A SETTING is a config name under configs/smollm2/ without "rl-" and
 # ".yaml" (control, kimi, linear, dler), optionally with "-seedN" for
-# another seed of it (dler-seed2 runs rl-dler.yaml with seed 2, without the
-# evaluations during the run); control is always among them. Default:
+# another seed of it (dler-seed2 runs rl-dler.yaml with seed 2); control is
+# always among them. Default:
 # control dler dler-seed2 dler-seed3.
 #
 # Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/export
@@ -69,7 +69,7 @@ run_parallel() {
 
 train() {  # train SETTING
   local s=$1 config=configs/smollm2/rl-${1%-seed*}.yaml seed=()
-  [[ $s == *-seed* ]] && seed=(--set "seed=${s##*-seed}" --set eval.every=0)
+  [[ $s == *-seed* ]] && seed=(--set "seed=${s##*-seed}")
   local steps
   steps=$(sed -n 's/^  steps: \([0-9]*\).*/\1/p' "$config")
   if [[ $(cat "$runs/smollm2-rl-$s/LATEST" 2>/dev/null) == step_$(printf %08d "$steps") ]]; then
