@@ -21,7 +21,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 struct Trace {
   std::vector<int64_t> tokens;  // generated over the passes (continued traces concatenated)
   std::vector<float> logprobs, entropies;
-  bool cut = false;  // the last pass's budget ended its reasoning
+  bool cut = false;  // the last pass's budget ended its reasoning (its response, without markers)
   rewards::Response response;
 };
 
@@ -48,8 +48,11 @@ void run_pass(const model::Model& model, const std::vector<data::PromptRecord>& 
   const AdaptiveConfig& cfg = *setup.cfg;
   const data::Tokenizer& tok = *setup.tokenizer;
   const model::ModelConfig& mc = model.config();
-  // Forcing the end of the reasoning needs it as one token.
-  const int64_t think_end = data::TokenRoles::single(tok.roles().think_end, "think_end");
+  // Without reasoning markers a budget caps the whole response; with them,
+  // forcing the end of the reasoning needs it as one token.
+  const bool whole_response_budget = tok.roles().think_end.text.empty();
+  const int64_t think_end =
+      whole_response_budget ? -1 : data::TokenRoles::single(tok.roles().think_end, "think_end");
   struct Job {
     size_t problem, sample;
     PresentedPrompt shown;
@@ -68,8 +71,9 @@ void run_pass(const model::Model& model, const std::vector<data::PromptRecord>& 
       const bool cont = st.next == Expansion::kContinue;
       if (cont && !t.cut) continue;  // reasoning closed by itself: nothing to continue
       if (!cont) t = Trace{};
-      // The kept reasoning: everything before the forced </think>.
-      if (cont) {
+      // The kept reasoning: everything before the forced </think> (all of a
+      // response cut without markers).
+      if (cont && !whole_response_budget) {
         const auto end = std::find(t.tokens.begin(), t.tokens.end(), think_end);
         const auto keep = static_cast<size_t>(end - t.tokens.begin());
         t.tokens.resize(keep);
@@ -78,9 +82,14 @@ void run_pass(const model::Model& model, const std::vector<data::PromptRecord>& 
       }
       model::Prompt prompt{.tokens = shown.tokens, .images = problems[p].images};
       prompt.tokens.insert(prompt.tokens.end(), t.tokens.begin(), t.tokens.end());
-      // + 1: the <think> that opens the reasoning is generated too.
-      prompt.think_limit = budget + 1 - static_cast<int64_t>(t.tokens.size());
-      prompt.max_new_tokens = prompt.think_limit + 1 + cfg.answer_tokens;
+      const auto kept = static_cast<int64_t>(t.tokens.size());
+      if (whole_response_budget) {
+        prompt.max_new_tokens = budget - kept;
+      } else {
+        // + 1: the <think> that opens the reasoning is generated too.
+        prompt.think_limit = budget + 1 - kept;
+        prompt.max_new_tokens = prompt.think_limit + 1 + cfg.answer_tokens;
+      }
       const auto need = static_cast<int64_t>(prompt.tokens.size()) + prompt.max_new_tokens;
       if (need > mc.max_seq_len) {
         throw config::ConfigError("adaptive.budgets",
@@ -115,7 +124,8 @@ void run_pass(const model::Model& model, const std::vector<data::PromptRecord>& 
       t.tokens.insert(t.tokens.end(), g.tokens.begin(), g.tokens.end());
       t.logprobs.insert(t.logprobs.end(), g.logprobs.begin(), g.logprobs.end());
       t.entropies.insert(t.entropies.end(), g.entropies.begin(), g.entropies.end());
-      t.cut = g.forced_think_end >= 0;
+      t.cut = whole_response_budget ? g.stop_reason == model::StopReason::kLength
+                                    : g.forced_think_end >= 0;
       model::Generation whole = g;
       whole.tokens = t.tokens;
       t.response = to_response(job.shown, whole, tok);
@@ -164,6 +174,32 @@ std::optional<AnswerSpan> answer_span(std::span<const int64_t> tokens, int64_t a
   const auto end = static_cast<size_t>(tokens.rend() - close) - 1;  // at </answer>
   if (begin >= end) return std::nullopt;
   return AnswerSpan{.begin = begin, .end = end};
+}
+
+std::optional<AnswerSpan> tokens_in_bytes(const data::Tokenizer& tokenizer,
+                                          std::span<const int64_t> tokens, size_t begin,
+                                          size_t end) {
+  std::optional<AnswerSpan> span;
+  size_t token_begin = 0;  // the byte where token i's decoding starts
+  for (size_t i = 0; i < tokens.size() && token_begin < end; ++i) {
+    const auto id = static_cast<int32_t>(tokens[i]);
+    const size_t token_end = token_begin + tokenizer.decode(std::span(&id, 1)).size();
+    if (token_end > begin && token_end > token_begin) {
+      if (!span) span = AnswerSpan{.begin = i};
+      span->end = i + 1;
+    }
+    token_begin = token_end;
+  }
+  return span;
+}
+
+std::optional<AnswerSpan> extracted_answer_span(const data::Tokenizer& tokenizer,
+                                                std::span<const int64_t> tokens,
+                                                std::string_view text,
+                                                std::span<const rewards::AnswerForm> forms) {
+  const std::optional<rewards::LocatedAnswer> answer = rewards::locate_answer(text, forms);
+  if (!answer || answer->text.empty()) return std::nullopt;
+  return tokens_in_bytes(tokenizer, tokens, answer->offset, answer->offset + answer->text.size());
 }
 
 double span_mean(std::span<const float> values, const AnswerSpan& span) {
@@ -221,8 +257,11 @@ std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
   const ExpandMode mode = parse_expand(cfg.expand);
   const double threshold = expand_above(cfg, signal);
   const data::TokenRoles& roles = setup.tokenizer->roles();
-  const int64_t answer_begin = data::TokenRoles::single(roles.answer_begin, "answer_begin");
-  const int64_t answer_end = data::TokenRoles::single(roles.answer_end, "answer_end");
+  // One-token answer markers are found by id; otherwise (and when a response
+  // lacks them) the answer is located in the text.
+  const bool answer_markers =
+      roles.answer_begin.ids.size() == 1 && roles.answer_end.ids.size() == 1;
+  const bool whole_response_budget = roles.think_end.text.empty();
   std::vector<ProblemState> state(problems.size());
   std::vector<size_t> active(problems.size());
   std::iota(active.begin(), active.end(), size_t{0});
@@ -231,23 +270,32 @@ std::vector<AdaptiveOutcome> answer_adaptive(const model::Model& model,
     std::vector<size_t> next;
     for (const size_t p : active) {
       ProblemState& st = state[p];
-      std::vector<std::optional<std::string>> answers;
+      std::vector<std::optional<std::string>> answers, final_answers;
       std::vector<std::optional<double>> per_sample;
       bool cut = false;
       for (const Trace& t : st.samples) {
         answers.push_back(rewards::extract_answer(t.response.text, setup.answer.forms));
-        const std::optional<AnswerSpan> span = answer_span(t.tokens, answer_begin, answer_end);
+        // Without reasoning markers a response cut by the budget has not
+        // answered yet: the number it stopped at is no final answer.
+        final_answers.push_back(whole_response_budget && t.cut ? std::nullopt : answers.back());
+        std::optional<AnswerSpan> span;
+        if (answer_markers)
+          span =
+              answer_span(t.tokens, roles.answer_begin.ids.front(), roles.answer_end.ids.front());
+        if (!span && !t.response.truncated)
+          span = extracted_answer_span(*setup.tokenizer, t.tokens, t.response.text,
+                                       setup.answer.forms);
         per_sample.push_back(
             span ? std::optional(span_mean(
                        signal == UncertaintySignal::kEntropy ? t.entropies : t.logprobs, *span))
                  : std::nullopt);
         cut = cut || t.cut;
       }
-      const PassState ps{
-          .uncertainty = uncertainty(signal, per_sample, disagreement(answers, setup.answer.match)),
-          .has_larger_budget = st.budget_index + 1 < budgets.size(),
-          .cut = cut,
-          .next_may_differ = cfg.samples > 1 || setup.budget_prompt};
+      const PassState ps{.uncertainty = uncertainty(
+                             signal, per_sample, disagreement(final_answers, setup.answer.match)),
+                         .has_larger_budget = st.budget_index + 1 < budgets.size(),
+                         .cut = cut,
+                         .next_may_differ = cfg.samples > 1 || setup.budget_prompt};
       st.next = choose_expansion(ps, threshold, mode);
       st.outcome.answer = majority_vote(answers, setup.answer.match).answer;
       st.outcome.response = st.samples.front().response;

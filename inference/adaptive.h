@@ -1,14 +1,16 @@
 // Adaptive re-expansion of compressed thoughts: answer with a small reasoning
 // budget, read how sure the answer is, and answer again with a larger budget
-// only where it is not. The signals and the policy are plain functions (unit
-// tested); answer_adaptive runs them with a model over a batch of problems.
-// Not collective. docs/inference.md describes the method and its costs.
+// only where it is not. A model without reasoning markers (data.tokens.think_end
+// empty) has its whole response budgeted instead. The signals and the policy are plain functions
+// (unit tested); answer_adaptive runs them with a model over a batch of problems. Not collective.
+// docs/inference.md describes the method and its costs.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -39,6 +41,21 @@ struct AnswerSpan {
 std::optional<AnswerSpan> answer_span(std::span<const int64_t> tokens, int64_t answer_begin,
                                       int64_t answer_end);
 
+// The tokens whose bytes overlap bytes [begin, end) of the decoding of
+// `tokens` (byte-level BPE: the tokens decoded one at a time concatenate to
+// it); nullopt when none do.
+std::optional<AnswerSpan> tokens_in_bytes(const data::Tokenizer& tokenizer,
+                                          std::span<const int64_t> tokens, size_t begin,
+                                          size_t end);
+
+// The answer's tokens for a response without one-token answer markers: those
+// carrying the answer `forms` read in `text`, the decoding of `tokens` (a stop
+// token may follow it). nullopt when no form finds an answer or it is empty.
+std::optional<AnswerSpan> extracted_answer_span(const data::Tokenizer& tokenizer,
+                                                std::span<const int64_t> tokens,
+                                                std::string_view text,
+                                                std::span<const rewards::AnswerForm> forms);
+
 // Mean of `values` (per-token log-probabilities or entropies) over `span`.
 double span_mean(std::span<const float> values, const AnswerSpan& span);
 
@@ -61,13 +78,13 @@ double expand_above(const AdaptiveConfig& cfg, UncertaintySignal signal);
 // What to do after a pass.
 enum class Expansion {
   kStop,      // keep the answer
-  kContinue,  // think on from the reasoning cut at the budget, with the next budget
+  kContinue,  // think (without markers: write) on from where the budget cut, with the next one
   kRerun,     // answer again from the problem with the next budget
 };
 struct PassState {
   double uncertainty = 0;
   bool has_larger_budget = false;
-  bool cut = false;              // some sample's reasoning was ended by the budget
+  bool cut = false;  // some sample's reasoning (without markers: response) was ended by the budget
   bool next_may_differ = false;  // a new pass differs without a cut: sampled, or budget stated
 };
 Expansion choose_expansion(const PassState& pass, double threshold, ExpandMode mode);
@@ -84,8 +101,10 @@ struct AdaptiveOutcome {
   std::optional<std::string> answer;  // the majority of the last pass's samples
   rewards::Response response;         // the last pass's first sample
   bool correct = false;
-  int64_t think_tokens = 0;  // reasoning tokens generated over every pass and sample
-  int64_t tokens = 0;        // all tokens generated over every pass and sample
+  // Reasoning tokens (without markers: response tokens but the stop token)
+  // generated over every pass and sample.
+  int64_t think_tokens = 0;
+  int64_t tokens = 0;  // all tokens generated over every pass and sample
   std::vector<PassLog> passes;
 };
 

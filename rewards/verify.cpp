@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace muse::rewards {
 namespace {
@@ -84,8 +85,32 @@ bool caption_match(std::string_view response, std::string_view reference) {
   return text.size() == ref.size() || !ascii_alnum(text[ref.size()]);
 }
 
+// Bytes [begin, end) of a text: where an answer form found the answer.
+struct ByteRange {
+  size_t begin = 0, end = 0;
+};
+
+// `range` without the whitespace at either end.
+ByteRange trimmed(std::string_view text, ByteRange range) {
+  const auto space = [&](size_t i) { return kWhitespace.find(text[i]) != std::string_view::npos; };
+  while (range.begin < range.end && space(range.begin))
+    ++range.begin;
+  while (range.end > range.begin && space(range.end - 1))
+    --range.end;
+  return range;
+}
+
+// The inside of the last complete <answer>...</answer> pair, trimmed.
+std::optional<ByteRange> tags_answer(std::string_view text) {
+  const size_t close = text.rfind(kAnswerClose);
+  if (close == std::string_view::npos) return std::nullopt;
+  const size_t open = text.rfind(kAnswerOpen, close);
+  if (open == std::string_view::npos) return std::nullopt;
+  return trimmed(text, {.begin = open + kAnswerOpen.size(), .end = close});
+}
+
 // The inside of the last \boxed{...} whose braces balance, trimmed.
-std::optional<std::string> boxed_answer(std::string_view text) {
+std::optional<ByteRange> boxed_answer(std::string_view text) {
   constexpr std::string_view kBoxed = "\\boxed{";
   for (size_t at = text.rfind(kBoxed); at != std::string_view::npos;
        at = at == 0 ? std::string_view::npos : text.rfind(kBoxed, at - 1)) {
@@ -93,7 +118,7 @@ std::optional<std::string> boxed_answer(std::string_view text) {
     int depth = 1;
     for (size_t i = begin; i < text.size(); ++i) {
       depth += text[i] == '{' ? 1 : text[i] == '}' ? -1 : 0;
-      if (depth == 0) return std::string(trim(text.substr(begin, i - begin)));
+      if (depth == 0) return trimmed(text, {.begin = begin, .end = i});
     }
   }
   return std::nullopt;
@@ -101,14 +126,15 @@ std::optional<std::string> boxed_answer(std::string_view text) {
 
 // The rest of the line after the last "####", trimmed, a final '.' dropped;
 // nullopt when that is empty.
-std::optional<std::string> hashes_answer(std::string_view text) {
+std::optional<ByteRange> hashes_answer(std::string_view text) {
   const size_t at = text.rfind("####");
   if (at == std::string_view::npos) return std::nullopt;
-  std::string_view rest = text.substr(at + 4);
-  rest = trim(rest.substr(0, rest.find('\n')));
-  if (rest.ends_with('.')) rest = trim(rest.substr(0, rest.size() - 1));
-  if (rest.empty()) return std::nullopt;
-  return std::string(rest);
+  const size_t line_end = std::min(text.find('\n', at + 4), text.size());
+  ByteRange rest = trimmed(text, {.begin = at + 4, .end = line_end});
+  if (rest.end > rest.begin && text[rest.end - 1] == '.')
+    rest = trimmed(text, {.begin = rest.begin, .end = rest.end - 1});
+  if (rest.begin == rest.end) return std::nullopt;
+  return rest;
 }
 
 bool ascii_digit(char c) {
@@ -117,8 +143,8 @@ bool ascii_digit(char c) {
 
 // The last decimal number of `text`: an optional '-', digits with "1,000"
 // thousands groups, an optional fraction.
-std::optional<std::string> last_number(std::string_view text) {
-  std::optional<std::string> last;
+std::optional<ByteRange> last_number(std::string_view text) {
+  std::optional<ByteRange> last;
   size_t i = 0;
   while (i < text.size()) {
     if (!ascii_digit(text[i])) {
@@ -138,7 +164,7 @@ std::optional<std::string> last_number(std::string_view text) {
       while (i < text.size() && ascii_digit(text[i]))
         ++i;
     }
-    last = std::string(text.substr(start, i - start));
+    last = ByteRange{.begin = start, .end = i};
   }
   return last;
 }
@@ -168,21 +194,17 @@ AnswerForm parse_answer_form(std::string_view name) {
 }
 
 std::optional<std::string> extract_answer(std::string_view text) {
-  const size_t close = text.rfind(kAnswerClose);
-  if (close == std::string_view::npos) return std::nullopt;
-  const size_t open = text.rfind(kAnswerOpen, close);
-  if (open == std::string_view::npos) return std::nullopt;
-  const size_t begin = open + kAnswerOpen.size();
-  return std::string(trim(text.substr(begin, close - begin)));
+  const AnswerForm tags[] = {AnswerForm::kTags};
+  return extract_answer(text, tags);
 }
 
-std::optional<std::string> extract_answer(std::string_view text,
-                                          std::span<const AnswerForm> forms) {
+std::optional<LocatedAnswer> locate_answer(std::string_view text,
+                                           std::span<const AnswerForm> forms) {
   for (AnswerForm form : forms) {
-    std::optional<std::string> got;
+    std::optional<ByteRange> got;
     switch (form) {
       case AnswerForm::kTags:
-        got = extract_answer(text);
+        got = tags_answer(text);
         break;
       case AnswerForm::kBoxed:
         got = boxed_answer(text);
@@ -194,9 +216,19 @@ std::optional<std::string> extract_answer(std::string_view text,
         got = last_number(text);
         break;
     }
-    if (got) return got;
+    if (got) {
+      return LocatedAnswer{.text = std::string(text.substr(got->begin, got->end - got->begin)),
+                           .offset = got->begin};
+    }
   }
   return std::nullopt;
+}
+
+std::optional<std::string> extract_answer(std::string_view text,
+                                          std::span<const AnswerForm> forms) {
+  std::optional<LocatedAnswer> located = locate_answer(text, forms);
+  if (!located) return std::nullopt;
+  return std::move(located->text);
 }
 
 bool answers_match(std::string_view got, std::string_view reference, MatchMode mode) {

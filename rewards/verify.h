@@ -43,8 +43,18 @@ struct AnswerRule {
   std::vector<AnswerForm> forms = {AnswerForm::kTags};
 };
 
-// The answer of `text` in the first of `forms` it holds, trimmed; nullopt
-// when it holds none.
+// An answer and where the response states it: `text` is the bytes
+// [offset, offset + text.size()) of the response.
+struct LocatedAnswer {
+  std::string text;
+  size_t offset = 0;
+};
+
+// The answer of `text` in the first of `forms` it holds, trimmed, with its
+// byte offset in `text`; nullopt when it holds none.
+std::optional<LocatedAnswer> locate_answer(std::string_view text,
+                                           std::span<const AnswerForm> forms);
+// locate_answer's answer without its offset.
 std::optional<std::string> extract_answer(std::string_view text, std::span<const AnswerForm> forms);
 // The text inside the last complete <answer>...</answer> pair of `text`,
 // trimmed; nullopt when there is no complete pair.

@@ -11,7 +11,9 @@
 #     bit for bit;
 #   * one model can solve and aggregate (aggregate.solver empty);
 #   * the report command tabulates and plots them;
-#   * muse-generate --contemplate answers from the trained checkpoint;
+#   * muse-generate --contemplate and --adaptive answer from the trained
+#     checkpoint, --adaptive also with the checkpoint read as a model without
+#     reasoning markers;
 #   * bad aggregate settings are one `error:` line naming the key, exit 2.
 #   aggregate_test.sh BIN_DIR
 source "$(dirname "$0")/pretrain_lib.sh"
@@ -194,6 +196,33 @@ out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.j
   --set "adaptive.budgets=[4,32]" --verbose 2>&1) || { echo "$out"; fail "--adaptive --verbose failed"; }
 grep -q "^  budget 4: answer .*, uncertainty .* -> " <<<"$out" && grep -q "^2 prompt(s): adaptive accuracy" <<<"$out" ||
   { echo "$out"; fail "--adaptive did not report its passes"; }
+# The same checkpoint read as a chat model without reasoning or answer
+# markers: a budget caps the whole response, the answer is its last number,
+# and a response cut by the budget has none yet (uncertainty inf: expanded).
+plain=(--set data.tokens.think_begin= --set data.tokens.think_end= --set data.tokens.answer_begin=
+  --set data.tokens.answer_end= --set "rewards.correctness.extract=[last_number]")
+"$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 6 --adaptive \
+  "${plain[@]}" --set "adaptive.budgets=[4,8,48]" --metrics "$tmp/plain.jsonl" >"$tmp/plain.out" 2>&1 ||
+  { cat "$tmp/plain.out"; fail "--adaptive --metrics without markers failed"; }
+"$py" - "$tmp/plain.jsonl" <<'PY'
+import json, sys
+records = {r["eval"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert set(records) == {"fixed_budget@4", "fixed_budget@8", "fixed_budget@48", "adaptive"}, sorted(records)
+for n in (4, 8, 48):
+    r = records[f"fixed_budget@{n}"]
+    # Every generated token counts: the response, its stop token at most beside it.
+    assert r["prompts"] == 6 and r["tokens_mean"] <= n and r["think_tokens_mean"] <= r["tokens_mean"], r
+a = records["adaptive"]
+assert a["expanded_fraction"] == 1 and a["passes_mean"] >= 2, a
+# Continuing writes each token once: no more than the largest budget.
+assert a["tokens_mean"] <= 48 and a["tokens_mean"] == records["fixed_budget@48"]["tokens_mean"], a
+PY
+out=$("$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 4 --adaptive \
+  "${plain[@]}" --set "adaptive.budgets=[4,48]" --verbose 2>&1) ||
+  { echo "$out"; fail "--adaptive --verbose without markers failed"; }
+grep -q "^  budget 4: answer .*, uncertainty inf -> continue" <<<"$out" &&
+  grep -q "^  budget 48: answer -*[0-9][0-9.,]*, uncertainty [0-9][0-9.]* -> keep" <<<"$out" ||
+  { echo "$out"; fail "--adaptive without markers: a cut response should expand, a finished one read its number"; }
 for bad in "--adaptive --contemplate 2" "--refine-rounds 1" "--adaptive --set model.dim=8" \
   "--adaptive --set adaptive.budgets=[8,4]"; do
   status=0

@@ -14,6 +14,7 @@
 #include "inference/adaptive.h"
 #include "model/model.h"
 #include "tests/model/model_test_util.h"
+#include "tests/temp_dir.h"
 
 namespace muse::inference {
 namespace {
@@ -117,7 +118,7 @@ TEST(AdaptiveConfig, BadSettingsNameTheirKey) {
 // answer is maximally uncertain and reasoning is cut at each budget. (It does
 // not open with <think> either, so its reasoning is measured in tokens
 // before </think>.)
-class AdaptiveModel : public testing::Test {
+class AdaptiveModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     data::TrainOptions options;
@@ -126,10 +127,19 @@ class AdaptiveModel : public testing::Test {
         {"What is 3 plus 4? <think>3 plus 4 is 7</think><answer>7</answer>",
          "What is 2 times 2? <think>2 times 2 is 4</think><answer>4</answer>"},
         options));
+    // The same vocabulary read as a plain chat model's: no reasoning or
+    // answer markers.
+    const muse::testing::TempDir dir;
+    const std::string path = (dir.path() / "tokenizer.json").string();
+    tokenizer_->save(path);
+    plain_tokenizer_ = new data::Tokenizer(data::Tokenizer::load(
+        path, {.think_begin = "", .think_end = "", .answer_begin = "", .answer_end = ""}));
   }
   static void TearDownTestSuite() {
     delete tokenizer_;
     tokenizer_ = nullptr;
+    delete plain_tokenizer_;
+    plain_tokenizer_ = nullptr;
   }
 
   // The model tests' small shape, over this tokenizer's vocabulary.
@@ -158,10 +168,54 @@ class AdaptiveModel : public testing::Test {
     return {.cfg = &cfg, .tokenizer = tokenizer_};
   }
 
+  // A model without markers whose answers are read as their last number.
+  AdaptiveSetup plain_setup(const AdaptiveConfig& cfg) const {
+    return {.cfg = &cfg,
+            .tokenizer = plain_tokenizer_,
+            .answer = {.forms = {rewards::AnswerForm::kLastNumber}}};
+  }
+
   static data::Tokenizer* tokenizer_;
+  static data::Tokenizer* plain_tokenizer_;
 };
 
 data::Tokenizer* AdaptiveModel::tokenizer_ = nullptr;
+data::Tokenizer* AdaptiveModel::plain_tokenizer_ = nullptr;
+
+std::string decoded(const data::Tokenizer& tok, std::span<const int64_t> tokens) {
+  return tok.decode(std::vector<int32_t>(tokens.begin(), tokens.end()));
+}
+
+TEST_F(AdaptiveModel, TheLastNumbersTokensAreTheAnswerWithoutTags) {
+  const data::Tokenizer& tok = *plain_tokenizer_;
+  const rewards::AnswerForm last_number[] = {rewards::AnswerForm::kLastNumber};
+  // A multi-byte character before the number: offsets are in bytes.
+  for (const std::string text : {"3 plus 4 is 7", "Café: 3 plus 4 is 1,234.\nDone", "-12"}) {
+    const std::vector<int32_t> ids = tok.encode(text);
+    std::vector<int64_t> tokens(ids.begin(), ids.end());
+    tokens.push_back(tok.roles().end());  // the stop token after the text
+    const auto span = extracted_answer_span(tok, tokens, text, last_number);
+    ASSERT_TRUE(span) << text;
+    const std::string answer = *rewards::extract_answer(text, last_number);
+    const std::span<const int64_t> all(tokens);
+    // The span carries the answer, and no token less would.
+    EXPECT_NE(decoded(tok, all.subspan(span->begin, span->end - span->begin)).find(answer),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(decoded(tok, all.subspan(span->begin + 1, span->end - span->begin - 1)).find(answer),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(decoded(tok, all.subspan(span->begin, span->end - span->begin - 1)).find(answer),
+              std::string::npos)
+        << text;
+    EXPECT_LT(span->end, tokens.size()) << text;  // not the stop token
+  }
+  const std::vector<int32_t> ids = tok.encode("no number");
+  EXPECT_FALSE(extracted_answer_span(tok, std::vector<int64_t>(ids.begin(), ids.end()), "no number",
+                                     last_number));
+  // Bytes past the tokens' decoding overlap no token.
+  EXPECT_FALSE(tokens_in_bytes(tok, std::vector<int64_t>(ids.begin(), ids.end()), 20, 25));
+}
 
 TEST_F(AdaptiveModel, UncertainAnswersClimbTheBudgetsInOrder) {
   const model::Model m(config(), 5);
@@ -213,6 +267,52 @@ TEST_F(AdaptiveModel, ContinuingGivesTheRerunsAnswerForFewerTokens) {
     // The rerun pays the first pass again.
     EXPECT_EQ(continued[p].tokens, fixed[p].tokens + (1 + 3));
     EXPECT_EQ(rerun[p].tokens, fixed[p].tokens + (1 + 3) + (1 + 3));
+  }
+}
+
+// Without reasoning markers a budget caps the whole response, and a response
+// cut by it has no final answer yet.
+TEST_F(AdaptiveModel, WithoutMarkersTheBudgetCapsTheWholeResponse) {
+  const model::Model m(config(), 5);
+  AdaptiveConfig cfg;
+  cfg.budgets = {2, 4, 7};
+  const auto outcomes = answer_adaptive(m, problems(), cfg.budgets, plain_setup(cfg));
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (const AdaptiveOutcome& o : outcomes) {
+    ASSERT_EQ(o.passes.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(o.passes[i].budget, cfg.budgets[i]);
+      EXPECT_EQ(o.passes[i].uncertainty, kInf);
+    }
+    EXPECT_EQ(o.passes[0].next, Expansion::kContinue);
+    EXPECT_EQ(o.passes[2].next, Expansion::kStop);
+    // Continuing writes each token once; all of them are counted as reasoning.
+    EXPECT_EQ(o.response.tokens.size(), 7u);
+    EXPECT_TRUE(o.response.truncated);
+    EXPECT_EQ(o.tokens, 7);
+    EXPECT_EQ(o.think_tokens, 7);
+  }
+}
+
+TEST_F(AdaptiveModel, WithoutMarkersContinuingGivesTheLargerBudgetsTokens) {
+  const model::Model m(config(), 6);
+  AdaptiveConfig cfg;
+  cfg.budgets = {3, 6};
+  const auto continued = answer_adaptive(m, problems(), cfg.budgets, plain_setup(cfg));
+  cfg.expand = "rerun";
+  const auto rerun = answer_adaptive(m, problems(), cfg.budgets, plain_setup(cfg));
+  const std::array<int64_t, 1> largest = {6};
+  const auto fixed = answer_adaptive(m, problems(), largest, plain_setup(cfg));
+  for (size_t p = 0; p < continued.size(); ++p) {
+    // Greedy decoding: the cut response continued is the one a larger
+    // budget gives, for no extra token; the rerun pays the first pass again.
+    EXPECT_EQ(continued[p].response.tokens, fixed[p].response.tokens);
+    EXPECT_EQ(rerun[p].response.tokens, fixed[p].response.tokens);
+    EXPECT_EQ(continued[p].passes.size(), 2u);
+    EXPECT_EQ(continued[p].tokens, fixed[p].tokens);
+    EXPECT_EQ(continued[p].think_tokens, fixed[p].think_tokens);
+    EXPECT_EQ(rerun[p].tokens, fixed[p].tokens + 3);
+    EXPECT_EQ(rerun[p].think_tokens, fixed[p].think_tokens + 3);
   }
 }
 

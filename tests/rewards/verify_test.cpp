@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -188,6 +189,31 @@ TEST(ExtractAnswer, EachFormReadsWhatRealModelsWrite) {
   EXPECT_EQ(read("pi is 3.14.", kLastNumber), "3.14");
   EXPECT_EQ(read("no digits", kLastNumber), std::nullopt);
   EXPECT_EQ(read("x <answer> 9 </answer>", kTags), "9");
+}
+
+TEST(LocateAnswer, GivesWhereEachFormFoundTheAnswer) {
+  using enum AnswerForm;
+  const auto offset = [](std::string_view text, AnswerForm form) -> std::optional<size_t> {
+    const AnswerForm forms[] = {form};
+    const std::optional<LocatedAnswer> got = locate_answer(text, forms);
+    if (!got) return std::nullopt;
+    // The answer is the text at its offset, and the one extract_answer reads.
+    EXPECT_EQ(text.substr(got->offset, got->text.size()), got->text) << text;
+    EXPECT_EQ(extract_answer(text, forms), got->text) << text;
+    return got->offset;
+  };
+  EXPECT_EQ(offset("x <answer> 9 </answer>", kTags), 11u);
+  EXPECT_EQ(offset("<answer>1</answer> then <answer>22</answer>", kTags), 32u);
+  EXPECT_EQ(offset("so \\boxed{ 12 } ok", kBoxed), 11u);
+  EXPECT_EQ(offset("steps\n#### 1,234.\nThanks", kHashes), 11u);
+  EXPECT_EQ(offset("3 apples and 17 more make 20.", kLastNumber), 26u);
+  EXPECT_EQ(offset("a loss of -3.5", kLastNumber), 10u);
+  EXPECT_EQ(offset("no digits", kLastNumber), std::nullopt);
+  const AnswerForm boxed_then_number[] = {kBoxed, kLastNumber};
+  const std::optional<LocatedAnswer> got = locate_answer("7 then 8", boxed_then_number);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->text, "8");
+  EXPECT_EQ(got->offset, 7u);
 }
 
 TEST(ExtractAnswer, TheFirstFormFoundWins) {
