@@ -249,7 +249,7 @@ int run_evaluation(const Options& o, const muse::MuseConfig& cfg, const model::M
     std::filesystem::remove(answers_tmp);
     answers = std::make_unique<telemetry::JsonlSink>(answers_tmp);
   }
-  double correct = 0, think = 0, response_tokens = 0, truncated = 0;
+  inference::AnswerTally tally;
   const Clock::time_point start = Clock::now();
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(o.batch)) {
     const size_t end = std::min(prompts.size(), first + static_cast<size_t>(o.batch));
@@ -262,11 +262,7 @@ int run_evaluation(const Options& o, const muse::MuseConfig& cfg, const model::M
       const inference::PresentedPrompt shown{
           .record = &prompts[i], .tokens = prompts[i].tokens, .text = prompts[i].prompt};
       const rewards::Response r = inference::to_response(shown, generations[i - first], tokenizer);
-      const bool right = rewards::is_correct(r, rule);
-      correct += right ? 1 : 0;
-      think += static_cast<double>(r.think_tokens);
-      response_tokens += static_cast<double>(r.total_tokens);
-      truncated += r.truncated ? 1 : 0;
+      const bool right = tally.add(r, rule);
       if (answers) {
         telemetry::Record line;
         const std::optional<std::string> answer = rewards::extract_answer(r.text, rule.forms);
@@ -283,18 +279,18 @@ int run_evaluation(const Options& o, const muse::MuseConfig& cfg, const model::M
     }
     const double s = seconds_since(start);
     std::fprintf(stderr, "answered %zu/%zu prompts, accuracy %.3f, %.0f s\n", end, prompts.size(),
-                 correct / static_cast<double>(end), s);
+                 tally.correct / static_cast<double>(end), s);
   }
   const double n = std::max<double>(1, static_cast<double>(prompts.size()));
-  const double accuracy = correct / n;
+  const double accuracy = tally.correct / n;
   telemetry::Record r;
   r.add("step", step)
       .add("eval", "greedy")
       .add("accuracy", accuracy)
       .add("accuracy_stderr", std::sqrt(accuracy * (1 - accuracy) / n))
-      .add("think_tokens_mean", think / n)
-      .add("response_tokens_mean", response_tokens / n)
-      .add("truncated_fraction", truncated / n)
+      .add("think_tokens_mean", tally.think / n)
+      .add("response_tokens_mean", tally.response_tokens / n)
+      .add("truncated_fraction", tally.truncated / n)
       .add("prompts", static_cast<int64_t>(prompts.size()))
       .add("max_new_tokens", max_new)
       .add("temperature", options.sampling.temperature)
@@ -303,8 +299,8 @@ int run_evaluation(const Options& o, const muse::MuseConfig& cfg, const model::M
   std::printf(
       "%zu prompt(s): accuracy %.4f +- %.4f, %.1f response tokens per answer, %.3f "
       "truncated\n",
-      prompts.size(), accuracy, std::sqrt(accuracy * (1 - accuracy) / n), response_tokens / n,
-      truncated / n);
+      prompts.size(), accuracy, std::sqrt(accuracy * (1 - accuracy) / n), tally.response_tokens / n,
+      tally.truncated / n);
   if (answers) {
     answers->flush();
     answers.reset();

@@ -1,6 +1,7 @@
 #include "inference/prompting.h"
 
 #include "rewards/reward_set.h"
+#include "rewards/terms.h"
 #include "rewards/verify.h"
 
 namespace muse::inference {
@@ -46,6 +47,16 @@ std::vector<model::Generation> sample_groups(const model::Model& model,
           {.tokens = p.tokens, .images = p.record->images, .max_new_tokens = max_new_tokens});
   if (batch.empty()) return {};
   return model::generate(model, batch, options);
+}
+
+bool AnswerTally::add(const rewards::Response& response, const rewards::AnswerRule& rule) {
+  const bool right = rewards::is_correct(response, rule);
+  prompts += 1;
+  correct += right ? 1 : 0;
+  think += static_cast<double>(response.think_tokens);
+  response_tokens += static_cast<double>(response.total_tokens);
+  truncated += response.truncated ? 1 : 0;
+  return right;
 }
 
 }  // namespace muse::inference

@@ -13,6 +13,7 @@
 #include "model/generate.h"
 #include "model/model.h"
 #include "rewards/reward.h"
+#include "rewards/verify.h"
 
 namespace muse::inference {
 
@@ -33,6 +34,13 @@ PresentedPrompt present_prompt(const data::PromptRecord& record, int64_t budget,
 // What the rewards need to know of one generation.
 rewards::Response to_response(const PresentedPrompt& prompt, const model::Generation& g,
                               const data::Tokenizer& tokenizer);
+
+// Sums over graded answers: the figures of an evaluation record.
+struct AnswerTally {
+  double prompts = 0, correct = 0, think = 0, response_tokens = 0, truncated = 0;
+  // Counts `response`; returns whether it is right by `rule`.
+  bool add(const rewards::Response& response, const rewards::AnswerRule& rule);
+};
 
 // `group_size` samples for each prompt, one batched generation; result
 // [p * group_size + j] is sample j of prompt p.

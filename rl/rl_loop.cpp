@@ -19,14 +19,13 @@ namespace {
 // the rollouts'.
 constexpr uint64_t kAdaptiveSeedTag = 0xADA7;
 
-// Sums over the evaluated prompts.
+// Sums over the evaluated prompts, in the order they are all-reduced.
 enum EvalSum : size_t {
   kEvalCorrect,
   kEvalThink,
   kEvalResponseTokens,
   kEvalTruncated,
-  kEvalPrompts,
-  kEvalSums
+  kEvalPrompts
 };
 
 double value(const telemetry::Record& r, const std::string& key) {
@@ -42,21 +41,16 @@ void evaluate(PolicyTrainer& trainer) {
   const trainer::PromptAnswers answers =
       trainer::answer_prompts(policy, trainer.tokenizer(), trainer.eval_prompts(),
                               job.base.eval.max_new_tokens, comm.rank(), comm.size());
-  std::vector<double> sums(kEvalSums, 0.0);
   const rewards::AnswerRule& rule = job.base.eval_rule;
+  inference::AnswerTally tally;
   for (size_t i = 0; i < answers.generations.size(); ++i) {
     const data::PromptRecord& record = *answers.records[i];
     const inference::PresentedPrompt shown{
         .record = &record, .tokens = record.tokens, .text = record.prompt, .budget = 0};
-    const rewards::Response resp =
-        inference::to_response(shown, answers.generations[i], trainer.tokenizer());
-    sums[kEvalCorrect] += rewards::is_correct(resp, rule) ? 1 : 0;
-    sums[kEvalThink] += static_cast<double>(resp.think_tokens);
-    sums[kEvalResponseTokens] += static_cast<double>(resp.total_tokens);
-    sums[kEvalTruncated] += resp.truncated ? 1 : 0;
-    sums[kEvalPrompts] += 1;
+    tally.add(inference::to_response(shown, answers.generations[i], trainer.tokenizer()), rule);
   }
-  sums = comm::sum_over_ranks(comm, sums);
+  const std::vector<double> sums = comm::sum_over_ranks(
+      comm, {tally.correct, tally.think, tally.response_tokens, tally.truncated, tally.prompts});
   const double n = std::max(1.0, sums[kEvalPrompts]);
   telemetry::Record r;
   r.add("step", trainer.step())
