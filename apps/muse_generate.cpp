@@ -356,7 +356,7 @@ int run(const Options& o) {
   const int64_t max_new = o.max_new_tokens.value_or(cfg.eval.max_new_tokens);
   const contemplate::SolverSampling solver_sampling{
       .temperature = o.temperature.value_or(cfg.aggregate.solver_temperature),
-      .max_new_tokens = o.max_new_tokens.value_or(cfg.aggregate.solver_max_new_tokens),
+      .max_new_tokens = cfg.aggregate.solver_max_new_tokens,
       .seed = o.seed,
       .batch = 256};
   if (k > 0 && !o.metrics.empty()) {
@@ -533,8 +533,9 @@ int main(int argc, char** argv) {
   args.option("--solver", "DIR", &o.solver,
               "the solvers' checkpoint (default: the run's aggregate.solver, else --checkpoint)");
   args.option("--max-new-tokens", "N", &max_new_tokens,
-              "generation limit (default: the run's eval.max_new_tokens; solvers: "
-              "aggregate.solver_max_new_tokens)");
+              "generation limit of the answer, the aggregator's with --contemplate "
+              "(default: the run's eval.max_new_tokens; the solvers keep "
+              "aggregate.solver_max_new_tokens, which --set changes)");
   args.option("--temperature", "T", &temperature,
               "solver sampling temperature (default aggregate.solver_temperature); without "
               "--contemplate the answer's (default 0, greedy)");

@@ -31,6 +31,7 @@ struct AggregateConfig {
   std::string solver;
   int64_t k = 8;
   int64_t sets_per_problem = 2;
+  int64_t train_problems = 0;
   double easy_share = 0.5;
   std::string candidates = "answer";
   int64_t candidate_max_tokens = 32;
@@ -51,6 +52,10 @@ struct AggregateConfig {
     v.field("k", k, {.help = "solver candidates per training set (AggLM: 8)", .ge = 1});
     v.field("sets_per_problem", sets_per_problem,
             {.help = "candidate sets sampled per training problem (AggLM's s)", .ge = 1});
+    v.field("train_problems", train_problems,
+            {.help = "training problems given candidate sets (the first ones of rl.prompts); 0 = "
+                     "all",
+             .ge = 0});
     v.field("easy_share", easy_share,
             {.help = "easy sets (majority right) kept per hard set (majority wrong); every hard "
                      "set is kept (AggLM: 0.05 to 0.5 work best)",

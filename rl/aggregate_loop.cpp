@@ -33,6 +33,10 @@ class AggregateRun {
                                    {.image_tokens = job.base.model.n_patches(),
                                     .image_size = job.base.model.image_size,
                                     .image_channels = job.base.model.image_channels});
+    // Every problem costs k x sets_per_problem solver samples at start.
+    const auto wanted = static_cast<size_t>(job.aggregate.train_problems);
+    if (wanted > 0 && problems_.size() > wanted)
+      problems_.erase(problems_.begin() + static_cast<std::ptrdiff_t>(wanted), problems_.end());
     check_lengths();
   }
 

@@ -118,9 +118,11 @@ PY
   -s $tmp/report/contemplate.png ]] || { cat "$tmp/report.out"; fail "report lacks its rows or plot"; }
 echo "report ok"
 
-# One model solves and aggregates: the sets come from the starting weights.
-agg shared --set aggregate.solver= --set trainer.steps=1 --set eval.every=0
-grep -q "aggregation sets: 80, hard" "$tmp/shared.log" || { cat "$tmp/shared.log"; fail "shared solver"; }
+# One model solves and aggregates: the sets come from the starting weights,
+# here for the first 25 of the 40 problems (2 sets each).
+agg shared --set aggregate.solver= --set trainer.steps=1 --set eval.every=0 \
+  --set aggregate.train_problems=25
+grep -q "aggregation sets: 50, hard" "$tmp/shared.log" || { cat "$tmp/shared.log"; fail "shared solver"; }
 echo "shared solver ok"
 
 # muse-generate in contemplating mode on the trained aggregator.
@@ -170,6 +172,19 @@ PY
   [[ -s $tmp/refine.png && $(grep -c "^| aggregator | 2 | [01] |" "$tmp/refine.md") == 2 ]] ||
   { cat "$tmp/refine.md"; fail "report_inference.py refine"; }
 echo "refinement ok"
+
+# --max-new-tokens limits the aggregator's answer only; the solvers keep
+# aggregate.solver_max_new_tokens (16 here).
+"$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 4 \
+  --contemplate 2 --max-new-tokens 1 --metrics "$tmp/short.jsonl" >"$tmp/short.out" 2>&1 ||
+  { cat "$tmp/short.out"; fail "--contemplate --max-new-tokens failed"; }
+"$py" - "$tmp/short.jsonl" <<'PY'
+import json, sys
+records = {r["eval"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert records["aggregator@2"]["aggregator_tokens_mean"] <= 1, records["aggregator@2"]
+assert records["single"]["tokens_per_answer"] > 1, records["single"]
+PY
+echo "aggregator limit ok"
 
 # Adaptive re-expansion: the fixed-budget and adaptive records and the plot.
 "$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 6 --adaptive \
