@@ -36,7 +36,11 @@ config=configs/smollm2/aggregate.yaml
 [[ $problems =~ ^[1-9][0-9]*$ ]] || { echo "error: PROBLEMS=$problems: not a positive integer" >&2; exit 2; }
 mkdir -p "$out"
 
-steps=$(sed -n 's/^  steps: \([0-9]*\).*/\1/p' "$config")
+# config_value KEY: KEY's value in $config (the first line "  ...KEY: VALUE").
+config_value() {
+  sed -n "s/^ *$1: *\([^ #]*\).*/\1/p" "$config" | head -1
+}
+steps=$(config_value steps)
 if [[ $(cat "$run/LATEST" 2>/dev/null) == step_$(printf %08d "$steps") ]]; then
   echo "aggregator: trained"
 else
@@ -45,13 +49,15 @@ else
     { echo "error: aggregator training failed (see $out/train.log)" >&2; exit 1; }
 fi
 
-# The solver's settings as the aggregate stage uses them (the untrained
-# aggregator reads them from --set; the trained one from its run's config).
+# The trained aggregator reads its settings from its run's config; the
+# untrained one (SmolLM2 itself) gets the same ones with --set.
 settings=(--chat --prompts data/chat/heldout-eval.jsonl --limit "$problems" --max-new-tokens 128)
 untrained=(--checkpoint hf:models/SmolLM2-135M-Instruct --solver "$solver"
-  --set 'rewards.correctness.extract=[last_number]' --set aggregate.candidates=full
-  --set aggregate.candidate_max_tokens=64 --set aggregate.solver_max_new_tokens=64
-  --set aggregate.solver_temperature=0.7 --set data.tokens.think_begin= --set data.tokens.think_end=)
+  --set "rewards.correctness.extract=$(config_value extract)" --set data.tokens.think_begin=
+  --set data.tokens.think_end=)
+for key in candidates candidate_max_tokens solver_max_new_tokens solver_temperature; do
+  untrained+=(--set "aggregate.$key=$(config_value "$key")")
+done
 
 evaluate() {  # evaluate NAME ARG...
   local name=$1
