@@ -14,6 +14,13 @@
 #   golden_test.sh BIN_DIR --record   write that file anew (only from a commit
 #                                     whose results are the reference)
 source "$(dirname "$0")/pretrain_lib.sh"
+# Floating-point results depend on the kernels the CPU selects: AVX-512 and
+# AVX2 machines sum in different orders, as do different thread counts. The
+# figures are recorded with every library held to its AVX2 code path (the widest
+# every x86-64 CI machine has) and one thread per rank, so they do not depend
+# on the machine the test runs on. MKL_CBWR is MKL's conditional numerical
+# reproducibility setting; ONEDNN_MAX_CPU_ISA caps oneDNN's kernels.
+export OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
 golden=tests/e2e/golden/records.jsonl
 mode=${2:-compare}
 
