@@ -113,9 +113,10 @@ std::optional<data::Tokenizer> open_text_format(const MuseConfig& cfg,
                                                 const InitSource& source, Findings& found) {
   const data::DataConfig& d = cfg.data;
   const std::string consequence = " (the text format and the prompts' lengths)";
-  // An hf: directory brings its tokenizer; the default is the tiny model's.
-  if (source.hf && source.absent && !origins.contains("data.tokenizer")) {
-    found.not_checked("data.tokenizer: a launch takes init_from's tokenizer.json" + consequence);
+  // An hf: directory or a run brings its tokenizer; the default is the tiny
+  // model's.
+  if (source.absent && !origins.contains("data.tokenizer")) {
+    found.not_checked("data.tokenizer: a launch takes init_from's tokenizer" + consequence);
     return std::nullopt;
   }
   const std::pair<std::string, std::string> files[] = {

@@ -391,6 +391,17 @@ int run(int argc, char** argv) {
     }
   }
 
+  // A checkpoint to start from must exist before anything is read from it:
+  // without it the text format and the architecture would be this config's
+  // defaults, and their errors would name the wrong cause.
+  if (!cfg.init_from.empty() && !cfg.init_from.starts_with("hf:")) {
+    try {
+      (void)checkpoints::resolve_checkpoint(cfg.init_from);
+    } catch (const checkpoints::CheckpointError& e) {
+      if (world.is_main()) telemetry::log_error(config_path + ": init_from: " + e.what());
+      return kExitUsage;
+    }
+  }
   try {
     (void)data::check_text_format(cfg.data);  // the stage opens its own
   } catch (const config::ConfigError& e) {

@@ -117,10 +117,32 @@ rl:
 [[ $status == 0 ]] || fail "absent: exit $status: $(cat "$tmp/absent.err")"
 grep -q "^warning: not checked: init_from hf:$tmp/no-model is not on this machine" \
   "$tmp/absent.err" || fail "absent: init_from: $(cat "$tmp/absent.err")"
-grep -q "^warning: not checked: data.tokenizer: a launch takes init_from's tokenizer.json" \
+grep -q "^warning: not checked: data.tokenizer: a launch takes init_from's tokenizer" \
   "$tmp/absent.err" || fail "absent: tokenizer: $(cat "$tmp/absent.err")"
 grep -q "^plan: the config would start on 2 rank(s); 2 input(s) not checked here" \
   "$tmp/absent.out" || fail "absent: verdict: $(cat "$tmp/absent.out")"
+# A later stage whose first stage has not run yet: its chat format comes from
+# that run, so the tiny default tokenizer (no chat template) is not judged.
+plan absent_run "stage: rl
+init_from: $tmp/runs/first-stage
+plan:
+  world_size: 1
+data:
+  chat: true
+rl:
+  prompts: /cluster/prompts.jsonl
+  prompts_per_step: 4"
+[[ $status == 0 ]] || fail "absent_run: exit $status: $(cat "$tmp/absent_run.err")"
+grep -q "^warning: not checked: data.tokenizer: a launch takes init_from's tokenizer" \
+  "$tmp/absent_run.err" || fail "absent_run: tokenizer: $(cat "$tmp/absent_run.err")"
+# A launch of it names the missing run, not the tokenizer.
+status=0
+"$bin/muse-train" --config "$tmp/absent_run.yaml" --set run.dir="$tmp/runs" >"$tmp/launch.out" \
+  2>"$tmp/launch.err" || status=$?
+[[ $status == 2 ]] || fail "absent_run launch: exit $status, expected 2: $(cat "$tmp/launch.err")"
+[[ $(grep -c "^error: " "$tmp/launch.err") == 1 ]] &&
+  grep -q "^error: $tmp/absent_run.yaml: init_from: .*first-stage" "$tmp/launch.err" ||
+  fail "absent_run launch: the error does not name init_from: $(cat "$tmp/launch.err")"
 plan absent_data "stage: pretrain
 plan:
   world_size: 2
