@@ -9,9 +9,11 @@
 #   scripts/smollm2-rl.sh [SETTING ...]
 #
 # A SETTING is a config name under configs/smollm2/ without "rl-" and
-# ".yaml" (control, kimi, linear, dler), optionally with "-seedN" for
-# another seed of it (dler-seed2 runs rl-dler.yaml with seed 2); control is
-# always among them. Default:
+# ".yaml" (control, kimi, linear, dler, dler-staged), optionally with
+# "-seedN" for another seed of it (dler-seed2 runs rl-dler.yaml with seed 2);
+# control is always among them. A config whose init_from is another
+# setting's run (dler-staged starts from dler) trains after the others, from
+# the run of the same seed (dler-staged-seed2 from dler-seed2). Default:
 # control dler dler-seed2 dler-seed3.
 #
 # Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/export
@@ -67,9 +69,23 @@ run_parallel() {
   return $status
 }
 
+# first_stage SETTING: the run SETTING's config starts from, when that is
+# another setting's run (init_from under runs/smollm2), with SETTING's seed.
+first_stage() {
+  local s=$1 from
+  from=$(sed -n "s|^init_from: *\($runs/smollm2-rl-[^ #]*\).*|\1|p" "configs/smollm2/rl-${s%-seed*}.yaml")
+  [[ -n $from && $s == *-seed* ]] && from=$from-seed${s##*-seed}
+  echo "$from"
+}
+
 train() {  # train SETTING
-  local s=$1 config=configs/smollm2/rl-${1%-seed*}.yaml seed=()
-  [[ $s == *-seed* ]] && seed=(--set "seed=${s##*-seed}")
+  local s=$1 config=configs/smollm2/rl-${1%-seed*}.yaml sets=() from
+  [[ $s == *-seed* ]] && sets=(--set "seed=${s##*-seed}")
+  from=$(first_stage "$s")
+  if [[ -n $from ]]; then
+    [[ -f $from/LATEST ]] || { echo "error: $s: no run $from to start from" >&2; return 1; }
+    sets+=(--set "init_from=$from")
+  fi
   local steps
   steps=$(sed -n 's/^  steps: \([0-9]*\).*/\1/p' "$config")
   if [[ $(cat "$runs/smollm2-rl-$s/LATEST" 2>/dev/null) == step_$(printf %08d "$steps") ]]; then
@@ -77,7 +93,7 @@ train() {  # train SETTING
     return
   fi
   echo "$s: training (log $runs/$s.log)"
-  OMP_NUM_THREADS=1 "$bin/muse-train" --config "$config" "${seed[@]}" --set run.dir="$runs" \
+  OMP_NUM_THREADS=1 "$bin/muse-train" --config "$config" "${sets[@]}" --set run.dir="$runs" \
     --set run.name="smollm2-rl-$s" >>"$runs/$s.log" 2>&1 ||
     { echo "error: $s: training failed (see $runs/$s.log)" >&2; return 1; }
 }
@@ -98,7 +114,12 @@ evaluate() {  # evaluate SETTING (start: the starting model)
   tail -1 "$out.log"
 }
 
-run_parallel train "${settings[@]}"
+first=() second=()
+for s in "${settings[@]}"; do
+  if [[ -n $(first_stage "$s") ]]; then second+=("$s"); else first+=("$s"); fi
+done
+run_parallel train "${first[@]}"
+[[ ${#second[@]} == 0 ]] || run_parallel train "${second[@]}"
 run_parallel evaluate start "${settings[@]}"
 "$py" scripts/report_smollm2.py "$runs/eval" --tasks data/chat/heldout.jsonl --out "$runs/report" \
   --json "$runs/report/results.json" --headline "$headline"
