@@ -1,7 +1,7 @@
 """Reports the SmolLM2 thought-compression runs from their held-out evaluations.
 
     report_smollm2.py EVAL_DIR --tasks HELDOUT.jsonl [--out DIR] [--json FILE]
-                      [--headline NAME]
+                      [--headline NAME] [--recorded FILE]
 
 EVAL_DIR holds one evaluation per trained model, written by
 `muse-generate ... --metrics EVAL_DIR/NAME.jsonl --answers EVAL_DIR/NAME.answers.jsonl`
@@ -14,6 +14,13 @@ length penalty (kimi, linear, dler, ...); NAME-seedN is seed N of setting
 NAME, and the plain NAME counts as one of its seeds. A record's checkpoint
 names the run: a run directory, RUN/checkpoints/step_N (run RUN), or hf:DIR
 (no run).
+
+--recorded FILE takes the settings EVAL_DIR does not evaluate from FILE, a
+--json output of an earlier report on the same held-out problems (docs/results.json):
+their rows, per-kind figures and seeds as recorded there, marked "recorded"
+in the table and with "recorded_from" in the JSON. New runs are then
+compared with the settings already reported without evaluating them again;
+their training curves are drawn only for the runs EVAL_DIR evaluates.
 
 Statistics. One seed: the accuracy's standard error is the binomial one the
 evaluation records, the standard error of a proportion sqrt(p (1 - p) / n)
@@ -50,8 +57,9 @@ a single-seed setting, null with several seeds), the Pareto front and the
 targets.
 
 A missing or unreadable file, an answers file that does not match the task
-file or its record, or a missing start or control setting is one `error:`
-line and a non-zero exit status.
+file or its record, a recorded file of another number of problems, or a
+missing start or control setting is one `error:` line and a non-zero exit
+status.
 """
 
 import argparse
@@ -147,12 +155,33 @@ def read_settings(eval_dir, tasks, tasks_path):
         m = SEED.fullmatch(name)
         setting, seed = (m["setting"], int(m["seed"])) if m else (name, -1)
         seeds.setdefault(setting, []).append((seed, read_eval(eval_dir, name, tasks, tasks_path)))
-    for needed in (START, CONTROL):
-        if needed not in seeds:
-            sys.exit(f"error: {eval_dir}: no {needed} setting ({needed}.jsonl or "
-                     f"{needed}-seedN.jsonl)")
-    order = [START, CONTROL] + sorted(set(seeds) - {START, CONTROL})
-    return {s: [e for _, e in sorted(seeds[s], key=lambda x: x[0])] for s in order}
+    return {s: [e for _, e in sorted(seeds[s], key=lambda x: x[0])] for s in sorted(seeds)}
+
+
+def read_recorded(path, problems, evaluated):
+    """The rows of the settings of a report written by --json that are not
+    among `evaluated`, each marked with the file it comes from."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {path}: {getattr(e, 'strerror', None) or e}")
+    if not isinstance(report, dict) or not isinstance(report.get("settings"), dict):
+        sys.exit(f"error: {path}: no \"settings\" (not a report_smollm2.py --json output)")
+    if report.get("problems") != problems:
+        sys.exit(f"error: {path}: recorded on {report.get('problems')} problems, the task file "
+                 f"has {problems}")
+    keys = ("accuracy", "accuracy_stderr", "response_tokens_mean", "truncated_fraction",
+            "seeds", "kinds")
+    rows = {}
+    for name, row in report["settings"].items():
+        if name in evaluated:
+            continue
+        missing = [k for k in keys if k not in row]
+        if missing:
+            sys.exit(f"error: {path}: setting {name} has no {', '.join(missing)}")
+        rows[name] = dict(row, recorded_from=path)
+    return rows
 
 
 def aggregate(evals, problems):
@@ -254,8 +283,9 @@ def markdown(rows, targets, problems, tasks_path, headline):
         c, s = targets[name].get("control"), targets[name].get("start")
         vs_start = "—" if s is None else (
             f"{yes(s['met'])} ({fmt(s['accuracy_diff_se'], '+.1f', 'n/a')} SE)")
+        shown = f"{name} (recorded)" if "recorded_from" in r else name
         lines.append(
-            f"| {name} | {len(r['seeds'])} "
+            f"| {shown} | {len(r['seeds'])} "
             f"| {100 * r['accuracy']:.1f} ± {100 * r['accuracy_stderr']:.1f} "
             f"| {r['response_tokens_mean']:.1f} | {100 * r['truncated_fraction']:.1f} "
             f"| {fmt(c and c['tokens_change'], '+.0%')} "
@@ -393,12 +423,21 @@ def main():
     parser.add_argument("--out", help="directory for results.md and the plots")
     parser.add_argument("--json", help="file for the figures as JSON")
     parser.add_argument("--headline", help="setting whose verdicts head the report")
+    parser.add_argument("--recorded", help="an earlier --json output: the settings EVAL_DIR "
+                        "does not evaluate")
     args = parser.parse_args()
     tasks = read_tasks(args.tasks)
     settings = read_settings(args.eval_dir, tasks, args.tasks)
-    if args.headline is not None and args.headline not in settings:
-        sys.exit(f"error: {args.eval_dir}: no setting {args.headline} (--headline)")
     rows = {name: aggregate(evals, len(tasks)) for name, evals in settings.items()}
+    if args.recorded:
+        rows.update(read_recorded(args.recorded, len(tasks), rows))
+    for needed in (START, CONTROL):
+        if needed not in rows:
+            sys.exit(f"error: {args.eval_dir}: no {needed} setting ({needed}.jsonl or "
+                     f"{needed}-seedN.jsonl)")
+    rows = {name: rows[name] for name in [START, CONTROL] + sorted(set(rows) - {START, CONTROL})}
+    if args.headline is not None and args.headline not in rows:
+        sys.exit(f"error: {args.eval_dir}: no setting {args.headline} (--headline)")
     targets = verdicts(rows)
     front = pareto_front(rows)
     runs = read_runs(settings) if args.out else []  # read first: no output before an error

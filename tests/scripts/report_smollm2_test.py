@@ -213,6 +213,47 @@ class ReportSmolLM2(unittest.TestCase):
         for png in ("accuracy_vs_tokens.png", "curves.png"):
             self.assertGreater(os.path.getsize(os.path.join(out, png)), 10000, png)
 
+    def test_recorded(self):
+        # The settings a directory does not evaluate come from an earlier report.
+        full = os.path.join(self.root, "full.json")
+        p = self.run_script(self.eval_dir, "--tasks", self.tasks, "--json", full)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        keep = ("linear.jsonl", "linear.answers.jsonl")
+        d = self.variant("only_linear", lambda d: [
+            os.remove(os.path.join(d, n)) for n in os.listdir(d) if n not in keep])
+        self.expect_error([d, "--tasks", self.tasks], "no start setting")
+        path = os.path.join(self.root, "partial.json")
+        p = self.run_script(d, "--tasks", self.tasks, "--recorded", full, "--json", path,
+                            "--headline", "kimi")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(full, encoding="utf-8") as f:
+            before = json.load(f)
+        with open(path, encoding="utf-8") as f:
+            after = json.load(f)
+        self.assertEqual(list(after["settings"]), ["start", "control", "dler", "kimi", "linear"])
+        for name, row in after["settings"].items():
+            expected = dict(before["settings"][name])
+            if name != "linear":
+                self.assertEqual(row.pop("recorded_from"), full)
+            else:
+                self.assertNotIn("recorded_from", row)
+                for seed in expected["seeds"]:  # evaluated again, from its copy of the files
+                    seed["eval"] = os.path.join(d, "linear.jsonl")
+            self.assertEqual(row, expected, name)
+        self.assertEqual(after["targets"]["settings"], before["targets"]["settings"])
+        self.assertEqual(after["pareto_front"], before["pareto_front"])
+        self.assertIn("| kimi (recorded) | 3 | 37.0 ± 3.6 | 45.0 | 4.0 | -55% | -0.61 | yes |",
+                      p.stdout)
+        self.assertIn("| linear | 1 | 30.0 ± 4.6 |", p.stdout)
+
+        # A report on other problems, or not a report at all, is refused.
+        other = os.path.join(self.root, "other.json")
+        with open(other, "w", encoding="utf-8") as f:
+            json.dump(dict(before, problems=PROBLEMS + 1), f)
+        self.expect_error([d, "--tasks", self.tasks, "--recorded", other],
+                          f"recorded on {PROBLEMS + 1} problems")
+        self.expect_error([d, "--tasks", self.tasks, "--recorded", self.tasks], "heldout.jsonl")
+
     def expect_error(self, args, text):
         p = self.run_script(*args)
         self.assertNotEqual(p.returncode, 0, p.stderr)
