@@ -393,8 +393,10 @@ int run(int argc, char** argv) {
 
   // A checkpoint to start from must exist before anything is read from it:
   // without it the text format and the architecture would be this config's
-  // defaults, and their errors would name the wrong cause.
-  if (!cfg.init_from.empty() && !cfg.init_from.starts_with("hf:")) {
+  // defaults, and their errors would name the wrong cause. A run that resumes
+  // from its own checkpoint no longer reads init_from.
+  if (!cfg.init_from.empty() && !cfg.init_from.starts_with("hf:") &&
+      checkpoints::latest_checkpoint(run_dir_of(cfg)).empty()) {
     try {
       (void)checkpoints::resolve_checkpoint(cfg.init_from);
     } catch (const checkpoints::CheckpointError& e) {

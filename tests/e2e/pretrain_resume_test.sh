@@ -55,4 +55,20 @@ for (a, ra), (b, rb) in zip(whole, split):
     assert float(ra["loss"]) == a["loss"]
 print("8 steps bit-identical across stop_after, a simulated crash and two resumes")
 PY
+
+# A run that resumes from its own checkpoint no longer reads its init_from:
+# the run it started from may be gone. A new run from it is refused, naming
+# init_from.
+train 1 first --set trainer.steps=1
+launch 1 second configs/tiny/sft.yaml --set init_from="$runs/first" --set trainer.steps=1 ||
+  { cat "$tmp/second.log"; fail "SFT from the first run failed"; }
+rm -rf "$runs/first"
+launch 1 second configs/tiny/sft.yaml --set init_from="$runs/first" --set trainer.steps=2 ||
+  { cat "$tmp/second.log"; fail "the SFT run did not resume without its init_from"; }
+grep -q "resumed from .*second/checkpoints/step_00000001 at step 1" "$tmp/second.log" ||
+  { cat "$tmp/second.log"; fail "the SFT run did not resume"; }
+status=0
+launch 1 third configs/tiny/sft.yaml --set init_from="$runs/first" || status=$?
+[[ $status == 2 ]] && grep -q "^error: .*init_from: .*first" "$tmp/third.log" ||
+  { cat "$tmp/third.log"; fail "a new run from a missing init_from: exit $status"; }
 echo "resume passed"
