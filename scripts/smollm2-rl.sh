@@ -81,16 +81,18 @@ first_stage() {
 train() {  # train SETTING
   local s=$1 config=configs/smollm2/rl-${1%-seed*}.yaml sets=() from
   [[ $s == *-seed* ]] && sets=(--set "seed=${s##*-seed}")
-  from=$(first_stage "$s")
-  if [[ -n $from ]]; then
-    [[ -f $from/LATEST ]] || { echo "error: $s: no run $from to start from" >&2; return 1; }
-    sets+=(--set "init_from=$from")
-  fi
   local steps
   steps=$(sed -n 's/^  steps: \([0-9]*\).*/\1/p' "$config")
   if [[ $(cat "$runs/smollm2-rl-$s/LATEST" 2>/dev/null) == step_$(printf %08d "$steps") ]]; then
     echo "$s: trained"
     return
+  fi
+  from=$(first_stage "$s")
+  if [[ -n $from ]]; then
+    # (A run stopped part way resumes from its own checkpoint instead.)
+    [[ -f $from/LATEST || -f $runs/smollm2-rl-$s/LATEST ]] ||
+      { echo "error: $s: no run $from to start from" >&2; return 1; }
+    sets+=(--set "init_from=$from")
   fi
   echo "$s: training (log $runs/$s.log)"
   OMP_NUM_THREADS=1 "$bin/muse-train" --config "$config" "${sets[@]}" --set run.dir="$runs" \
