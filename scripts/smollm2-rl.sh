@@ -9,12 +9,13 @@
 #   scripts/smollm2-rl.sh [SETTING ...]
 #
 # A SETTING is a config name under configs/smollm2/ without "rl-" and
-# ".yaml" (control, kimi, linear, dler, dler-staged), optionally with
-# "-seedN" for another seed of it (dler-seed2 runs rl-dler.yaml with seed 2);
-# control is always among them. A config whose init_from is another
-# setting's run (dler-staged starts from dler) trains after the others, from
-# the run of the same seed (dler-staged-seed2 from dler-seed2). Default:
-# control dler dler-seed2 dler-seed3.
+# ".yaml" (control, kimi, linear, dler, dler-staged, kimi-staged),
+# optionally with "-seedN" for another seed of it (dler-seed2 runs
+# rl-dler.yaml with seed 2); control is always among them. A config whose
+# init_from is another setting's run (dler-staged starts from dler,
+# kimi-staged from dler-staged) trains after that one, from the run of the
+# same seed (dler-staged-seed2 from dler-seed2). Default: control dler
+# dler-seed2 dler-seed3.
 #
 # Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/export
 # (the headline model as HF and GGUF, checked to answer 20 held-out problems
@@ -116,12 +117,24 @@ evaluate() {  # evaluate SETTING (start: the starting model)
   tail -1 "$out.log"
 }
 
-first=() second=()
+# stage SETTING: 1 for a run from SmolLM2, 2 for one from a first stage's
+# run, and so on (kimi-staged: 3, from dler-staged, from dler).
+stage() {
+  local from
+  from=$(first_stage "$1")
+  if [[ -z $from ]]; then echo 1; else echo $(($(stage "${from#"$runs"/smollm2-rl-}") + 1)); fi
+}
+
+# Each stage after the one it starts from, the settings of a stage side by side.
+declare -A by_stage=()
 for s in "${settings[@]}"; do
-  if [[ -n $(first_stage "$s") ]]; then second+=("$s"); else first+=("$s"); fi
+  n=$(stage "$s")
+  by_stage[$n]+=" $s"
 done
-run_parallel train "${first[@]}"
-[[ ${#second[@]} == 0 ]] || run_parallel train "${second[@]}"
+for n in $(printf '%s\n' "${!by_stage[@]}" | sort -n); do
+  read -ra stage_settings <<<"${by_stage[$n]}"
+  run_parallel train "${stage_settings[@]}"
+done
 run_parallel evaluate start "${settings[@]}"
 "$py" scripts/report_smollm2.py "$runs/eval" --tasks data/chat/heldout.jsonl --out "$runs/report" \
   --json "$runs/report/results.json" --headline "$headline"
