@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "config/utf8.h"
+
 namespace muse::config {
 namespace {
 
@@ -70,10 +72,11 @@ std::string format_value(double value) {
   return out;
 }
 
-// A JSON string, which is also a YAML double-quoted scalar.
+// A JSON string, which is also a YAML double-quoted scalar. Both must be
+// Unicode: a byte outside well-formed UTF-8 is written as U+FFFD.
 std::string format_value(const std::string& value) {
   std::string out = "\"";
-  for (unsigned char c : value) {
+  for (unsigned char c : valid_utf8(value, kReplacementCharacter)) {
     switch (c) {
       case '"':
         out += "\\\"";

@@ -102,6 +102,8 @@ TEST(ToJson, StringsAreEscaped) {
   EXPECT_EQ(to_json(rec({{"n", std::string("x\0y", 3)}})), "{\"n\": \"x\\u0000y\"}");
   // Keys are escaped the same way; UTF-8 passes through.
   EXPECT_EQ(to_json(rec({{"we\"ird", "héllo"s}})), "{\"we\\\"ird\": \"héllo\"}");
+  // A decoded answer that ends inside a character stays valid JSON: U+FFFD.
+  EXPECT_EQ(to_json(rec({{"text", "= 70\xA2"s}})), "{\"text\": \"= 70\xEF\xBF\xBD\"}");
 }
 
 TEST(JsonQuote, Direct) {
