@@ -14,8 +14,10 @@
 # rl-dler.yaml with seed 2); control is always among them. A config whose
 # init_from is another setting's run (dler-staged starts from dler,
 # kimi-staged from dler-staged) trains after that one, from the run of the
-# same seed (dler-staged-seed2 from dler-seed2). Default: control dler
-# dler-seed2 dler-seed3.
+# same seed (dler-staged-seed2 from dler-seed2), and the settings it starts
+# from join the list. Default: control kimi-staged kimi-staged-seed2
+# kimi-staged-seed3, so control and three seeds of DLER at 48 tokens, DLER
+# at 32 and Kimi's stage.
 #
 # Writes runs/smollm2/smollm2-rl-SETTING (the runs), runs/smollm2/export
 # (the headline model as HF and GGUF, checked to answer 20 held-out problems
@@ -28,24 +30,39 @@
 #   MUSE_BIN       directory holding muse-train and muse-generate (default build/bin)
 #   MUSE_PYTHON    python with transformers and matplotlib (default the project's venv)
 #   MUSE_PARALLEL  runs and evaluations at a time (default 2)
-#   MUSE_HEADLINE  the setting reported as the headline and exported (default dler)
+#   MUSE_HEADLINE  the setting reported as the headline and exported (default kimi-staged)
 #   MUSE_LLAMA_CPP_PYTHON  python with llama-cpp-python (default its venv in ~/.cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${MUSE_BIN:-build/bin}
 py=${MUSE_PYTHON:-$HOME/.cache/muse-train/venv/bin/python}
 parallel=${MUSE_PARALLEL:-2}
-headline=${MUSE_HEADLINE:-dler}
+headline=${MUSE_HEADLINE:-kimi-staged}
 llama_py=${MUSE_LLAMA_CPP_PYTHON:-$HOME/.cache/muse-train/llama-cpp/bin/python}
 settings=("$@")
-[[ ${#settings[@]} -gt 0 ]] || settings=(control dler dler-seed2 dler-seed3)
+[[ ${#settings[@]} -gt 0 ]] || settings=(control kimi-staged kimi-staged-seed2 kimi-staged-seed3)
 runs=runs/smollm2
 model=models/SmolLM2-135M-Instruct
 [[ " ${settings[*]} " == *" control "* ]] ||
   { echo "error: the settings must include control (the report compares every setting with it)" >&2; exit 2; }
-for s in "${settings[@]}"; do
+# first_stage SETTING: the run SETTING's config starts from, when that is
+# another setting's run (init_from under runs/smollm2), with SETTING's seed.
+first_stage() {
+  local s=$1 from
+  from=$(sed -n "s|^init_from: *\($runs/smollm2-rl-[^ #]*\).*|\1|p" "configs/smollm2/rl-${s%-seed*}.yaml")
+  [[ -n $from && $s == *-seed* ]] && from=$from-seed${s##*-seed}
+  echo "$from"
+}
+
+# The runs a setting starts from are settings too (kimi-staged brings
+# dler-staged and dler), so that one name reproduces a whole chain.
+for ((i = 0; i < ${#settings[@]}; i++)); do
+  s=${settings[i]}
   [[ -f configs/smollm2/rl-${s%-seed*}.yaml ]] ||
     { echo "error: $s: no configs/smollm2/rl-${s%-seed*}.yaml" >&2; exit 2; }
+  from=$(first_stage "$s")
+  [[ -z $from || " ${settings[*]} " == *" ${from#"$runs"/smollm2-rl-} "* ]] ||
+    settings+=("${from#"$runs"/smollm2-rl-}")
 done
 mkdir -p "$runs/eval"
 # The model directory: a link to the one scripts/smollm2.py keeps in ~/.cache.
@@ -68,15 +85,6 @@ run_parallel() {
   done
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
   return $status
-}
-
-# first_stage SETTING: the run SETTING's config starts from, when that is
-# another setting's run (init_from under runs/smollm2), with SETTING's seed.
-first_stage() {
-  local s=$1 from
-  from=$(sed -n "s|^init_from: *\($runs/smollm2-rl-[^ #]*\).*|\1|p" "configs/smollm2/rl-${s%-seed*}.yaml")
-  [[ -n $from && $s == *-seed* ]] && from=$from-seed${s##*-seed}
-  echo "$from"
 }
 
 train() {  # train SETTING
