@@ -367,8 +367,11 @@ def read_runs(settings):
 
 
 def plot_curves(runs, colour, path):
-    """Training and held-out curves of the runs of read_runs."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    """Training and held-out curves of the runs of read_runs; the held-out
+    row only when a run evaluated during training."""
+    evaluated = any(r.get("eval") == "heldout" for _, records in runs for r in records)
+    fig, axes = plt.subplots(2 if evaluated else 1, 3, figsize=(15, 8.5 if evaluated else 4.5),
+                             squeeze=False)
     training = [("reward_mean", "training reward (mean)"),
                 ("accuracy", "training accuracy (rollouts)"),
                 ("response_tokens_mean", "training response tokens (mean)")]
@@ -383,6 +386,8 @@ def plot_curves(runs, colour, path):
             ax.plot(xs, ys, color=colour[name], alpha=0.25, linewidth=0.8)
             ax.plot(xs, moving_average(ys), color=colour[name], linewidth=1.8, label=label)
             ax.set_title(title)
+        if not evaluated:
+            continue
         for ax, key in zip(axes[1][:2], ("accuracy", "response_tokens_mean")):
             xs, ys = series(heldout, key)
             ax.plot(xs, ys, "-o", color=colour[name], markersize=3, label=label)
@@ -391,13 +396,16 @@ def plot_curves(runs, colour, path):
         ys = [r["accuracy"] for r in points]
         axes[1][2].plot(xs, ys, "-o", color=colour[name], markersize=3, label=label)
         axes[1][2].plot(xs[:1], ys[:1], "s", color=colour[name], markersize=7)
-    axes[1][0].set_title('held-out accuracy ("heldout" evaluations)')
-    axes[1][1].set_title("held-out response tokens (mean)")
-    axes[1][2].set_title("held-out accuracy against tokens (square: first)")
-    for ax in list(axes[0]) + list(axes[1][:2]):
+    for ax in axes[0]:
         ax.set_xlabel("RL step")
-    axes[1][2].set_xlabel("mean response tokens")
-    axes[1][2].set_ylabel("accuracy")
+    if evaluated:
+        axes[1][0].set_title('held-out accuracy ("heldout" evaluations)')
+        axes[1][1].set_title("held-out response tokens (mean)")
+        axes[1][2].set_title("held-out accuracy against tokens (square: first)")
+        for ax in axes[1][:2]:
+            ax.set_xlabel("RL step")
+        axes[1][2].set_xlabel("mean response tokens")
+        axes[1][2].set_ylabel("accuracy")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
