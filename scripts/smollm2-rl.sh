@@ -2,7 +2,7 @@
 # Thought compression of SmolLM2-135M-Instruct (docs/results.md): makes the
 # model directory and the chat tasks, trains every setting, evaluates the
 # starting model and each final model on all held-out problems, and writes
-# the report. About an hour per run, two runs at a time on 2 cores (one
+# the report. 10 to 70 minutes per run, two runs at a time on 2 cores (one
 # compute thread each); a rerun skips what is complete and resumes a run
 # that was stopped.
 #
