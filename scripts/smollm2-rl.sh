@@ -61,8 +61,8 @@ for ((i = 0; i < ${#settings[@]}; i++)); do
   [[ -f configs/smollm2/rl-${s%-seed*}.yaml ]] ||
     { echo "error: $s: no configs/smollm2/rl-${s%-seed*}.yaml" >&2; exit 2; }
   from=$(first_stage "$s")
-  [[ -z $from || " ${settings[*]} " == *" ${from#"$runs"/smollm2-rl-} "* ]] ||
-    settings+=("${from#"$runs"/smollm2-rl-}")
+  from=${from#"$runs"/smollm2-rl-}
+  [[ -z $from || " ${settings[*]} " == *" $from "* ]] || settings+=("$from")
 done
 mkdir -p "$runs/eval"
 # The model directory: a link to the one scripts/smollm2.py keeps in ~/.cache.
