@@ -26,6 +26,7 @@
 #include "checkpoints/checkpoint.h"
 #include "comm/solo_communicator.h"
 #include "config/cli.h"
+#include "config/files.h"
 #include "config/splitmix64.h"
 #include "contemplate/candidate_sets.h"
 #include "contemplate/contemplate.h"
@@ -78,7 +79,8 @@ const char* kDescription =
     "Plain answers with --metrics FILE are an evaluation: the prompts are answered\n"
     "in batches of --batch, the record \"greedy\" (accuracy, its standard error,\n"
     "response tokens) is appended to FILE and --answers FILE gets one line per\n"
-    "prompt.\n"
+    "prompt; with --contemplate, --answers FILE gets each problem's correctness and\n"
+    "answer per method, for paired comparisons.\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad command line or input.";
 
 struct Options {
@@ -375,11 +377,22 @@ int run(const Options& o) {
                                             .model = mc,
                                             .answer = rule,
                                             .seed = o.seed};
+    // Records count aggregation training steps: a checkpoint from another
+    // stage (a solver, SmolLM2) reads as an untrained aggregator, step 0.
+    const int64_t aggregation_step = cfg.stage == "aggregate" ? source.step : 0;
     muse::comm::SoloCommunicator solo;
+    std::vector<telemetry::Record> per_problem;
     const std::vector<telemetry::Record> records = contemplate::evaluate_contemplation(
-        setup, solver, aggregator, prompts, max_new, source.step, solo);
+        setup, solver, aggregator, prompts, max_new, aggregation_step, solo,
+        o.answers.empty() ? nullptr : &per_problem);
     print_records(records);
     append_records(o.metrics, records);
+    if (!o.answers.empty()) {
+      std::string lines;
+      for (const telemetry::Record& r : per_problem)
+        lines += telemetry::to_json(r) + "\n";
+      config::write_file_atomic(o.answers, lines);
+    }
     return 0;
   }
   const model::Model& refiner = cfg.aggregate.refine_by == "aggregator" ? aggregator : solver;
@@ -522,8 +535,10 @@ int main(int argc, char** argv) {
               "--adaptive; the contemplating methods with --contemplate) and append its records "
               "to FILE");
   args.option("--answers", "FILE", &o.answers,
-              "with --metrics and plain answers: write one JSON line per prompt (index, correct, "
-              "answer, reference, response_tokens, finish, text)");
+              "with --metrics: write one JSON line per prompt; plain answers: index, correct, "
+              "answer, reference, response_tokens, finish, text; --contemplate: index, "
+              "reference, and each method's correctness and answer (single: the share of the "
+              "samples right)");
   args.option("--batch", "N", &batch,
               "with --metrics and plain answers: prompts answered in one batch (default 64)");
   args.repeated(
@@ -583,8 +598,8 @@ int main(int argc, char** argv) {
           "--metrics needs --prompts (records are measured on graded prompts)");
     if (!batch.empty()) o.batch = config::parse_int_option("--batch", batch, 1);
     const bool plain_evaluation = !o.metrics.empty() && !o.adaptive && !o.contemplate;
-    if (!o.answers.empty() && !plain_evaluation)
-      throw config::UsageError("--answers goes with --metrics and plain answers");
+    if (!o.answers.empty() && (o.metrics.empty() || o.adaptive))
+      throw config::UsageError("--answers goes with --metrics and plain answers or --contemplate");
     if (!batch.empty() && !plain_evaluation)
       throw config::UsageError("--batch goes with --metrics and plain answers");
     if (!o.metrics.empty() && !o.adaptive && !o.contemplate && o.compare_sequential)

@@ -40,6 +40,21 @@ std::vector<inference::PresentedPrompt> share_of(const std::vector<data::PromptR
   return out;
 }
 
+// The methods' names after "majority@" and "aggregator@": "K" or "K+refine@R".
+std::string method_suffix(int64_t k, int64_t rounds) {
+  return std::to_string(k) + (rounds > 0 ? "+refine@" + std::to_string(rounds) : "");
+}
+
+std::string aggregator_name(int64_t step) {
+  return step == 0 ? "aggregator_untrained@" : "aggregator@";
+}
+
+// The answer `response` gives in `forms`, or "" for none.
+std::string answer_of(const rewards::Response& response,
+                      std::span<const rewards::AnswerForm> forms) {
+  return candidate_answers(std::span(&response, 1), forms).front().value_or("");
+}
+
 std::string aggregator_over(int64_t k) {
   return "an aggregator prompt over " + std::to_string(k) + " candidates";
 }
@@ -167,7 +182,7 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
 std::vector<telemetry::Record> evaluate_contemplation(
     const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,
     const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,
-    comm::Communicator& comm) {
+    comm::Communicator& comm, std::vector<telemetry::Record>* per_problem) {
   const AggregateConfig& cfg = *setup.cfg;
   const size_t n = cfg.eval_problems > 0
                        ? std::min(problems.size(), static_cast<size_t>(cfg.eval_problems))
@@ -210,6 +225,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
     return kHead + kPerBlock * (ki * rounds.size() + ri);
   };
   std::vector<double> sums(block(cfg.eval_k.size(), 0), 0.0);
+  if (per_problem) per_problem->clear();
   const SolverSampling refine_sampling = solver_sampling(
       cfg, config::mix_seed({setup.seed, kRefineSeedTag, static_cast<uint64_t>(comm.rank())}));
   comm::run_agreed(comm, [&] {
@@ -223,21 +239,43 @@ std::vector<telemetry::Record> evaluate_contemplation(
         *setup.tokenizer);
     const double sampling_s = seconds_since(sampling_start);
     sums[kProblems] = static_cast<double>(share.size());
-    for (const auto& set : candidates) {
-      for (const rewards::Response& c : set)
-        sums[kSingleCorrect] += rewards::is_correct(c, setup.answer) ? 1.0 / k_max : 0;
+    // Each problem's record, when asked for: correctness and answer per method.
+    std::vector<telemetry::Record> mine(per_problem ? share.size() : 0);
+    const auto note = [&](size_t p, const std::string& method, bool correct,
+                          const std::string& answer) {
+      if (mine.empty()) return;
+      mine[p].add(method, correct).add(method + "_answer", answer);
+    };
+    for (size_t p = 0; p < mine.size(); ++p) {
+      mine[p]
+          .add("index", static_cast<int64_t>(share[p].record - problems.data()))
+          .add("reference", share[p].record->answer);
+    }
+    for (size_t p = 0; p < candidates.size(); ++p) {
+      const auto& set = candidates[p];
+      int64_t right = 0;
+      for (const rewards::Response& c : set) {
+        const bool correct = rewards::is_correct(c, setup.answer);
+        sums[kSingleCorrect] += correct ? 1.0 / k_max : 0;
+        right += correct ? 1 : 0;
+      }
       sums[kSingleThink] += static_cast<double>(think_sum(set)) / k_max;
       sums[kSingleTokens] += static_cast<double>(token_sum(set)) / k_max;
+      if (!mine.empty()) mine[p].add("single", static_cast<double>(right) / k_max);
     }
     std::vector<data::PromptRecord> own;
     for (const inference::PresentedPrompt& p : share)
       own.push_back(*p.record);
-    for (const rewards::Response& g :
-         aggregate(solver, own, {.temperature = 0, .max_new_tokens = cfg.solver_max_new_tokens},
-                   *setup.tokenizer)) {
-      sums[kGreedyCorrect] += rewards::is_correct(g, setup.answer) ? 1 : 0;
+    const std::vector<rewards::Response> greedy =
+        aggregate(solver, own, {.temperature = 0, .max_new_tokens = cfg.solver_max_new_tokens},
+                  *setup.tokenizer);
+    for (size_t p = 0; p < greedy.size(); ++p) {
+      const rewards::Response& g = greedy[p];
+      const bool correct = rewards::is_correct(g, setup.answer);
+      sums[kGreedyCorrect] += correct ? 1 : 0;
       sums[kGreedyThink] += static_cast<double>(g.think_tokens);
       sums[kGreedyTokens] += static_cast<double>(g.total_tokens);
+      note(p, "greedy", correct, answer_of(g, setup.answer.forms));
     }
     for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
       const int64_t k = cfg.eval_k[ki];
@@ -264,12 +302,15 @@ std::vector<telemetry::Record> evaluate_contemplation(
         }
         spent_s += seconds_since(refine_start);
         double* s = sums.data() + block(ki, ri);
+        const std::string suffix = method_suffix(k, rounds[ri]);
         std::vector<data::PromptRecord> records;
         for (size_t p = 0; p < share.size(); ++p) {
           const auto answers = candidate_answers(sets[p], setup.answer.forms);
           const inference::Vote vote = inference::majority_vote(answers, setup.answer.match);
-          s[kMajCorrect] +=
-              inference::is_hard(vote, share[p].record->answer, setup.answer.match) ? 0 : 1;
+          const bool majority_right =
+              !inference::is_hard(vote, share[p].record->answer, setup.answer.match);
+          s[kMajCorrect] += majority_right ? 1 : 0;
+          note(p, "majority@" + suffix, majority_right, vote.answer.value_or(""));
           s[kDistinct] +=
               static_cast<double>(inference::distinct_answers(answers, setup.answer.match));
           s[kPassAtK] +=
@@ -289,8 +330,11 @@ std::vector<telemetry::Record> evaluate_contemplation(
         const std::vector<rewards::Response> answers = aggregate(
             aggregator, records, {.temperature = 0, .max_new_tokens = max_new_tokens, .seed = 0},
             *setup.tokenizer);
-        for (const rewards::Response& a : answers) {
-          s[kAggCorrect] += rewards::is_correct(a, setup.answer) ? 1 : 0;
+        for (size_t p = 0; p < answers.size(); ++p) {
+          const rewards::Response& a = answers[p];
+          const bool correct = rewards::is_correct(a, setup.answer);
+          s[kAggCorrect] += correct ? 1 : 0;
+          note(p, aggregator_name(step) + suffix, correct, answer_of(a, setup.answer.forms));
           s[kAggOwnThink] += static_cast<double>(a.think_tokens);
           s[kAggOwnTokens] += static_cast<double>(a.total_tokens);
           s[kAggTrunc] += a.truncated ? 1 : 0;
@@ -300,6 +344,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
         s[kAggSeconds] = spent_s + seconds_since(aggregate_start);
       }
     }
+    if (per_problem) *per_problem = std::move(mine);
   });
   sums = comm::sum_over_ranks(comm, sums);
 
@@ -324,16 +369,15 @@ std::vector<telemetry::Record> evaluate_contemplation(
     for (size_t ri = 0; ri < rounds.size(); ++ri) {
       const int64_t k = cfg.eval_k[ki];
       const double* s = sums.data() + block(ki, ri);
-      const std::string suffix =
-          std::to_string(k) + (rounds[ri] > 0 ? "+refine@" + std::to_string(rounds[ri]) : "");
+      const std::string suffix = method_suffix(k, rounds[ri]);
       out.push_back(record("majority@" + suffix, k, s[kMajCorrect], s[kMajThink], s[kMajTokens]));
       out.back()
           .add("pass_at_k", s[kPassAtK] / problems_n)
           .add("distinct_answers_mean", s[kDistinct] / problems_n)
           .add("refine_rounds", rounds[ri])
           .add("seconds_per_problem", s[kMajSeconds] / problems_n);
-      out.push_back(record((step == 0 ? "aggregator_untrained@" : "aggregator@") + suffix, k,
-                           s[kAggCorrect], s[kAggThink], s[kAggTokens]));
+      out.push_back(
+          record(aggregator_name(step) + suffix, k, s[kAggCorrect], s[kAggThink], s[kAggTokens]));
       out.back()
           .add("refine_rounds", rounds[ri])
           .add("aggregator_think_tokens_mean", s[kAggOwnThink] / problems_n)

@@ -55,9 +55,13 @@ AggregationPool build_pool(const AggregateSetup& setup, const model::Model& solv
 // aggregate.eval_refine_rounds, the same two after R refinement rounds over
 // the K candidates ("majority@K+refine@R", "aggregator@K+refine@R"), with the
 // tokens and seconds they spent. Collective; every rank returns them.
+// `per_problem`, when given, gets one record per problem of this rank's share
+// (all of them on one rank): its index, reference, and each method's
+// correctness ("single": the share of the samples right) and answer, for
+// paired comparisons of the methods.
 std::vector<telemetry::Record> evaluate_contemplation(
     const AggregateSetup& setup, const model::Model& solver, const model::Model& aggregator,
     const std::vector<data::PromptRecord>& problems, int64_t max_new_tokens, int64_t step,
-    comm::Communicator& comm);
+    comm::Communicator& comm, std::vector<telemetry::Record>* per_problem = nullptr);
 
 }  // namespace muse::contemplate

@@ -1,18 +1,28 @@
 """Reports an aggregate-stage run (contemplating mode): a table and a plot.
 
-    report_contemplate.py [--out DIR] RUN_DIR
+    report_contemplate.py [--out DIR] [--answers FILE] RUN_DIR
 
 Reads the evaluation records of RUN_DIR/metrics.jsonl named single, greedy,
 majority@K, aggregator_untrained@K and aggregator@K (accuracy,
 think_tokens_mean, tokens_per_answer) and prints a Markdown table: one
-sample, the solver's greedy answer, then for each K majority vote, the untrained aggregator (step 0) and the
-trained aggregator (the last evaluation), each with its accuracy, reasoning
-tokens and all tokens spent per answer. With --out it also writes
+sample, the solver's greedy answer, then for each K majority vote, the
+untrained aggregator (step 0) and the trained aggregator (the last
+evaluation), each with its accuracy and binomial standard error, pass@K (for
+the vote), reasoning tokens and all tokens spent per answer. With --out it also writes
 DIR/contemplate.md (the table) and DIR/contemplate.png (accuracy against K,
 and accuracy against tokens spent per answer).
+
+With --answers (muse-generate --contemplate K --metrics ... --answers FILE:
+each problem's correctness per method) it adds the paired comparisons the
+contemplating-mode target asks for: majority@K against one sample, the
+aggregator against majority@K and against the greedy answer, each as the
+mean difference over the same problems with its paired standard error
+(the standard deviation of the per-problem differences over sqrt(n)).
 """
 
 import argparse
+import json
+import math
 import os
 import sys
 
@@ -56,16 +66,68 @@ def rows_of(evals):
     return rows
 
 
+def accuracy_cell(r):
+    """Accuracy in percent with its binomial standard error over the problems."""
+    acc, n = r["accuracy"], r.get("prompts")
+    if not n:
+        return f"{100 * acc:.1f}%"
+    return f"{100 * acc:.1f}% ± {100 * math.sqrt(acc * (1 - acc) / n):.1f}"
+
+
 def table(evals):
-    out = ["| method | K | accuracy | reasoning tokens / answer | tokens / answer | step |",
-           "|---|---:|---:|---:|---:|---:|"]
+    out = ["| method | K | accuracy | pass@K | reasoning tokens / answer | tokens / answer | step |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
     for method, k, r in rows_of(evals):
-        out.append(f"| {method} | {k} | {r['accuracy']:.3f} | {r['think_tokens_mean']:.1f} | "
+        pass_at_k = f"{100 * r['pass_at_k']:.1f}%" if "pass_at_k" in r else ""
+        out.append(f"| {method} | {k} | {accuracy_cell(r)} | {pass_at_k} | "
+                   f"{r['think_tokens_mean']:.1f} | "
                    f"{r.get('tokens_per_answer', float('nan')):.1f} | {r['step']} |")
     prompts = evals["single"][-1].get("prompts")
     if prompts:
         out.append("")
-        out.append(f"{prompts} held-out problems.")
+        out.append(f"{prompts} held-out problems; ± is the binomial standard error.")
+    return "\n".join(out) + "\n"
+
+
+def read_answers(path):
+    with open(path, encoding="utf-8") as f:
+        answers = [json.loads(line) for line in f if line.strip()]
+    if not answers:
+        sys.exit(f"error: {path}: no per-problem records")
+    return answers
+
+
+def paired(answers, a, b):
+    """(mean of a - b, its paired standard error) over the problems having both."""
+    d = [float(r[a]) - float(r[b]) for r in answers if a in r and b in r]
+    n = len(d)
+    if n < 2:
+        return None
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def paired_table(answers):
+    methods = set().union(*answers)
+    out = ["| comparison | difference | paired standard error | difference / SE |",
+           "|---|---:|---:|---:|"]
+    for k in sorted(int(m.split("@")[1]) for m in methods
+                    if m.startswith("majority@") and m[9:].isdigit()):
+        aggregator = next((f"{p}@{k}" for p in ("aggregator", "aggregator_untrained")
+                           if f"{p}@{k}" in methods), None)
+        pairs = [(f"majority@{k}", "single")]
+        if aggregator:
+            pairs += [(aggregator, f"majority@{k}"), (aggregator, "greedy")]
+        for a, b in pairs:
+            result = paired(answers, a, b)
+            if result is None:
+                continue
+            mean, se = result
+            ratio = f"{mean / se:+.1f}" if se > 0 else "n/a"
+            out.append(f"| {a} − {b} | {100 * mean:+.1f} points | {100 * se:.1f} | {ratio} |")
+    out.append("")
+    out.append(f"{len(answers)} problems, each method on the same ones.")
     return "\n".join(out) + "\n"
 
 
@@ -111,9 +173,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--out", help="directory for contemplate.md and contemplate.png")
+    parser.add_argument("--answers", help="per-problem records: adds the paired comparisons")
     args = parser.parse_args()
     evals = read_evals(args.run_dir)
     text = table(evals)
+    if args.answers:
+        text += "\n" + paired_table(read_answers(args.answers))
     print(text, end="")
     if args.out:
         os.makedirs(args.out, exist_ok=True)

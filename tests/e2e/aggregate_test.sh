@@ -13,7 +13,8 @@
 #   * the report command tabulates and plots them;
 #   * muse-generate --contemplate and --adaptive answer from the trained
 #     checkpoint, --adaptive also with the checkpoint read as a model without
-#     reasoning markers;
+#     reasoning markers; a checkpoint of another stage evaluates as an
+#     untrained aggregator;
 #   * bad aggregate settings are one `error:` line naming the key, exit 2.
 #   aggregate_test.sh BIN_DIR
 source "$(dirname "$0")/pretrain_lib.sh"
@@ -185,6 +186,39 @@ assert records["aggregator@2"]["aggregator_tokens_mean"] <= 1, records["aggregat
 assert records["single"]["tokens_per_answer"] > 1, records["single"]
 PY
 echo "aggregator limit ok"
+
+# A checkpoint of another stage (here the SFT solver) is an untrained
+# aggregator: its records read aggregator_untrained@K at step 0. --answers
+# gets each problem's correctness per method, which the records average.
+"$bin/muse-generate" --checkpoint "$runs/warm" --prompts "$tmp/problems.jsonl" --limit 6 \
+  --contemplate 2 --metrics "$tmp/untrained.jsonl" --answers "$tmp/untrained-answers.jsonl" \
+  >"$tmp/untrained.out" 2>&1 || { cat "$tmp/untrained.out"; fail "--contemplate --answers failed"; }
+"$py" - "$tmp/untrained.jsonl" "$tmp/untrained-answers.jsonl" "$tmp/problems.jsonl" <<'PY'
+import json, sys
+records = {r["eval"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert "aggregator_untrained@2" in records and "aggregator@2" not in records, sorted(records)
+assert {r["step"] for r in records.values()} == {0}, records
+answers = [json.loads(l) for l in open(sys.argv[2])]
+problems = [json.loads(l) for l in open(sys.argv[3])][:6]
+assert [a["index"] for a in answers] == list(range(6)), answers
+assert [a["reference"] for a in answers] == [p["answer"] for p in problems], answers
+for method in ("single", "greedy", "majority@2", "aggregator_untrained@2"):
+    mean = sum(float(a[method]) for a in answers) / 6
+    assert abs(records[method]["accuracy"] - mean) < 1e-9, (method, records[method], mean)
+for a in answers:
+    assert a["single"] in (0, 0.5, 1), a
+    for method in ("greedy", "majority@2", "aggregator_untrained@2"):
+        assert isinstance(a[method], bool) and isinstance(a[method + "_answer"], str), a
+        if a[method]:
+            assert a[method + "_answer"] == a["reference"], a
+PY
+mkdir -p "$tmp/untrained-report"
+cp "$tmp/untrained.jsonl" "$tmp/untrained-report/metrics.jsonl"
+"$py" scripts/report_contemplate.py --answers "$tmp/untrained-answers.jsonl" \
+  "$tmp/untrained-report" >"$tmp/paired.md" &&
+  [[ $(grep -c "^| majority@2 − single \|^| aggregator_untrained@2 − " "$tmp/paired.md") == 3 ]] ||
+  { cat "$tmp/paired.md"; fail "report_contemplate.py --answers lacks the paired comparisons"; }
+echo "untrained aggregator and per-problem answers ok"
 
 # Adaptive re-expansion: the fixed-budget and adaptive records and the plot.
 "$bin/muse-generate" --checkpoint "$runs/whole" --prompts "$tmp/problems.jsonl" --limit 6 --adaptive \
