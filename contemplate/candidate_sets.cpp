@@ -10,6 +10,8 @@
 #include "config/splitmix64.h"
 #include "inference/voting.h"
 #include "rewards/terms.h"
+#include "telemetry/log.h"
+#include "telemetry/progress.h"
 
 namespace muse::contemplate {
 namespace {
@@ -238,6 +240,12 @@ std::vector<telemetry::Record> evaluate_contemplation(
             cfg, config::mix_seed({setup.seed, kEvalSeedTag, static_cast<uint64_t>(comm.rank())})),
         *setup.tokenizer);
     const double sampling_s = seconds_since(sampling_start);
+    // Progress: an evaluation of thousands of problems takes an hour on a CPU.
+    const auto progress = [&](const std::string& what, double seconds) {
+      telemetry::log_info("contemplation eval, " + std::to_string(share.size()) +
+                          " problems: " + what + " in " + telemetry::format_number(seconds) + " s");
+    };
+    progress(std::to_string(k_max) + " candidates each sampled", sampling_s);
     sums[kProblems] = static_cast<double>(share.size());
     // Each problem's record, when asked for: correctness and answer per method.
     std::vector<telemetry::Record> mine(per_problem ? share.size() : 0);
@@ -266,6 +274,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
     std::vector<data::PromptRecord> own;
     for (const inference::PresentedPrompt& p : share)
       own.push_back(*p.record);
+    const Clock::time_point greedy_start = Clock::now();
     const std::vector<rewards::Response> greedy =
         aggregate(solver, own, {.temperature = 0, .max_new_tokens = cfg.solver_max_new_tokens},
                   *setup.tokenizer);
@@ -277,6 +286,7 @@ std::vector<telemetry::Record> evaluate_contemplation(
       sums[kGreedyTokens] += static_cast<double>(g.total_tokens);
       note(p, "greedy", correct, answer_of(g, setup.answer.forms));
     }
+    progress("the solver's greedy answers", seconds_since(greedy_start));
     for (size_t ki = 0; ki < cfg.eval_k.size(); ++ki) {
       const int64_t k = cfg.eval_k[ki];
       // The first K candidates of each problem, then their revisions.
@@ -342,6 +352,8 @@ std::vector<telemetry::Record> evaluate_contemplation(
         s[kAggThink] = s[kMajThink] + s[kAggOwnThink];
         s[kAggTokens] = s[kMajTokens] + s[kAggOwnTokens];
         s[kAggSeconds] = spent_s + seconds_since(aggregate_start);
+        progress("majority@" + suffix + " and " + aggregator_name(step) + suffix,
+                 seconds_since(refine_start));
       }
     }
     if (per_problem) *per_problem = std::move(mine);
