@@ -9,8 +9,8 @@
 #   * on the first SUBSET of those problems, one thread each, two at a time:
 #     untrained-k4 (the aggregator's starting model, init_from, reading the
 #     same candidates), trained-k4 with R = 1, 2 refinement rounds by the
-#     solver, trained-k2 and trained-k8 (the same seed: the first K of the
-#     same candidates).
+#     solver, trained-k2 and trained-k8 (their own candidates: the same
+#     seed, but K per problem changes how the samples fall into batches).
 # Finished steps are skipped.
 #
 #   scripts/smollm2-contemplate.sh [OUT_DIR]    (default runs/smollm2/contemplate)
@@ -23,7 +23,7 @@
 #
 # Environment:
 #   PROBLEMS         held-out problems of heldout-k4 (default 0: all 2,140)
-#   SUBSET           held-out problems of the other evaluations (default 200)
+#   SUBSET           held-out problems of the other evaluations (default 100)
 #   THREADS          threads of the training and of heldout-k4 (default 2)
 #   MUSE_BIN         directory holding muse-train and muse-generate (default build/bin)
 #   MUSE_PYTHON      python with matplotlib (default the project's venv)
@@ -33,7 +33,7 @@ out=${1:-runs/smollm2/contemplate}
 bin=${MUSE_BIN:-build/bin}
 py=${MUSE_PYTHON:-$HOME/.cache/muse-train/venv/bin/python}
 problems=${PROBLEMS:-0}
-subset=${SUBSET:-200}
+subset=${SUBSET:-100}
 threads=${THREADS:-2}
 config=configs/smollm2/aggregate.yaml
 run=runs/smollm2/smollm2-aggregate
@@ -104,7 +104,11 @@ evaluate trained-k4 1 --checkpoint "$run" --contemplate 4 --refine-rounds 2 --li
   status=1
 wait $! || status=1
 evaluate trained-k2 1 --checkpoint "$run" --contemplate 2 --limit "$subset" &
-evaluate trained-k8 1 --checkpoint "$run" --contemplate 8 --limit "$subset" || status=1
+# Eight candidates of 64 tokens do not fit the aggregator's 512 positions;
+# eight of 40 do, with the problem and 64 new tokens (the solver's answers
+# take about 19).
+evaluate trained-k8 1 --checkpoint "$run" --contemplate 8 --set aggregate.candidate_max_tokens=40 \
+  --limit "$subset" || status=1
 wait $! || status=1
 ((status == 0)) || exit 1
 
