@@ -90,10 +90,14 @@ def table(evals):
 
 
 def read_answers(path):
-    with open(path, encoding="utf-8") as f:
-        answers = [json.loads(line) for line in f if line.strip()]
-    if not answers:
-        sys.exit(f"error: {path}: no per-problem records")
+    try:
+        with open(path, encoding="utf-8") as f:
+            answers = [json.loads(line) for line in f if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        sys.exit(f"error: {path}: {e}")
+    if not any(m.startswith("majority@") for r in answers for m in r):
+        sys.exit(f"error: {path}: no per-problem majority@K records "
+                 "(muse-generate --contemplate K --answers FILE)")
     return answers
 
 
