@@ -1,6 +1,6 @@
 """Reports an aggregate-stage run (contemplating mode): a table and a plot.
 
-    report_contemplate.py [--out DIR] [--answers FILE] RUN_DIR
+    report_contemplate.py [--out DIR] [--answers FILE]... RUN_DIR
 
 Reads the evaluation records of RUN_DIR/metrics.jsonl named single, greedy,
 majority@K, aggregator_untrained@K and aggregator@K (accuracy,
@@ -18,6 +18,13 @@ contemplating-mode target asks for: majority@K against one sample, the
 aggregator against majority@K and against the greedy answer, each as the
 mean difference over the same problems with its paired standard error
 (the standard deviation of the per-problem differences over sqrt(n)).
+
+Several --answers files (the option given once per file: evaluations of the
+same problems with different --seed, so each holds another set of K
+candidates per problem) are pooled: each problem's correctness per method is
+averaged over the sets before the differences are taken, so the standard
+error stays one over problems (a problem's sets are not independent of each
+other) while the noise of drawing one candidate set shrinks.
 """
 
 import argparse
@@ -101,6 +108,24 @@ def read_answers(path):
     return answers
 
 
+def pooled_answers(paths):
+    """Per-problem records of several evaluations of the same problems, each
+    method's correctness averaged over them."""
+    sets = [read_answers(p) for p in paths]
+    keys = [[(r.get("index"), r.get("reference")) for r in answers] for answers in sets]
+    for path, k in zip(paths[1:], keys[1:]):
+        if k != keys[0]:
+            sys.exit(f"error: {path}: not the problems of {paths[0]} "
+                     "(pooled --answers files must evaluate the same problems in order)")
+    pooled = []
+    for records in zip(*sets):
+        methods = set.intersection(*(set(r) for r in records))
+        pooled.append({m: sum(float(r[m]) for r in records) / len(records) for m in methods
+                       if all(isinstance(r[m], (bool, int, float)) for r in records)
+                       and m != "index"})
+    return pooled
+
+
 def paired(answers, a, b):
     """(mean of a - b, its paired standard error) over the problems having both."""
     d = [float(r[a]) - float(r[b]) for r in answers if a in r and b in r]
@@ -112,7 +137,7 @@ def paired(answers, a, b):
     return mean, math.sqrt(var / n)
 
 
-def paired_table(answers):
+def paired_table(answers, sets=1):
     methods = set().union(*answers)
     out = ["| comparison | difference | paired standard error | difference / SE |",
            "|---|---:|---:|---:|"]
@@ -131,7 +156,11 @@ def paired_table(answers):
             ratio = f"{mean / se:+.1f}" if se > 0 else "n/a"
             out.append(f"| {a} − {b} | {100 * mean:+.1f} points | {100 * se:.1f} | {ratio} |")
     out.append("")
-    out.append(f"{len(answers)} problems, each method on the same ones.")
+    if sets == 1:
+        out.append(f"{len(answers)} problems, each method on the same ones.")
+    else:
+        out.append(f"{len(answers)} problems, each method on the same ones, each problem's "
+                   f"correctness averaged over {sets} candidate sets.")
     return "\n".join(out) + "\n"
 
 
@@ -177,12 +206,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--out", help="directory for contemplate.md and contemplate.png")
-    parser.add_argument("--answers", help="per-problem records: adds the paired comparisons")
+    parser.add_argument("--answers", action="append", metavar="FILE",
+                        help="per-problem records: adds the paired comparisons; given again "
+                        "with other seeds' files of the same problems, they are pooled")
     args = parser.parse_args()
     evals = read_evals(args.run_dir)
     text = table(evals)
     if args.answers:
-        text += "\n" + paired_table(read_answers(args.answers))
+        text += "\n" + paired_table(pooled_answers(args.answers), sets=len(args.answers))
     print(text, end="")
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -218,6 +218,38 @@ cp "$tmp/untrained.jsonl" "$tmp/untrained-report/metrics.jsonl"
   "$tmp/untrained-report" >"$tmp/paired.md" &&
   [[ $(grep -c "^| majority@2 − single \|^| aggregator_untrained@2 − " "$tmp/paired.md") == 3 ]] ||
   { cat "$tmp/paired.md"; fail "report_contemplate.py --answers lacks the paired comparisons"; }
+# Pooled over candidate sets: a set given twice changes no difference, and a
+# second set (another seed) moves each problem's value to the sets' mean.
+"$bin/muse-generate" --checkpoint "$runs/warm" --prompts "$tmp/problems.jsonl" --limit 6 \
+  --contemplate 2 --seed 1 --metrics "$tmp/untrained-seed1.jsonl" \
+  --answers "$tmp/untrained-seed1-answers.jsonl" >"$tmp/untrained-seed1.out" 2>&1 ||
+  { cat "$tmp/untrained-seed1.out"; fail "--contemplate --seed 1 --answers failed"; }
+"$py" scripts/report_contemplate.py --answers "$tmp/untrained-answers.jsonl" \
+  --answers "$tmp/untrained-answers.jsonl" "$tmp/untrained-report" >"$tmp/paired-twice.md" ||
+  fail "report_contemplate.py with one --answers file twice failed"
+diff <(grep "^| " "$tmp/paired.md") <(grep "^| " "$tmp/paired-twice.md") ||
+  fail "one --answers file given twice changed the paired comparisons"
+"$py" scripts/report_contemplate.py --answers "$tmp/untrained-answers.jsonl" \
+  --answers "$tmp/untrained-seed1-answers.jsonl" "$tmp/untrained-report" >"$tmp/pooled.md" ||
+  fail "report_contemplate.py over two seeds' --answers failed"
+"$py" - "$tmp/untrained-answers.jsonl" "$tmp/untrained-seed1-answers.jsonl" "$tmp/pooled.md" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+pooled = [(float(x["majority@2"]) + float(y["majority@2"]) - x["single"] - y["single"]) / 2
+          for x, y in zip(a, b)]
+want = f"| majority@2 − single | {100 * sum(pooled) / len(pooled):+.1f} points |"
+text = open(sys.argv[3]).read()
+assert want in text and "averaged over 2 candidate sets" in text, (want, text)
+PY
+"$bin/muse-generate" --checkpoint "$runs/warm" --prompts "$tmp/problems.jsonl" --limit 3 \
+  --contemplate 2 --metrics "$tmp/three.jsonl" --answers "$tmp/three-answers.jsonl" \
+  >"$tmp/three.out" 2>&1 || { cat "$tmp/three.out"; fail "--contemplate on three problems failed"; }
+status=0
+out=$("$py" scripts/report_contemplate.py --answers "$tmp/untrained-answers.jsonl" \
+  --answers "$tmp/three-answers.jsonl" "$tmp/untrained-report" 2>&1) || status=$?
+[[ $status == 1 && $(wc -l <<<"$out") == 1 ]] &&
+  grep -q "^error: .*three-answers.jsonl: not the problems of" <<<"$out" ||
+  { echo "$out"; fail "pooled --answers of other problems"; }
 echo "untrained aggregator and per-problem answers ok"
 
 # Adaptive re-expansion: the fixed-budget and adaptive records and the plot.
