@@ -6,6 +6,8 @@
 #   * heldout-k4: on every held-out problem of data/chat/heldout.jsonl
 #     (PROBLEMS), one sample, the solver's greedy answer, majority@4 and the
 #     trained aggregator@4 over the same candidates: the target's comparison;
+#     heldout-k4-seed1 ... repeat it over other candidate sets (--seed), which
+#     the paired comparisons pool (SETS);
 #   * on the first SUBSET of those problems, one thread each, two at a time:
 #     untrained-k4 (the aggregator's starting model, init_from, reading the
 #     same candidates), trained-k4 with R = 1, 2 refinement rounds by the
@@ -17,12 +19,15 @@
 #
 # OUT_DIR gets each evaluation's records (NAME.jsonl), per-problem records
 # (NAME.answers.jsonl) and log; heldout/contemplate.md/.png (the heldout-k4
-# table with the paired comparisons, and plot); metrics.jsonl
+# table with the paired comparisons, and plot); heldout/paired.md (the
+# comparisons pooled over the SETS candidate sets); metrics.jsonl
 # (the subset's evaluations), contemplate.md/.png (scripts/report_contemplate.py)
 # and refine.md/.png (scripts/report_inference.py).
 #
 # Environment:
 #   PROBLEMS         held-out problems of heldout-k4 (default 0: all 2,140)
+#   SETS             candidate sets per problem of the heldout-k4 evaluations, one
+#                    seed each (default 2)
 #   SUBSET           held-out problems of the other evaluations (default 100)
 #   THREADS          threads of the training and of heldout-k4 (default 2)
 #   MUSE_BIN         directory holding muse-train and muse-generate (default build/bin)
@@ -35,14 +40,16 @@ py=${MUSE_PYTHON:-$HOME/.cache/muse-train/venv/bin/python}
 problems=${PROBLEMS:-0}
 subset=${SUBSET:-100}
 threads=${THREADS:-2}
+sets=${SETS:-2}
 config=configs/smollm2/aggregate.yaml
 run=runs/smollm2/smollm2-aggregate
 heldout=data/chat/heldout.jsonl
-for setting in "PROBLEMS=$problems" "SUBSET=$subset" "THREADS=$threads"; do
+for setting in "PROBLEMS=$problems" "SUBSET=$subset" "THREADS=$threads" "SETS=$sets"; do
   [[ ${setting#*=} =~ ^[0-9]+$ ]] ||
     { echo "error: $setting: not a non-negative integer" >&2; exit 2; }
 done
-((subset > 0 && threads > 0)) || { echo "error: SUBSET and THREADS must be positive" >&2; exit 2; }
+((subset > 0 && threads > 0 && sets > 0)) ||
+  { echo "error: SUBSET, THREADS and SETS must be positive" >&2; exit 2; }
 
 # config_value SECTION KEY: KEY's value in SECTION of $config (the first line
 # "  KEY: VALUE" after "SECTION:", a double-quoted value whole); SECTION "."
@@ -97,6 +104,12 @@ evaluate() {  # evaluate NAME THREADS ARG...
 limit=()
 ((problems > 0)) && limit=(--limit "$problems")
 evaluate heldout-k4 "$threads" --checkpoint "$run" --contemplate 4 "${limit[@]}"
+pooled=(--answers "$out/heldout-k4.answers.jsonl")
+for ((seed = 1; seed < sets; ++seed)); do
+  evaluate "heldout-k4-seed$seed" "$threads" --checkpoint "$run" --contemplate 4 --seed "$seed" \
+    "${limit[@]}"
+  pooled+=(--answers "$out/heldout-k4-seed$seed.answers.jsonl")
+done
 
 status=0
 evaluate untrained-k4 1 "${untrained[@]}" --contemplate 4 --limit "$subset" &
@@ -115,6 +128,9 @@ wait $! || status=1
 cp "$out/heldout-k4.jsonl" "$out/heldout/metrics.jsonl"
 "$py" scripts/report_contemplate.py --out "$out/heldout" --answers "$out/heldout-k4.answers.jsonl" \
   "$out/heldout"
+"$py" scripts/report_contemplate.py "${pooled[@]}" "$out/heldout" |
+  sed -n '/^| comparison/,$p' >"$out/heldout/paired.md"
+cat "$out/heldout/paired.md"
 names=(untrained-k4 trained-k2 trained-k4 trained-k8)
 for name in "${names[@]}"; do cat "$out/$name.jsonl"; done >"$out/metrics.jsonl"
 "$py" scripts/report_contemplate.py --out "$out" "$out"
