@@ -23,8 +23,8 @@ Several --answers files (the option given once per file: evaluations of the
 same problems with different --seed, so each holds another set of K
 candidates per problem) are pooled: each problem's correctness per method is
 averaged over the sets before the differences are taken, so the standard
-error stays one over problems (a problem's sets are not independent of each
-other) while the noise of drawing one candidate set shrinks.
+error is still taken over problems (a problem's sets are not independent of
+each other) while the noise of drawing one candidate set shrinks.
 """
 
 import argparse
