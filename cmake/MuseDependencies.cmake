@@ -98,6 +98,17 @@ else()
     ${MUSE_TORCH_DIR}/lib/libtorch_cpu.so ${MUSE_TORCH_DIR}/lib/libc10.so)
   target_compile_definitions(muse_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)
 endif()
+# at::parallel_for is inline: without OpenMP where it is compiled, its loops
+# (matvec, the sampler, the fused AdamW) run on one thread. They link the
+# wheel's libgomp, the runtime of LibTorch's own kernels, so that the process
+# holds one OpenMP thread pool.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+set(_muse_wheel_gomp ${MUSE_TORCH_DIR}/lib/libgomp.so.1)
+if(NOT EXISTS ${_muse_wheel_gomp})
+  message(FATAL_ERROR "error: no libgomp.so.1 in ${MUSE_TORCH_DIR}/lib: muse-train needs a LibTorch built with OpenMP")
+endif()
+target_compile_options(muse_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${OpenMP_CXX_FLAGS}>)
+target_link_libraries(muse_torch INTERFACE ${_muse_wheel_gomp})
 # Binaries find the wheel's libraries without LD_LIBRARY_PATH.
 set(CMAKE_BUILD_RPATH ${MUSE_TORCH_DIR}/lib ${_muse_nccl_dir})
 
