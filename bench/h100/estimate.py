@@ -202,15 +202,21 @@ def cluster_rows(muse, rows):
         m = re.search(r"-(\d+)n-", os.path.basename(path))
         nodes = int(m.group(1)) if m else 1
         gpus = nodes * GPUS_PER_NODE
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+        stage = raw.get("stage", "pretrain")
+        if stage not in ("pretrain", "sft"):
+            # Read as written: resolving would read the model its init_from
+            # names (hf:DIR), which only the cluster has.
+            source = raw.get("init_from") or f"preset `{raw.get('model', {}).get('preset')}`"
+            out.append({"config": name, "gpus": gpus, "as_written": f"`{stage}` from `{source}`",
+                        "note": "not estimated: an RL step is mostly generation, and the anchors "
+                                "are training throughput"})
+            continue
         cfg = resolved(muse, name, [])
         data, trainer = cfg["data"], cfg["trainer"]
         as_written = (f"`{cfg['stage']}`, preset `{cfg['model']['preset']}`, "
                       f"{data['batch_size']} x {data['seq_len']} tokens per step")
-        if cfg["stage"] not in ("pretrain", "sft"):
-            out.append({"config": name, "gpus": gpus, "as_written": as_written,
-                        "note": "not estimated: an RL step is mostly generation, and the anchors "
-                                "are training throughput"})
-            continue
         mode = "recompute" if trainer["activation_checkpointing"] else "keep"
         own = [r for r in rows if r["preset"] == cfg["model"]["preset"] and r["mode"] == mode]
         if own and data["seq_len"] == SEQ_LEN and \
