@@ -12,6 +12,9 @@
 #include <sstream>
 #include <string>
 
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
 #ifdef MUSE_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #endif
@@ -136,6 +139,68 @@ at::Tensor scaled_inv_freq(const ModelConfig& cfg, const at::Tensor& inv_freq) {
   return at::where(medium, blended, out);
 }
 
+// x[0, n) . y[0, n) in 16 interleaved partial sums, so that it vectorises.
+float dot(const float* x, const float* y, int64_t n) {
+  constexpr int64_t kLanes = 16;
+  float part[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l)
+      part[l] += x[i + l] * y[i + l];
+  float sum = 0;
+  for (; i < n; ++i)
+    sum += x[i] * y[i];
+  for (const float p : part)
+    sum += p;
+  return sum;
+}
+
+// grouped_decode_attention for fp32 on the CPU with an additive mask: one
+// task per (sequence, key/value head) reads that head's S cached keys, then
+// its S values, once for its G query heads; ATen's vectorised softmax runs
+// between the two. MKL's batched product of these small matrices reached
+// 7.5 GB/s of cache reads on an AMD EPYC, a third of the read bandwidth.
+at::Tensor grouped_decode_attention_cpu(const at::Tensor& qg /*(B,KV,G,D) scaled*/,
+                                        const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& mask /*(B,1,1,S) additive*/) {
+  const int64_t B = qg.size(0), KV = qg.size(1), G = qg.size(2), D = qg.size(3), S = k.size(2);
+  const float* qp = qg.const_data_ptr<float>();
+  at::Tensor scores = at::empty({B, KV, G, S}, qg.options());
+  float* sp = scores.mutable_data_ptr<float>();
+  const float* kp = k.const_data_ptr<float>();
+  const float* mp = mask.const_data_ptr<float>();
+  const int64_t kb = k.stride(0), kh = k.stride(1), ks = k.stride(2), mb = mask.stride(0);
+  at::parallel_for(0, B * KV, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const float* keys = kp + (task / KV) * kb + (task % KV) * kh;
+      const float* m = mp + (task / KV) * mb;
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t g = 0; g < G; ++g)
+          sp[(task * G + g) * S + s] = dot(qp + (task * G + g) * D, keys + s * ks, D) + m[s];
+    }
+  });
+  const at::Tensor probs = scores.softmax(-1);  // (B,KV,G,S)
+  const float* pp = probs.const_data_ptr<float>();
+  const float* vp = v.const_data_ptr<float>();
+  at::Tensor out = at::zeros({B, KV, G, D}, qg.options());
+  float* op = out.mutable_data_ptr<float>();
+  const int64_t vb = v.stride(0), vh = v.stride(1), vs = v.stride(2);
+  at::parallel_for(0, B * KV, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const float* values = vp + (task / KV) * vb + (task % KV) * vh;
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t g = 0; g < G; ++g) {
+          const float p = pp[(task * G + g) * S + s];
+          const float* __restrict row = values + s * vs;
+          float* __restrict o = op + (task * G + g) * D;
+          for (int64_t d = 0; d < D; ++d)
+            o[d] += p * row[d];
+        }
+    }
+  });
+  return out;
+}
+
 // One new position's attention over cached keys with grouped-query heads:
 // the G = H / KV query heads of each key/value head as G rows of one product
 // with its keys, where SDPA on the CPU first copies every cached key and
@@ -147,6 +212,12 @@ at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, co
                                     const at::Tensor& mask) {
   const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = k.size(1);
   const at::Tensor qg = q.reshape({B, KV, H / KV, D}) * (1.0 / std::sqrt(static_cast<double>(D)));
+  const auto fp32_cpu = [](const at::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.stride(-1) == 1;
+  };
+  if (fp32_cpu(qg) && fp32_cpu(k) && fp32_cpu(v) && fp32_cpu(mask) && mask.size(0) == B &&
+      !at::GradMode::is_enabled())
+    return grouped_decode_attention_cpu(qg.contiguous(), k, v, mask).view({B, H, 1, D});
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2));  // (B,KV,G,S)
   if (mask.scalar_type() == at::kBool)
     scores.masked_fill_(mask.logical_not(), -std::numeric_limits<double>::infinity());

@@ -159,11 +159,13 @@ def main():
                  "ratio", "muse-train % roofline", "vLLM % roofline",
                  "mean length muse / vLLM"], lines), ""] + notes
     md += ["", "### Where the time goes", "",
-           "Measured apart at this model's shape (2 threads, this machine class): a decode "
-           "step's matrix products at 128 rows run at about 90% of the fp32 matmul peak "
-           "(oneDNN's kernels over weights reordered once), and its attention reads the cached "
-           "keys and values at the memory bandwidth (1.2-1.8 ms per layer at 150 positions, "
-           "for 30 MB). The roofline takes the larger of the two per step, as if they "
+           "Measured apart at this model's shape (2 threads): a decode step's matrix products "
+           "at 128 rows run at about 90% of the fp32 matmul peak (oneDNN's kernels over "
+           "weights reordered once), and its attention reads the cached keys and values at "
+           "close to the memory bandwidth (1.2-1.8 ms per layer at 150 positions, for 30 MB, "
+           "on an Intel Xeon; on an AMD EPYC MKL's small products reached a third of it, "
+           "which muse-train's own grouped decode attention, model/forward.cpp, replaces). "
+           "The roofline takes the larger of the two per step, as if they "
            "overlapped; on two cores they run one after the other, which alone caps the "
            "exact-length share near two thirds. The rest is the roughly 1,300 small operators "
            "of a step (norms, rotary, residual adds, SwiGLU's gate) and the OpenMP barriers "

@@ -215,3 +215,42 @@ TEST(Forward, BadInputsAreErrors) {
 
 }  // namespace
 }  // namespace muse::model
+
+namespace muse::model {
+namespace {
+
+// A decode step over a KV cache with grouped-query heads (3 query heads per
+// key/value head, a head dim with a tail after 16-lane blocks, left padding
+// closed by the mask) against SDPA over the same keys with enable_gqa, for
+// the additive and the bool mask, with and without autograd.
+TEST(Attention, GroupedDecodeStepMatchesSdpa) {
+  constexpr int64_t B = 4, KV = 2, G = 3, D = 40, S_max = 12, start = 9;
+  at::Generator gen = at::detail::createCPUGenerator(21);
+  LayerCache cache{at::randn({B, KV, S_max, D}, gen), at::randn({B, KV, S_max, D}, gen)};
+  const at::Tensor q = at::randn({B, KV * G, 1, D}, gen), k = at::randn({B, KV, 1, D}, gen),
+                   v = at::randn({B, KV, 1, D}, gen);
+  // Sequence b is padded on its first b positions.
+  const at::Tensor open = at::arange(start + 1).unsqueeze(0) >= at::arange(B).unsqueeze(1);
+  const at::Tensor additive = at::zeros({B, start + 1})
+                                  .masked_fill_(open.logical_not(), -INFINITY)
+                                  .view({B, 1, 1, start + 1});
+  LayerCache expected_cache{cache.k.clone(), cache.v.clone()};
+  expected_cache.k.narrow(2, start, 1).copy_(k);
+  expected_cache.v.narrow(2, start, 1).copy_(v);
+  const at::Tensor expected = at::scaled_dot_product_attention(
+      q, expected_cache.k.narrow(2, 0, start + 1), expected_cache.v.narrow(2, 0, start + 1),
+      open.view({B, 1, 1, start + 1}), 0.0, false, std::nullopt, /*enable_gqa=*/true);
+  for (const at::Tensor& mask : {additive, open.view({B, 1, 1, start + 1})})
+    for (const bool grad : {false, true}) {
+      const at::AutoGradMode mode(grad);
+      LayerCache live{cache.k.clone(), cache.v.clone()};
+      const at::Tensor out = attention(
+          q, k, v, AttnContext{.cos = {}, .sin = {}, .mask = mask, .cache_start = start}, &live);
+      EXPECT_TRUE(at::allclose(out, expected, 1e-5, 1e-5))
+          << "mask " << mask.scalar_type() << ", grad mode " << grad;
+      EXPECT_TRUE(at::equal(live.k, expected_cache.k));
+    }
+}
+
+}  // namespace
+}  // namespace muse::model
