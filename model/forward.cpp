@@ -139,22 +139,6 @@ at::Tensor scaled_inv_freq(const ModelConfig& cfg, const at::Tensor& inv_freq) {
   return at::where(medium, blended, out);
 }
 
-// x[0, n) . y[0, n) in 16 interleaved partial sums, so that it vectorises.
-float dot(const float* x, const float* y, int64_t n) {
-  constexpr int64_t kLanes = 16;
-  float part[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l)
-      part[l] += x[i + l] * y[i + l];
-  float sum = 0;
-  for (; i < n; ++i)
-    sum += x[i] * y[i];
-  for (const float p : part)
-    sum += p;
-  return sum;
-}
-
 // grouped_decode_attention for fp32 on the CPU with an additive mask: one
 // task per (sequence, key/value head) reads that head's S cached keys, then
 // its S values, once for its G query heads; ATen's vectorised softmax runs

@@ -56,7 +56,7 @@ bool one_row_product(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
 // bandwidth where MKL's matrix-vector product and oneDNN's reach 35-55%
 // (docs/performance.md).
 at::Tensor matvec(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
-  constexpr int64_t kLanes = 16, kGrainRows = 64;
+  constexpr int64_t kGrainRows = 64;
   const at::Tensor wc = w.contiguous(), xc = x.contiguous();
   const int64_t N = wc.size(0), K = wc.size(1);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -68,20 +68,8 @@ at::Tensor matvec(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bi
   const float* bp = bc.defined() ? bc.const_data_ptr<float>() : nullptr;
   float* yp = y.mutable_data_ptr<float>();
   at::parallel_for(0, N, kGrainRows, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) {
-      const float* row = wp + n * K;
-      float part[kLanes] = {};
-      int64_t k = 0;
-      for (; k + kLanes <= K; k += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l)
-          part[l] += row[k + l] * xp[k + l];
-      float sum = 0;
-      for (; k < K; ++k)
-        sum += row[k] * xp[k];
-      for (const float p : part)
-        sum += p;
-      yp[n] = bp ? sum + bp[n] : sum;
-    }
+    for (int64_t n = begin; n < end; ++n)
+      yp[n] = bp ? dot(wp + n * K, xp, K) + bp[n] : dot(wp + n * K, xp, K);
   });
   return y;
 }

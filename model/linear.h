@@ -13,6 +13,24 @@
 
 namespace muse::model {
 
+// x[0, n) . y[0, n) in 16 interleaved partial sums, so that it vectorises;
+// the order of the sums is fixed (the partial sums, then the tail, then the
+// partial sums added in order), so the result is the same on every call.
+inline float dot(const float* x, const float* y, int64_t n) {
+  constexpr int64_t kLanes = 16;
+  float part[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l)
+      part[l] += x[i + l] * y[i + l];
+  float sum = 0;
+  for (; i < n; ++i)
+    sum += x[i] * y[i];
+  for (const float p : part)
+    sum += p;
+  return sum;
+}
+
 // `w` (N, K) for products with `rows` input rows: on the CPU, reordered for
 // oneDNN where that beats at::linear (from 2^18 elements, timed on an
 // AVX-512 CPU). For one row, and off the CPU, the weight stays dense

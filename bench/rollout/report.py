@@ -151,7 +151,11 @@ def main():
           "alternate between the sides, each repetition starting with the other side; tokens/s "
           "is generated tokens over the whole call's seconds, prompts included.", "",
           f"Machine limits measured in the same run (`rollout_bench peak`): fp32 matmul "
-          f"{peak['matmul_gflops']:.0f} GFLOP/s, memory read {peak['read_gbps']:.1f} GB/s. "
+          f"{peak['matmul_gflops']:.0f} GFLOP/s"
+          + (f" (the faster of MKL's `at::mm`, {peak['mkl_gflops']:.0f}, and the engine's "
+             f"product over a packed weight, {peak['engine_gflops']:.0f})"
+             if "engine_gflops" in peak else "")
+          + f", memory read {peak['read_gbps']:.1f} GB/s. "
           "The roofline share is the roofline's time for the same tokens over the measured time "
           "(the report's docstring, `bench/rollout/report.py`, has the model of it).", "",
           "### Results", "",
