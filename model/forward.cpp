@@ -200,7 +200,7 @@ at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, co
     return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.stride(-1) == 1;
   };
   if (fp32_cpu(qg) && fp32_cpu(k) && fp32_cpu(v) && fp32_cpu(mask) && mask.size(0) == B &&
-      !at::GradMode::is_enabled())
+      mask.size(-1) == k.size(2) && !at::GradMode::is_enabled())
     return grouped_decode_attention_cpu(qg.contiguous(), k, v, mask).view({B, H, 1, D});
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2));  // (B,KV,G,S)
   if (mask.scalar_type() == at::kBool)
