@@ -13,9 +13,9 @@
 
 namespace muse::model {
 
-// x[0, n) . y[0, n) in 16 interleaved partial sums, so that it vectorises;
-// the order of the sums is fixed (the partial sums, then the tail, then the
-// partial sums added in order), so the result is the same on every call.
+// x[0, n) . y[0, n) in 16 interleaved partial sums, so that it vectorises.
+// The order is fixed: the tail past the last block of 16 is summed first,
+// then the 16 partial sums are added in lane order; every call rounds alike.
 inline float dot(const float* x, const float* y, int64_t n) {
   constexpr int64_t kLanes = 16;
   float part[kLanes] = {};
