@@ -36,6 +36,8 @@
 #include "config/render.h"
 #include "data/data_error.h"
 #include "data/prompts.h"
+#include "model/forward.h"
+#include "model/linear.h"
 #include "muse/version.h"
 #include "rl/aggregate_loop.h"
 #include "rl/rl_loop.h"
@@ -59,6 +61,7 @@ namespace checkpoints = muse::checkpoints;
 namespace config = muse::config;
 namespace data = muse::data;
 namespace comm = muse::comm;
+namespace model = muse::model;
 namespace rl = muse::rl;
 namespace telemetry = muse::telemetry;
 namespace trainer = muse::trainer;
@@ -442,6 +445,12 @@ int run(int argc, char** argv) {
   }
   telemetry::log_info(world_summary(world, comm->backend()));
   share_cores(world);
+  try {
+    telemetry::log_info("CPU matrix products: " + model::cpu_matmul_summary());
+  } catch (const model::ModelError& e) {
+    telemetry::log_error(e.what());
+    return kExitUsage;
+  }
   trainer::install_preemption_handlers();
 
   try {

@@ -86,9 +86,9 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
         const at::Tensor dz = z.to(output.scalar_type());                       // (K,V)
         if (want_hidden) {
           at::Tensor rows = grad_hidden.narrow(0, s, n);  // (K,C)
-          at::mm_out(rows, dz, output);
+          matmul_into(rows, dz, output, /*accumulate=*/false);
         }
-        if (want_output) grad_output.addmm_(dz.t(), h);
+        if (want_output) matmul_into(grad_output, dz.t(), h, /*accumulate=*/true);
       }
     }
     return {grad_hidden, grad_output, at::Tensor(), at::Tensor(), at::Tensor()};

@@ -2,12 +2,16 @@
 // the CPU's oneDNN. A decode step multiplies B rows by every weight; MKL
 // (behind at::linear) repacks the weight on every call once there are 2 or
 // more rows, which a weight reordered once into oneDNN's blocked layout
-// avoids (the pair of operators torch.compile's CPU backend uses).
+// avoids (the pair of operators torch.compile's CPU backend uses). Products
+// of many rows by dense fp32 weights on the CPU (training, prefill) take
+// oneDNN's matrix product, forward and backward: on an AVX-512 CPU it runs
+// these shapes 1.1-1.4x faster than MKL's (docs/model.md).
 //
 // Shapes: N output features, K input features.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <ATen/ATen.h>
 
@@ -42,6 +46,18 @@ at::Tensor pack_linear(const at::Tensor& w, int64_t rows);
 // pack_linear; `bias` (N) or undefined. One fp32 row on the CPU outside
 // autograd (a decode step of one sequence) takes a matrix-vector product
 // that streams the weight at the memory bandwidth.
+// From 256 rows by a dense fp32 weight on the CPU, the product is oneDNN's
+// (with its own backward under autograd) unless MUSE_CPU_MATMUL=aten, or
+// this LibTorch or CPU lacks it; throws ModelError for another value of
+// MUSE_CPU_MATMUL.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = {});
+
+// How project() multiplies many rows on the CPU, with the reason, for the
+// startup log; throws ModelError for a bad MUSE_CPU_MATMUL.
+std::string cpu_matmul_summary();
+
+// out (M, N) = a (M, K) @ b (K, N), or out += a @ b when `accumulate`: the
+// product project() would choose for a and b, outside autograd.
+void matmul_into(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, bool accumulate);
 
 }  // namespace muse::model

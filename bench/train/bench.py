@@ -61,6 +61,7 @@ PRESETS = {
 SIDES = [
     ("muse_keep", "muse-train, no recompute"),
     ("muse_recompute", "muse-train, default (recompute)"),
+    ("muse_mkl", "muse-train, no recompute, MKL products"),
     ("eager", "PyTorch eager"),
     ("compile", "PyTorch torch.compile"),
     ("hf", "HF LlamaForCausalLM, text only"),
@@ -83,6 +84,7 @@ COMPARISONS = [
     ("vs_compile", "muse_keep", "compile", 1.0),
     ("vs_hf", "muse_keep", "hf", None),
     ("recompute_vs_eager", "muse_recompute", "eager", None),
+    ("onednn_vs_mkl", "muse_keep", "muse_mkl", None),
 ]
 
 
@@ -123,7 +125,7 @@ def muse_keys(preset, side, run_dir):
             "telemetry.log_every=1", "telemetry.progress=off", "checkpoint.every=100000",
             "checkpoint.keep=1", "eval.every=0", f"data.batch_size={BATCH}",
             f"data.seq_len={SEQ_LEN}", "data.shards=data/tiny/shards/pretrain"] + p["set"]
-    if side == "muse_keep":
+    if side in ("muse_keep", "muse_mkl"):
         keys += ["trainer.activation_checkpointing=false", "trainer.keep_gathered=true"]
     return keys
 
@@ -160,8 +162,10 @@ def run_muse(args, preset, side, threads, workdir, export_to=None):
     final checkpoint is exported there as a Hugging Face directory."""
     run_dir = tempfile.mkdtemp(dir=workdir)
     cmd = muse_cmd(args, muse_keys(preset, side, run_dir))
-    records, last_cpu = follow_steps(cmd, env_with_threads(threads, workdir), run_dir,
-                                     cpu_seconds), None
+    # The MKL side keeps every product on at::linear (docs/model.md).
+    env = dict(env_with_threads(threads, workdir),
+               MUSE_CPU_MATMUL="aten" if side == "muse_mkl" else "auto")
+    records, last_cpu = follow_steps(cmd, env, run_dir, cpu_seconds), None
     for r in records:
         cpu = r.pop("sample")
         r["cpu_s"] = cpu - last_cpu if None not in (cpu, last_cpu) else None
@@ -677,7 +681,10 @@ another, run by run, the order rotated every repetition, on the same model shape
   checks. Its CPU time is read from /proc when each record appears. Two modes: *no
   recompute* (`trainer.activation_checkpointing=false trainer.keep_gathered=true`, which
   keeps every activation as plain PyTorch does: the like-for-like row) and the
-  *default*, which recomputes each unit's forward in backward.
+  *default*, which recomputes each unit's forward in backward. Both make their
+  products of 256 rows or more with oneDNN (docs/model.md); *MKL products* is the
+  no-recompute mode with `MUSE_CPU_MATMUL=aten`, every product on `at::linear`
+  (MKL) as in the PyTorch sides.
 * **PyTorch eager**: `bench/train/torch_model.py`, the same architecture written op for
   op from `model/forward.cpp` (RMSNorm in fp32, GQA with half-split rotary,
   `scaled_dot_product_attention` with the same block-diagonal causal bool mask that

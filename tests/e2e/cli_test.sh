@@ -123,6 +123,14 @@ out=$("$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set model.image_size
 out=$("$bin/muse-train" --config "$tmp/ok.yaml" --dry-run --set data.shards="$tmp/none" 2>&1 >/dev/null)
 [[ $? == 2 ]] && grep -q "^error: data.shards: no shard files in '$tmp/none'" <<<"$out" ||
   fail "missing shards: $out"
+# MUSE_CPU_MATMUL chooses the CPU's matrix products; the startup log names
+# the choice, and any value other than auto or aten is refused.
+out=$(MUSE_CPU_MATMUL=aten "$bin/muse-train" --config "$tmp/ok.yaml" --dry-run 2>&1)
+grep -q "CPU matrix products: MKL (MUSE_CPU_MATMUL=aten)" <<<"$out" || fail "aten products: $out"
+out=$(MUSE_CPU_MATMUL=mkl "$bin/muse-train" --config "$tmp/ok.yaml" --dry-run 2>&1 >/dev/null)
+[[ $? == 2 && $(grep -c '^error: ' <<<"$out") == 1 ]] &&
+  grep -q "^error: MUSE_CPU_MATMUL must be auto or aten, got 'mkl'" <<<"$out" ||
+  fail "a bad MUSE_CPU_MATMUL: $out"
 
 # A run directory in use by another launch (its .lock held, as flock(1)
 # holds it here) is refused with one line naming the holder; once the lock

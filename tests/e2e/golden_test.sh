@@ -20,7 +20,10 @@ source "$(dirname "$0")/pretrain_lib.sh"
 # every x86-64 CI machine has) and one thread per rank, so they do not depend
 # on the machine the test runs on. MKL_CBWR is MKL's conditional numerical
 # reproducibility setting; ONEDNN_MAX_CPU_ISA caps oneDNN's kernels.
-export OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+# MUSE_CPU_MATMUL=aten keeps every matrix product on MKL: muse-train's oneDNN
+# products need AVX-512, so a machine without it would take MKL anyway.
+export OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
+  MUSE_CPU_MATMUL=aten
 golden=tests/e2e/golden/records.jsonl
 mode=${2:-compare}
 

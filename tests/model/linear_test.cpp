@@ -1,11 +1,18 @@
-// model/linear.h: project() over dense and packed weights, and its own
-// one-row product (matvec) against at::linear.
+// model/linear.h: project() over dense and packed weights, its own one-row
+// product (matvec) and its oneDNN products for many rows, against at::linear.
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include "model/linear.h"
+
+// LibTorch's oneDNN product, which project() takes for many rows (declared
+// as model/linear.cpp declares it).
+namespace at::native {
+TORCH_API void mkldnn_matmul(const at::Tensor& mat1, const at::Tensor& mat2,
+                             const at::Tensor& result, float beta, float alpha);
+}  // namespace at::native
 
 namespace muse::model {
 namespace {
@@ -80,6 +87,62 @@ TEST(Linear, ManyRowsOverAPackedWeightMatchAtLinear) {
   at::NoGradGuard no_grad;
   const at::Tensor w = random({1024, 512}, 8), x = random({8, 512}, 9);
   EXPECT_TRUE(at::allclose(project(x, pack_linear(w, 8)), at::linear(x, w), 1e-4, 1e-4));
+}
+
+// Many rows by a dense weight under autograd: the output and the gradients of
+// the input, the weight and the bias agree with at::linear's to fp32
+// rounding, over 300 rows (oneDNN's product where it runs) and 30 (MKL's).
+TEST(Linear, ManyRowsMatchAtLinearForwardAndBackward) {
+  for (const int64_t T : {100, 10}) {
+    const at::Tensor x0 = random({3, T, kIn}, 13), w0 = random({kOut, kIn}, 14),
+                     b0 = random({kOut}, 15), dy = random({3, T, kOut}, 16);
+    for (const bool with_bias : {false, true}) {
+      const auto run = [&](bool reference) {
+        const at::Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+        const at::Tensor b = with_bias ? b0.clone().requires_grad_() : at::Tensor();
+        const at::Tensor y = reference ? at::linear(x, w, b) : project(x, w, b);
+        y.backward(dy);
+        return std::vector<at::Tensor>{y.detach(), x.grad(), w.grad(),
+                                       with_bias ? b.grad() : at::zeros({1})};
+      };
+      const std::vector<at::Tensor> got = run(false), want = run(true);
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i].sizes(), want[i].sizes()) << "T " << T << " tensor " << i;
+        EXPECT_TRUE(at::allclose(got[i], want[i], /*rtol=*/1e-5, /*atol=*/1e-5))
+            << "T " << T << " bias " << with_bias << " tensor " << i;
+      }
+    }
+  }
+}
+
+// Which product project() takes for a dense fp32 weight: below 256 rows
+// at::linear's bits; from 256 rows oneDNN's bits when the startup summary
+// names oneDNN, else at::linear's.
+TEST(Linear, ManyRowsTakeTheProductTheSummaryNames) {
+  at::NoGradGuard no_grad;
+  const bool onednn = cpu_matmul_summary().starts_with("oneDNN");
+  const at::Tensor w = random({kOut, 64}, 17);
+  for (const int64_t rows : {255, 256}) {
+    const at::Tensor x = random({rows, 64}, 18);
+    at::Tensor want = at::empty({rows, kOut});
+    if (onednn && rows >= 256)
+      at::native::mkldnn_matmul(x, w.t(), want, 0, 1);
+    else
+      want = at::linear(x, w);
+    EXPECT_TRUE(at::equal(project(x, w), want)) << rows << " rows";
+  }
+}
+
+// matmul_into over 300 rows, written and accumulated, against at::mm.
+TEST(Linear, MatmulIntoWritesOrAccumulates) {
+  at::NoGradGuard no_grad;
+  const at::Tensor a = random({300, kIn}, 19), b = random({kIn, 40}, 20), c = random({300, 40}, 21);
+  at::Tensor out = at::full({300, 40}, 7.0f);
+  matmul_into(out, a, b, /*accumulate=*/false);
+  EXPECT_TRUE(at::allclose(out, at::mm(a, b), 1e-5, 1e-5));
+  out.copy_(c);
+  matmul_into(out, a, b, /*accumulate=*/true);
+  EXPECT_TRUE(at::allclose(out, c + at::mm(a, b), 1e-5, 1e-5));
 }
 
 }  // namespace
