@@ -154,19 +154,28 @@ def run_fsdp2(preset, mode, profile):
     step records, and with `profile` those of the profiled steps (peak tensor
     bytes, collectives) that follow the timed ones."""
     p = PRESETS[preset]
-    cmd = [sys.executable, os.path.join(HERE, "fsdp2_train.py"), "--preset", preset,
-           "--mode", mode, "--steps", str(p["steps"]), "--ranks", str(RANKS),
-           "--batch", str(BATCH), "--seq-len", str(SEQ_LEN), "--port", str(free_port()),
-           "--profile-steps", str(p["profile_steps"] if profile else 0)] + p["args"]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        procs = [subprocess.Popen(cmd + ["--rank", str(r)], env=env_one_thread(), stdout=out,
-                                  stderr=err, text=True) for r in range(RANKS)]
-        codes = [proc.wait() for proc in procs]
-        out.seek(0)
-        err.seek(0)
-        if any(codes):
-            sys.exit(f"error: {' '.join(cmd)} failed:\n{err.read()[-3000:]}")
-        return [json.loads(line) for line in out.read().splitlines() if line.startswith("{")]
+    base = [sys.executable, os.path.join(HERE, "fsdp2_train.py"), "--preset", preset,
+            "--mode", mode, "--steps", str(p["steps"]), "--ranks", str(RANKS),
+            "--batch", str(BATCH), "--seq-len", str(SEQ_LEN),
+            "--profile-steps", str(p["profile_steps"] if profile else 0)] + p["args"]
+    # PyTorch's gloo process group now and then aborts a rank as it shuts
+    # down ("terminate called without an active exception"): one more
+    # attempt, said on stderr, before the benchmark gives up.
+    for attempt in (1, 2):
+        cmd = base + ["--port", str(free_port())]
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            procs = [subprocess.Popen(cmd + ["--rank", str(r)], env=env_one_thread(), stdout=out,
+                                      stderr=err, text=True) for r in range(RANKS)]
+            codes = [proc.wait() for proc in procs]
+            out.seek(0)
+            err.seek(0)
+            if not any(codes):
+                return [json.loads(line) for line in out.read().splitlines()
+                        if line.startswith("{")]
+            message = f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}"
+        if attempt == 1:
+            print(f"warning: {message}\nrunning it once more", file=sys.stderr, flush=True)
+    sys.exit(f"error: {message}")
 
 
 def fsdp2_steps(records):

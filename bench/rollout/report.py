@@ -1,8 +1,8 @@
 """Turns the rollout benchmark's timed calls (bench.py --out) into the shared
 results file ($RESULTS_DIR/rollout.json) and prints its Markdown.
 
-    python report.py RESULTS.jsonl --peak PEAK.json --json OUT.json --seconds S
-        [--profile FILE]
+    python report.py RESULTS.jsonl --peak PEAK.json [PEAK.json ...] --json OUT.json
+        --seconds S [--profile FILE]
 
 Per workload and side: generated tokens/s of each repetition (tokens over the
 seconds of the whole call, prefill included) and their median; the ratio of
@@ -10,7 +10,9 @@ the medians (muse-train over vLLM); and the share of the roofline, the
 fastest the machine could produce the same tokens (below).
 
 The roofline of a call, from rollout_bench's model shape and the machine's
-measured fp32 matmul GFLOP/s and memory GB/s (rollout_bench peak): the
+measured fp32 matmul GFLOP/s and memory GB/s (rollout_bench peak, the best
+of its measurements: run.sh takes one before and one after the calls, since
+a single one can land on a slow moment of a shared machine): the
 prompts once (each distinct prompt, compute bound), then per decode step
 with n sequences still running at context S the larger of its FLOPs over
 the matmul peak (n x (2 x matmul weights + attention FLOPs x S)) and its
@@ -84,14 +86,17 @@ def describe(name, r):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results")
-    ap.add_argument("--peak", required=True)
+    ap.add_argument("--peak", required=True, nargs="+")
     ap.add_argument("--json", required=True)
     ap.add_argument("--seconds", type=float, default=0)
     ap.add_argument("--profile")
     args = ap.parse_args()
     header, calls = load(args.results)
-    with open(args.peak) as f:
-        peak = json.load(f)
+    peak = {}
+    for path in args.peak:
+        with open(path) as f:
+            for key, value in json.load(f).items():
+                peak[key] = max(peak.get(key, value), value)
     shape, vllm_ready = header["ready"]["muse"], header["ready"]["vllm"]
     with open(os.path.join(os.path.dirname(args.results), "ids.txt")) as f:
         prompts = [[int(t) for t in line.split()] for line in f if line.strip()]
@@ -150,7 +155,8 @@ def main():
           f"the ids of the model's generation_config.json ({header['stops']}). Calls "
           "alternate between the sides, each repetition starting with the other side; tokens/s "
           "is generated tokens over the whole call's seconds, prompts included.", "",
-          f"Machine limits measured in the same run (`rollout_bench peak`): fp32 matmul "
+          f"Machine limits measured in the same run (`rollout_bench peak`, the best of "
+          f"{len(args.peak)} measurement(s) around the calls): fp32 matmul "
           f"{peak['matmul_gflops']:.0f} GFLOP/s"
           + (f" (the faster of MKL's `at::mm`, {peak['mkl_gflops']:.0f}, and the engine's "
              f"product over a packed weight, {peak['engine_gflops']:.0f})"
