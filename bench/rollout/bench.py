@@ -9,7 +9,10 @@ alternating which side goes first, so that load from other processes hits
 both alike. Each side first answers a small request of every kind (vLLM
 compiles its graphs then). Per repetition: a GRPO batch (--group PxGxMAX_NEW,
 ending at the model's end tokens), an exact-length batch (--exact BxN) and one
-greedy sequence (--single N).
+greedy sequence (--single N). Before each workload's pair of calls the
+muse-train process measures the machine's limits (a `peak` request), which
+the report's roofline for those calls uses: on a shared machine the
+attainable speed moves from minute to minute.
 
     python bench.py --bench build/bin/rollout_bench --vllm-python PY --model DIR
         --ids IDS.txt --out RESULTS.jsonl [--reps 3] [--threads 2]
@@ -146,6 +149,10 @@ def main():
                               "stops": stops, "model": args.model}) + "\n")
         for rep in range(args.reps):
             for i, (name, words) in enumerate(workloads(args, stops)):
+                limits = sides["muse"].ask("peak")
+                out.write(json.dumps({"peak": limits, "workload": name, "rep": rep}) + "\n")
+                print(f"{name:6s} rep {rep + 1} peak {limits['matmul_gflops']:.0f} GFLOP/s, "
+                      f"{limits['read_gbps']:.1f} GB/s", file=sys.stderr, flush=True)
                 order = ["muse", "vllm"] if (rep + i) % 2 == 0 else ["vllm", "muse"]
                 for side in order:
                     r = sides[side].ask(*[w if w != "{seed}" else rep for w in words])

@@ -1,8 +1,7 @@
 """Turns the rollout benchmark's timed calls (bench.py --out) into the shared
 results file ($RESULTS_DIR/rollout.json) and prints its Markdown.
 
-    python report.py RESULTS.jsonl --peak PEAK.json [PEAK.json ...] --json OUT.json
-        --seconds S [--profile FILE]
+    python report.py RESULTS.jsonl --json OUT.json --seconds S [--profile FILE]
 
 Per workload and side: generated tokens/s of each repetition (tokens over the
 seconds of the whole call, prefill included) and their median; the ratio of
@@ -10,9 +9,9 @@ the medians (muse-train over vLLM); and the share of the roofline, the
 fastest the machine could produce the same tokens (below).
 
 The roofline of a call, from rollout_bench's model shape and the machine's
-measured fp32 matmul GFLOP/s and memory GB/s (rollout_bench peak, the best
-of its measurements: run.sh takes one before and one after the calls, since
-a single one can land on a slow moment of a shared machine): the
+fp32 matmul GFLOP/s and memory GB/s that the muse-train process measured
+just before the workload's pair of calls in the same repetition (bench.py's
+`peak` requests; a shared machine's speed moves from minute to minute): the
 prompts once (each distinct prompt, compute bound), then per decode step
 with n sequences still running at context S the larger of its FLOPs over
 the matmul peak (n x (2 x matmul weights + attention FLOPs x S)) and its
@@ -35,14 +34,24 @@ def load(path):
     """(header, {workload: {side: [records in repetition order]}})."""
     with open(path) as f:
         header = json.loads(f.readline())
-        calls = {}
+        calls, peaks = {}, {}
         for line in f:
             r = json.loads(line)
+            if "peak" in r:
+                peaks[(r["workload"], r["rep"])] = r["peak"]
+                continue
             calls.setdefault(r["workload"], {"muse": [], "vllm": []})[r["side"]].append(r)
     for by_side in calls.values():
         for records in by_side.values():
             records.sort(key=lambda r: r["rep"])
-    return header, calls
+    return header, calls, peaks
+
+
+def spread(peaks, key, form=".0f"):
+    """'lowest-highest (median m)' of one limit over the measurements."""
+    values = sorted(p[key] for p in peaks.values())
+    return (f"{values[0]:{form}}-{values[-1]:{form}} (median {median(values):{form}})"
+            if len(values) > 1 else f"{values[0]:{form}}")
 
 
 def tokens_per_s(r):
@@ -86,17 +95,11 @@ def describe(name, r):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results")
-    ap.add_argument("--peak", required=True, nargs="+")
     ap.add_argument("--json", required=True)
     ap.add_argument("--seconds", type=float, default=0)
     ap.add_argument("--profile")
     args = ap.parse_args()
-    header, calls = load(args.results)
-    peak = {}
-    for path in args.peak:
-        with open(path) as f:
-            for key, value in json.load(f).items():
-                peak[key] = max(peak.get(key, value), value)
+    header, calls, peaks = load(args.results)
     shape, vllm_ready = header["ready"]["muse"], header["ready"]["vllm"]
     with open(os.path.join(os.path.dirname(args.results), "ids.txt")) as f:
         prompts = [[int(t) for t in line.split()] for line in f if line.strip()]
@@ -108,8 +111,9 @@ def main():
             continue
         muse, vllm = calls[name]["muse"], calls[name]["vllm"]
         m, v = median(map(tokens_per_s, muse)), median(map(tokens_per_s, vllm))
-        roof = {side: median(roofline_seconds(r, prompts, shape, peak) / r["seconds"]
-                             for r in records) for side, records in calls[name].items()}
+        roof = {side: median(roofline_seconds(r, prompts, shape, peaks[(name, r["rep"])]) /
+                             r["seconds"] for r in records)
+                for side, records in calls[name].items()}
         what = describe(name, muse[0])
         rows.append(row(f"rollouts, {what}", "tokens/s", m, v, "vLLM", f"rollout.{name}",
                         target=targets.get(name),
@@ -155,13 +159,12 @@ def main():
           f"the ids of the model's generation_config.json ({header['stops']}). Calls "
           "alternate between the sides, each repetition starting with the other side; tokens/s "
           "is generated tokens over the whole call's seconds, prompts included.", "",
-          f"Machine limits measured in the same run (`rollout_bench peak`, the best of "
-          f"{len(args.peak)} measurement(s) around the calls): fp32 matmul "
-          f"{peak['matmul_gflops']:.0f} GFLOP/s"
-          + (f" (the faster of MKL's `at::mm`, {peak['mkl_gflops']:.0f}, and the engine's "
-             f"product over a packed weight, {peak['engine_gflops']:.0f})"
-             if "engine_gflops" in peak else "")
-          + f", memory read {peak['read_gbps']:.1f} GB/s. "
+          "Machine limits, measured by the muse-train process just before each workload's "
+          f"pair of calls ({len(peaks)} measurements; each call's roofline uses the one "
+          f"before it): fp32 matmul {spread(peaks, 'matmul_gflops')} GFLOP/s (the faster of "
+          f"MKL's `at::mm`, {spread(peaks, 'mkl_gflops')}, and the engine's product over a "
+          f"packed weight, {spread(peaks, 'engine_gflops')}), memory read "
+          f"{spread(peaks, 'read_gbps', '.1f')} GB/s. "
           "The roofline share is the roofline's time for the same tokens over the measured time "
           "(the report's docstring, `bench/rollout/report.py`, has the model of it).", "",
           "### Results", "",

@@ -26,11 +26,15 @@
 //                                 the reply holds every sequence's length
 //   greedy BATCH NEW_TOKENS       argmax, exactly NEW_TOKENS tokens; the reply
 //                                 holds the first sequence's ids
+//   peak                          the machine's limits, as `peak` prints them,
+//                                 measured in this process now
 //
 // peak prints the machine's limits for the roofline: the fp32 matrix
 // product's GFLOP/s (square products of 2048, the faster of MKL's at::mm and
 // the engine's product over a packed weight) and the memory read bandwidth
 // in GB/s (sums over 512 MiB), the best of several tries, on THREADS threads.
+// On a shared machine they move from minute to minute, so bench.py asks
+// serve for them before every workload's calls.
 // bench.py interleaves the serve requests with the same ones to
 // vllm_generate.py.
 #include <ATen/ATen.h>
@@ -205,6 +209,45 @@ json answer(const model::Model& m, const std::vector<std::vector<int64_t>>& ids,
   return reply;
 }
 
+// The best of `tries` timings of `work`, in seconds.
+template <typename Work>
+double best_seconds(int tries, Work work) {
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < tries; ++i) {
+    const Clock::time_point start = Clock::now();
+    work();
+    best = std::min(best, seconds_since(start));
+  }
+  return best;
+}
+
+json machine_limits() {
+  constexpr int64_t kSide = 2048, kFloats = int64_t{1} << 27;  // 512 MiB
+  const at::Tensor a = at::randn({kSide, kSide}), b = at::randn({kSide, kSide});
+  at::Tensor c = at::empty({kSide, kSide});
+  at::mm_out(c, a, b);  // warm-up
+  const double mm_s = best_seconds(5, [&] { at::mm_out(c, a, b); });
+  // The engine's own product over a weight packed once (oneDNN's kernels):
+  // on some CPUs it is faster than MKL's, and the roofline takes the faster.
+  const at::Tensor packed = model::pack_linear(b.t().contiguous(), kSide);
+  (void)model::project(a, packed);
+  const double engine_s = best_seconds(5, [&] { (void)model::project(a, packed); });
+  const at::Tensor big = at::ones({kFloats});
+  const double read_s = best_seconds(5, [&] { (void)big.sum().item<float>(); });
+  const double flops = 2.0 * kSide * kSide * kSide;
+  return json{{"threads", at::get_num_threads()},
+              {"matmul_gflops", flops / std::min(mm_s, engine_s) / 1e9},
+              {"mkl_gflops", flops / mm_s / 1e9},
+              {"engine_gflops", flops / engine_s / 1e9},
+              {"read_gbps", 4.0 * kFloats / read_s / 1e9}};
+}
+
+int peak(int64_t threads) {
+  if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+  std::cout << machine_limits().dump() << std::endl;
+  return 0;
+}
+
 int serve(const std::string& checkpoint, const std::string& ids_path, int64_t threads) {
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   const model::Model m =
@@ -226,45 +269,10 @@ int serve(const std::string& checkpoint, const std::string& ids_path, int64_t th
             << std::endl;
   for (std::string line; std::getline(std::cin, line);) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    std::cout << answer(m, ids, line).dump() << std::endl;
+    json reply = line == "peak" ? machine_limits() : answer(m, ids, line);
+    if (line == "peak") reply.update({{"side", "muse"}, {"mode", "peak"}});
+    std::cout << reply.dump() << std::endl;
   }
-  return 0;
-}
-
-// The best of `tries` timings of `work`, in seconds.
-template <typename Work>
-double best_seconds(int tries, Work work) {
-  double best = std::numeric_limits<double>::infinity();
-  for (int i = 0; i < tries; ++i) {
-    const Clock::time_point start = Clock::now();
-    work();
-    best = std::min(best, seconds_since(start));
-  }
-  return best;
-}
-
-int peak(int64_t threads) {
-  if (threads > 0) at::set_num_threads(static_cast<int>(threads));
-  constexpr int64_t kSide = 2048, kFloats = int64_t{1} << 27;  // 512 MiB
-  const at::Tensor a = at::randn({kSide, kSide}), b = at::randn({kSide, kSide});
-  at::Tensor c = at::empty({kSide, kSide});
-  at::mm_out(c, a, b);  // warm-up
-  const double mm_s = best_seconds(5, [&] { at::mm_out(c, a, b); });
-  // The engine's own product over a weight packed once (oneDNN's kernels):
-  // on some CPUs it is faster than MKL's, and the roofline takes the faster.
-  const at::Tensor packed = model::pack_linear(b.t().contiguous(), kSide);
-  (void)model::project(a, packed);
-  const double engine_s = best_seconds(5, [&] { (void)model::project(a, packed); });
-  const at::Tensor big = at::ones({kFloats});
-  const double read_s = best_seconds(5, [&] { (void)big.sum().item<float>(); });
-  const double flops = 2.0 * kSide * kSide * kSide;
-  std::cout << json{{"threads", at::get_num_threads()},
-                    {"matmul_gflops", flops / std::min(mm_s, engine_s) / 1e9},
-                    {"mkl_gflops", flops / mm_s / 1e9},
-                    {"engine_gflops", flops / engine_s / 1e9},
-                    {"read_gbps", 4.0 * kFloats / read_s / 1e9}}
-                   .dump()
-            << std::endl;
   return 0;
 }
 

@@ -32,15 +32,11 @@ threads=${THREADS:-2}
 
 "$bin/rollout_bench" tokenize "$model/tokenizer.json" bench/rollout/prompts.jsonl 16 --chat \
   >"$work/ids.txt"
-"$bin/rollout_bench" peak "$threads" >"$work/peak-before.json"
 profile=()
 [[ "${PROFILE:-1}" == 1 ]] && profile=(--profile "$work/profile.txt")
 "$py" bench/rollout/bench.py --bench "$bin/rollout_bench" --vllm-python "$vllm_py" \
   --model "$model" --ids "$work/ids.txt" --out "$work/results.jsonl" --reps "${REPS:-3}" \
   --threads "$threads" --group "${PROMPTS:-16}x${SAMPLES:-8}x${MAX_NEW:-256}" \
   --exact "${BATCH:-128}x${NEW_TOKENS:-64}" --single "${NEW_TOKENS:-64}" "${profile[@]}"
-# The roofline's limits: the best of a measurement before and one after the calls.
-"$bin/rollout_bench" peak "$threads" >"$work/peak-after.json"
-"$py" bench/rollout/report.py "$work/results.jsonl" \
-  --peak "$work/peak-before.json" "$work/peak-after.json" \
-  --json "$results/rollout.json" --seconds "$SECONDS" "${profile[@]}"
+"$py" bench/rollout/report.py "$work/results.jsonl" --json "$results/rollout.json" \
+  --seconds "$SECONDS" "${profile[@]}"
