@@ -66,9 +66,9 @@ const CpuProducts& cpu_products() {
   return products;
 }
 
-// Whether out = a @ b (2-D) takes oneDNN.
-bool onednn_product(const at::Tensor& a, const at::Tensor& b) {
-  return fp32_cpu(a) && fp32_cpu(b) && a.size(0) >= kOneDnnMinRows && cpu_products().onednn;
+// Whether a product of `rows` rows of `a` by `b` takes oneDNN.
+bool onednn_product(int64_t rows, const at::Tensor& a, const at::Tensor& b) {
+  return fp32_cpu(a) && fp32_cpu(b) && rows >= kOneDnnMinRows && cpu_products().onednn;
 }
 
 // x (..., K) times w (N, K)^T, + bias (N), by oneDNN, outside autograd.
@@ -141,7 +141,6 @@ bool differentiable(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
 
 // Whether project() multiplies `x` by `w` with matvec: one fp32 row on the
 // CPU by a dense weight, outside autograd (matvec has no backward).
-
 bool one_row_product(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
   return !differentiable(x, w, bias) && fp32_cpu(x) && fp32_cpu(w) && w.dim() == 2 &&
          x.numel() == w.size(1) && (!bias.defined() || fp32_cpu(bias));
@@ -149,8 +148,8 @@ bool one_row_product(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
 
 // Whether project() multiplies `x` by the dense `w` with oneDNN.
 bool onednn_projection(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
-  return w.dim() == 2 && x.dim() >= 2 && fp32_cpu(x) && (!bias.defined() || fp32_cpu(bias)) &&
-         onednn_product(x.reshape({-1, x.size(-1)}), w);
+  return w.dim() == 2 && x.dim() >= 2 && x.size(-1) > 0 && (!bias.defined() || fp32_cpu(bias)) &&
+         onednn_product(x.numel() / x.size(-1), x, w);
 }
 
 // x (..., K) with one row times w (N, K)^T, + bias (N). Each output is one
@@ -193,7 +192,7 @@ std::string cpu_matmul_summary() {
 }
 
 void matmul_into(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
-  if (onednn_product(a, b) && fp32_cpu(out))
+  if (onednn_product(a.size(0), a, b) && fp32_cpu(out))
     at::native::mkldnn_matmul(a, b, out, accumulate ? 1 : 0, 1);
   else if (accumulate)
     out.addmm_(a, b);

@@ -4,8 +4,8 @@
 // more rows, which a weight reordered once into oneDNN's blocked layout
 // avoids (the pair of operators torch.compile's CPU backend uses). Products
 // of many rows by dense fp32 weights on the CPU (training, prefill) take
-// oneDNN's matrix product, forward and backward: on an AVX-512 CPU it runs
-// these shapes 1.1-1.4x faster than MKL's (docs/model.md).
+// oneDNN's matrix product, forward and backward: on an AVX-512 CPU it ran
+// a training step's products 1.04-1.36x faster than MKL's (docs/model.md).
 //
 // Shapes: N output features, K input features.
 #pragma once
