@@ -100,6 +100,9 @@ def main():
     ap.add_argument("--profile")
     args = ap.parse_args()
     header, calls, peaks = load(args.results)
+    if not peaks:
+        sys.exit(f"error: {args.results} holds no machine limits ('peak' records): measure "
+                 "with bench/rollout/bench.py as it is now")
     shape, vllm_ready = header["ready"]["muse"], header["ready"]["vllm"]
     with open(os.path.join(os.path.dirname(args.results), "ids.txt")) as f:
         prompts = [[int(t) for t in line.split()] for line in f if line.strip()]
