@@ -1,5 +1,6 @@
 """Training-step benchmark: muse-train's pretraining loop in one process (no
-recompute, and its default with recompute) against the same model, batch and
+recompute; its default with recompute; no recompute with every product on
+MKL, MUSE_CPU_MATMUL=aten) against the same model, batch and
 optimizer step in PyTorch eager, torch.compile and transformers'
 LlamaForCausalLM loaded from muse-export's Hugging Face directory,
 interleaved run by run so that load from other processes hits every side
