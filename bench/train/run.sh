@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Training step side by side: muse-train in one process (no recompute, its
 # default recompute, and no recompute with its products on MKL) against the
-# same model and batch in PyTorch eager,
-# torch.compile and transformers' LlamaForCausalLM (from muse-export's HF
-# directory, text only), interleaved run by run, with the fp32 matmul peak
+# same model and batch in PyTorch eager, torch.compile and transformers'
+# LlamaForCausalLM (from muse-export's HF directory, text only), interleaved
+# run by run, with the fp32 matmul peak
 # measured in the same run for MFU. Writes $RESULTS_DIR/train.json and prints
 # its Markdown section.
 #
