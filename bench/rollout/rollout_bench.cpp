@@ -269,9 +269,13 @@ int serve(const std::string& checkpoint, const std::string& ids_path, int64_t th
             << std::endl;
   for (std::string line; std::getline(std::cin, line);) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    json reply = line == "peak" ? machine_limits() : answer(m, ids, line);
-    if (line == "peak") reply.update({{"side", "muse"}, {"mode", "peak"}});
-    std::cout << reply.dump() << std::endl;
+    if (line == "peak") {
+      json reply = machine_limits();
+      reply.update({{"side", "muse"}, {"mode", "peak"}});
+      std::cout << reply.dump() << std::endl;
+    } else {
+      std::cout << answer(m, ids, line).dump() << std::endl;
+    }
   }
   return 0;
 }
